@@ -1,0 +1,224 @@
+"""SQLAlchemy 2 models. The dossier's `status` column is written only by
+`services.commands._move` from the lifecycle of `states/` — nowhere else."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from db.types import Instant, Money
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Company(Base):
+    __tablename__ = "companies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    siren: Mapped[str] = mapped_column(String(9), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class ProgrammeVersion(Base):
+    __tablename__ = "programme_versions"
+    __table_args__ = (UniqueConstraint("programme_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    programme_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(100))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]]
+    loaded_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class CouncilSession(Base):
+    __tablename__ = "council_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    programme_id: Mapped[str] = mapped_column(String(64))
+    session_date: Mapped[date] = mapped_column(Date)
+    agenda_closes_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class Dossier(Base):
+    __tablename__ = "dossiers"
+    __table_args__ = (
+        Index("ix_dossiers_programme_status", "programme_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    programme_id: Mapped[str] = mapped_column(String(64))
+    programme_version: Mapped[int]
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    company_facts: Mapped[dict[str, Any]]
+    size_class: Mapped[str | None] = mapped_column(String(8))
+    consultant: Mapped[str | None] = mapped_column(String(200))
+    officer: Mapped[str | None] = mapped_column(String(200))
+    quotes: Mapped[dict[str, Any]]
+    proposal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    voted: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("council_sessions.id"), index=True)
+    deliberation: Mapped[str | None] = mapped_column(String(64))
+    voted_on: Mapped[date | None] = mapped_column(Date)
+    aid_total: Mapped[Decimal | None] = mapped_column(Money)
+    paid_total: Mapped[Decimal] = mapped_column(Money)
+    recovered_total: Mapped[Decimal] = mapped_column(Money)
+    cancelled_remainder: Mapped[Decimal | None] = mapped_column(Money)
+    # The balance must be claimed by this day (cut-off + the programme's delay, working day).
+    payment_deadline_on: Mapped[date | None] = mapped_column(Date, index=True)
+    submitted_at: Mapped[datetime] = mapped_column(Instant)
+    updated_at: Mapped[datetime] = mapped_column(Instant)
+    closed_at: Mapped[datetime | None] = mapped_column(Instant)
+
+    company: Mapped[Company] = relationship(lazy="joined")
+    session: Mapped[CouncilSession | None] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Document(Base):
+    """One uploaded version of a document; a new version is a new row, never an update of the file."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("dossier_id", "kind", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int]
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(300))
+    uploaded_by: Mapped[str] = mapped_column(String(200))
+    uploaded_role: Mapped[str] = mapped_column(String(20))
+    uploaded_at: Mapped[datetime] = mapped_column(Instant)
+    review_status: Mapped[str] = mapped_column(String(12), default="pending")
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class DocumentRequest(Base):
+    __tablename__ = "document_requests"
+    __table_args__ = (Index("ix_document_requests_open", "status", "requested_on"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    kinds: Mapped[list[Any]]
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime] = mapped_column(Instant)
+    requested_on: Mapped[date] = mapped_column(Date)
+    lapse_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12))  # open, fulfilled, lapsed, closed
+    closed_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class DeMinimisAid(Base):
+    """Aid counted against the single undertaking's de minimis ceiling: from the applicant's
+    attestation, or granted by Usine itself (written at the vote)."""
+
+    __tablename__ = "de_minimis_aids"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    siren: Mapped[str] = mapped_column(String(9), index=True)
+    dossier_id: Mapped[int | None] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    source: Mapped[str] = mapped_column(String(12))  # attestation, usine
+    granted_on: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    regulation: Mapped[str | None] = mapped_column(String(20))
+
+
+class PaymentClaim(Base):
+    __tablename__ = "payment_claims"
+    __table_args__ = (Index("ix_payment_claims_dossier_status", "dossier_id", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"))
+    phase: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(10))  # advance, final
+    amount_claimed: Mapped[Decimal] = mapped_column(Money)
+    invoices: Mapped[list[Any]]
+    assessment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(10))  # pending, paid
+    claimed_at: Mapped[datetime] = mapped_column(Instant)
+    paid_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("payment_claims.id"), unique=True)
+    phase: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(10))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    paid_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class RecoveryOrder(Base):
+    """Titre de recettes: the balance came out below zero."""
+
+    __tablename__ = "recovery_orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("payment_claims.id"), unique=True)
+    phase: Mapped[int]
+    amount: Mapped[Decimal] = mapped_column(Money)
+    issued_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class Notification(Base):
+    """The outbox: written in the command's transaction, delivered later; `dedupe_key` makes a
+    second sweep, or a re-run after a crash, unable to queue the same message twice."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_status_next", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int | None] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    recipient_role: Mapped[str] = mapped_column(String(20))
+    recipient_name: Mapped[str] = mapped_column(String(200))
+    recipient_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    template_hash: Mapped[str] = mapped_column(String(64))
+    context: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(10))  # queued, sent, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(Instant)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    sent_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class Event(Base):
+    """An immutable, hash-chained record of one change of one dossier."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("dossier_id", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"))
+    dossier_reference: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int]
+    at: Mapped[datetime] = mapped_column(Instant, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    command: Mapped[str] = mapped_column(String(40))
+    state_before: Mapped[str] = mapped_column(String(32))
+    state_after: Mapped[str] = mapped_column(String(32))
+    programme: Mapped[str] = mapped_column(String(80))
+    data: Mapped[dict[str, Any]]
+    reason: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(Instant)

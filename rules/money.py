@@ -1,0 +1,362 @@
+"""Money rules of SPEC §4: pure functions over Decimal euros HT.
+
+Each cut is returned as an `Adjustment` (rule id, phase, base, amount cut); each refusal is a
+`RuleViolation` carrying its rule id. Amounts are rounded half-up to the cent at each line."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from programmes import Programme
+from rules.errors import InvalidInput, RuleViolation
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+def cents(amount: Decimal) -> Decimal:
+    """Round half-up to the cent (French public accounting)."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def parse_amount(value, field: str, *, allow_zero: bool = True) -> Decimal:
+    """A money amount from input: a string or Decimal with at most two decimals, never a float."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise InvalidInput(field, f"{field} : un montant s'écrit en texte (« 1200.00 »), jamais en nombre flottant.")
+    try:
+        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except (InvalidOperation, ValueError):
+        raise InvalidInput(field, f"{field} : « {value} » n'est pas un montant en euros.") from None
+    if not amount.is_finite():
+        raise InvalidInput(field, f"{field} : « {value} » n'est pas un montant en euros.")
+    if amount.as_tuple().exponent < -2:
+        raise InvalidInput(field, f"{field} : un montant a au plus deux décimales (reçu « {value} »).")
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise InvalidInput(field, f"{field} : le montant doit être positif (reçu « {value} »).")
+    return cents(amount)
+
+
+def parse_days(value, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(field, f"{field} : un nombre de jours est un entier (reçu « {value} »).")
+    if value < 0:
+        raise InvalidInput(field, f"{field} : un nombre de jours ne peut pas être négatif (reçu {value}).")
+    return value
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    rule: str
+    phase: int
+    base: str  # "expense" or "aid"
+    amount: Decimal
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        return {"rule": self.rule, "phase": self.phase, "base": self.base, "amount": str(self.amount)}
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A consultant's quote for one phase: days × day rate HT."""
+
+    days: int
+    day_rate: Decimal
+
+    @classmethod
+    def parse(cls, raw, field: str) -> "Quote":
+        if not isinstance(raw, dict):
+            raise InvalidInput(field, f"{field} : attendu {{days, day_rate}}.")
+        if "days" not in raw:
+            raise InvalidInput(f"{field}.days", f"{field}.days est obligatoire.")
+        if "day_rate" not in raw:
+            raise InvalidInput(f"{field}.day_rate", f"{field}.day_rate est obligatoire.")
+        return cls(parse_days(raw["days"], f"{field}.days"),
+                   parse_amount(raw["day_rate"], f"{field}.day_rate", allow_zero=False))
+
+    def as_dict(self) -> dict:
+        return {"days": self.days, "day_rate": str(self.day_rate)}
+
+
+def check_phase_days(programme: Programme, phase_number: int, days: int) -> None:
+    """A service lasts at least `min_days`; phase 2 at most `max_days` (refusals)."""
+    phase = programme.phase(phase_number)
+    min_days = programme.require(phase.min_days, f"phases[{phase_number}].min_days")
+    if days < min_days:
+        raise RuleViolation(
+            "day_minimum",
+            f"Phase {phase_number} : {days} jour(s) pour un minimum de {min_days} jours.",
+            field=f"phase{phase_number}.days",
+        )
+    if phase.max_days is not None and days > phase.max_days:
+        raise RuleViolation(
+            "day_maximum",
+            f"Phase {phase_number} : {days} jours pour un maximum de {phase.max_days} jours.",
+            field=f"phase{phase_number}.days",
+        )
+
+
+@dataclass(frozen=True)
+class PhaseLine:
+    phase: int
+    days: int
+    day_rate: Decimal
+    capped_day_rate: Decimal
+    eligible_expense: Decimal
+    rate: Decimal
+    aid: Decimal
+    legal_basis: str
+
+    def as_dict(self) -> dict:
+        return {
+            "phase": self.phase, "days": self.days, "day_rate": str(self.day_rate),
+            "capped_day_rate": str(self.capped_day_rate),
+            "eligible_expense": str(self.eligible_expense), "rate": str(self.rate),
+            "aid": str(self.aid), "legal_basis": self.legal_basis,
+        }
+
+
+@dataclass(frozen=True)
+class AidBreakdown:
+    lines: tuple[PhaseLine, ...]
+    adjustments: tuple[Adjustment, ...] = field(default=())
+    de_minimis_regulation: str | None = None
+    de_minimis_headroom: Decimal | None = None
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.aid for line in self.lines), ZERO)
+
+    def aid(self, phase: int) -> Decimal:
+        for line in self.lines:
+            if line.phase == phase:
+                return line.aid
+        return ZERO
+
+    def line(self, phase: int) -> PhaseLine | None:
+        for line in self.lines:
+            if line.phase == phase:
+                return line
+        return None
+
+    def as_dict(self) -> dict:
+        out = {f"phase{line.phase}": str(line.aid) for line in self.lines}
+        out["total"] = str(self.total)
+        return out
+
+    def to_record(self) -> dict:
+        return {
+            "lines": [line.as_dict() for line in self.lines],
+            "adjustments": [a.as_dict() | {"reason": a.reason} for a in self.adjustments],
+            "total": str(self.total),
+            "de_minimis_regulation": self.de_minimis_regulation,
+            "de_minimis_headroom": None if self.de_minimis_headroom is None else str(self.de_minimis_headroom),
+        }
+
+
+def _cut_from_latest(amounts: dict[int, Decimal], excess: Decimal, phases: list[int]) -> dict[int, Decimal]:
+    """How much to cut from each phase, latest phase first (programme choice `latest`)."""
+    cuts: dict[int, Decimal] = {}
+    for number in sorted(phases, reverse=True):
+        if excess <= 0:
+            break
+        cut = min(amounts[number], excess)
+        if cut > 0:
+            cuts[number] = cut
+            excess -= cut
+    return cuts
+
+
+def legal_basis(programme: Programme, phase_number: int, size_class: str) -> str:
+    basis = getattr(programme.phase(phase_number).legal_basis, size_class)
+    return programme.require(basis, f"phases[{phase_number}].legal_basis.{size_class}")
+
+
+def compute_aid(
+    programme: Programme,
+    *,
+    size_class: str,
+    quotes: dict[int, Quote],
+    equity: Decimal,
+    de_minimis_headroom: Decimal | None = None,
+    de_minimis_regulation: str | None = None,
+) -> AidBreakdown:
+    """Eligible expense, then aid, per phase, with every cap of the programme.
+
+    Order (SPEC §4): day-rate cap and pathway cap cut the eligible expense; the rate gives the
+    aid; the equity cap, then the de minimis headroom, cut the aid — each cut from the latest
+    phase first. `de_minimis_headroom` is what the single undertaking may still receive under
+    de minimis at the grant date; None means "not computed" (no de minimis line, or caller
+    checks later)."""
+    money = programme.money
+    cap = programme.require(money.day_rate_cap, "money.day_rate_cap")
+    adjustments: list[Adjustment] = []
+    expense: dict[int, Decimal] = {}
+    capped_rates: dict[int, Decimal] = {}
+    for number in sorted(quotes):
+        q = quotes[number]
+        capped = min(q.day_rate, cap)
+        capped_rates[number] = capped
+        expense[number] = cents(q.days * capped)
+        if q.day_rate > cap:
+            cut = cents(q.days * q.day_rate) - expense[number]
+            adjustments.append(Adjustment("day_rate_cap", number, "expense", cut,
+                                          f"taux journalier {q.day_rate} € plafonné à {cap} € HT"))
+    pathway_cap = programme.require(money.pathway_cap, "money.pathway_cap")
+    total_expense = sum(expense.values(), ZERO)
+    if total_expense > pathway_cap:
+        for number, cut in _cut_from_latest(expense, total_expense - pathway_cap, list(expense)).items():
+            expense[number] -= cut
+            adjustments.append(Adjustment("pathway_cap", number, "expense", cut,
+                                          f"parcours plafonné à {pathway_cap} € HT"))
+    aid: dict[int, Decimal] = {}
+    for number in expense:
+        rate = programme.require(programme.phase(number).rate, f"phases[{number}].rate")
+        aid[number] = cents(expense[number] * rate)
+    if money.equity_cap:
+        total_aid = sum(aid.values(), ZERO)
+        if total_aid > equity:
+            for number, cut in _cut_from_latest(aid, total_aid - equity, list(aid)).items():
+                aid[number] -= cut
+                adjustments.append(Adjustment("equity_cap", number, "aid", cut,
+                                              f"aide plafonnée aux fonds propres ({equity} €)"))
+    bases = {number: legal_basis(programme, number, size_class) for number in aid}
+    if de_minimis_headroom is not None:
+        dm_phases = [n for n in aid if bases[n] == "de_minimis"]
+        dm_total = sum((aid[n] for n in dm_phases), ZERO)
+        if dm_phases and dm_total > 0:
+            if de_minimis_headroom <= 0:
+                raise RuleViolation(
+                    "de_minimis",
+                    f"Plafond de minimis ({de_minimis_regulation}) atteint : aucune marge disponible.",
+                    field="de_minimis_prior",
+                )
+            if dm_total > de_minimis_headroom:
+                for number, cut in _cut_from_latest(aid, dm_total - de_minimis_headroom, dm_phases).items():
+                    aid[number] -= cut
+                    adjustments.append(Adjustment(
+                        "de_minimis", number, "aid", cut,
+                        f"aide ramenée à la marge de minimis disponible ({de_minimis_headroom} €, règlement {de_minimis_regulation})"))
+    lines = tuple(
+        PhaseLine(n, quotes[n].days, quotes[n].day_rate, capped_rates[n], expense[n],
+                  programme.phase(n).rate, aid[n], bases[n])
+        for n in sorted(aid)
+    )
+    return AidBreakdown(lines, tuple(adjustments), de_minimis_regulation, de_minimis_headroom)
+
+
+def advance_cap(programme: Programme, phase_number: int, voted_aid: Decimal) -> Decimal:
+    rate = programme.require(programme.phase(phase_number).advance_max_rate,
+                             f"phases[{phase_number}].advance_max_rate")
+    return cents(voted_aid * rate)
+
+
+def check_advance(programme: Programme, *, phase: int, amount: Decimal, voted_aid: Decimal,
+                  advances_so_far: Decimal) -> None:
+    """All advances of a phase together stay within `advance_max_rate` × the voted aid."""
+    cap = advance_cap(programme, phase, voted_aid)
+    if cap == 0:
+        raise RuleViolation("advance_cap", f"La phase {phase} ne prévoit pas d'avance : paiement unique à son terme.",
+                            field="phase")
+    if advances_so_far + amount > cap:
+        rest = max(cap - advances_so_far, ZERO)
+        raise RuleViolation(
+            "advance_cap",
+            f"Avance de {amount} € refusée : les avances de la phase {phase} sont plafonnées à {cap} € "
+            f"({programme.phase(phase).advance_max_rate * 100:.0f} % de l'aide votée), reste possible {rest} €.",
+            field="amount",
+        )
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    date: date
+    days: int
+    day_rate: Decimal
+
+    @classmethod
+    def parse(cls, raw, field: str) -> "InvoiceLine":
+        if not isinstance(raw, dict):
+            raise InvalidInput(field, f"{field} : attendu {{date, days, day_rate}}.")
+        for key in ("date", "days", "day_rate"):
+            if key not in raw:
+                raise InvalidInput(f"{field}.{key}", f"{field}.{key} est obligatoire.")
+        try:
+            d = date.fromisoformat(str(raw["date"]))
+        except ValueError:
+            raise InvalidInput(f"{field}.date", f"{field}.date : « {raw['date']} » n'est pas une date AAAA-MM-JJ.") from None
+        return cls(d, parse_days(raw["days"], f"{field}.days"),
+                   parse_amount(raw["day_rate"], f"{field}.day_rate", allow_zero=False))
+
+    def as_dict(self) -> dict:
+        return {"date": self.date.isoformat(), "days": self.days, "day_rate": str(self.day_rate)}
+
+
+@dataclass(frozen=True)
+class ClaimAssessment:
+    """A final claim checked against the rules: what counts, what does not and why."""
+
+    phase: int
+    claimed_expense: Decimal
+    eligible_days: int
+    eligible_expense: Decimal
+    justified_aid: Decimal   # rate × eligible expense, never above the voted aid
+    adjustments: tuple[Adjustment, ...]
+    excluded_lines: tuple[dict, ...]
+
+    def to_record(self) -> dict:
+        return {
+            "phase": self.phase, "claimed_expense": str(self.claimed_expense),
+            "eligible_days": self.eligible_days, "eligible_expense": str(self.eligible_expense),
+            "justified_aid": str(self.justified_aid),
+            "adjustments": [a.as_dict() | {"reason": a.reason} for a in self.adjustments],
+            "excluded_lines": list(self.excluded_lines),
+        }
+
+
+def assess_final_claim(programme: Programme, *, phase: int, invoices: list[InvoiceLine],
+                       voted_aid: Decimal, voted_expense: Decimal) -> ClaimAssessment:
+    """Pro rata of justified expense: each invoice line at min(day rate, cap); lines dated after
+    the expense cut-off (Europe/Paris calendar day, inclusive) do not count; at least the
+    phase's minimum days must be justified; the aid never exceeds what was voted."""
+    cap = programme.require(programme.money.day_rate_cap, "money.day_rate_cap")
+    cutoff = programme.money.expense_cutoff
+    rate = programme.require(programme.phase(phase).rate, f"phases[{phase}].rate")
+    min_days = programme.require(programme.phase(phase).min_days, f"phases[{phase}].min_days")
+    adjustments: list[Adjustment] = []
+    excluded: list[dict] = []
+    claimed = ZERO
+    eligible = ZERO
+    days = 0
+    cutoff_cut = ZERO
+    rate_cut = ZERO
+    for line in invoices:
+        gross = cents(line.days * line.day_rate)
+        claimed += gross
+        capped = cents(line.days * min(line.day_rate, cap))
+        if cutoff is not None and line.date > cutoff:
+            cutoff_cut += capped
+            excluded.append({"date": line.date.isoformat(), "amount": str(capped),
+                             "reason": f"dépense postérieure à la date limite du {cutoff.strftime('%d/%m/%Y')}"})
+            continue
+        rate_cut += gross - capped
+        eligible += capped
+        days += line.days
+    if rate_cut > 0:
+        adjustments.append(Adjustment("day_rate_cap", phase, "expense", rate_cut,
+                                      f"taux journalier plafonné à {cap} € HT"))
+    if cutoff_cut > 0:
+        adjustments.append(Adjustment("expense_cutoff", phase, "expense", cutoff_cut,
+                                      f"dépenses après le {cutoff.strftime('%d/%m/%Y')} non éligibles"))
+    if days == 0 and cutoff_cut > 0:
+        raise RuleViolation("expense_cutoff",
+                            f"Aucune dépense de la demande n'est antérieure à la date limite du {cutoff.strftime('%d/%m/%Y')}.",
+                            field="invoices")
+    if days < min_days:
+        raise RuleViolation("day_minimum",
+                            f"Phase {phase} : {days} jour(s) justifié(s) pour un minimum de {min_days} jours.",
+                            field="invoices")
+    justified_expense = min(eligible, voted_expense)
+    justified_aid = min(cents(justified_expense * rate), voted_aid)
+    return ClaimAssessment(phase, claimed, days, eligible, justified_aid, tuple(adjustments), tuple(excluded))

@@ -1,0 +1,32 @@
+"""The one clock of the service. Services take it as an argument; tests freeze it."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class FrozenClock:
+    """A clock that says what it is told: the scenario runner sets it to each step's instant."""
+
+    def __init__(self, instant: datetime):
+        self.set(instant)
+
+    def set(self, instant: datetime) -> None:
+        if instant.tzinfo is None:
+            raise ValueError("the clock needs an aware instant")
+        self._now = instant
+
+    def advance(self, **delta) -> None:
+        self._now = self._now + timedelta(**delta)
+
+    def now(self) -> datetime:
+        return self._now

@@ -1,0 +1,813 @@
+"""Use cases: one function per command of SCENARIOS.md, one unit of work each.
+
+Shape of every command: load the dossier (checking the expected version), fire the trigger
+through the lifecycle of `states/` with the command's named guards, apply the change, append
+one event and queue the notifications — then commit. A guard that refuses raises a
+`RuleViolation` before anything is written; the unit of work rolls back whatever was staged."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from db import models as m
+from programmes import Programme, regulations
+from rules.calendar import add_months, deadline, paris_date
+from rules.de_minimis import PriorAid, headroom
+from rules.eligibility import CompanyFacts, check_eligibility
+from rules.errors import ConcurrencyConflict, InvalidInput, NotAllowed, RuleViolation
+from rules.money import (ZERO, AidBreakdown, InvoiceLine, Quote, assess_final_claim, check_advance,
+                         check_phase_days, compute_aid, parse_amount)
+from services.clock import Clock
+from services.events import append_event
+from services.outbox import applicant_recipient, dossier_context, enqueue
+from services.uow import UnitOfWork
+from states.lifecycle import fire
+
+DOCUMENT_KINDS = (
+    "kbis", "financial_statement", "tax_certificate", "social_certificate", "rib",
+    "de_minimis_attestation", "consultant_quote", "diagnostic_report", "action_plan", "phase2_quote",
+    "invoice", "end_of_mission_report", "other",
+)
+CONSULTANT_KINDS = ("consultant_quote", "diagnostic_report", "action_plan", "phase2_quote",
+                    "invoice", "end_of_mission_report")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts. `siren` scopes an applicant to its company's dossiers, `consultant` a
+    consultant to its assignments, `regions` an officer/head/finance/auditor to its programmes."""
+
+    name: str
+    role: str
+    siren: str | None = None
+    consultant: str | None = None
+    regions: tuple[str, ...] | None = None
+
+
+SYSTEM = Actor("usine", "system")
+
+
+@dataclass
+class Outcome:
+    dossier_id: int
+    reference: str
+    state: str
+    version: int
+    adjustments: list[dict] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+
+# -- the command frame ---------------------------------------------------------------------
+
+class _Command:
+    """What every command on an existing dossier does the same way."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
+                 expected_version: int | None):
+        self.uow = uow
+        self.session = uow.session
+        self.now = clock.now()
+        self.today = paris_date(self.now)
+        self.actor = actor
+        self.dossier = uow.dossier(dossier_id)
+        if expected_version is not None and self.dossier.version != expected_version:
+            raise ConcurrencyConflict(dossier_id, expected_version, self.dossier.version)
+        check_scope(actor, self.dossier, uow.catalogue)
+        self.programme: Programme = uow.catalogue.get(self.dossier.programme_id, self.dossier.programme_version)
+        self.state_before = self.dossier.status
+
+    def move(self, trigger: str, guards: dict[str, Callable[[], None]] | None = None) -> str:
+        return _move(self.dossier, trigger, self.actor, guards)
+
+    def record(self, command: str, data: dict, reason: str | None = None) -> m.Event:
+        self.dossier.updated_at = self.now  # bumps the row's version: concurrent writers conflict
+        self.session.flush()
+        return append_event(self.session, dossier=self.dossier, at=self.now, actor=self.actor.name,
+                            role=self.actor.role, command=command, state_before=self.state_before,
+                            data=data, reason=reason)
+
+    def notify(self, kind: str, dedupe: str, **extra) -> m.Notification | None:
+        context = {"dossier": dossier_context(self.dossier, self.programme), **extra}
+        return enqueue(self.session, kind=kind, dedupe_key=f"{self.dossier.reference}:{dedupe}",
+                       now=self.now, recipient=applicant_recipient(self.dossier), context=context,
+                       dossier=self.dossier)
+
+    def outcome(self, adjustments=(), **details) -> Outcome:
+        return Outcome(self.dossier.id, self.dossier.reference, self.dossier.status, self.dossier.version,
+                       [a if isinstance(a, dict) else a.as_dict() for a in adjustments], details)
+
+
+def _move(dossier: m.Dossier, trigger: str, actor: Actor, guards: dict[str, Callable[[], None]] | None = None) -> str:
+    after = fire(dossier.status, trigger, role=actor.role, guards=guards or {})
+    # The only assignment of a dossier's status in the code base: always what the lifecycle fired.
+    dossier.status = after
+    return after
+
+
+def _commit(uow: UnitOfWork, dossier_id: int | None = None) -> None:
+    try:
+        uow.commit()
+    except StaleDataError:
+        uow.rollback()
+        raise ConcurrencyConflict(dossier_id or 0, -1, -1) from None
+
+
+def check_scope(actor: Actor, dossier: m.Dossier, catalogue) -> None:
+    """An applicant acts on its company's dossiers, a consultant on its assignments, regional
+    staff on their region's programmes. A dossier out of scope is reported as not allowed."""
+    if actor.siren is not None and dossier.company_facts["siren"] != actor.siren:
+        raise NotAllowed("Ce dossier n'est pas celui de votre entreprise.")
+    if actor.consultant is not None and dossier.consultant != actor.consultant:
+        raise NotAllowed("Ce dossier ne vous est pas confié.")
+    if actor.regions is not None:
+        programme = catalogue.get(dossier.programme_id, dossier.programme_version)
+        if programme.region not in actor.regions:
+            raise NotAllowed("Ce dossier relève d'une autre région.")
+
+
+def _list_of_kinds(raw, field: str) -> list[str]:
+    if not isinstance(raw, list) or not raw:
+        raise InvalidInput(field, f"{field} : une liste non vide de types de pièces est attendue.")
+    for i, kind in enumerate(raw):
+        if kind not in DOCUMENT_KINDS:
+            raise InvalidInput(f"{field}[{i}]", f"{field}[{i}] : type de pièce inconnu « {kind} ».")
+    return list(dict.fromkeys(raw))
+
+
+def _reason(raw, field: str = "reason", *, required: bool = True) -> str | None:
+    if raw is None and not required:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInput(field, f"{field} : un motif est obligatoire.")
+    if len(raw) > 2000:
+        raise InvalidInput(field, f"{field} : 2 000 caractères au plus.")
+    return raw.strip()
+
+
+# -- documents -----------------------------------------------------------------------------
+
+def _latest_documents(session, dossier_id: int) -> dict[str, m.Document]:
+    docs = session.scalars(select(m.Document).where(m.Document.dossier_id == dossier_id)
+                           .order_by(m.Document.kind, m.Document.version)).all()
+    latest: dict[str, m.Document] = {}
+    for d in docs:
+        latest[d.kind] = d
+    return latest
+
+
+def _documents_complete(session, dossier: m.Dossier, kinds, stage_label: str) -> Callable[[], None]:
+    def guard() -> None:
+        latest = _latest_documents(session, dossier.id)
+        missing = [k for k in kinds if k not in latest or latest[k].review_status == "refused"]
+        if missing:
+            raise RuleViolation("documents_missing",
+                                f"Pièces manquantes ou refusées pour {stage_label} : {', '.join(missing)}.",
+                                field="documents", missing=missing)
+    return guard
+
+
+def _store_document(cmd_session, uow: UnitOfWork, *, dossier: m.Dossier, kind: str, filename: str,
+                    content: bytes, content_type: str, actor: Actor, now: datetime) -> m.Document:
+    key, digest = uow.storage.put(content)
+    version = (cmd_session.scalar(select(func.max(m.Document.version)).where(
+        m.Document.dossier_id == dossier.id, m.Document.kind == kind)) or 0) + 1
+    doc = m.Document(dossier_id=dossier.id, kind=kind, version=version, filename=filename,
+                     content_type=content_type, size=len(content), sha256=digest, storage_key=key,
+                     uploaded_by=actor.name, uploaded_role=actor.role, uploaded_at=now,
+                     review_status="pending")
+    cmd_session.add(doc)
+    return doc
+
+
+def _placeholder_content(dossier_reference: str, kind: str, actor: Actor, now: datetime) -> bytes:
+    # `provide_documents` by kind (scenarios, demo, CLI) records that the piece was handed in;
+    # its content is this declaration, hashed like any upload.
+    return (f"Usine — pièce « {kind} » du dossier {dossier_reference}, remise par {actor.name} "
+            f"({actor.role}) le {now.isoformat()}.\n").encode("utf-8")
+
+
+def _fulfil_requests(session, dossier: m.Dossier, now: datetime) -> list[int]:
+    """Close the open document requests whose every kind has been provided since."""
+    closed = []
+    requests = session.scalars(select(m.DocumentRequest).where(
+        m.DocumentRequest.dossier_id == dossier.id, m.DocumentRequest.status == "open")).all()
+    if not requests:
+        return closed
+    docs = session.scalars(select(m.Document).where(m.Document.dossier_id == dossier.id)).all()
+    for req in requests:
+        if all(any(d.kind == k and d.uploaded_at >= req.requested_at and d.review_status != "refused"
+                   for d in docs) for k in req.kinds):
+            req.status = "fulfilled"
+            req.closed_at = now
+            closed.append(req.id)
+    return closed
+
+
+# -- candidacy -----------------------------------------------------------------------------
+
+def submit_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, company: dict,
+                     de_minimis_prior: list | None = None, documents: list | None = None) -> Outcome:
+    """Create the dossier (draft) and submit it within an open AMI window of its programme."""
+    now = clock.now()
+    today = paris_date(now)
+    programme = uow.catalogue.latest(programme_id)
+    facts = CompanyFacts.parse(company)
+    if actor.siren is not None and actor.siren != facts.siren:
+        raise NotAllowed("Vous ne pouvez déposer une candidature que pour votre entreprise.", field="company.siren")
+    prior = _parse_prior_aids(de_minimis_prior)
+    kinds = list(programme.documents.candidacy) if documents is None else (
+        _list_of_kinds(documents, "documents") if documents else [])
+    session = uow.session
+
+    def window_open() -> None:
+        if not any(w.opens_on <= today <= w.closes_on for w in programme.windows):
+            windows = ", ".join(f"{w.opens_on:%d/%m/%Y}–{w.closes_on:%d/%m/%Y}" for w in programme.windows) or "aucune"
+            raise RuleViolation("window_closed",
+                                f"Aucun appel à manifestation d'intérêt ouvert le {today:%d/%m/%Y} "
+                                f"pour {programme.name} (fenêtres : {windows}).", field="at")
+
+    dossier = m.Dossier(
+        reference="", programme_id=programme.id, programme_version=programme.version, status="draft",
+        company_facts=facts.as_dict(), quotes={}, paid_total=ZERO, recovered_total=ZERO,
+        submitted_at=now, updated_at=now,
+    )
+    # Refused here, nothing has been added to the session yet.
+    _move(dossier, "submit_candidacy", actor, {"window_open": window_open})
+    company_row = session.scalar(select(m.Company).where(m.Company.siren == facts.siren))
+    if company_row is None:
+        company_row = m.Company(siren=facts.siren, name=facts.name, email=facts.email, created_at=now)
+        session.add(company_row)
+    else:
+        company_row.name = facts.name
+        company_row.email = facts.email or company_row.email
+    dossier.company = company_row
+    # The reference needs the row id; a unique placeholder stands for it until the flush.
+    dossier.reference = f"new-{id(dossier)}-{now.timestamp()}"[:32]
+    session.add(dossier)
+    session.flush()
+    dossier.reference = f"{programme.id.split('-')[0][:3].upper()}-{today.year}-{dossier.id:06d}"
+    for aid in prior:
+        session.add(m.DeMinimisAid(siren=facts.siren, dossier_id=dossier.id, source="attestation",
+                                   granted_on=aid.granted_on, amount=aid.amount))
+    for kind in kinds:
+        _store_document(session, uow, dossier=dossier, kind=kind, filename=f"{kind}.txt",
+                        content=_placeholder_content(dossier.reference, kind, actor, now),
+                        content_type="text/plain", actor=actor, now=now)
+    session.flush()
+    append_event(session, dossier=dossier, at=now, actor=actor.name, role=actor.role,
+                 command="submit_candidacy", state_before="draft",
+                 data={"programme": programme.key, "programme_hash": programme.content_hash,
+                       "company": facts.as_dict(),
+                       "de_minimis_prior": [{"granted_on": a.granted_on.isoformat(), "amount": str(a.amount)} for a in prior],
+                       "documents": kinds})
+    enqueue(session, kind="candidacy_received", dedupe_key=f"{dossier.reference}:candidacy_received",
+            now=now, recipient=applicant_recipient(dossier),
+            context={"dossier": dossier_context(dossier, programme), "submitted_at": now.isoformat()},
+            dossier=dossier)
+    _commit(uow, dossier.id)
+    return Outcome(dossier.id, dossier.reference, dossier.status, dossier.version)
+
+
+def _parse_prior_aids(raw) -> list[PriorAid]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidInput("de_minimis_prior", "de_minimis_prior : une liste {granted_on, amount} est attendue.")
+    out = []
+    for i, item in enumerate(raw):
+        f = f"de_minimis_prior[{i}]"
+        if not isinstance(item, dict) or "granted_on" not in item or "amount" not in item:
+            raise InvalidInput(f, f"{f} : {{granted_on, amount}} attendu.")
+        try:
+            granted = date.fromisoformat(str(item["granted_on"]))
+        except ValueError:
+            raise InvalidInput(f"{f}.granted_on", f"{f}.granted_on : date AAAA-MM-JJ attendue.") from None
+        out.append(PriorAid(granted, parse_amount(item["amount"], f"{f}.amount")))
+    return out
+
+
+def take_for_review(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
+                    expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    cmd.move("take_for_review")
+    cmd.dossier.officer = actor.name
+    cmd.record("take_for_review", {"officer": actor.name})
+    _commit(uow, dossier_id)
+    return cmd.outcome()
+
+
+def request_documents(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, kinds: list,
+                      expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    kinds = _list_of_kinds(kinds, "kinds")
+    cmd.move("request_documents")
+    r = cmd.programme.reminders
+    lapse_on = deadline(cmd.today, r.lapse_after_days, shift_to_working_day=r.shift_to_working_day)
+    req = m.DocumentRequest(dossier_id=cmd.dossier.id, kinds=kinds, requested_by=actor.name,
+                            requested_at=cmd.now, requested_on=cmd.today, lapse_on=lapse_on, status="open")
+    cmd.session.add(req)
+    cmd.session.flush()
+    cmd.record("request_documents", {"request_id": req.id, "kinds": kinds, "requested_on": cmd.today.isoformat(),
+                                     "lapse_on": lapse_on.isoformat()})
+    cmd.notify("documents_requested", f"docreq:{req.id}:requested", kinds=kinds,
+               requested_on=cmd.today.isoformat(), lapse_on=lapse_on.isoformat())
+    _commit(uow, dossier_id)
+    return cmd.outcome(request_id=req.id, lapse_on=lapse_on.isoformat())
+
+
+def upload_document(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, kind: str,
+                    filename: str, content: bytes, content_type: str,
+                    expected_version: int | None = None) -> Outcome:
+    """One real file (API, web). Same trigger and guards as `provide_documents`."""
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    kind = _list_of_kinds([kind], "kind")[0]
+    cmd.move("provide_documents", {"uploader_may_provide": _uploader_may_provide(actor, [kind])})
+    doc = _store_document(cmd.session, uow, dossier=cmd.dossier, kind=kind, filename=filename,
+                          content=content, content_type=content_type, actor=actor, now=cmd.now)
+    cmd.session.flush()
+    fulfilled = _fulfil_requests(cmd.session, cmd.dossier, cmd.now)
+    cmd.record("provide_documents", {"documents": [{"kind": kind, "version": doc.version, "sha256": doc.sha256,
+                                                    "filename": filename, "size": len(content)}],
+                                     "fulfilled_requests": fulfilled})
+    _commit(uow, dossier_id)
+    return cmd.outcome(document_id=doc.id, sha256=doc.sha256, version=doc.version)
+
+
+def _uploader_may_provide(actor: Actor, kinds: list[str]) -> Callable[[], None]:
+    def guard() -> None:
+        if actor.role == "consultant":
+            wrong = [k for k in kinds if k not in CONSULTANT_KINDS]
+            if wrong:
+                raise NotAllowed(f"Un prestataire ne dépose pas : {', '.join(wrong)}.", field="kinds")
+    return guard
+
+
+def provide_documents(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, kinds: list,
+                      expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    kinds = _list_of_kinds(kinds, "kinds")
+    cmd.move("provide_documents", {"uploader_may_provide": _uploader_may_provide(actor, kinds)})
+    docs = [_store_document(cmd.session, uow, dossier=cmd.dossier, kind=k, filename=f"{k}.txt",
+                            content=_placeholder_content(cmd.dossier.reference, k, actor, cmd.now),
+                            content_type="text/plain", actor=actor, now=cmd.now) for k in kinds]
+    cmd.session.flush()
+    fulfilled = _fulfil_requests(cmd.session, cmd.dossier, cmd.now)
+    cmd.record("provide_documents", {"documents": [{"kind": d.kind, "version": d.version, "sha256": d.sha256,
+                                                    "filename": d.filename, "size": d.size} for d in docs],
+                                     "fulfilled_requests": fulfilled})
+    _commit(uow, dossier_id)
+    return cmd.outcome()
+
+
+def review_document(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, document_id: int,
+                    decision: str, reason: str | None = None, expected_version: int | None = None) -> Outcome:
+    """An officer accepts a document, or refuses it with a reason (a refused piece counts as missing)."""
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    if decision not in ("accepted", "refused"):
+        raise InvalidInput("decision", "decision : « accepted » ou « refused ».")
+    reason = _reason(reason, required=decision == "refused")
+    doc = cmd.session.get(m.Document, document_id)
+    if doc is None or doc.dossier_id != cmd.dossier.id:
+        raise InvalidInput("document_id", f"document_id : pièce {document_id} inconnue pour ce dossier.")
+    if doc.review_status != "pending":
+        raise NotAllowed(f"La pièce {document_id} a déjà été examinée ({doc.review_status}).", field="document_id")
+    cmd.move("review_document")
+    doc.review_status, doc.review_reason, doc.reviewed_by, doc.reviewed_at = decision, reason, actor.name, cmd.now
+    cmd.record("review_document", {"document_id": doc.id, "kind": doc.kind, "version": doc.version,
+                                   "decision": decision}, reason)
+    _commit(uow, dossier_id)
+    return cmd.outcome()
+
+
+# -- eligibility and diagnostic --------------------------------------------------------------
+
+def declare_eligible(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, consultant: str,
+                     phase1: dict, expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    if not isinstance(consultant, str) or not consultant.strip():
+        raise InvalidInput("consultant", "consultant : le nom du prestataire référencé est obligatoire.")
+    quote = Quote.parse(phase1, "phase1")
+    facts = CompanyFacts.parse(cmd.dossier.company_facts)
+    found: dict = {}
+
+    def company_eligible() -> None:
+        found["size_class"] = check_eligibility(cmd.programme, facts)
+
+    cmd.move("declare_eligible", {
+        "candidacy_documents_complete": _documents_complete(cmd.session, cmd.dossier, cmd.programme.documents.candidacy, "la candidature"),
+        "company_eligible": company_eligible,
+        "phase1_days": lambda: check_phase_days(cmd.programme, 1, quote.days),
+    })
+    cmd.dossier.size_class = found["size_class"]
+    cmd.dossier.consultant = consultant.strip()
+    cmd.dossier.quotes = {"1": quote.as_dict()}
+    cap = cmd.programme.money.day_rate_cap
+    eligible_expense = str(quote.days * min(quote.day_rate, cap)) if cap is not None else None
+    cmd.record("declare_eligible", {"consultant": cmd.dossier.consultant, "phase1": quote.as_dict(),
+                                    "size_class": found["size_class"], "company": facts.as_dict()})
+    cmd.notify("eligibility_decision", "eligibility", decision="eligible", reason=None,
+               consultant=cmd.dossier.consultant,
+               phase1={"days": quote.days, "day_rate": str(quote.day_rate), "eligible_expense": eligible_expense})
+    _commit(uow, dossier_id)
+    return cmd.outcome()
+
+
+def declare_ineligible(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, reason: str,
+                       expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    reason = _reason(reason)
+    cmd.move("declare_ineligible")
+    cmd.dossier.closed_at = cmd.now
+    cmd.record("declare_ineligible", {}, reason)
+    cmd.notify("eligibility_decision", "eligibility", decision="ineligible", reason=reason,
+               consultant=None, phase1=None)
+    _commit(uow, dossier_id)
+    return cmd.outcome()
+
+
+def accept_diagnostic(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
+                      expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    cmd.move("accept_diagnostic", {
+        "diagnostic_documents_complete": _documents_complete(cmd.session, cmd.dossier, cmd.programme.documents.diagnostic, "le diagnostic"),
+    })
+    cmd.record("accept_diagnostic", {})
+    _commit(uow, dossier_id)
+    return cmd.outcome()
+
+
+def submit_action_plan(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, phase2: dict,
+                       expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    quote = Quote.parse(phase2, "phase2")
+    cmd.move("submit_action_plan", {"phase2_days": lambda: check_phase_days(cmd.programme, 2, quote.days)})
+    cmd.dossier.quotes = {**cmd.dossier.quotes, "2": quote.as_dict()}
+    cmd.record("submit_action_plan", {"phase2": quote.as_dict()})
+    _commit(uow, dossier_id)
+    return cmd.outcome()
+
+
+# -- vote --------------------------------------------------------------------------------------
+
+def _prior_de_minimis(session, dossier: m.Dossier) -> list[PriorAid]:
+    """The applicant's attestation for this dossier plus every aid Usine granted under de minimis
+    to the single undertaking (the SIREN and its declared linked companies)."""
+    sirens = [dossier.company_facts["siren"], *dossier.company_facts.get("linked_sirens", [])]
+    rows = session.scalars(select(m.DeMinimisAid).where(
+        ((m.DeMinimisAid.source == "attestation") & (m.DeMinimisAid.dossier_id == dossier.id))
+        | ((m.DeMinimisAid.source == "usine") & (m.DeMinimisAid.siren.in_(sirens))
+           & (m.DeMinimisAid.dossier_id != dossier.id))
+    )).all()
+    return [PriorAid(r.granted_on, r.amount, r.source) for r in rows]
+
+
+def rule_inputs(dossier: m.Dossier, prior: list[PriorAid], granted_on: date) -> dict:
+    """Everything the aid computation reads, recorded in the decision event for re-computation."""
+    return {
+        "size_class": dossier.size_class, "equity": dossier.company_facts["equity"],
+        "quotes": dossier.quotes, "granted_on": granted_on.isoformat(),
+        "de_minimis_prior": [{"granted_on": a.granted_on.isoformat(), "amount": str(a.amount), "source": a.source}
+                             for a in prior],
+    }
+
+
+def compute_from_inputs(programme: Programme, inputs: dict) -> AidBreakdown:
+    """The aid breakdown from recorded rule inputs: used at the vote and by audit replays alike."""
+    quotes = {int(k): Quote(v["days"], Decimal(v["day_rate"])) for k, v in inputs["quotes"].items()}
+    granted_on = date.fromisoformat(inputs["granted_on"])
+    prior = [PriorAid(date.fromisoformat(a["granted_on"]), Decimal(a["amount"]), a["source"])
+             for a in inputs["de_minimis_prior"]]
+    room = headroom(regulations(), granted_on=granted_on, prior=prior)
+    return compute_aid(programme, size_class=inputs["size_class"], quotes=quotes,
+                       equity=Decimal(inputs["equity"]), de_minimis_headroom=room.remaining,
+                       de_minimis_regulation=room.regulation)
+
+
+def _session_for(cmd: _Command, code, *, create: bool) -> m.CouncilSession | None:
+    if not isinstance(code, str) or not code.strip() or len(code) > 64:
+        raise InvalidInput("session", "session : identifiant de séance attendu (64 caractères au plus).")
+    code = code.strip()
+    session_row = cmd.session.scalar(select(m.CouncilSession).where(m.CouncilSession.code == code))
+    if session_row is None and create:
+        c = cmd.programme.council
+        session_date = date.fromordinal(cmd.today.toordinal() + c.session_after_days)
+        session_row = m.CouncilSession(
+            code=code, programme_id=cmd.programme.id, session_date=session_date,
+            agenda_closes_on=date.fromordinal(session_date.toordinal() - c.agenda_closes_days_before),
+            created_at=cmd.now)
+        cmd.session.add(session_row)
+        cmd.session.flush()
+    return session_row
+
+
+def propose_for_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, session: str,
+                     expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    council = _session_for(cmd, session, create=True)
+    prior = _prior_de_minimis(cmd.session, cmd.dossier)
+    found: dict = {}
+
+    def action_plan_submitted() -> None:
+        if "2" not in cmd.dossier.quotes:
+            raise RuleViolation("documents_missing", "Le plan d'action (jours et taux de la phase 2) n'a pas été déposé.",
+                                field="phase2")
+
+    def agenda_open() -> None:
+        if cmd.today > council.agenda_closes_on:
+            raise RuleViolation("agenda_closed", f"L'ordre du jour de la séance {council.code} est clos depuis le "
+                                f"{council.agenda_closes_on:%d/%m/%Y}.", field="session")
+
+    def amounts_within_caps() -> None:
+        found["inputs"] = rule_inputs(cmd.dossier, prior, council.session_date)
+        found["breakdown"] = compute_from_inputs(cmd.programme, found["inputs"])
+
+    cmd.move("propose_for_vote", {
+        "action_plan_submitted": action_plan_submitted,
+        "vote_documents_complete": _documents_complete(cmd.session, cmd.dossier, cmd.programme.documents.vote, "le vote"),
+        "agenda_open": agenda_open,
+        "amounts_within_caps": amounts_within_caps,
+    })
+    breakdown: AidBreakdown = found["breakdown"]
+    cmd.dossier.session_id = council.id
+    cmd.dossier.proposal = breakdown.to_record() | {"session": council.code}
+    cmd.record("propose_for_vote", {"session": council.code, "session_date": council.session_date.isoformat(),
+                                    "rule_inputs": found["inputs"], "proposal": breakdown.to_record()})
+    _commit(uow, dossier_id)
+    return cmd.outcome(breakdown.adjustments, aid=breakdown.as_dict())
+
+
+def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, session: str, outcome: str,
+                deliberation: str | None = None, expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    if outcome not in ("approved", "rejected", "adjourned"):
+        raise InvalidInput("outcome", "outcome : « approved », « rejected » ou « adjourned ».")
+    if outcome != "adjourned":
+        if not isinstance(deliberation, str) or not deliberation.strip() or len(deliberation) > 64:
+            raise InvalidInput("deliberation", "deliberation : le numéro de délibération est obligatoire.")
+        deliberation = deliberation.strip()
+    adjourned = bool((cmd.dossier.proposal or {}).get("adjourned"))
+    council = _session_for(cmd, session, create=adjourned)
+    prior = _prior_de_minimis(cmd.session, cmd.dossier)
+    found: dict = {}
+
+    def on_session_agenda() -> None:
+        if council is None or (cmd.dossier.session_id != council.id and not adjourned):
+            raise NotAllowed(f"Le dossier n'est pas inscrit à l'ordre du jour de la séance « {session} ».",
+                             field="session")
+
+    def amounts_within_caps() -> None:
+        # The de minimis ceiling is judged at the grant date: the vote.
+        found["inputs"] = rule_inputs(cmd.dossier, prior, cmd.today)
+        found["breakdown"] = compute_from_inputs(cmd.programme, found["inputs"])
+
+    cmd.move(f"vote_{outcome}", {"on_session_agenda": on_session_agenda, "amounts_within_caps": amounts_within_caps})
+    cmd.dossier.session_id = council.id
+    data = {"session": council.code, "outcome": outcome, "deliberation": deliberation}
+    aid = None
+    adjustments = ()
+    if outcome == "approved":
+        breakdown: AidBreakdown = found["breakdown"]
+        adjustments = breakdown.adjustments
+        cmd.dossier.voted = breakdown.to_record()
+        cmd.dossier.aid_total = breakdown.total
+        cmd.dossier.deliberation = deliberation
+        cmd.dossier.voted_on = cmd.today
+        cutoff = cmd.programme.money.expense_cutoff
+        months = cmd.programme.money.payment_deadline_months
+        if cutoff is not None and months is not None:
+            cmd.dossier.payment_deadline_on = deadline(add_months(cutoff, months), 0,
+                                                       shift_to_working_day=cmd.programme.reminders.shift_to_working_day)
+        for line in breakdown.lines:
+            if line.legal_basis == "de_minimis" and line.aid > 0:
+                cmd.session.add(m.DeMinimisAid(siren=cmd.dossier.company_facts["siren"], dossier_id=cmd.dossier.id,
+                                               source="usine", granted_on=cmd.today, amount=line.aid,
+                                               regulation=breakdown.de_minimis_regulation))
+        aid = breakdown.as_dict()
+        data |= {"rule_inputs": found["inputs"], "voted": breakdown.to_record(),
+                 "payment_deadline_on": cmd.dossier.payment_deadline_on.isoformat() if cmd.dossier.payment_deadline_on else None}
+    elif outcome == "rejected":
+        cmd.dossier.deliberation = deliberation
+        cmd.dossier.closed_at = cmd.now
+    else:
+        cmd.dossier.proposal = {**(cmd.dossier.proposal or {}), "adjourned": True}
+    cmd.record("record_vote", data)
+    total = Decimal(aid["total"]) if aid else None
+    cmd.notify("vote_result", f"vote:{council.code}:{outcome}", outcome=outcome, session=council.code,
+               session_date=council.session_date.isoformat(), deliberation=deliberation, aid=aid,
+               convention_required=bool(total is not None and total > cmd.programme.money.convention_threshold))
+    _commit(uow, dossier_id)
+    return cmd.outcome(adjustments, aid=aid)
+
+
+# -- payments ----------------------------------------------------------------------------------
+
+def _voted_line(dossier: m.Dossier, phase: int) -> dict:
+    for line in (dossier.voted or {}).get("lines", []):
+        if line["phase"] == phase:
+            return line
+    raise InvalidInput("phase", f"phase : la phase {phase} n'a pas été votée pour ce dossier.")
+
+
+def _claims(session, dossier_id: int) -> list[m.PaymentClaim]:
+    return list(session.scalars(select(m.PaymentClaim).where(m.PaymentClaim.dossier_id == dossier_id)
+                                .order_by(m.PaymentClaim.id)).all())
+
+
+def _net_paid(session, dossier_id: int, phase: int) -> Decimal:
+    paid = session.scalars(select(m.Payment.amount).where(
+        m.Payment.dossier_id == dossier_id, m.Payment.phase == phase)).all()
+    recovered = session.scalars(select(m.RecoveryOrder.amount).where(
+        m.RecoveryOrder.dossier_id == dossier_id, m.RecoveryOrder.phase == phase)).all()
+    return sum(paid, ZERO) - sum(recovered, ZERO)
+
+
+def claim_payment(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, phase, kind: str,
+                  amount=None, invoices: list | None = None, expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    if phase not in (1, 2) and not (isinstance(phase, int) and any(p.number == phase for p in cmd.programme.phases)):
+        raise InvalidInput("phase", f"phase : numéro de phase inconnu « {phase} ».")
+    if kind not in ("advance", "final"):
+        raise InvalidInput("kind", "kind : « advance » ou « final ».")
+    claims = _claims(cmd.session, cmd.dossier.id)
+    parsed_amount = parse_amount(amount, "amount", allow_zero=False) if kind == "advance" else None
+    if kind == "final":
+        if not isinstance(invoices, list) or not invoices:
+            raise InvalidInput("invoices", "invoices : au moins une ligne de facture {date, days, day_rate}.")
+        if len(invoices) > 500:
+            raise InvalidInput("invoices", "invoices : 500 lignes au plus par demande.")
+        lines = [InvoiceLine.parse(raw, f"invoices[{i}]") for i, raw in enumerate(invoices)]
+    found: dict = {}
+
+    def payment_deadline_open() -> None:
+        due = cmd.dossier.payment_deadline_on
+        if due is not None and cmd.today > due:
+            raise RuleViolation("payment_deadline", f"Le délai de demande de paiement a expiré le {due:%d/%m/%Y}.",
+                                field="at")
+
+    def claim_valid() -> None:
+        line = _voted_line(cmd.dossier, phase)
+        voted_aid = Decimal(line["aid"])
+        same_phase = [c for c in claims if c.phase == phase]
+        if any(c.kind == "final" for c in same_phase):
+            raise NotAllowed(f"La demande de solde de la phase {phase} a déjà été faite.", field="kind")
+        if kind == "advance":
+            advances = sum((c.amount_claimed for c in same_phase if c.kind == "advance"), ZERO)
+            check_advance(cmd.programme, phase=phase, amount=parsed_amount, voted_aid=voted_aid,
+                          advances_so_far=advances)
+        else:
+            found["assessment"] = assess_final_claim(cmd.programme, phase=phase, invoices=lines,
+                                                     voted_aid=voted_aid, voted_expense=Decimal(line["eligible_expense"]))
+
+    cmd.move("claim_payment", {"payment_deadline_open": payment_deadline_open, "claim_valid": claim_valid})
+    assessment = found.get("assessment")
+    claim = m.PaymentClaim(
+        dossier_id=cmd.dossier.id, phase=phase, kind=kind,
+        amount_claimed=parsed_amount if kind == "advance" else assessment.claimed_expense,
+        invoices=[ln.as_dict() for ln in lines] if kind == "final" else [],
+        assessment=assessment.to_record() if assessment else None, status="pending", claimed_at=cmd.now)
+    cmd.session.add(claim)
+    cmd.session.flush()
+    cmd.record("claim_payment", {"claim_id": claim.id, "phase": phase, "kind": kind,
+                                 "amount": str(parsed_amount) if parsed_amount is not None else None,
+                                 "invoices": claim.invoices, "assessment": claim.assessment})
+    _commit(uow, dossier_id)
+    return cmd.outcome(assessment.adjustments if assessment else (), claim_id=claim.id,
+                       excluded_lines=list(assessment.excluded_lines) if assessment else [])
+
+
+def pay(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, claim_id: int | None = None,
+        expected_version: int | None = None) -> Outcome:
+    """Finance pays the oldest pending claim (or the one named): an advance as claimed; a final
+    claim as the aid justified minus what the phase already received — below zero, a recovery
+    order. When every phase's final claim is paid, the dossier closes and the rest is cancelled."""
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    claims = _claims(cmd.session, cmd.dossier.id)
+    pending = [c for c in claims if c.status == "pending" and (claim_id is None or c.id == claim_id)]
+
+    def claim_pending() -> None:
+        if not pending:
+            raise NotAllowed("Aucune demande de paiement en attente.", field="claim_id")
+
+    cmd.move("pay", {"claim_pending": claim_pending})
+    claim = pending[0]
+    net_before = _net_paid(cmd.session, cmd.dossier.id, claim.phase)
+    voted_aid = Decimal(_voted_line(cmd.dossier, claim.phase)["aid"])
+    if claim.kind == "advance":
+        amount = claim.amount_claimed
+    else:
+        amount = Decimal(claim.assessment["justified_aid"]) - net_before
+    # Never more than voted for the phase, whatever happened before.
+    amount = min(amount, voted_aid - net_before)
+    recovery = None
+    if amount >= 0:
+        cmd.session.add(m.Payment(dossier_id=cmd.dossier.id, claim_id=claim.id, phase=claim.phase, kind=claim.kind,
+                                  amount=amount, paid_at=cmd.now))
+        cmd.dossier.paid_total = cmd.dossier.paid_total + amount
+    else:
+        recovery = -amount
+        cmd.session.add(m.RecoveryOrder(dossier_id=cmd.dossier.id, claim_id=claim.id, phase=claim.phase,
+                                        amount=recovery, issued_at=cmd.now))
+        cmd.dossier.recovered_total = cmd.dossier.recovered_total + recovery
+        amount = ZERO
+    claim.status = "paid"
+    claim.paid_at = cmd.now
+    net_paid = cmd.dossier.paid_total - cmd.dossier.recovered_total
+    phases_voted = {line["phase"] for line in cmd.dossier.voted["lines"]}
+    finals_paid = {c.phase for c in claims if c.kind == "final" and c.status == "paid"}
+    closing = finals_paid >= phases_voted
+    data = {"claim_id": claim.id, "phase": claim.phase, "kind": claim.kind, "amount": str(amount),
+            "recovery": str(recovery) if recovery is not None else None, "paid_total": str(net_paid)}
+    cmd.notify("payment_issued", f"payment:{claim.id}", phase=claim.phase, payment_kind=claim.kind,
+               amount=str(amount), paid_total=str(net_paid),
+               recovery_amount=str(recovery) if recovery is not None else None,
+               excluded_lines=(claim.assessment or {}).get("excluded_lines", []))
+    if closing:
+        cmd.move("close")
+        _close(cmd, reason="solde payé")
+        data["closed"] = True
+    cmd.record("pay", data)
+    _commit(uow, dossier_id)
+    return cmd.outcome(paid=str(amount), recovery=str(recovery) if recovery is not None else None)
+
+
+def _close(cmd: _Command, *, reason: str) -> None:
+    net_paid = cmd.dossier.paid_total - cmd.dossier.recovered_total
+    remainder = max((cmd.dossier.aid_total or ZERO) - net_paid, ZERO)
+    cmd.dossier.cancelled_remainder = remainder
+    cmd.dossier.closed_at = cmd.now
+    cmd.notify("dossier_closed", "closed", aid_total=str(cmd.dossier.aid_total or ZERO), paid_total=str(net_paid),
+               cancelled_remainder=str(remainder), closed_on=cmd.today.isoformat())
+
+
+# -- exits -------------------------------------------------------------------------------------
+
+def withdraw(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, reason: str,
+             expected_version: int | None = None) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    reason = _reason(reason)
+    cmd.move("withdraw")
+    cmd.dossier.closed_at = cmd.now
+    _close_requests(cmd, "closed")
+    cmd.record("withdraw", {}, reason)
+    _commit(uow, dossier_id)
+    return cmd.outcome()
+
+
+def _close_requests(cmd: _Command, status: str) -> None:
+    for req in cmd.session.scalars(select(m.DocumentRequest).where(
+            m.DocumentRequest.dossier_id == cmd.dossier.id, m.DocumentRequest.status == "open")):
+        req.status = status
+        req.closed_at = cmd.now
+
+
+def lapse(*, uow: UnitOfWork, clock: Clock, dossier_id: int, reason: str, request_id: int | None = None,
+          actor: Actor = SYSTEM) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, None)
+    cmd.move("lapse")
+    cmd.dossier.closed_at = cmd.now
+    _close_requests(cmd, "lapsed")
+    cmd.record("lapse", {"request_id": request_id}, reason)
+    cmd.notify("dossier_lapsed", "lapsed", reason=reason, lapsed_on=cmd.today.isoformat())
+    _commit(uow, dossier_id)
+    return cmd.outcome()
+
+
+def remind(*, uow: UnitOfWork, clock: Clock, dossier_id: int, request_id: int, after_days: int, kind: str,
+           actor: Actor = SYSTEM) -> Outcome | None:
+    """Send one reminder step of one document request, once: None when it was already sent."""
+    cmd = _Command(uow, clock, actor, dossier_id, None)
+    req = cmd.session.get(m.DocumentRequest, request_id)
+    cmd.move("remind")
+    note = cmd.notify(kind, f"docreq:{request_id}:{after_days}", kinds=req.kinds,
+                      requested_on=req.requested_on.isoformat(), lapse_on=req.lapse_on.isoformat(),
+                      step_day=after_days)
+    if note is None:
+        return None
+    cmd.record("remind", {"request_id": request_id, "after_days": after_days, "kind": kind})
+    try:
+        _commit(uow, dossier_id)
+    except IntegrityError:  # another sweep queued it first
+        uow.rollback()
+        return None
+    return cmd.outcome()
+
+
+def close_after_payment_deadline(*, uow: UnitOfWork, clock: Clock, dossier_id: int,
+                                 actor: Actor = SYSTEM) -> Outcome:
+    cmd = _Command(uow, clock, actor, dossier_id, None)
+    pending = [c for c in _claims(cmd.session, cmd.dossier.id) if c.status == "pending"]
+    if pending:
+        raise NotAllowed("Une demande de paiement est en attente : le dossier sera clôturé après son paiement.")
+    cmd.move("close")
+    _close(cmd, reason="délai de paiement expiré")
+    cmd.record("close", {"cause": "payment_deadline", "payment_deadline_on": cmd.dossier.payment_deadline_on.isoformat(),
+                         "cancelled_remainder": str(cmd.dossier.cancelled_remainder)},
+               "délai de demande de solde expiré : le reliquat est annulé")
+    _commit(uow, dossier_id)
+    return cmd.outcome()

@@ -1,0 +1,61 @@
+"""The event log: each change of a dossier is one immutable event, chained to the previous one
+by SHA-256 so that an edited, removed, inserted or reordered event breaks the chain."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from db import models as m
+
+GENESIS = "0" * 64
+
+
+def canonical_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def utc_iso(instant: datetime) -> str:
+    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(*, dossier_reference: str, seq: int, at: datetime, actor: str, role: str, command: str,
+               state_before: str, state_after: str, programme: str, data: dict, reason: str | None,
+               prev_hash: str) -> str:
+    payload = canonical_json({
+        "dossier": dossier_reference, "seq": seq, "at": utc_iso(at), "actor": actor, "role": role,
+        "command": command, "state_before": state_before, "state_after": state_after,
+        "programme": programme, "data": data, "reason": reason, "prev": prev_hash,
+    })
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def hash_of(event: m.Event) -> str:
+    return event_hash(
+        dossier_reference=event.dossier_reference, seq=event.seq, at=event.at, actor=event.actor,
+        role=event.role, command=event.command, state_before=event.state_before,
+        state_after=event.state_after, programme=event.programme, data=event.data,
+        reason=event.reason, prev_hash=event.prev_hash,
+    )
+
+
+def append_event(session, *, dossier: m.Dossier, at: datetime, actor: str, role: str, command: str,
+                 state_before: str, data: dict, reason: str | None = None) -> m.Event:
+    last = session.execute(
+        select(m.Event.seq, m.Event.hash).where(m.Event.dossier_id == dossier.id)
+        .order_by(m.Event.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    # Data goes through JSON once so that what is hashed is exactly what is stored.
+    data = json.loads(canonical_json(data))
+    event = m.Event(
+        dossier_id=dossier.id, dossier_reference=dossier.reference, seq=seq, at=at, actor=actor,
+        role=role, command=command, state_before=state_before, state_after=dossier.status,
+        programme=f"{dossier.programme_id}@v{dossier.programme_version}", data=data, reason=reason,
+        prev_hash=prev, recorded_at=at,
+    )
+    event.hash = hash_of(event)
+    session.add(event)
+    return event

@@ -1,0 +1,260 @@
+"""The scenario runner (SCENARIOS.md): plays a dossier's life, written as data, through the real
+services on a fresh database, the service clock set to each step's instant."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from db.engine import create_schema
+from programmes import Catalogue, default_catalogue
+from rules.errors import ConcurrencyConflict, RuleViolation
+from services import commands
+from services.audit.verify import verify_dossier
+from services.clock import FrozenClock
+from services.queries import adjustments_of, aid_of, notification_counts
+from services.sweep import sweep
+from services.uow import UnitOfWork, unit_of_work_factory
+
+ROLES = ("applicant", "consultant", "officer", "head", "finance", "auditor", "admin")
+STEP_KEYS = {"at", "as", "do", "with", "expect", "note", "comment"}
+EXPECT_KEYS = {"state", "refused", "aid", "paid", "notifications", "adjustments", "events", "history_verified"}
+
+
+class ScenarioFileError(Exception):
+    """The file is not a scenario: names the step and field."""
+
+    def __init__(self, where: str, message: str):
+        super().__init__(f"{where} : {message}")
+        self.where = where
+        self.message = message
+
+
+def _with(step: dict, key: str, default: Any = ...):
+    w = step.get("with") or {}
+    if key not in w:
+        if default is ...:
+            raise RuleViolation("invalid_input", f"with.{key} est obligatoire pour « {step['do']} ».", field=f"with.{key}")
+        return default
+    return w[key]
+
+
+# Each entry: (needs an existing dossier, runner(step, uow, clock, actor, dossier_id, programme_id) -> Outcome)
+DISPATCH: dict[str, tuple[bool, Callable]] = {
+    "submit_candidacy": (False, lambda s, u, c, a, d, p: commands.submit_candidacy(
+        uow=u, clock=c, actor=a, programme_id=p, company=_with(s, "company"),
+        de_minimis_prior=_with(s, "de_minimis_prior", []), documents=_with(s, "documents", None))),
+    "take_for_review": (True, lambda s, u, c, a, d, p: commands.take_for_review(uow=u, clock=c, actor=a, dossier_id=d)),
+    "request_documents": (True, lambda s, u, c, a, d, p: commands.request_documents(
+        uow=u, clock=c, actor=a, dossier_id=d, kinds=_with(s, "kinds"))),
+    "provide_documents": (True, lambda s, u, c, a, d, p: commands.provide_documents(
+        uow=u, clock=c, actor=a, dossier_id=d, kinds=_with(s, "kinds"))),
+    "declare_eligible": (True, lambda s, u, c, a, d, p: commands.declare_eligible(
+        uow=u, clock=c, actor=a, dossier_id=d, consultant=_with(s, "consultant"), phase1=_with(s, "phase1"))),
+    "declare_ineligible": (True, lambda s, u, c, a, d, p: commands.declare_ineligible(
+        uow=u, clock=c, actor=a, dossier_id=d, reason=_with(s, "reason"))),
+    "accept_diagnostic": (True, lambda s, u, c, a, d, p: commands.accept_diagnostic(uow=u, clock=c, actor=a, dossier_id=d)),
+    "submit_action_plan": (True, lambda s, u, c, a, d, p: commands.submit_action_plan(
+        uow=u, clock=c, actor=a, dossier_id=d, phase2=_with(s, "phase2"))),
+    "propose_for_vote": (True, lambda s, u, c, a, d, p: commands.propose_for_vote(
+        uow=u, clock=c, actor=a, dossier_id=d, session=_with(s, "session"))),
+    "record_vote": (True, lambda s, u, c, a, d, p: commands.record_vote(
+        uow=u, clock=c, actor=a, dossier_id=d, session=_with(s, "session"), outcome=_with(s, "outcome"),
+        deliberation=_with(s, "deliberation", None))),
+    "claim_payment": (True, lambda s, u, c, a, d, p: commands.claim_payment(
+        uow=u, clock=c, actor=a, dossier_id=d, phase=_with(s, "phase"), kind=_with(s, "kind"),
+        amount=_with(s, "amount", None), invoices=_with(s, "invoices", None))),
+    "pay": (True, lambda s, u, c, a, d, p: commands.pay(uow=u, clock=c, actor=a, dossier_id=d)),
+    "withdraw": (True, lambda s, u, c, a, d, p: commands.withdraw(
+        uow=u, clock=c, actor=a, dossier_id=d, reason=_with(s, "reason"))),
+}
+COMMANDS = tuple(DISPATCH) + ("sweep",)
+
+
+def parse_instant(value, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise ScenarioFileError(where, "« at » doit être un instant ISO 8601 avec fuseau")
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise ScenarioFileError(where, f"« at » : « {value} » n'est pas un instant ISO 8601") from None
+    if instant.tzinfo is None:
+        raise ScenarioFileError(where, f"« at » : « {value} » doit porter son fuseau (ex. +01:00)")
+    return instant
+
+
+def validate(doc: Any, catalogue: Catalogue) -> None:
+    if not isinstance(doc, dict):
+        raise ScenarioFileError("fichier", "un objet JSON est attendu")
+    for key in ("name", "programme", "steps"):
+        if key not in doc:
+            raise ScenarioFileError(key, "champ obligatoire manquant")
+    if not isinstance(doc["name"], str):
+        raise ScenarioFileError("name", "texte attendu")
+    if doc["programme"] not in catalogue.ids():
+        raise ScenarioFileError("programme", f"programme inconnu « {doc['programme']} » (connus : {', '.join(catalogue.ids())})")
+    if not isinstance(doc["steps"], list) or not doc["steps"]:
+        raise ScenarioFileError("steps", "une liste non vide d'étapes est attendue")
+    previous = None
+    for i, step in enumerate(doc["steps"]):
+        where = f"steps[{i}]"
+        if not isinstance(step, dict):
+            raise ScenarioFileError(where, "un objet est attendu")
+        unknown = set(step) - STEP_KEYS
+        if unknown:
+            raise ScenarioFileError(f"{where}.{sorted(unknown)[0]}", "champ inconnu")
+        if "at" not in step:
+            raise ScenarioFileError(f"{where}.at", "champ obligatoire manquant")
+        instant = parse_instant(step["at"], f"{where}.at")
+        if previous is not None and instant < previous:
+            raise ScenarioFileError(f"{where}.at", "les étapes doivent être dans l'ordre du temps")
+        previous = instant
+        if step.get("do") not in COMMANDS:
+            raise ScenarioFileError(f"{where}.do", f"commande inconnue « {step.get('do')} » (connues : {', '.join(COMMANDS)})")
+        if step["do"] != "sweep":
+            if step.get("as") not in ROLES:
+                raise ScenarioFileError(f"{where}.as", f"rôle inconnu « {step.get('as')} » (connus : {', '.join(ROLES)})")
+        if "with" in step and not isinstance(step["with"], dict):
+            raise ScenarioFileError(f"{where}.with", "un objet est attendu")
+        _validate_expect(step.get("expect"), f"{where}.expect")
+    _validate_expect(doc.get("expect"), "expect")
+
+
+def _validate_expect(expect, where: str) -> None:
+    if expect is None:
+        return
+    if not isinstance(expect, dict):
+        raise ScenarioFileError(where, "un objet est attendu")
+    unknown = set(expect) - EXPECT_KEYS
+    if unknown:
+        raise ScenarioFileError(f"{where}.{sorted(unknown)[0]}", f"attente inconnue (connues : {', '.join(sorted(EXPECT_KEYS))})")
+    if "notifications" in expect and not isinstance(expect["notifications"], dict):
+        raise ScenarioFileError(f"{where}.notifications", "un objet {type: nombre} est attendu")
+    if "aid" in expect and not isinstance(expect["aid"], dict):
+        raise ScenarioFileError(f"{where}.aid", "un objet {phase1, phase2, total} est attendu")
+
+
+@dataclass
+class _Snapshot:
+    state: str | None
+    aid: dict | None
+    paid: str
+    notifications: dict
+    adjustments: list
+    events: int
+
+
+def _snapshot(uow_factory, dossier_id: int | None) -> _Snapshot:
+    if dossier_id is None:
+        return _Snapshot(None, None, "0.00", {}, [], 0)
+    from sqlalchemy import func, select
+
+    from db import models as m
+    with uow_factory() as uow:
+        d = uow.dossier(dossier_id)
+        events = uow.session.scalar(select(func.count()).select_from(m.Event).where(m.Event.dossier_id == d.id))
+        return _Snapshot(d.status, aid_of(d), str(d.paid_total - d.recovered_total),
+                         notification_counts(uow.session, d.id), adjustments_of(uow.session, d), events)
+
+
+def _check(expect: dict | None, snap: _Snapshot, refused: dict | None, where: str, extra: dict | None = None) -> list[dict]:
+    """Compare expectations with what happened; one entry per expectation, passed or not."""
+    results = []
+    if not expect:
+        return results
+
+    def add(key, ok, expected, actual):
+        results.append({"where": where, "key": key, "ok": ok, "expected": expected, "actual": actual})
+
+    if "refused" in expect:
+        actual = refused["rule"] if refused else None
+        add("refused", actual == expect["refused"], expect["refused"], actual)
+    if "state" in expect:
+        add("state", snap.state == expect["state"], expect["state"], snap.state)
+    if "paid" in expect:
+        add("paid", snap.paid == expect["paid"], expect["paid"], snap.paid)
+    if "aid" in expect:
+        actual = snap.aid or {}
+        ok = all(actual.get(k) == v for k, v in expect["aid"].items())
+        add("aid", ok, expect["aid"], snap.aid)
+    if "notifications" in expect:
+        actual = {k: snap.notifications.get(k, 0) for k in expect["notifications"]}
+        add("notifications", actual == expect["notifications"], expect["notifications"], actual)
+    if "adjustments" in expect:
+        ok = all(a in snap.adjustments for a in expect["adjustments"])
+        add("adjustments", ok, expect["adjustments"], snap.adjustments)
+    if "events" in expect:
+        add("events", snap.events == expect["events"], expect["events"], snap.events)
+    if "history_verified" in expect and extra is not None:
+        add("history_verified", extra.get("history_verified") == expect["history_verified"],
+            expect["history_verified"], extra.get("history_verified"))
+    return results
+
+
+def run_scenario(doc: dict, *, database_url: str = "sqlite://", catalogue: Catalogue | None = None) -> dict:
+    catalogue = catalogue or default_catalogue()
+    validate(doc, catalogue)
+    uow_factory = unit_of_work_factory(database_url, catalogue=catalogue)
+    create_schema(uow_factory.engine)
+    clock = FrozenClock(parse_instant(doc["steps"][0]["at"], "steps[0].at"))
+    dossier_id: int | None = None
+    step_outputs = []
+    checks: list[dict] = []
+    for index, step in enumerate(doc["steps"]):
+        clock.set(parse_instant(step["at"], f"steps[{index}].at"))
+        refused = None
+        adjustments: list = []
+        needs_dossier, runner = DISPATCH.get(step["do"], (False, None))
+        try:
+            if step["do"] == "sweep":
+                sweep(uow_factory=uow_factory, clock=clock)
+            elif needs_dossier and dossier_id is None:
+                raise RuleViolation("not_allowed", "Aucun dossier n'existe encore dans ce scénario.", field="do")
+            else:
+                actor = commands.Actor(name=f"{step['as']} (scénario)", role=step["as"])
+                with uow_factory() as uow:
+                    outcome = runner(step, uow, clock, actor, dossier_id, doc["programme"])
+                if step["do"] == "submit_candidacy":
+                    dossier_id = outcome.dossier_id
+                adjustments = outcome.adjustments
+        except RuleViolation as exc:
+            refused = exc.as_dict()
+        except ConcurrencyConflict as exc:  # pragma: no cover - a scenario is single-threaded
+            refused = {"rule": "conflict", "message": str(exc)}
+        snap = _snapshot(uow_factory, dossier_id)
+        out = {"index": index, "do": step["do"], "ok": refused is None, "state": snap.state,
+               "aid": snap.aid, "paid": snap.paid, "notifications": snap.notifications}
+        if refused:
+            out["refused"] = refused
+        if adjustments:
+            out["adjustments"] = adjustments
+        step_outputs.append(out)
+        expect = step.get("expect") or {}
+        checks += _check(expect, snap, refused, f"steps[{index}]")
+        if refused and "refused" not in expect:
+            checks.append({"where": f"steps[{index}]", "key": "ok", "ok": False, "expected": "accepted",
+                           "actual": refused})
+    snap = _snapshot(uow_factory, dossier_id)
+    verified = None
+    if dossier_id is not None:
+        with uow_factory() as uow:
+            verified = verify_dossier(uow.session, dossier_id).ok
+    final = {"state": snap.state, "aid": snap.aid, "paid": snap.paid, "adjustments": snap.adjustments,
+             "notifications": snap.notifications, "events": snap.events, "history_verified": verified}
+    checks += _check(doc.get("expect"), snap, None, "expect", {"history_verified": verified})
+    if verified is False:
+        checks.append({"where": "final", "key": "history_verified", "ok": False, "expected": True, "actual": False})
+    failures = [c for c in checks if not c["ok"]]
+    uow_factory.engine.dispose()
+    return {"name": doc["name"], "steps": step_outputs, "final": final,
+            "expectations": {"passed": len(checks) - len(failures), "failed": len(failures), "failures": failures}}
+
+
+def run_file(path: str | Path, **kwargs) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ScenarioFileError("fichier", f"JSON invalide (ligne {exc.lineno}, colonne {exc.colno}) : {exc.msg}") from None
+    return run_scenario(doc, **kwargs)

@@ -1,0 +1,49 @@
+"""Document storage: content-addressed by SHA-256, so writing before the transaction commits is
+idempotent and a new version never overwrites an old one."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Protocol
+
+
+class Storage(Protocol):
+    def put(self, content: bytes) -> tuple[str, str]: ...
+    def get(self, key: str) -> bytes: ...
+
+
+class FileStorage:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def put(self, content: bytes) -> tuple[str, str]:
+        digest = hashlib.sha256(content).hexdigest()
+        key = f"{digest[:2]}/{digest}"
+        path = self.root / key
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        return key, digest
+
+    def get(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+
+class InMemoryStorage:
+    def __init__(self):
+        self.blobs: dict[str, bytes] = {}
+
+    def put(self, content: bytes) -> tuple[str, str]:
+        digest = hashlib.sha256(content).hexdigest()
+        key = f"{digest[:2]}/{digest}"
+        self.blobs[key] = content
+        return key, digest
+
+    def get(self, key: str) -> bytes:
+        return self.blobs[key]

@@ -1,0 +1,71 @@
+"""The unit of work: one command, one transaction (`with uow: ... uow.commit()`)."""
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import models as m
+from db.engine import make_engine, make_session_factory
+from programmes import Catalogue, default_catalogue
+from rules.errors import NotFound
+from services.storage import FileStorage, InMemoryStorage, Storage
+
+
+class UnitOfWork:
+    def __init__(self, session_factory: sessionmaker, *, catalogue: Catalogue | None = None,
+                 storage: Storage | None = None):
+        self.session_factory = session_factory
+        self.catalogue = catalogue or default_catalogue()
+        self.storage = storage or InMemoryStorage()
+        self.session: Session | None = None
+        self._committed = False
+
+    def __enter__(self) -> "UnitOfWork":
+        if self.session is not None:
+            raise RuntimeError("unit of work already open")
+        self.session = self.session_factory()
+        self._committed = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if not self._committed:
+                self.session.rollback()
+        finally:
+            self.session.close()
+            self.session = None
+
+    def commit(self) -> None:
+        self.session.commit()
+        self._committed = True
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+    # -- loading -----------------------------------------------------------------------------
+    def dossier(self, dossier_id: int) -> m.Dossier:
+        d = self.session.get(m.Dossier, dossier_id)
+        if d is None:
+            raise NotFound("dossier", dossier_id)
+        return d
+
+    def dossier_by_reference(self, reference: str) -> m.Dossier:
+        d = self.session.scalar(select(m.Dossier).where(m.Dossier.reference == reference))
+        if d is None:
+            raise NotFound("dossier", reference)
+        return d
+
+
+def unit_of_work_factory(url: str, *, storage: Storage | None = None, storage_dir: str | None = None,
+                         catalogue: Catalogue | None = None, engine: Engine | None = None):
+    """A callable giving fresh units of work on one engine."""
+    engine = engine or make_engine(url)
+    factory = make_session_factory(engine)
+    if storage is None:
+        storage = FileStorage(storage_dir) if storage_dir else InMemoryStorage()
+
+    def new_uow() -> UnitOfWork:
+        return UnitOfWork(factory, catalogue=catalogue, storage=storage)
+
+    new_uow.engine = engine  # type: ignore[attr-defined]
+    return new_uow

@@ -1,0 +1,189 @@
+"""The lifecycle of a dossier (SPEC §3), declared once as data.
+
+`TRANSITIONS` is the only place where a state change is allowed: each row names the trigger,
+the source states, the destination (None = the command keeps the state), the roles that may
+fire it and the guards it must pass. Guards are *named*: the service layer provides, for each
+name, a check that raises a `RuleViolation` carrying its rule id, so a refusal always names the
+rule and changes nothing (the `transitions` library evaluates conditions before it moves)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from transitions import Machine, MachineError
+
+from rules.errors import NotAllowed
+
+STATES: tuple[str, ...] = (
+    "draft", "submitted", "eligibility_review", "diagnostic", "action_plan", "ready_for_vote",
+    "approved", "in_payment", "closed", "rejected", "withdrawn", "lapsed",
+)
+FINAL_STATES = frozenset({"closed", "rejected", "withdrawn", "lapsed"})
+OPEN_STATES = tuple(s for s in STATES if s not in FINAL_STATES)
+WORKING_STATES = ("eligibility_review", "diagnostic", "action_plan", "ready_for_vote", "approved", "in_payment")
+
+STATE_LABELS = {
+    "draft": "brouillon", "submitted": "candidature déposée",
+    "eligibility_review": "instruction de recevabilité", "diagnostic": "diagnostic (phase 1)",
+    "action_plan": "plan d'action (phase 2)", "ready_for_vote": "proposé au vote",
+    "approved": "voté / conventionné", "in_payment": "en paiement", "closed": "clôturé",
+    "rejected": "refusé / irrecevable", "withdrawn": "abandonné", "lapsed": "caduc / classé sans suite",
+}
+
+ROLES = ("applicant", "consultant", "officer", "head", "finance", "auditor", "admin", "system")
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    trigger: str
+    source: tuple[str, ...]
+    dest: str | None
+    roles: tuple[str, ...]
+    guards: tuple[str, ...] = ()
+    label: str = ""
+
+
+T = TransitionSpec
+TRANSITIONS: tuple[TransitionSpec, ...] = (
+    T("submit_candidacy", ("draft",), "submitted", ("applicant",), ("window_open",), "dépôt de la candidature"),
+    T("take_for_review", ("submitted",), "eligibility_review", ("officer",), (), "prise en instruction"),
+    T("request_documents", WORKING_STATES, None, ("officer",), (), "demande de pièces"),
+    T("review_document", WORKING_STATES, None, ("officer",), (), "examen d'une pièce"),
+    T("provide_documents", OPEN_STATES, None, ("applicant", "consultant"), ("uploader_may_provide",), "dépôt de pièces"),
+    T("declare_eligible", ("eligibility_review",), "diagnostic", ("officer",),
+      ("candidacy_documents_complete", "company_eligible", "phase1_days"), "déclaration d'éligibilité"),
+    T("declare_ineligible", ("submitted", "eligibility_review"), "rejected", ("officer",), (), "déclaration d'irrecevabilité"),
+    T("accept_diagnostic", ("diagnostic",), "action_plan", ("officer",), ("diagnostic_documents_complete",), "acceptation du diagnostic"),
+    T("submit_action_plan", ("action_plan",), None, ("applicant",), ("phase2_days",), "dépôt du plan d'action"),
+    T("propose_for_vote", ("action_plan",), "ready_for_vote", ("officer",),
+      ("action_plan_submitted", "vote_documents_complete", "agenda_open", "amounts_within_caps"), "proposition au vote"),
+    T("vote_approved", ("ready_for_vote",), "approved", ("head",), ("on_session_agenda", "amounts_within_caps"), "vote favorable"),
+    T("vote_rejected", ("ready_for_vote",), "rejected", ("head",), ("on_session_agenda",), "vote défavorable"),
+    T("vote_adjourned", ("ready_for_vote",), None, ("head",), ("on_session_agenda",), "ajournement"),
+    T("claim_payment", ("approved", "in_payment"), None, ("applicant",), ("payment_deadline_open", "claim_valid"), "demande de paiement"),
+    T("pay", ("approved",), "in_payment", ("finance",), ("claim_pending",), "paiement"),
+    T("pay", ("in_payment",), None, ("finance",), ("claim_pending",), "paiement"),
+    T("close", ("in_payment", "approved"), "closed", ("finance", "system"), (), "clôture"),
+    T("remind", OPEN_STATES, None, ("system",), (), "relance"),
+    T("withdraw", OPEN_STATES, "withdrawn", ("applicant",), (), "abandon"),
+    T("lapse", OPEN_STATES, "lapsed", ("system",), (), "caducité"),
+)
+
+TRIGGERS = tuple(dict.fromkeys(t.trigger for t in TRANSITIONS))
+
+Guard = Callable[[], None]
+
+
+class _Status:
+    """The object `transitions` moves: it holds nothing but the state."""
+
+    def __init__(self, state: str):
+        self.state = state
+
+
+def _role_condition(spec: TransitionSpec):
+    def condition(event) -> bool:
+        role = event.kwargs["role"]
+        if role not in spec.roles:
+            raise NotAllowed(
+                f"Le rôle « {role} » ne peut pas faire « {spec.trigger} » (rôles autorisés : {', '.join(spec.roles)}).",
+                field="as",
+            )
+        return True
+
+    return condition
+
+
+def _guard_condition(name: str):
+    def condition(event) -> bool:
+        guards: Mapping[str, Guard] = event.kwargs["guards"]
+        guards[name]()  # raises a RuleViolation naming its rule, or returns
+        return True
+
+    condition.__name__ = f"check_{name}"
+    return condition
+
+
+def _machine_rows() -> list[dict]:
+    rows = []
+    for spec in TRANSITIONS:
+        rows.append({
+            "trigger": spec.trigger,
+            "source": list(spec.source),
+            "dest": spec.dest,
+            "conditions": [_role_condition(spec)] + [_guard_condition(g) for g in spec.guards],
+        })
+    return rows
+
+
+_ROWS = _machine_rows()
+# One machine per thread, models added and removed per call: building a Machine costs ~0.4 ms,
+# adding a model ~0.1 ms, and a thread-local machine needs no lock.
+_local = threading.local()
+
+
+def _machine() -> Machine:
+    machine = getattr(_local, "machine", None)
+    if machine is None:
+        machine = Machine(model=None, states=list(STATES), transitions=_ROWS, initial="draft",
+                          auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
+        _local.machine = machine
+    return machine
+
+
+def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | None = None) -> str:
+    """The state after `trigger` fired from `state` by `role`, or a refusal.
+
+    Order of checks: the trigger must exist from this state (else `not_allowed`), the role must
+    be allowed (`not_allowed`), then each guard in its declared order."""
+    if trigger not in TRIGGERS:
+        raise NotAllowed(f"Commande inconnue : « {trigger} ».", field="do")
+    if state not in STATES:
+        raise NotAllowed(f"État inconnu : « {state} ».")
+    status = _Status(state)
+    machine = _machine()
+    machine.add_model(status, initial=state)
+    try:
+        moved = getattr(status, trigger)(role=role, guards=guards or {})
+    except MachineError:
+        raise NotAllowed(
+            f"« {trigger} » n'est pas possible dans l'état « {STATE_LABELS.get(state, state)} ».",
+            field="do",
+        ) from None
+    finally:
+        machine.remove_model(status)
+    if not moved:  # pragma: no cover - conditions raise rather than return False
+        raise NotAllowed(f"« {trigger} » refusé.")
+    return status.state
+
+
+def allowed_triggers(state: str, role: str | None = None) -> list[str]:
+    """Triggers that exist from `state` (and for `role`, when given) — for UIs and the API."""
+    out = []
+    for spec in TRANSITIONS:
+        if state in spec.source and (role is None or role in spec.roles) and spec.trigger not in out:
+            out.append(spec.trigger)
+    return out
+
+
+def mermaid() -> str:
+    """The state chart in Mermaid syntax (`usine states --format mermaid`)."""
+    lines = ["stateDiagram-v2", "    [*] --> draft"]
+    seen = set()
+    for spec in TRANSITIONS:
+        for src in spec.source:
+            dest = spec.dest
+            if dest is None:
+                continue
+            if spec.trigger in ("withdraw", "lapse") and src != "draft":
+                continue
+            key = (src, dest, spec.trigger)
+            if key in seen:
+                continue
+            seen.add(key)
+            lines.append(f"    {src} --> {dest}: {spec.trigger}")
+    lines.append("    note right of draft: withdraw / lapse possible from every non-final state")
+    for final in sorted(FINAL_STATES):
+        lines.append(f"    {final} --> [*]")
+    return "\n".join(lines)
