@@ -52,5 +52,7 @@ def make_session_factory(engine: Engine) -> sessionmaker:
 
 
 def create_schema(engine: Engine) -> None:
+    import db.all_models  # noqa: F401  (every table, whichever module declares it)
+
     """For throw-away databases (scenario runs, tests); real ones use `usine db upgrade`."""
     Base.metadata.create_all(engine)

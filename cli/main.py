@@ -1,0 +1,201 @@
+"""`usine`: the command line. Thin shells over the services."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Usine — dossiers d'aide « Industrie du Futur ».", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Base de données.", no_args_is_help=True)
+scenario_app = typer.Typer(help="Scénarios : la vie d'un dossier écrite comme des données.", no_args_is_help=True)
+dossier_app = typer.Typer(help="Dossiers.", no_args_is_help=True)
+programme_app = typer.Typer(help="Programmes (fichiers versionnés).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(scenario_app, name="scenario")
+app.add_typer(dossier_app, name="dossier")
+app.add_typer(programme_app, name="programmes")
+
+
+def _out(obj) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+@db_app.command("upgrade")
+def db_upgrade(url: str = typer.Option(None, help="URL SQLAlchemy (défaut : USINE_DATABASE_URL)")):
+    """Apply the Alembic migrations."""
+    from db.migrate import upgrade
+    from services.config import get_settings
+
+    target = url or get_settings().database_url
+    upgrade(target)
+    typer.echo(f"Base à jour : {target}")
+
+
+@app.command("states")
+def states(format: str = typer.Option("mermaid", "--format", help="mermaid ou json")):
+    """Print the dossier lifecycle (state chart)."""
+    from states import lifecycle
+
+    if format == "mermaid":
+        typer.echo(lifecycle.mermaid())
+    elif format == "json":
+        _out([{"trigger": t.trigger, "source": list(t.source), "dest": t.dest, "roles": list(t.roles),
+               "guards": list(t.guards), "label": t.label} for t in lifecycle.TRANSITIONS])
+    else:
+        typer.echo("--format : mermaid ou json", err=True)
+        raise typer.Exit(2)
+
+
+@scenario_app.command("run")
+def scenario_run(file: Path = typer.Argument(..., help="Fichier JSON du scénario")):
+    """Play a scenario on a fresh database; prints one JSON object. Exit 0 ok, 1 failed, 2 invalid."""
+    from services.scenario import ScenarioFileError, run_file
+
+    if not file.exists():
+        typer.echo(json.dumps({"error": {"where": "fichier", "message": f"{file} introuvable"}}, ensure_ascii=False))
+        raise typer.Exit(2)
+    try:
+        result = run_file(file)
+    except ScenarioFileError as exc:
+        typer.echo(json.dumps({"error": {"where": exc.where, "message": exc.message}}, ensure_ascii=False))
+        raise typer.Exit(2)
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    raise typer.Exit(0 if result["expectations"]["failed"] == 0 else 1)
+
+
+@programme_app.command("list")
+def programmes_list():
+    """The programme versions Usine knows, with their status (complete or with unknown figures)."""
+    from programmes import default_catalogue
+
+    _out([{"id": p.id, "version": p.version, "name": p.name, "region": p.region, "status": p.status,
+           "hash": p.content_hash} for p in default_catalogue().all()])
+
+
+@programme_app.command("check")
+def programmes_check(path: Path):
+    """Validate one programme file (names the field and the reason when it is wrong)."""
+    from programmes import ProgrammeFileError, load_programme_file
+
+    try:
+        p = load_programme_file(path)
+    except ProgrammeFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{path.name} : valide ({p.key}, {p.status})")
+
+
+@dossier_app.command("list")
+def dossier_list(state: str = typer.Option(None), programme: str = typer.Option(None),
+                 limit: int = typer.Option(50), offset: int = typer.Option(0)):
+    from services.queries import list_dossiers
+    from services.runtime import default_uow_factory
+
+    with default_uow_factory()() as uow:
+        rows = list_dossiers(uow, state=state, programme=programme, limit=limit, offset=offset)
+    for r in rows:
+        typer.echo(f"{r['id']:>6}  {r['reference']:<18} {r['state']:<19} {r['programme']:<15} "
+                   f"aide {r['aid_total'] or '-':>10}  payé {r['paid']:>10}  {r['company']}")
+
+
+def _dossier_id(uow, key: str) -> int:
+    return int(key) if key.isdigit() else uow.dossier_by_reference(key).id
+
+
+@dossier_app.command("show")
+def dossier_show(dossier: str):
+    from services.queries import dossier_summary
+    from services.runtime import default_uow_factory
+
+    with default_uow_factory()() as uow:
+        _out(dossier_summary(uow, _dossier_id(uow, dossier)))
+
+
+@dossier_app.command("history")
+def dossier_history(dossier: str, as_json: bool = typer.Option(False, "--json")):
+    """The dossier's events, oldest first: when, who (role), what, why."""
+    from services.history import describe
+    from services.queries import history
+    from services.runtime import default_uow_factory
+
+    with default_uow_factory()() as uow:
+        did = _dossier_id(uow, dossier)
+        events = history(uow, did)
+        ref = uow.dossier(did).reference
+    if as_json:
+        _out(events)
+        return
+    typer.echo(f"Historique du dossier {ref} — {len(events)} événement(s)")
+    for e in events:
+        typer.echo(describe(e))
+
+
+@dossier_app.command("do")
+def dossier_do(dossier: str, command: str, as_role: str = typer.Option(..., "--as"),
+               with_json: str = typer.Option("{}", "--with"), actor: str = typer.Option(None, "--actor")):
+    """Run one command on a dossier, e.g. `usine dossier do 12 take_for_review --as officer`."""
+    from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
+    from services import commands
+    from services.runtime import default_clock, default_uow_factory
+    from services.scenario import DISPATCH
+
+    try:
+        payload = json.loads(with_json)
+    except json.JSONDecodeError as exc:
+        typer.echo(f"--with : JSON invalide ({exc.msg})", err=True)
+        raise typer.Exit(2)
+    if command not in DISPATCH or command == "submit_candidacy":
+        typer.echo(f"Commande inconnue : {command} (connues : {', '.join(c for c in DISPATCH if c != 'submit_candidacy')})", err=True)
+        raise typer.Exit(2)
+    factory = default_uow_factory()
+    try:
+        with factory() as uow:
+            did = _dossier_id(uow, dossier)
+        with factory() as uow:
+            outcome = DISPATCH[command][1]({"do": command, "with": payload}, uow, default_clock(),
+                                           commands.Actor(actor or as_role, as_role), did, None)
+    except RuleViolation as exc:
+        typer.echo(json.dumps({"refused": exc.as_dict()}, ensure_ascii=False), err=True)
+        raise typer.Exit(1)
+    except (NotFound, ConcurrencyConflict) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1)
+    _out({"dossier": outcome.reference, "state": outcome.state, "version": outcome.version,
+          "adjustments": outcome.adjustments, **outcome.details})
+
+
+@app.command("demo")
+def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer"),
+         seed: int = typer.Option(2021, help="Graine du générateur")):
+    """Load the demo: the three programmes and dossiers in every state, played through the services."""
+    from services.demo import load_demo
+    from services.runtime import default_uow_factory
+
+    report = load_demo(default_uow_factory(), dossiers=dossiers, seed=seed)
+    _out(report)
+
+
+def register_extensions() -> None:
+    """Commands of the other rooms (flows, API, audit), each in its own module."""
+    import importlib
+
+    for module in ("cli.flows", "cli.api", "cli.audit", "cli.web"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(app)
+
+
+def main() -> None:
+    register_extensions()
+    app()
+
+
+if __name__ == "__main__":
+    main()

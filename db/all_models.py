@@ -1,0 +1,3 @@
+"""Imports every module that declares tables, so that Base.metadata is complete (Alembic,
+create_schema). A new concern with its own tables adds its module here."""
+from db import models  # noqa: F401

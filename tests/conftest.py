@@ -1,0 +1,83 @@
+"""Shared fixtures. The whole suite runs on SQLite by default and on PostgreSQL when
+USINE_TEST_POSTGRES_URL is set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)."""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+import pytest
+from sqlalchemy import text
+
+from db.engine import create_schema, make_engine
+from db.models import Base
+from services.clock import FrozenClock
+from services.commands import Actor
+from services.storage import InMemoryStorage
+from services.uow import unit_of_work_factory
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+POSTGRES_URL = os.environ.get("USINE_TEST_POSTGRES_URL")
+
+
+def pytest_report_header(config):
+    return f"usine database backend: {'postgresql ' + POSTGRES_URL if POSTGRES_URL else 'sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_engine():
+    if not POSTGRES_URL:
+        return None
+    # One database per xdist worker so that parallel workers never see each other's rows.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    admin = make_engine(POSTGRES_URL)
+    name = f"usine_test_{worker}"
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    engine = make_engine(url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path, postgres_engine):
+    """A fresh, empty database for one test."""
+    if postgres_engine is None:
+        url = f"sqlite:///{tmp_path / 'usine.db'}"
+        engine = make_engine(url)
+        create_schema(engine)
+        engine.dispose()
+        return url
+    tables = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+    with postgres_engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return postgres_engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def uow_factory(database_url):
+    factory = unit_of_work_factory(database_url, storage=InMemoryStorage())
+    yield factory
+    factory.engine.dispose()
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(datetime.fromisoformat("2021-02-01T10:00:00+01:00"))
+
+
+@pytest.fixture
+def actors():
+    return {
+        "applicant": Actor("Mme Durand (Atelier Garonne)", "applicant"),
+        "officer": Actor("M. Martin, chargé de mission", "officer"),
+        "head": Actor("Mme Roux, cheffe de service", "head"),
+        "finance": Actor("Service financier", "finance"),
+        "consultant": Actor("Cabinet Midi Conseil", "consultant"),
+        "auditor": Actor("Contrôle régional", "auditor"),
+    }
