@@ -31,7 +31,15 @@ def db_upgrade(url: str = typer.Option(None, help="URL SQLAlchemy (défaut : USI
 
     target = url or get_settings().database_url
     upgrade(target)
-    typer.echo(f"Base à jour : {target}")
+    from services.clock import SystemClock
+    from services.programme_sync import sync_programmes
+    from services.uow import unit_of_work_factory
+
+    factory = unit_of_work_factory(target)
+    with factory() as uow:
+        added = sync_programmes(uow=uow, clock=SystemClock())
+    factory.engine.dispose()
+    typer.echo(f"Base à jour : {target}" + (f" — programmes enregistrés : {', '.join(added)}" if added else ""))
 
 
 @app.command("states")
@@ -169,12 +177,22 @@ def dossier_do(dossier: str, command: str, as_role: str = typer.Option(..., "--a
 
 @app.command("demo")
 def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer"),
-         seed: int = typer.Option(2021, help="Graine du générateur")):
+         seed: int = typer.Option(2021, help="Graine du générateur"),
+         force: bool = typer.Option(False, help="Ajouter la démo même si la base contient des dossiers")):
     """Load the demo: the three programmes and dossiers in every state, played through the services."""
+    from sqlalchemy import func, select
+
+    from db import models as m
     from services.demo import load_demo
     from services.runtime import default_uow_factory
 
-    report = load_demo(default_uow_factory(), dossiers=dossiers, seed=seed)
+    factory = default_uow_factory()
+    with factory() as uow:
+        existing = uow.session.scalar(select(func.count()).select_from(m.Dossier))
+    if existing and not force:
+        typer.echo(f"La base contient déjà {existing} dossier(s) : démo non rechargée (--force pour ajouter).")
+        return
+    report = load_demo(factory, dossiers=dossiers, seed=seed)
     _out(report)
 
 

@@ -30,3 +30,17 @@ class FrozenClock:
 
     def now(self) -> datetime:
         return self._now
+
+
+class ShiftedClock:
+    """Real time, shifted so that the service starts at a chosen instant (training and demo
+    workspaces: the Occitanie demo lives in June 2022, when its dossiers were alive)."""
+
+    def __init__(self, start: datetime, *, real: Clock | None = None):
+        if start.tzinfo is None:
+            raise ValueError("the clock needs an aware instant")
+        self._real = real or SystemClock()
+        self._offset = start - self._real.now()
+
+    def now(self) -> datetime:
+        return self._real.now() + self._offset

@@ -211,34 +211,64 @@ def _fulfil_requests(session, dossier: m.Dossier, now: datetime) -> list[int]:
 
 # -- candidacy -----------------------------------------------------------------------------
 
-def submit_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, company: dict,
-                     de_minimis_prior: list | None = None, documents: list | None = None) -> Outcome:
-    """Create the dossier (draft) and submit it within an open AMI window of its programme."""
+def start_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, company: dict,
+                    de_minimis_prior: list | None = None, documents: list | None = None) -> Outcome:
+    """The applicant starts a candidacy: a draft, which it can complete and submit later."""
+    return _create(uow=uow, clock=clock, actor=actor, programme_id=programme_id, company=company,
+                   de_minimis_prior=de_minimis_prior, documents=documents, submit=False)
+
+
+def submit_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str | None = None,
+                     company: dict | None = None, de_minimis_prior: list | None = None,
+                     documents: list | None = None, dossier_id: int | None = None,
+                     expected_version: int | None = None) -> Outcome:
+    """Submit within an open AMI window of the programme: a new candidacy in one go, or a draft
+    started earlier (`dossier_id`)."""
+    if dossier_id is None:
+        if programme_id is None or company is None:
+            raise InvalidInput("company", "company et programme sont obligatoires pour une nouvelle candidature.")
+        return _create(uow=uow, clock=clock, actor=actor, programme_id=programme_id, company=company,
+                       de_minimis_prior=de_minimis_prior, documents=documents, submit=True)
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    cmd.move("submit_candidacy", {"window_open": _window_open(cmd.programme, cmd.today)})
+    cmd.record("submit_candidacy", {"programme": cmd.programme.key, "from_draft": True})
+    cmd.notify("candidacy_received", "candidacy_received", submitted_at=cmd.now.isoformat())
+    _commit(uow, dossier_id)
+    return cmd.outcome()
+
+
+def _window_open(programme: Programme, today: date) -> Callable[[], None]:
+    def guard() -> None:
+        if not any(w.opens_on <= today <= w.closes_on for w in programme.windows):
+            windows = ", ".join(f"{w.opens_on:%d/%m/%Y}–{w.closes_on:%d/%m/%Y}" for w in programme.windows) or "aucune"
+            raise RuleViolation("window_closed",
+                                f"Aucun appel à manifestation d'intérêt ouvert le {today:%d/%m/%Y} "
+                                f"pour {programme.name} (fenêtres : {windows}).", field="at")
+    return guard
+
+
+def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, company: dict,
+            de_minimis_prior: list | None, documents: list | None, submit: bool) -> Outcome:
     now = clock.now()
     today = paris_date(now)
     programme = uow.catalogue.latest(programme_id)
     facts = CompanyFacts.parse(company)
     if actor.siren is not None and actor.siren != facts.siren:
         raise NotAllowed("Vous ne pouvez déposer une candidature que pour votre entreprise.", field="company.siren")
+    if actor.role != "applicant":
+        raise NotAllowed(f"Le rôle « {actor.role} » ne dépose pas de candidature.", field="as")
     prior = _parse_prior_aids(de_minimis_prior)
     kinds = list(programme.documents.candidacy) if documents is None else (
         _list_of_kinds(documents, "documents") if documents else [])
     session = uow.session
-
-    def window_open() -> None:
-        if not any(w.opens_on <= today <= w.closes_on for w in programme.windows):
-            windows = ", ".join(f"{w.opens_on:%d/%m/%Y}–{w.closes_on:%d/%m/%Y}" for w in programme.windows) or "aucune"
-            raise RuleViolation("window_closed",
-                                f"Aucun appel à manifestation d'intérêt ouvert le {today:%d/%m/%Y} "
-                                f"pour {programme.name} (fenêtres : {windows}).", field="at")
-
     dossier = m.Dossier(
         reference="", programme_id=programme.id, programme_version=programme.version, status="draft",
         company_facts=facts.as_dict(), quotes={}, paid_total=ZERO, recovered_total=ZERO,
         submitted_at=now, updated_at=now,
     )
-    # Refused here, nothing has been added to the session yet.
-    _move(dossier, "submit_candidacy", actor, {"window_open": window_open})
+    if submit:
+        # Refused here, nothing has been added to the session yet.
+        _move(dossier, "submit_candidacy", actor, {"window_open": _window_open(programme, today)})
     company_row = session.scalar(select(m.Company).where(m.Company.siren == facts.siren))
     if company_row is None:
         company_row = m.Company(siren=facts.siren, name=facts.name, email=facts.email, created_at=now)
@@ -261,15 +291,16 @@ def submit_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_i
                         content_type="text/plain", actor=actor, now=now)
     session.flush()
     append_event(session, dossier=dossier, at=now, actor=actor.name, role=actor.role,
-                 command="submit_candidacy", state_before="draft",
+                 command="submit_candidacy" if submit else "start_candidacy", state_before="draft",
                  data={"programme": programme.key, "programme_hash": programme.content_hash,
                        "company": facts.as_dict(),
                        "de_minimis_prior": [{"granted_on": a.granted_on.isoformat(), "amount": str(a.amount)} for a in prior],
                        "documents": kinds})
-    enqueue(session, kind="candidacy_received", dedupe_key=f"{dossier.reference}:candidacy_received",
-            now=now, recipient=applicant_recipient(dossier),
-            context={"dossier": dossier_context(dossier, programme), "submitted_at": now.isoformat()},
-            dossier=dossier)
+    if submit:
+        enqueue(session, kind="candidacy_received", dedupe_key=f"{dossier.reference}:candidacy_received",
+                now=now, recipient=applicant_recipient(dossier),
+                context={"dossier": dossier_context(dossier, programme), "submitted_at": now.isoformat()},
+                dossier=dossier)
     _commit(uow, dossier.id)
     return Outcome(dossier.id, dossier.reference, dossier.status, dossier.version)
 

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     api_port: int = 8000
     prefect_port: int = 4200
     var_dir: str = "./var"
+    # When set (ISO instant with offset), the service clock starts there and runs in real time:
+    # a training or demo workspace living at another date. Unset in production.
+    clock_start: str | None = None
 
 
 @lru_cache(maxsize=1)

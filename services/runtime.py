@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from services.clock import SystemClock
+from datetime import datetime
+
+from services.clock import ShiftedClock, SystemClock
 from services.config import get_settings
 from services.uow import unit_of_work_factory
 
@@ -14,5 +16,9 @@ def default_uow_factory():
     return unit_of_work_factory(settings.database_url, storage_dir=settings.storage_dir)
 
 
+@lru_cache(maxsize=1)
 def default_clock():
+    start = get_settings().clock_start
+    if start:
+        return ShiftedClock(datetime.fromisoformat(start))
     return SystemClock()

@@ -1,0 +1,265 @@
+"""The demo: realistic dossiers in every state, made by playing generated lives through the
+real services (never by inserting rows), as of the demo date (June 2022, while the Occitanie
+pathway was open). Seeded: the same seed gives the same demo."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from rules.calendar import PARIS
+from rules.errors import RuleViolation
+from services import commands
+from services.clock import FrozenClock
+from services.programme_sync import sync_programmes
+from services.sweep import sweep
+
+DEMO_NOW = datetime(2022, 6, 15, 9, 0, tzinfo=PARIS)
+# SIRENs of the demo applicant account(s): their company gets dossiers in several states.
+DEMO_APPLICANT_SIRENS = ("732829320",)
+
+NAMES = ("Atelier", "Forges", "Usinage", "Mécanique", "Plasturgie", "Composites", "Tôlerie", "Fonderie",
+         "Chaudronnerie", "Menuiserie industrielle", "Textiles techniques", "Conserverie", "Laiterie",
+         "Électronique", "Découpe laser", "Emballages", "Verrerie", "Céramiques")
+PLACES = ("Garonne", "du Lauragais", "de l'Aveyron", "Pyrénées", "du Tarn", "Cévennes", "de la Montagne Noire",
+          "du Gers", "Catalanes", "de Camargue", "du Quercy", "d'Ariège", "du Minervois", "de Lozère")
+FORMS = ("SAS", "SARL", "SA", "SCOP")
+CONSULTANTS = ("Cabinet Midi Conseil", "Occitanie Lean Partners", "Atelier 4.0 Conseil", "Numérique & Usine",
+               "Performance Industrielle Sud")
+TARGETS = {  # share of dossiers by the state they end in
+    "draft": 4, "submitted": 8, "eligibility_review": 11, "diagnostic": 10, "action_plan": 10,
+    "ready_for_vote": 8, "approved": 10, "in_payment": 12, "closed": 10, "rejected": 7, "withdrawn": 5,
+    "lapsed": 5,
+}
+ROLE_NAMES = {"applicant": "Contact entreprise", "officer": "Claire Fabre, chargée de mission",
+              "head": "Paul Vidal, chef de service", "finance": "Service financier — Région Occitanie"}
+
+
+def luhn_siren(rng: random.Random) -> str:
+    base = [rng.randint(0, 9) for _ in range(8)]
+    base[0] = rng.randint(3, 9)
+    for check in range(10):
+        digits = base + [check]
+        total = 0
+        for i, d in enumerate(reversed(digits)):
+            if i % 2 == 1:
+                d *= 2
+                d = d - 9 if d > 9 else d
+            total += d
+        if total % 10 == 0:
+            return "".join(map(str, digits))
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class _Life:
+    rng: random.Random
+    uow_factory: object
+    clock: FrozenClock
+    dossier_id: int | None = None
+    commands_run: int = 0
+
+    def at(self, instant: datetime) -> None:
+        self.clock.set(min(instant, DEMO_NOW))
+
+    def do(self, fn, role: str, **kwargs):
+        actor = commands.Actor(ROLE_NAMES.get(role, role), role)
+        if role == "consultant":
+            actor = commands.Actor(kwargs.pop("_consultant"), "consultant")
+        with self.uow_factory() as uow:
+            out = fn(uow=uow, clock=self.clock, actor=actor,
+                     **({"dossier_id": self.dossier_id} if self.dossier_id else {}), **kwargs)
+        self.commands_run += 1
+        return out
+
+
+def _company(rng: random.Random, target: str, siren: str | None = None) -> dict:
+    employees = rng.choice([8, 12, 25, 45, 60, 95, 140, 210, 320, 800])
+    if target == "rejected" and rng.random() < 0.5:
+        employees = rng.choice([5200, 6400])
+    name = f"{rng.choice(NAMES)} {rng.choice(PLACES)} {rng.choice(FORMS)}"
+    return {
+        "siren": siren or luhn_siren(rng), "name": name, "employees": employees,
+        "equity": f"{rng.choice([15000, 40000, 90000, 150000, 300000, 1200000])}.00",
+        "region": "Occitanie", "first_fy_months": rng.choice([12, 18, 24, 36, 60]),
+        "in_difficulty": False, "tax_social_up_to_date": True,
+        "activity": rng.choice(["industrial"] * 8 + ["ess_ei_ea", "ess_production_50"]),
+        "email": f"contact@{name.split()[0].lower().replace('é', 'e').replace('ô', 'o')}-{rng.randint(10, 99)}.example.fr",
+    }
+
+
+def _play(life: _Life, target: str, start: datetime, siren: str | None = None) -> None:
+    rng = life.rng
+    t = start
+    step = lambda days, hours=0: t + timedelta(days=days, hours=hours)  # noqa: E731
+    company = _company(rng, target, siren)
+    prior = []
+    if rng.random() < 0.2:
+        prior = [{"granted_on": (start - timedelta(days=rng.randint(60, 700))).date().isoformat(),
+                  "amount": f"{rng.choice([20000, 60000, 120000, 185000])}.00"}]
+    life.at(t)
+    if target == "draft":
+        out = life.do(commands.start_candidacy, "applicant", programme_id="occitanie-prif", company=company,
+                      de_minimis_prior=prior, documents=["kbis", "rib"])
+        life.dossier_id = out.dossier_id
+        return
+    missing_tax = target in ("lapsed",) or (target == "eligibility_review" and rng.random() < 0.5)
+    docs = None
+    if missing_tax:
+        docs = ["kbis", "financial_statement", "social_certificate", "rib", "de_minimis_attestation", "consultant_quote"]
+    out = life.do(commands.submit_candidacy, "applicant", programme_id="occitanie-prif", company=company,
+                  de_minimis_prior=prior, documents=docs)
+    life.dossier_id = out.dossier_id
+    if target == "submitted":
+        return
+    t = step(rng.randint(1, 6)); life.at(t)
+    life.do(commands.take_for_review, "officer")
+    if target == "withdrawn" and rng.random() < 0.5:
+        t = step(rng.randint(3, 20)); life.at(t)
+        life.do(commands.withdraw, "applicant", reason=rng.choice(["projet reporté", "changement de direction",
+                                                                   "financement obtenu par ailleurs"]))
+        return
+    if missing_tax:
+        t = step(1); life.at(t)
+        life.do(commands.request_documents, "officer", kinds=["tax_certificate"])
+        if target == "lapsed":
+            t = step(31); life.at(t)
+            sweep(uow_factory=life.uow_factory, clock=life.clock)
+            return
+        if target == "eligibility_review":
+            return
+    if target == "rejected":
+        t = step(rng.randint(2, 10)); life.at(t)
+        reason = "effectif supérieur à 4 999 salariés" if company["employees"] >= 5000 else \
+            rng.choice(["activité hors champ industriel", "entreprise en difficulté (RGEC art. 2(18))"])
+        life.do(commands.declare_ineligible, "officer", reason=reason)
+        return
+    if target == "eligibility_review":
+        return
+    consultant = rng.choice(CONSULTANTS)
+    p1_days = rng.choice([5, 5, 6, 8])
+    p1_rate = rng.choice(["950.00", "1100.00", "1200.00", "1250.00"])
+    t = step(rng.randint(2, 9)); life.at(t)
+    life.do(commands.declare_eligible, "officer", consultant=consultant, phase1={"days": p1_days, "day_rate": p1_rate})
+    if target == "diagnostic":
+        return
+    t = step(rng.randint(25, 45)); life.at(t)
+    life.do(commands.provide_documents, "consultant", _consultant=consultant, kinds=["diagnostic_report"])
+    t = step(2); life.at(t)
+    life.do(commands.accept_diagnostic, "officer")
+    if target == "withdrawn":
+        t = step(rng.randint(3, 20)); life.at(t)
+        life.do(commands.withdraw, "applicant", reason="projet reporté")
+        return
+    if target == "action_plan":
+        return
+    t = step(rng.randint(5, 15)); life.at(t)
+    life.do(commands.provide_documents, "applicant", kinds=["action_plan", "phase2_quote"])
+    p2_days = rng.choice([10, 12, 15, 18, 20, 25])
+    p2_rate = rng.choice(["1000.00", "1150.00", "1200.00", "1300.00"])
+    t = step(0, 1); life.at(t)
+    life.do(commands.submit_action_plan, "applicant", phase2={"days": p2_days, "day_rate": p2_rate})
+    t = step(rng.randint(2, 8)); life.at(t)
+    # One council session per week of proposals: created by the first proposal of the week, its
+    # agenda closes a week later, so every proposal of that week makes it.
+    session_code = f"CP-{t:%G-S%V}"
+    try:
+        life.do(commands.propose_for_vote, "officer", session=session_code)
+    except RuleViolation as exc:
+        if exc.rule == "de_minimis":
+            t = step(1); life.at(t)
+            life.do(commands.withdraw, "applicant", reason="plafond de minimis atteint")
+            return
+        else:
+            raise
+    if target == "ready_for_vote":
+        return
+    t = step(15, 5); life.at(t)
+    if target == "rejected":
+        life.do(commands.record_vote, "head", session=session_code, outcome="rejected",
+                deliberation=f"CP/{t:%Y-%m}/{rng.randint(1, 90)}")
+        return
+    life.do(commands.record_vote, "head", session=session_code, outcome="approved",
+            deliberation=f"CP/{t:%Y-%m}/{rng.randint(1, 90)}")
+    if target == "approved":
+        return
+    # Phase 1 paid on its invoices, then the phase-2 advance, then (for closed) the balance.
+    t = step(rng.randint(5, 20)); life.at(t)
+    life.do(commands.claim_payment, "applicant", phase=1, kind="final",
+            invoices=[{"date": (t - timedelta(days=3)).date().isoformat(), "days": p1_days, "day_rate": p1_rate}])
+    t = step(3); life.at(t)
+    life.do(commands.pay, "finance")
+    t = step(rng.randint(5, 30)); life.at(t)
+    with life.uow_factory() as uow:
+        d = uow.dossier(life.dossier_id)
+        aid2 = Decimal(next(line["aid"] for line in d.voted["lines"] if line["phase"] == 2))
+    advance = (aid2 * Decimal(rng.choice(["0.30", "0.50", "0.70"]))).quantize(Decimal("0.01"))
+    if advance > 0:
+        life.do(commands.claim_payment, "applicant", phase=2, kind="advance", amount=str(advance))
+        t = step(4); life.at(t)
+        life.do(commands.pay, "finance")
+    if target == "in_payment":
+        return
+    t = step(rng.randint(60, 120)); life.at(t)
+    done_days = rng.randint(max(5, p2_days - 6), p2_days)
+    half = done_days // 2
+    life.do(commands.claim_payment, "applicant", phase=2, kind="final", invoices=[
+        {"date": (t - timedelta(days=40)).date().isoformat(), "days": half, "day_rate": p2_rate},
+        {"date": (t - timedelta(days=5)).date().isoformat(), "days": done_days - half, "day_rate": p2_rate}])
+    t = step(4); life.at(t)
+    life.do(commands.pay, "finance")
+
+
+def _start_for(rng: random.Random, target: str) -> datetime:
+    """How long before the demo date a life of this length starts."""
+    span = {"draft": 10, "submitted": 8, "eligibility_review": 12, "lapsed": 60, "withdrawn": 90,
+            "rejected": 140, "diagnostic": 40, "action_plan": 90, "ready_for_vote": 110, "approved": 160,
+            "in_payment": 240, "closed": 420}[target]
+    days_back = span + rng.randint(0, 60) if target in ("closed", "in_payment", "approved") else span + rng.randint(0, 10)
+    start = DEMO_NOW - timedelta(days=days_back)
+    return start.replace(hour=rng.randint(8, 17), minute=rng.choice([0, 15, 30, 45]))
+
+
+def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021) -> dict:
+    rng = random.Random(seed)
+    clock = FrozenClock(DEMO_NOW)
+    with uow_factory() as uow:
+        programmes = sync_programmes(uow=uow, clock=clock)
+    weights = list(TARGETS.values())
+    targets = list(TARGETS)
+    plan = [targets[i % len(targets)] for i in range(len(targets))]  # every state at least once
+    plan += rng.choices(targets, weights=weights, k=max(0, dossiers - len(plan)))
+    plan = sorted(plan, key=lambda tgt: _start_for(random.Random(seed), tgt))
+    lives = []
+    for i, target in enumerate(plan):
+        siren = DEMO_APPLICANT_SIRENS[0] if i % 40 == 0 else None
+        lives.append((_start_for(rng, target), target, siren, random.Random(rng.random())))
+    lives.sort(key=lambda x: x[0])
+    counts: dict[str, int] = {}
+    commands_run = 0
+    refused = []
+    for start, target, siren, life_rng in lives:
+        life = _Life(life_rng, uow_factory, clock)
+        try:
+            _play(life, target, start, siren)
+        except RuleViolation as exc:
+            refused.append({"target": target, "rule": exc.rule, "message": exc.message})
+        commands_run += life.commands_run
+        if life.dossier_id:
+            with uow_factory() as uow:
+                state = uow.dossier(life.dossier_id).status
+            counts[state] = counts.get(state, 0) + 1
+    # Bring every dossier to the demo date: reminders due by then go out.
+    clock.set(DEMO_NOW)
+    report = sweep(uow_factory=uow_factory, clock=clock)
+    seeded_users = []
+    try:
+        from services.users import seed_demo_users
+    except ImportError:  # the API room is not installed
+        seed_demo_users = None
+    if seed_demo_users is not None:
+        seeded_users = seed_demo_users(uow_factory)
+    return {"as_of": DEMO_NOW.isoformat(), "programmes_recorded": programmes, "dossiers": sum(counts.values()),
+            "by_state": dict(sorted(counts.items())), "commands": commands_run, "refused": refused,
+            "sweep": report.as_dict(), "users": seeded_users}
