@@ -54,9 +54,11 @@ class ConcurrencyConflict(Exception):
     """The dossier changed since the caller read it (optimistic concurrency)."""
 
     def __init__(self, dossier_id: int, expected: int, actual: int):
-        super().__init__(
-            f"Le dossier {dossier_id} a changé (version attendue {expected}, actuelle {actual})."
-        )
+        if expected < 0 or actual < 0:
+            message = "Le dossier a été modifié en même temps par quelqu'un d'autre : rechargez-le et recommencez."
+        else:
+            message = f"Le dossier {dossier_id} a changé (version attendue {expected}, actuelle {actual})."
+        super().__init__(message)
         self.dossier_id = dossier_id
         self.expected = expected
         self.actual = actual

@@ -87,7 +87,10 @@ class _Command:
 
     def record(self, command: str, data: dict, reason: str | None = None) -> m.Event:
         self.dossier.updated_at = self.now  # bumps the row's version: concurrent writers conflict
-        self.session.flush()
+        try:
+            self.session.flush()
+        except StaleDataError:
+            raise ConcurrencyConflict(self.dossier.id, self.dossier.version, -1) from None
         return append_event(self.session, dossier=self.dossier, at=self.now, actor=self.actor.name,
                             role=self.actor.role, command=command, state_before=self.state_before,
                             data=data, reason=reason)

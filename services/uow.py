@@ -7,7 +7,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import models as m
 from db.engine import make_engine, make_session_factory
 from programmes import Catalogue, default_catalogue
-from rules.errors import NotFound
+from sqlalchemy.orm.exc import StaleDataError
+
+from rules.errors import ConcurrencyConflict, NotFound
 from services.storage import FileStorage, InMemoryStorage, Storage
 
 
@@ -27,13 +29,17 @@ class UnitOfWork:
         self._committed = False
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if not self._committed:
                 self.session.rollback()
         finally:
             self.session.close()
             self.session = None
+        if isinstance(exc, StaleDataError):
+            # Another transaction changed the row first (optimistic concurrency): a named
+            # conflict for the caller, wherever the flush happened.
+            raise ConcurrencyConflict(0, -1, -1) from exc
 
     def commit(self) -> None:
         self.session.commit()

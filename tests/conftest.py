@@ -28,7 +28,8 @@ def pytest_report_header(config):
 @pytest.fixture(scope="session")
 def postgres_engine():
     if not POSTGRES_URL:
-        return None
+        yield None
+        return
     # One database per xdist worker so that parallel workers never see each other's rows.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     admin = make_engine(POSTGRES_URL)

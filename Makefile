@@ -1,0 +1,49 @@
+# The two commands of the README:
+#   make run   — install, migrate, load the demo, start the API, the web UI and the scheduled flows
+#   make test  — install and pass the whole test suite, on SQLite then on PostgreSQL
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# The demo lives in June 2022, while the Occitanie pathway was open (see README, "Demo clock").
+DEMO_CLOCK ?= 2022-06-15T09:00:00+02:00
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: install run test test-sqlite test-postgres system-packages postgres bench
+
+$(BIN)/usine: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(BIN)/usine
+
+install: $(BIN)/usine
+
+run: install
+	$(BIN)/usine db upgrade
+	USINE_CLOCK_START=$(DEMO_CLOCK) $(BIN)/usine demo
+	USINE_CLOCK_START=$(DEMO_CLOCK) $(BIN)/usine serve
+
+# Debian's Chromium for the web UI tests (Playwright drives it; no browser download).
+system-packages:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| { echo "could not install Debian's chromium"; exit 1; }; fi
+
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL is not up"; exit 1
+
+test-sqlite: install system-packages
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+test-postgres: install system-packages postgres
+	USINE_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest -n 2 --dist loadgroup
+
+# pytest exits 5 when it collected no test: like any non-zero code, make fails on it.
+test: test-sqlite test-postgres
+
+bench: install
+	$(BIN)/python -m bench.engine

@@ -1,0 +1,694 @@
+"""Replay (SPEC §8): a dossier rebuilt from its events alone, as it stood at any instant.
+
+The fold reads each event in sequence order and rebuilds what the commands wrote in the other
+tables — state, amounts voted and paid, claims, documents and their versions, document requests
+and their reminders — without reading those tables. On the way it re-computes every figure a
+rule produced, with the rules of the programme version the event records (`programme`
+"id@vN"): the lifecycle of `states/` for each state change, `compute_from_inputs` for the
+proposal and the vote, `assess_final_claim` for a final claim, the payment arithmetic of `pay`,
+the calendar for deadlines. A recorded figure that the rules do not give again is a
+*discrepancy*, named with the event's sequence number.
+
+`stored_state` reads the same shape from the tables, so `diff` can compare the two."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Iterable
+
+from sqlalchemy import select
+
+from db import models as m
+from programmes import Catalogue, Programme, default_catalogue
+from rules.calendar import PARIS, add_months, deadline, paris_date
+from rules.eligibility import CompanyFacts, check_eligibility
+from rules.errors import RuleViolation
+from rules.money import InvoiceLine, assess_final_claim, check_advance
+from services.audit.records import EventRecord, iso, load_events
+from states.lifecycle import STATE_LABELS, TRANSITIONS
+
+ZERO = Decimal("0.00")
+REPLAY_VERSION = "1"
+
+# The lifecycle as a lookup table, built from the one declaration in `states/`:
+# (trigger, source state) -> (destination or None, roles allowed).
+_ALLOWED: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
+for _t in TRANSITIONS:
+    for _source in _t.source:
+        _ALLOWED.setdefault((_t.trigger, _source), (_t.dest, _t.roles))
+
+
+def _triggers(e: EventRecord) -> list[str]:
+    """The lifecycle triggers a recorded command fired, in order."""
+    c = e.command
+    data = e.data or {}
+    if c == "start_candidacy":
+        return []
+    if c == "record_vote":
+        return [f"vote_{data.get('outcome')}"]
+    if c == "pay":
+        return ["pay", "close"] if data.get("closed") else ["pay"]
+    return [c]
+
+
+def _money(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def _s(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(Decimal("0.01")))
+
+
+@dataclass
+class Discrepancy:
+    seq: int | None
+    command: str | None
+    check: str
+    recorded: Any
+    recomputed: Any
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"seq": self.seq, "command": self.command, "check": self.check, "recorded": self.recorded,
+                "recomputed": self.recomputed, "detail": self.detail}
+
+
+@dataclass
+class Replay:
+    """The dossier as it stood at `as_of`, from its events alone."""
+
+    dossier_id: int
+    reference: str
+    as_of: datetime | None
+    state: dict
+    events_applied: int
+    last_event: dict | None
+    checks: int = 0
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+    # Documents handed in at the candidacy carry no hash in the event: the content Usine
+    # generated for them is derivable from the event, in one of the instant's renderings.
+    sha256_candidates: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.discrepancies
+
+    def as_dict(self) -> dict:
+        return {
+            "replay_version": REPLAY_VERSION, "dossier_id": self.dossier_id, "reference": self.reference,
+            "as_of": iso(self.as_of), "events_applied": self.events_applied, "last_event": self.last_event,
+            "state": self.state,
+            "recomputation": {"checks": self.checks, "ok": self.ok,
+                              "discrepancies": [d.as_dict() for d in self.discrepancies]},
+        }
+
+
+class _Fold:
+    def __init__(self, catalogue: Catalogue, dossier_id: int, reference: str):
+        self.catalogue = catalogue
+        self.dossier_id = dossier_id
+        self.reference = reference
+        self.status = "draft"
+        self.programme_key: str | None = None
+        self.company: dict | None = None
+        self.size_class = None
+        self.consultant = None
+        self.officer = None
+        self.quotes: dict = {}
+        self.proposal = None
+        self.session = None
+        self.session_date = None
+        self.voted = None
+        self.aid_total: Decimal | None = None
+        self.deliberation = None
+        self.voted_on = None
+        self.payment_deadline_on = None
+        self.paid_total = ZERO
+        self.recovered_total = ZERO
+        self.cancelled_remainder: Decimal | None = None
+        self.submitted_at = None
+        self.updated_at = None
+        self.closed_at = None
+        self.claims: dict[int, dict] = {}
+        self.payments: list[dict] = []
+        self.recoveries: list[dict] = []
+        self.documents: dict[tuple[str, int], dict] = {}
+        self.requests: dict[int, dict] = {}
+        self.de_minimis_attested: list[dict] = []
+        self.de_minimis_granted: list[dict] = []
+        self.checks = 0
+        self.discrepancies: list[Discrepancy] = []
+        self.sha256_candidates: dict[tuple[str, int], list[str]] = {}
+        self._programmes: dict[str, Programme | None] = {}
+
+    # -- helpers -------------------------------------------------------------------------------
+    def programme(self, e: EventRecord) -> Programme | None:
+        key = e.programme
+        if key not in self._programmes:
+            try:
+                pid, version = key.rsplit("@v", 1)
+                self._programmes[key] = self.catalogue.get(pid, int(version))
+            except (ValueError, RuleViolation):
+                self._programmes[key] = None
+                self.flag(e, "programme_unknown", key, None,
+                          f"version de programme « {key} » introuvable : les règles ne peuvent être rejouées")
+        return self._programmes[key]
+
+    def flag(self, e: EventRecord | None, check: str, recorded, recomputed, detail: str) -> None:
+        self.discrepancies.append(Discrepancy(e.seq if e else None, e.command if e else None, check,
+                                              recorded, recomputed, detail))
+
+    def compare(self, e: EventRecord, check: str, recorded, recomputed, detail: str) -> bool:
+        self.checks += 1
+        if recorded != recomputed:
+            self.flag(e, check, recorded, recomputed, detail)
+            return False
+        return True
+
+    def _voted_line(self, phase: int) -> dict | None:
+        for line in (self.voted or {}).get("lines", []):
+            if line["phase"] == phase:
+                return line
+        return None
+
+    def _net_paid(self, phase: int) -> Decimal:
+        paid = sum((Decimal(p["amount"]) for p in self.payments if p["phase"] == phase), ZERO)
+        recovered = sum((Decimal(r["amount"]) for r in self.recoveries if r["phase"] == phase), ZERO)
+        return paid - recovered
+
+    def _add_document(self, *, kind: str, version: int, filename: str, size: int | None, sha256: str | None,
+                      e: EventRecord) -> None:
+        self.documents[(kind, version)] = {
+            "kind": kind, "version": version, "filename": filename, "size": size, "sha256": sha256,
+            "uploaded_by": e.actor, "uploaded_role": e.role, "uploaded_at": iso(e.at),
+            "review_status": "pending", "review_reason": None, "reviewed_by": None, "reviewed_at": None,
+        }
+
+    # -- the fold ------------------------------------------------------------------------------
+    def apply(self, e: EventRecord) -> None:
+        self._move(e)
+        handler = getattr(self, f"on_{e.command}", None)
+        if handler is None:
+            self.flag(e, "command_unknown", e.command, None, f"commande inconnue « {e.command} »")
+        else:
+            handler(e, e.data or {})
+        self.updated_at = e.at
+
+    def _move(self, e: EventRecord) -> None:
+        """The state change, re-computed through the lifecycle's transitions."""
+        state = self.status
+        self.checks += 1
+        for trigger in _triggers(e):
+            allowed = _ALLOWED.get((trigger, state))
+            if allowed is None or e.role not in allowed[1]:
+                why = ("interdit depuis cet état" if allowed is None else f"interdit au rôle « {e.role} »")
+                self.flag(e, "transition", f"{e.state_before} → {e.state_after}", None,
+                          f"« {trigger} » {why} (« {state} ») selon le cycle de vie")
+                state = e.state_after
+                break
+            state = allowed[0] or state
+        if state != e.state_after:
+            self.flag(e, "transition", e.state_after, state,
+                      f"l'événement enregistre l'état « {e.state_after} », le cycle de vie donne « {state} »")
+        self.status = e.state_after
+
+    def on_start_candidacy(self, e, d) -> None:
+        self._candidacy(e, d)
+
+    def on_submit_candidacy(self, e, d) -> None:
+        if d.get("from_draft"):
+            return
+        self._candidacy(e, d)
+
+    def _candidacy(self, e, d) -> None:
+        from services.commands import Actor, _placeholder_content
+        import hashlib
+
+        self.programme_key = e.programme
+        self.company = d.get("company")
+        self.submitted_at = e.at
+        self.de_minimis_attested = [{"granted_on": a["granted_on"], "amount": a["amount"]}
+                                    for a in d.get("de_minimis_prior", [])]
+        programme = self.programme(e)
+        if programme is not None and "programme_hash" in d:
+            self.compare(e, "programme_hash", d["programme_hash"], programme.content_hash,
+                         "le fichier du programme a changé depuis le dépôt : les règles rejouées ne sont plus celles appliquées")
+        actor = Actor(e.actor, e.role)
+        for kind in d.get("documents", []):
+            if isinstance(kind, dict):  # hashes recorded in the event
+                self._add_document(kind=kind["kind"], version=kind.get("version", 1),
+                                   filename=kind.get("filename", f"{kind['kind']}.txt"), size=kind.get("size"),
+                                   sha256=kind.get("sha256"), e=e)
+                continue
+            self._add_document(kind=kind, version=1, filename=f"{kind}.txt", size=None, sha256=None, e=e)
+            # The instant as the clock rendered it: Europe/Paris, UTC or a fixed French offset.
+            candidates = []
+            for tz in (PARIS, timezone.utc, timezone(timedelta(hours=1)), timezone(timedelta(hours=2))):
+                content = _placeholder_content(self.reference, kind, actor, e.at.astimezone(tz))
+                digest = hashlib.sha256(content).hexdigest()
+                if digest not in candidates:
+                    candidates.append(digest)
+                self.documents[(kind, 1)]["size"] = len(content)
+            self.sha256_candidates[(kind, 1)] = candidates
+
+    def on_take_for_review(self, e, d) -> None:
+        self.officer = d.get("officer", e.actor)
+
+    def on_request_documents(self, e, d) -> None:
+        self.requests[d["request_id"]] = {
+            "request_id": d["request_id"], "kinds": d["kinds"], "requested_by": e.actor, "requested_at": iso(e.at),
+            "requested_on": d["requested_on"], "lapse_on": d["lapse_on"], "status": "open", "closed_at": None,
+            "reminders": [],
+        }
+        programme = self.programme(e)
+        if programme is not None:
+            r = programme.reminders
+            self.compare(e, "requested_on", d["requested_on"], paris_date(e.at).isoformat(),
+                         "jour de la demande (Europe/Paris)")
+            self.compare(e, "lapse_on", d["lapse_on"],
+                         deadline(paris_date(e.at), r.lapse_after_days, shift_to_working_day=r.shift_to_working_day).isoformat(),
+                         f"date de caducité : J+{r.lapse_after_days} (jour ouvré)")
+
+    def on_provide_documents(self, e, d) -> None:
+        for doc in d.get("documents", []):
+            self._add_document(kind=doc["kind"], version=doc["version"], filename=doc["filename"],
+                               size=doc.get("size"), sha256=doc.get("sha256"), e=e)
+        for request_id in d.get("fulfilled_requests", []):
+            req = self.requests.get(request_id)
+            if req is None:
+                self.flag(e, "request_unknown", request_id, None, f"demande de pièces {request_id} inconnue de l'historique")
+                continue
+            req["status"] = "fulfilled"
+            req["closed_at"] = iso(e.at)
+
+    def on_review_document(self, e, d) -> None:
+        doc = self.documents.get((d.get("kind"), d.get("version")))
+        if doc is None:
+            self.flag(e, "document_unknown", f"{d.get('kind')} v{d.get('version')}", None,
+                      "pièce examinée absente de l'historique")
+            return
+        doc.update(review_status=d.get("decision"), review_reason=e.reason, reviewed_by=e.actor, reviewed_at=iso(e.at))
+
+    def on_declare_eligible(self, e, d) -> None:
+        self.consultant = d.get("consultant")
+        self.size_class = d.get("size_class")
+        if "phase1" in d:
+            self.quotes = {"1": d["phase1"]}
+        if d.get("company"):
+            self.company = d["company"]
+        programme = self.programme(e)
+        if programme is not None and self.company is not None:
+            try:
+                size = check_eligibility(programme, CompanyFacts.parse(self.company))
+            except RuleViolation as exc:
+                size = f"refus : {exc.rule}"
+            self.compare(e, "eligibility", d.get("size_class"), size,
+                         "catégorie d'entreprise (éligibilité) selon les règles du programme")
+
+    def on_declare_ineligible(self, e, d) -> None:
+        self.closed_at = iso(e.at)
+
+    def on_accept_diagnostic(self, e, d) -> None:
+        pass
+
+    def on_submit_action_plan(self, e, d) -> None:
+        self.quotes = {**self.quotes, "2": d["phase2"]}
+
+    def _recompute_aid(self, e, d, record_key: str, granted_on: str) -> None:
+        from services.commands import compute_from_inputs
+
+        inputs = d.get("rule_inputs")
+        programme = self.programme(e)
+        if inputs is None or programme is None:
+            self.flag(e, "rule_inputs_missing", None, None, "entrées des règles absentes de l'événement")
+            return
+        # The inputs must be those the history gives.
+        self.compare(e, "inputs.size_class", inputs.get("size_class"), self.size_class,
+                     "catégorie d'entreprise enregistrée dans les entrées du calcul")
+        self.compare(e, "inputs.quotes", inputs.get("quotes"), self.quotes, "devis (jours × taux) des phases")
+        self.compare(e, "inputs.equity", inputs.get("equity"), (self.company or {}).get("equity"),
+                     "capitaux propres déclarés")
+        self.compare(e, "inputs.granted_on", inputs.get("granted_on"), granted_on, "date d'octroi retenue")
+        attested = sorted((a["granted_on"], a["amount"]) for a in inputs.get("de_minimis_prior", [])
+                          if a.get("source") == "attestation")
+        self.compare(e, "inputs.de_minimis_attested", attested,
+                     sorted((a["granted_on"], a["amount"]) for a in self.de_minimis_attested),
+                     "aides de minimis attestées au dépôt")
+        try:
+            recomputed = compute_from_inputs(programme, inputs).to_record()
+        except RuleViolation as exc:
+            recomputed = {"refused": exc.rule}
+        recorded = d.get(record_key)
+        if self.compare(e, f"{record_key}.total", (recorded or {}).get("total"), recomputed.get("total"),
+                        f"aide totale recalculée avec les règles de {e.programme}"):
+            self.compare(e, record_key, recorded, recomputed, f"détail de l'aide recalculé avec les règles de {e.programme}")
+
+    def on_propose_for_vote(self, e, d) -> None:
+        self.session = d.get("session")
+        self.session_date = d.get("session_date")
+        self._recompute_aid(e, d, "proposal", d.get("session_date"))
+        self.proposal = {**(d.get("proposal") or {}), "session": d.get("session")}
+
+    def on_record_vote(self, e, d) -> None:
+        outcome = d.get("outcome")
+        self.session = d.get("session")
+        if outcome == "approved":
+            today = paris_date(e.at)
+            self._recompute_aid(e, d, "voted", today.isoformat())
+            self.voted = d.get("voted")
+            self.aid_total = _money((self.voted or {}).get("total"))
+            self.deliberation = d.get("deliberation")
+            self.voted_on = today.isoformat()
+            self.payment_deadline_on = d.get("payment_deadline_on")
+            programme = self.programme(e)
+            if programme is not None:
+                cutoff, months = programme.money.expense_cutoff, programme.money.payment_deadline_months
+                due = None
+                if cutoff is not None and months is not None:
+                    due = deadline(add_months(cutoff, months), 0,
+                                   shift_to_working_day=programme.reminders.shift_to_working_day).isoformat()
+                self.compare(e, "payment_deadline_on", d.get("payment_deadline_on"), due,
+                             "date limite de demande de solde (date limite des dépenses + délai du programme)")
+            for line in (self.voted or {}).get("lines", []):
+                if line.get("legal_basis") == "de_minimis" and Decimal(line["aid"]) > 0:
+                    self.de_minimis_granted.append({"granted_on": today.isoformat(), "amount": line["aid"],
+                                                    "regulation": (self.voted or {}).get("de_minimis_regulation")})
+        elif outcome == "rejected":
+            self.deliberation = d.get("deliberation")
+            self.closed_at = iso(e.at)
+        else:
+            self.proposal = {**(self.proposal or {}), "adjourned": True}
+
+    def on_claim_payment(self, e, d) -> None:
+        phase, kind = d.get("phase"), d.get("kind")
+        claim = {"claim_id": d.get("claim_id"), "phase": phase, "kind": kind,
+                 "amount_claimed": d.get("amount") if kind == "advance" else (d.get("assessment") or {}).get("claimed_expense"),
+                 "invoices": d.get("invoices") or [], "assessment": d.get("assessment"), "status": "pending",
+                 "claimed_at": iso(e.at), "paid_at": None}
+        self.claims[claim["claim_id"]] = claim
+        programme = self.programme(e)
+        line = self._voted_line(phase)
+        if programme is None:
+            return
+        if line is None:
+            self.flag(e, "claim_phase", phase, None, f"phase {phase} non votée selon l'historique")
+            return
+        if kind == "advance":
+            advances = sum((Decimal(c["amount_claimed"]) for c in self.claims.values()
+                            if c["phase"] == phase and c["kind"] == "advance" and c is not claim), ZERO)
+            self.checks += 1
+            try:
+                check_advance(programme, phase=phase, amount=Decimal(d["amount"]), voted_aid=Decimal(line["aid"]),
+                              advances_so_far=advances)
+            except RuleViolation as exc:
+                self.flag(e, "advance_cap", d.get("amount"), exc.rule, exc.message)
+        else:
+            try:
+                invoices = [InvoiceLine.parse(raw, f"invoices[{i}]") for i, raw in enumerate(d.get("invoices") or [])]
+                recomputed = assess_final_claim(programme, phase=phase, invoices=invoices,
+                                                voted_aid=Decimal(line["aid"]),
+                                                voted_expense=Decimal(line["eligible_expense"])).to_record()
+            except RuleViolation as exc:
+                recomputed = {"refused": exc.rule}
+            recorded = d.get("assessment") or {}
+            if self.compare(e, "assessment.justified_aid", recorded.get("justified_aid"), recomputed.get("justified_aid"),
+                            f"aide justifiée de la phase {phase} recalculée sur les factures"):
+                self.compare(e, "assessment", recorded, recomputed, "détail de l'instruction de la demande de solde")
+
+    def on_pay(self, e, d) -> None:
+        claim = self.claims.get(d.get("claim_id"))
+        if claim is None:
+            self.flag(e, "claim_unknown", d.get("claim_id"), None, "paiement d'une demande absente de l'historique")
+            return
+        phase = claim["phase"]
+        line = self._voted_line(phase)
+        net_before = self._net_paid(phase)
+        voted_aid = Decimal(line["aid"]) if line else ZERO
+        if claim["kind"] == "advance":
+            amount = Decimal(claim["amount_claimed"])
+        else:
+            amount = Decimal((claim["assessment"] or {}).get("justified_aid", "0")) - net_before
+        amount = min(amount, voted_aid - net_before)
+        recovery = None
+        if amount < 0:
+            recovery, amount = -amount, ZERO
+        self.compare(e, "pay.amount", d.get("amount"), _s(amount), f"montant payé (phase {phase}, {claim['kind']})")
+        self.compare(e, "pay.recovery", d.get("recovery"), _s(recovery), "ordre de reversement")
+        recorded_amount = _money(d.get("amount")) or ZERO
+        recorded_recovery = _money(d.get("recovery"))
+        if recorded_recovery is not None:
+            self.recoveries.append({"claim_id": claim["claim_id"], "phase": phase, "amount": _s(recorded_recovery),
+                                    "issued_at": iso(e.at)})
+            self.recovered_total += recorded_recovery
+        else:
+            self.payments.append({"claim_id": claim["claim_id"], "phase": phase, "kind": claim["kind"],
+                                  "amount": _s(recorded_amount), "paid_at": iso(e.at)})
+            self.paid_total += recorded_amount
+        claim["status"], claim["paid_at"] = "paid", iso(e.at)
+        self.compare(e, "pay.paid_total", d.get("paid_total"), _s(self.paid_total - self.recovered_total),
+                     "total net payé après ce paiement")
+        phases_voted = {ln["phase"] for ln in (self.voted or {}).get("lines", [])}
+        finals_paid = {c["phase"] for c in self.claims.values() if c["kind"] == "final" and c["status"] == "paid"}
+        self.compare(e, "pay.closing", bool(d.get("closed")), bool(phases_voted) and finals_paid >= phases_voted,
+                     "clôture : toutes les phases votées ont leur solde payé")
+        if d.get("closed"):
+            self._close(e)
+
+    def _close(self, e) -> Decimal:
+        net = self.paid_total - self.recovered_total
+        self.cancelled_remainder = max((self.aid_total or ZERO) - net, ZERO)
+        self.closed_at = iso(e.at)
+        return self.cancelled_remainder
+
+    def on_close(self, e, d) -> None:
+        remainder = self._close(e)
+        self.compare(e, "close.cancelled_remainder", d.get("cancelled_remainder"), _s(remainder),
+                     "reliquat annulé = aide votée − total net payé")
+        self.compare(e, "close.payment_deadline_on", d.get("payment_deadline_on"), self.payment_deadline_on,
+                     "date limite de demande de solde")
+        if self.payment_deadline_on:
+            self.compare(e, "close.due", True, paris_date(e.at).isoformat() > self.payment_deadline_on,
+                         "la clôture pour délai expiré intervient après la date limite")
+
+    def on_withdraw(self, e, d) -> None:
+        self.closed_at = iso(e.at)
+        self._close_requests(e, "closed")
+
+    def on_lapse(self, e, d) -> None:
+        self.closed_at = iso(e.at)
+        req = self.requests.get(d.get("request_id"))
+        if req is not None:
+            self.compare(e, "lapse.due", True, paris_date(e.at).isoformat() >= req["lapse_on"],
+                         f"caducité prononcée le {paris_date(e.at)} pour une échéance au {req['lapse_on']}")
+        self._close_requests(e, "lapsed")
+
+    def _close_requests(self, e, status: str) -> None:
+        for req in self.requests.values():
+            if req["status"] == "open":
+                req["status"], req["closed_at"] = status, iso(e.at)
+
+    def on_remind(self, e, d) -> None:
+        req = self.requests.get(d.get("request_id"))
+        if req is None:
+            self.flag(e, "request_unknown", d.get("request_id"), None, "relance d'une demande absente de l'historique")
+            return
+        req["reminders"].append({"after_days": d.get("after_days"), "kind": d.get("kind"), "at": iso(e.at)})
+        programme = self.programme(e)
+        if programme is not None:
+            r = programme.reminders
+            due = deadline(date_of(req["requested_on"]), d.get("after_days") or 0,
+                           shift_to_working_day=r.shift_to_working_day)
+            self.compare(e, "remind.due", True, paris_date(e.at) >= due, f"relance J+{d.get('after_days')} due le {due}")
+
+    # -- the result ----------------------------------------------------------------------------
+    def state(self, as_of: datetime | None) -> dict:
+        return build_state(
+            reference=self.reference, programme=self.programme_key, status=self.status, company=self.company,
+            size_class=self.size_class, consultant=self.consultant, officer=self.officer, quotes=self.quotes,
+            proposal=self.proposal, session=self.session, voted=self.voted, aid_total=self.aid_total,
+            deliberation=self.deliberation, voted_on=self.voted_on, payment_deadline_on=self.payment_deadline_on,
+            paid_total=self.paid_total, recovered_total=self.recovered_total,
+            cancelled_remainder=self.cancelled_remainder, submitted_at=iso(self.submitted_at),
+            updated_at=iso(self.updated_at), closed_at=self.closed_at, claims=list(self.claims.values()),
+            payments=self.payments, recoveries=self.recoveries, documents=list(self.documents.values()),
+            requests=list(self.requests.values()), de_minimis_attested=self.de_minimis_attested,
+            de_minimis_granted=self.de_minimis_granted, catalogue=self.catalogue, as_of=as_of,
+        )
+
+
+def date_of(value: str):
+    from datetime import date
+
+    return date.fromisoformat(value)
+
+
+def build_state(*, reference, programme, status, company, size_class, consultant, officer, quotes, proposal,
+                session, voted, aid_total, deliberation, voted_on, payment_deadline_on, paid_total,
+                recovered_total, cancelled_remainder, submitted_at, updated_at, closed_at, claims, payments,
+                recoveries, documents, requests, de_minimis_attested, de_minimis_granted, catalogue,
+                as_of: datetime | None) -> dict:
+    """The one shape of a dossier's state, for the replay and the stored tables alike."""
+    record = voted or (proposal if status == "ready_for_vote" else None)
+    aid = None
+    if record and "lines" in record:
+        aid = {f"phase{line['phase']}": line["aid"] for line in record["lines"]}
+        aid["total"] = record["total"]
+    net = paid_total - recovered_total
+    requests = sorted(requests, key=lambda r: r["request_id"])
+    open_requests = [_outlook(r, programme, catalogue, as_of) for r in requests if r["status"] == "open"]
+    return {
+        "reference": reference, "programme": programme, "status": status,
+        "status_label": STATE_LABELS.get(status, status),
+        "company": company, "size_class": size_class, "consultant": consultant, "officer": officer,
+        "quotes": quotes, "proposal": proposal, "session": session,
+        "vote": {"deliberation": deliberation, "voted_on": voted_on, "voted": voted},
+        "amounts": {
+            "aid": aid, "aid_total": _s(aid_total), "paid_total": _s(paid_total),
+            "recovered_total": _s(recovered_total), "net_paid": _s(net),
+            "remaining": None if aid_total is None or closed_at else _s(max(aid_total - net, ZERO)),
+            "cancelled_remainder": _s(cancelled_remainder),
+        },
+        "payment_deadline_on": payment_deadline_on,
+        "claims": sorted(claims, key=lambda c: c["claim_id"]),
+        "payments": sorted(payments, key=lambda p: p["claim_id"]),
+        "recoveries": sorted(recoveries, key=lambda r: r["claim_id"]),
+        "documents": sorted(documents, key=lambda d: (d["kind"], d["version"])),
+        "document_requests": requests,
+        "open_requests": open_requests,
+        "de_minimis": {"attested": sorted(de_minimis_attested, key=lambda a: (a["granted_on"], a["amount"])),
+                       "granted": sorted(de_minimis_granted, key=lambda a: (a["granted_on"], a["amount"]))},
+        "submitted_at": submitted_at, "updated_at": updated_at, "closed_at": closed_at,
+    }
+
+
+def _outlook(req: dict, programme_key: str | None, catalogue: Catalogue, as_of: datetime | None) -> dict:
+    """An open request with its deadlines: the lapse date and the next reminder the programme plans."""
+    out = {"request_id": req["request_id"], "kinds": req["kinds"], "requested_on": req["requested_on"],
+           "lapse_on": req["lapse_on"], "reminders_sent": len(req["reminders"]), "next_reminder": None}
+    try:
+        pid, version = (programme_key or "").rsplit("@v", 1)
+        r = catalogue.get(pid, int(version)).reminders
+    except (ValueError, RuleViolation):
+        return out
+    sent = {x["after_days"] for x in req["reminders"]}
+    start = date_of(req["requested_on"])
+    for step in r.steps:
+        if step.after_days not in sent:
+            out["next_reminder"] = {"after_days": step.after_days, "kind": step.kind,
+                                    "on": deadline(start, step.after_days, shift_to_working_day=r.shift_to_working_day).isoformat()}
+            break
+    if as_of is not None:
+        out["days_left"] = (date_of(req["lapse_on"]) - paris_date(as_of)).days
+    return out
+
+
+def replay_events(events: Iterable[EventRecord], *, dossier_id: int, reference: str, at: datetime | None = None,
+                  catalogue: Catalogue | None = None) -> Replay:
+    """Fold the events (already in sequence order) up to `at` included."""
+    fold = _Fold(catalogue or default_catalogue(), dossier_id, reference)
+    last = None
+    n = 0
+    for e in events:
+        if at is not None and e.at > at:
+            break
+        fold.apply(e)
+        last = e
+        n += 1
+    last_event = None if last is None else {"seq": last.seq, "at": iso(last.at), "command": last.command, "hash": last.hash}
+    return Replay(dossier_id, reference, at, fold.state(at), n, last_event, fold.checks, fold.discrepancies,
+                  fold.sha256_candidates)
+
+
+def replay_dossier(session, dossier_id: int, *, at: datetime | None = None,
+                   catalogue: Catalogue | None = None, reference: str | None = None) -> Replay:
+    """Replay from the events table alone (the dossier row is not read, except for its reference
+    when the history is empty)."""
+    if at is not None and at.tzinfo is None:
+        raise ValueError("at : un instant avec fuseau est attendu")
+    events = load_events(session, dossier_id, until=at)
+    if reference is None:
+        reference = events[0].dossier_reference if events else session.scalar(
+            select(m.Dossier.reference).where(m.Dossier.id == dossier_id))
+    return replay_events(events, dossier_id=dossier_id, reference=reference, at=at, catalogue=catalogue)
+
+
+# -- the stored side ---------------------------------------------------------------------------
+
+def stored_state(session, dossier_id: int, *, catalogue: Catalogue | None = None,
+                 as_of: datetime | None = None) -> dict:
+    """The dossier as the tables hold it now, in the replay's shape."""
+    d = session.get(m.Dossier, dossier_id)
+    s = session
+    claims = [{"claim_id": c.id, "phase": c.phase, "kind": c.kind, "amount_claimed": _s(c.amount_claimed),
+               "invoices": c.invoices, "assessment": c.assessment, "status": c.status,
+               "claimed_at": iso(c.claimed_at), "paid_at": iso(c.paid_at)}
+              for c in s.scalars(select(m.PaymentClaim).where(m.PaymentClaim.dossier_id == dossier_id))]
+    payments = [{"claim_id": p.claim_id, "phase": p.phase, "kind": p.kind, "amount": _s(p.amount), "paid_at": iso(p.paid_at)}
+                for p in s.scalars(select(m.Payment).where(m.Payment.dossier_id == dossier_id))]
+    recoveries = [{"claim_id": r.claim_id, "phase": r.phase, "amount": _s(r.amount), "issued_at": iso(r.issued_at)}
+                  for r in s.scalars(select(m.RecoveryOrder).where(m.RecoveryOrder.dossier_id == dossier_id))]
+    documents = [{"kind": x.kind, "version": x.version, "filename": x.filename, "size": x.size, "sha256": x.sha256,
+                  "uploaded_by": x.uploaded_by, "uploaded_role": x.uploaded_role, "uploaded_at": iso(x.uploaded_at),
+                  "review_status": x.review_status, "review_reason": x.review_reason, "reviewed_by": x.reviewed_by,
+                  "reviewed_at": iso(x.reviewed_at)}
+                 for x in s.scalars(select(m.Document).where(m.Document.dossier_id == dossier_id))]
+    reminders: dict[int, list[dict]] = {}
+    prefix = f"{d.reference}:docreq:"
+    for n in s.scalars(select(m.Notification).where(
+            m.Notification.dossier_id == dossier_id,
+            m.Notification.kind.in_(("documents_reminder", "documents_final_notice")))):
+        if n.dedupe_key.startswith(prefix):
+            request_id, after_days = n.dedupe_key[len(prefix):].split(":")[:2]
+            reminders.setdefault(int(request_id), []).append(
+                {"after_days": int(after_days), "kind": n.kind, "at": iso(n.created_at)})
+    requests = [{"request_id": r.id, "kinds": r.kinds, "requested_by": r.requested_by, "requested_at": iso(r.requested_at),
+                 "requested_on": r.requested_on.isoformat(), "lapse_on": r.lapse_on.isoformat(), "status": r.status,
+                 "closed_at": iso(r.closed_at),
+                 "reminders": sorted(reminders.get(r.id, []), key=lambda x: (x["at"], x["after_days"]))}
+                for r in s.scalars(select(m.DocumentRequest).where(m.DocumentRequest.dossier_id == dossier_id))]
+    aids = list(s.scalars(select(m.DeMinimisAid).where(m.DeMinimisAid.dossier_id == dossier_id)))
+    attested = [{"granted_on": a.granted_on.isoformat(), "amount": _s(a.amount)} for a in aids if a.source == "attestation"]
+    granted = [{"granted_on": a.granted_on.isoformat(), "amount": _s(a.amount), "regulation": a.regulation}
+               for a in aids if a.source == "usine"]
+    return build_state(
+        reference=d.reference, programme=f"{d.programme_id}@v{d.programme_version}", status=d.status,
+        company=d.company_facts, size_class=d.size_class, consultant=d.consultant, officer=d.officer,
+        quotes=d.quotes, proposal=d.proposal, session=d.session.code if d.session is not None else None,
+        voted=d.voted, aid_total=d.aid_total, deliberation=d.deliberation,
+        voted_on=d.voted_on.isoformat() if d.voted_on else None,
+        payment_deadline_on=d.payment_deadline_on.isoformat() if d.payment_deadline_on else None,
+        paid_total=d.paid_total, recovered_total=d.recovered_total, cancelled_remainder=d.cancelled_remainder,
+        submitted_at=iso(d.submitted_at), updated_at=iso(d.updated_at), closed_at=iso(d.closed_at),
+        claims=claims, payments=payments, recoveries=recoveries, documents=documents, requests=requests,
+        de_minimis_attested=attested, de_minimis_granted=granted, catalogue=catalogue or default_catalogue(),
+        as_of=as_of,
+    )
+
+
+def diff(replay: Replay, stored: dict) -> list[dict]:
+    """Every path where the replayed state and the stored one differ."""
+    out: list[dict] = []
+    _diff(replay.state, stored, "", out, replay)
+    return out
+
+
+def _diff(a, b, path: str, out: list[dict], replay: Replay) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            _diff(a.get(key), b.get(key), f"{path}.{key}" if path else str(key), out, replay)
+        return
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _diff(x, y, f"{path}[{i}]", out, replay)
+        return
+    if a == b:
+        return
+    if path.endswith(".sha256") and a is None and path.startswith("documents["):
+        # A candidacy document: the event records its kind, not its hash; the content Usine
+        # generated for it is derivable from the event.
+        index = int(path[len("documents["):path.index("]")])
+        doc = replay.state["documents"][index]
+        if b in replay.sha256_candidates.get((doc["kind"], doc["version"]), []):
+            return
+    out.append({"path": path, "replayed": a, "stored": b})

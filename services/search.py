@@ -1,0 +1,209 @@
+"""Finding dossiers, always within the actor's scope (SPEC §1).
+
+Scope, the same rule as `services.commands.check_scope` but written as SQL so that a listing
+never loads what it may not show:
+- officer, head, finance, auditor: the dossiers of the programmes of their regions;
+- applicant: the dossiers of its company (SIREN);
+- consultant: the dossiers assigned to it (`Dossier.consultant`);
+- any other role (admin, system): nothing.
+
+Text search binds its input as a parameter and escapes LIKE wildcards: a search string is only
+ever text to look for."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
+
+from db import models as m
+from programmes import Catalogue
+from services.commands import Actor
+from services.uow import UnitOfWork
+from states.lifecycle import STATE_LABELS, STATES
+
+REGIONAL_ROLES = ("officer", "head", "finance", "auditor")
+SORTS = {
+    "id": m.Dossier.id, "reference": m.Dossier.reference, "state": m.Dossier.status,
+    "submitted_at": m.Dossier.submitted_at, "updated_at": m.Dossier.updated_at,
+    "aid_total": m.Dossier.aid_total, "company": m.Company.name,
+}
+MAX_LIMIT = 200
+
+
+def programme_keys_for(actor: Actor, catalogue: Catalogue) -> list[tuple[str, int]]:
+    regions = set(actor.regions or ())
+    return [(p.id, p.version) for p in catalogue.all() if p.region in regions]
+
+
+def scope_clause(actor: Actor, catalogue: Catalogue) -> ColumnElement[bool]:
+    """A WHERE clause on Dossier (joined with Company) limiting rows to the actor's scope."""
+    if actor.role in REGIONAL_ROLES:
+        keys = programme_keys_for(actor, catalogue)
+        if not keys:
+            return false()
+        return tuple_(m.Dossier.programme_id, m.Dossier.programme_version).in_(keys)
+    if actor.role == "applicant":
+        return m.Company.siren == actor.siren if actor.siren else false()
+    if actor.role == "consultant":
+        return m.Dossier.consultant == actor.consultant if actor.consultant else false()
+    return false()
+
+
+def in_scope(actor: Actor, dossier: m.Dossier, catalogue: Catalogue) -> bool:
+    """The same rule for one loaded dossier."""
+    if actor.role in REGIONAL_ROLES:
+        try:
+            region = catalogue.get(dossier.programme_id, dossier.programme_version).region
+        except Exception:
+            return False
+        return region in (actor.regions or ())
+    if actor.role == "applicant":
+        return bool(actor.siren) and dossier.company_facts.get("siren") == actor.siren
+    if actor.role == "consultant":
+        return bool(actor.consultant) and dossier.consultant == actor.consultant
+    return False
+
+
+def programme_in_scope(actor: Actor, programme_id: str, catalogue: Catalogue) -> bool:
+    """Regional staff see the council sessions of their regions' programmes."""
+    if actor.role not in REGIONAL_ROLES:
+        return False
+    return any(pid == programme_id for pid, _ in programme_keys_for(actor, catalogue))
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class DossierQuery:
+    state: str | None = None
+    programme: str | None = None
+    officer: str | None = None
+    deadline_before: date | None = None
+    q: str | None = None
+    sort: str = "-updated_at"
+    limit: int = 50
+    offset: int = 0
+
+
+def _open_request_deadline():
+    return (select(func.min(m.DocumentRequest.lapse_on))
+            .where(m.DocumentRequest.dossier_id == m.Dossier.id, m.DocumentRequest.status == "open")
+            .correlate(m.Dossier).scalar_subquery())
+
+
+def _filters(query: DossierQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if query.state:
+        if query.state not in STATES:
+            raise ValueError(f"state : état inconnu « {query.state} » (connus : {', '.join(STATES)}).")
+        where.append(m.Dossier.status == query.state)
+    if query.programme:
+        where.append(m.Dossier.programme_id == query.programme)
+    if query.officer:
+        where.append(m.Dossier.officer == query.officer)
+    if query.deadline_before is not None:
+        # A deadline that is still running, on or before the day: the lapse day of an open
+        # document request, or the payment deadline of a dossier still being paid.
+        request_due = select(m.DocumentRequest.id).where(
+            m.DocumentRequest.dossier_id == m.Dossier.id, m.DocumentRequest.status == "open",
+            m.DocumentRequest.lapse_on <= query.deadline_before).exists()
+        payment_due = and_(m.Dossier.status.in_(("approved", "in_payment")),
+                           m.Dossier.payment_deadline_on.is_not(None),
+                           m.Dossier.payment_deadline_on <= query.deadline_before)
+        where.append(or_(request_due, payment_due))
+    if query.q:
+        needle = f"%{escape_like(query.q.strip().lower())}%"
+        where.append(or_(
+            func.lower(m.Dossier.reference).like(needle, escape="\\"),
+            func.lower(m.Company.name).like(needle, escape="\\"),
+            m.Company.siren.like(needle, escape="\\"),
+            func.lower(func.coalesce(m.Dossier.consultant, "")).like(needle, escape="\\"),
+            func.lower(func.coalesce(m.Dossier.officer, "")).like(needle, escape="\\"),
+        ))
+    return where
+
+
+def search_dossiers(uow: UnitOfWork, actor: Actor, query: DossierQuery | None = None, **kwargs) -> dict:
+    """One page of the dossiers the actor may see, with the total count for the filters."""
+    query = query or DossierQuery(**kwargs)
+    sort_key = query.sort.lstrip("-")
+    if sort_key not in SORTS:
+        raise ValueError(f"sort : tri inconnu « {query.sort} » (connus : {', '.join(SORTS)}, préfixe « - » pour décroissant).")
+    limit = max(1, min(int(query.limit), MAX_LIMIT))
+    offset = max(0, int(query.offset))
+    where = [scope_clause(actor, uow.catalogue), *_filters(query)]
+    base = select(m.Dossier).join(m.Company, m.Dossier.company_id == m.Company.id).where(*where)
+    total = uow.session.scalar(select(func.count()).select_from(base.with_only_columns(m.Dossier.id).subquery()))
+    column = SORTS[sort_key]
+    order = column.desc() if query.sort.startswith("-") else column.asc()
+    deadline = _open_request_deadline().label("next_request_deadline")
+    rows = uow.session.execute(
+        base.add_columns(deadline).order_by(order, m.Dossier.id.desc() if query.sort.startswith("-") else m.Dossier.id)
+        .limit(limit).offset(offset)).all()
+    return {"items": [dossier_row(d, uow.catalogue, request_deadline) for d, request_deadline in rows],
+            "total": total, "limit": limit, "offset": offset}
+
+
+def next_deadline(dossier: m.Dossier, request_deadline: date | None) -> date | None:
+    candidates = [request_deadline] if request_deadline else []
+    if dossier.status in ("approved", "in_payment") and dossier.payment_deadline_on:
+        candidates.append(dossier.payment_deadline_on)
+    return min(candidates) if candidates else None
+
+
+def dossier_row(d: m.Dossier, catalogue: Catalogue, request_deadline: date | None = None) -> dict:
+    try:
+        region = catalogue.get(d.programme_id, d.programme_version).region
+    except Exception:
+        region = None
+    due = next_deadline(d, request_deadline)
+    return {
+        "id": d.id, "reference": d.reference, "programme": d.programme_id, "programme_version": d.programme_version,
+        "region": region, "company": d.company_facts["name"], "siren": d.company_facts["siren"],
+        "state": d.status, "state_label": STATE_LABELS[d.status], "version": d.version,
+        "officer": d.officer, "consultant": d.consultant,
+        "aid_total": None if d.aid_total is None else str(d.aid_total),
+        "paid": str(d.paid_total - d.recovered_total),
+        "next_deadline": due.isoformat() if due else None,
+        "submitted_at": d.submitted_at.isoformat(), "updated_at": d.updated_at.isoformat(),
+    }
+
+
+def companies_in_scope(uow: UnitOfWork, actor: Actor, *, q: str | None = None, limit: int = 50,
+                       offset: int = 0) -> dict:
+    """The companies with at least one dossier in the actor's scope."""
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    offset = max(0, int(offset))
+    visible = (select(m.Dossier.company_id).join(m.Company, m.Dossier.company_id == m.Company.id)
+               .where(scope_clause(actor, uow.catalogue)))
+    base = select(m.Company).where(m.Company.id.in_(visible))
+    if q:
+        needle = f"%{escape_like(q.strip().lower())}%"
+        base = base.where(or_(func.lower(m.Company.name).like(needle, escape="\\"),
+                              m.Company.siren.like(needle, escape="\\")))
+    total = uow.session.scalar(select(func.count()).select_from(base.with_only_columns(m.Company.id).subquery()))
+    rows = uow.session.scalars(base.order_by(m.Company.name, m.Company.id).limit(limit).offset(offset)).all()
+    return {"items": [{"siren": c.siren, "name": c.name} for c in rows], "total": total,
+            "limit": limit, "offset": offset}
+
+
+def company_in_scope(uow: UnitOfWork, actor: Actor, siren: str) -> dict | None:
+    """One company and the dossiers of it the actor may see; None when it sees none."""
+    company = uow.session.scalar(select(m.Company).where(m.Company.siren == siren))
+    if company is None:
+        return None
+    dossiers = uow.session.scalars(
+        select(m.Dossier).join(m.Company, m.Dossier.company_id == m.Company.id)
+        .where(m.Dossier.company_id == company.id, scope_clause(actor, uow.catalogue))
+        .order_by(m.Dossier.id)).all()
+    if not dossiers:
+        return None
+    return {"siren": company.siren, "name": company.name, "email": company.email,
+            "dossiers": [dossier_row(d, uow.catalogue) for d in dossiers]}
+
+
+__all__ = ["DossierQuery", "search_dossiers", "scope_clause", "in_scope", "programme_in_scope",
+           "companies_in_scope", "company_in_scope", "dossier_row", "SORTS"]

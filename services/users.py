@@ -1,0 +1,209 @@
+"""Users: who may sign in, with which role (SPEC §1) and which scope.
+
+Passwords are hashed with argon2id (argon2-cffi); nothing stores or logs a clear password. There
+is no default password: the only known passwords are the demo users' (`seed_demo_users`), meant
+for a demo or training workspace and listed in the docs.
+
+Each function that changes something is its own unit of work and commits, like the commands."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from db.models_auth import REGIONAL_ROLES, ROLES, User
+from rules.errors import InvalidInput, NotFound, RuleViolation
+from rules.identifiers import InvalidIdentifier, validate_siren
+from services.clock import Clock, SystemClock
+from services.commands import Actor
+from services.uow import UnitOfWork
+
+# argon2id with argon2-cffi's defaults (RFC 9106 "low memory" profile: t=3, m=64 MiB, p=4).
+PASSWORD_HASHER = PasswordHasher()
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,79}$")
+PASSWORD_MIN = 10
+PASSWORD_MAX = 256
+
+# The companies the demo's applicants act for (Luhn-valid SIRENs). The demo loader creates
+# dossiers for them so that `entreprise.garonne` and `entreprise.gironde` have something to see.
+DEMO_APPLICANT_SIRENS = ("732829320", "443061841")
+# The one password of every demo user. Demo and training workspaces only.
+DEMO_PASSWORD = "demo-usine-2022"
+DEMO_USERS = (
+    {"username": "admin", "display_name": "Administratrice Usine", "role": "admin"},
+    {"username": "agent.occitanie", "display_name": "Claire Martin, chargée de mission (Occitanie)",
+     "role": "officer", "regions": ["Occitanie"]},
+    {"username": "agent.nouvelle-aquitaine", "display_name": "Hugo Bernard, chargé de mission (Nouvelle-Aquitaine)",
+     "role": "officer", "regions": ["Nouvelle-Aquitaine"]},
+    {"username": "cheffe.occitanie", "display_name": "Mme Roux, cheffe de service (Occitanie)",
+     "role": "head", "regions": ["Occitanie"]},
+    {"username": "finances.occitanie", "display_name": "Service financier (Occitanie)",
+     "role": "finance", "regions": ["Occitanie"]},
+    {"username": "audit.occitanie", "display_name": "Contrôle régional (Occitanie)",
+     "role": "auditor", "regions": ["Occitanie"]},
+    {"username": "entreprise.garonne", "display_name": "Mme Durand (Atelier Garonne SAS)",
+     "role": "applicant", "siren": DEMO_APPLICANT_SIRENS[0]},
+    {"username": "entreprise.gironde", "display_name": "M. Petit (Gironde Usinage)",
+     "role": "applicant", "siren": DEMO_APPLICANT_SIRENS[1]},
+    {"username": "cabinet.midi", "display_name": "Cabinet Midi Conseil", "role": "consultant",
+     "consultant": "Cabinet Midi Conseil"},
+)
+
+# Verifying against this hash when the user does not exist keeps the answer time the same for
+# an unknown user and a wrong password (no user enumeration by timing).
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = PASSWORD_HASHER.hash("usine: no such user")
+    return _DUMMY_HASH
+
+
+def user_view(user: User) -> dict:
+    """What may be shown about a user (never the hash)."""
+    return {
+        "username": user.username, "display_name": user.display_name, "role": user.role,
+        "regions": list(user.regions or []), "siren": user.siren, "consultant": user.consultant,
+        "active": user.active, "created_at": user.created_at.isoformat(),
+        "disabled_at": user.disabled_at.isoformat() if user.disabled_at else None,
+    }
+
+
+def actor_for(user: User) -> Actor:
+    """The Actor the services receive for this user: its username (recorded in the events), its
+    role and its scope. Regional roles always carry a tuple (possibly empty: sees nothing)."""
+    return Actor(
+        name=user.username, role=user.role,
+        siren=user.siren if user.role == "applicant" else None,
+        consultant=user.consultant if user.role == "consultant" else None,
+        regions=tuple(user.regions or ()) if user.role in REGIONAL_ROLES else None,
+    )
+
+
+def known_regions(uow: UnitOfWork) -> list[str]:
+    return sorted({p.region for p in uow.catalogue.all()})
+
+
+def _check_password(password) -> str:
+    if not isinstance(password, str) or not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX):
+        raise InvalidInput("password", f"password : de {PASSWORD_MIN} à {PASSWORD_MAX} caractères.", rule="password_policy")
+    if password.strip() != password or len(set(password)) < 4:
+        raise InvalidInput("password", "password : mot de passe trop simple (espaces en bord, ou moins de 4 caractères différents).",
+                           rule="password_policy")
+    return password
+
+
+def create_user(*, uow: UnitOfWork, clock: Clock, username: str, password: str, role: str,
+                display_name: str | None = None, regions: list[str] | tuple[str, ...] | None = None,
+                siren: str | None = None, consultant: str | None = None) -> dict:
+    """Create one active user. The scope must fit the role: regions for officer, head, finance
+    and auditor; a SIREN for an applicant; the consultant's name for a consultant."""
+    if not isinstance(username, str) or not USERNAME_PATTERN.match(username):
+        raise InvalidInput("username", "username : 2 à 80 caractères parmi a-z, 0-9, « . », « _ », « - », "
+                           "commençant par une lettre ou un chiffre.")
+    if role not in ROLES:
+        raise InvalidInput("role", f"role : « {role} » n'est pas l'un de {', '.join(ROLES)}.")
+    _check_password(password)
+    regions = list(dict.fromkeys(regions or []))
+    if role in REGIONAL_ROLES:
+        if not regions:
+            raise InvalidInput("regions", f"regions : au moins une région pour le rôle « {role} ».")
+        known = known_regions(uow)
+        for i, r in enumerate(regions):
+            if r not in known:
+                raise InvalidInput(f"regions[{i}]", f"regions[{i}] : région inconnue « {r} » (connues : {', '.join(known)}).")
+    elif regions:
+        raise InvalidInput("regions", f"regions : le rôle « {role} » n'a pas de régions.")
+    if role == "applicant":
+        try:
+            siren = validate_siren(siren if siren is not None else "")
+        except InvalidIdentifier as exc:
+            raise InvalidInput("siren", exc.message, rule=exc.rule) from None
+    elif siren is not None:
+        raise InvalidInput("siren", f"siren : seul un compte « applicant » est rattaché à une entreprise.")
+    if role == "consultant":
+        if not isinstance(consultant, str) or not consultant.strip() or len(consultant) > 200:
+            raise InvalidInput("consultant", "consultant : le nom du prestataire référencé est obligatoire (200 caractères au plus).")
+        consultant = consultant.strip()
+    elif consultant is not None:
+        raise InvalidInput("consultant", "consultant : seul un compte « consultant » porte un nom de prestataire.")
+    display_name = (display_name or username).strip()
+    if not display_name or len(display_name) > 200:
+        raise InvalidInput("display_name", "display_name : 1 à 200 caractères.")
+    if uow.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise RuleViolation("username_taken", f"L'identifiant « {username} » est déjà pris.", field="username")
+    user = User(username=username, display_name=display_name, password_hash=PASSWORD_HASHER.hash(password),
+                role=role, regions=regions, siren=siren, consultant=consultant, active=True,
+                created_at=clock.now())
+    uow.session.add(user)
+    try:
+        uow.commit()
+    except IntegrityError:
+        uow.rollback()
+        raise RuleViolation("username_taken", f"L'identifiant « {username} » est déjà pris.", field="username") from None
+    return user_view(user)
+
+
+def get_user(uow: UnitOfWork, username: str) -> User | None:
+    return uow.session.scalar(select(User).where(User.username == username))
+
+
+def authenticate(*, uow: UnitOfWork, username: str, password: str) -> User | None:
+    """The active user with this password, or None (unknown user, wrong password, disabled)."""
+    user = get_user(uow, username) if isinstance(username, str) and len(username) <= 80 else None
+    if not isinstance(password, str) or len(password) > PASSWORD_MAX:
+        return None
+    try:
+        PASSWORD_HASHER.verify(user.password_hash if user is not None else _dummy_hash(), password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.active:
+        return None
+    if PASSWORD_HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = PASSWORD_HASHER.hash(password)
+        uow.commit()
+    return user
+
+
+def disable_user(*, uow: UnitOfWork, clock: Clock, username: str) -> dict:
+    """Disable a user: it can no longer sign in, and its tokens stop working at once."""
+    user = get_user(uow, username)
+    if user is None:
+        raise NotFound("utilisateur", username)
+    if user.active:
+        user.active = False
+        user.disabled_at = clock.now()
+        uow.commit()
+    return user_view(user)
+
+
+def list_users(uow: UnitOfWork, *, role: str | None = None, include_disabled: bool = True) -> list[dict]:
+    q = select(User).order_by(User.username)
+    if role:
+        q = q.where(User.role == role)
+    if not include_disabled:
+        q = q.where(User.active.is_(True))
+    return [user_view(u) for u in uow.session.scalars(q)]
+
+
+def seed_demo_users(uow_factory, clock: Clock | None = None) -> list[dict]:
+    """Create the demo users (one per role, two officers of different regions, two applicants)
+    with the demo password; users that already exist are left untouched. Returns each demo
+    user with its password, for the demo's README."""
+    clock = clock or SystemClock()
+    out = []
+    for spec in DEMO_USERS:
+        with uow_factory() as uow:
+            exists = get_user(uow, spec["username"]) is not None
+            if not exists:
+                create_user(uow=uow, clock=clock, password=DEMO_PASSWORD, **spec)
+        out.append({"username": spec["username"], "password": DEMO_PASSWORD, "role": spec["role"],
+                    "display_name": spec["display_name"], "regions": spec.get("regions", []),
+                    "siren": spec.get("siren"), "consultant": spec.get("consultant"), "created": not exists})
+    return out

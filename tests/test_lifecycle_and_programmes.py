@@ -1,0 +1,128 @@
+from pathlib import Path
+
+import pytest
+
+from programmes import Catalogue, ProgrammeFileError, default_catalogue, load_programme_file
+from rules.errors import NotAllowed, RuleViolation, UnknownFigure
+from states import lifecycle
+from states.lifecycle import FINAL_STATES, OPEN_STATES, STATES, TRANSITIONS, fire
+
+FILES = Path(__file__).resolve().parents[1] / "programmes" / "files"
+
+
+def test_the_lifecycle_has_the_twelve_states_of_the_spec():
+    assert STATES == ("draft", "submitted", "eligibility_review", "diagnostic", "action_plan", "ready_for_vote",
+                      "approved", "in_payment", "closed", "rejected", "withdrawn", "lapsed")
+
+
+def test_any_non_final_state_can_be_withdrawn_or_lapse():
+    for state in OPEN_STATES:
+        assert fire(state, "withdraw", role="applicant") == "withdrawn"
+        assert fire(state, "lapse", role="system") == "lapsed"
+    for state in FINAL_STATES:
+        with pytest.raises(NotAllowed):
+            fire(state, "withdraw", role="applicant")
+
+
+def test_the_mission_order_is_enforced():
+    assert fire("submitted", "take_for_review", role="officer") == "eligibility_review"
+    with pytest.raises(NotAllowed):
+        fire("submitted", "accept_diagnostic", role="officer")
+    with pytest.raises(NotAllowed):
+        fire("action_plan", "vote_approved", role="head")
+
+
+def test_the_wrong_role_is_refused_with_not_allowed_naming_the_role():
+    with pytest.raises(NotAllowed) as refused:
+        fire("ready_for_vote", "vote_approved", role="officer", guards={"on_session_agenda": lambda: None,
+                                                                         "amounts_within_caps": lambda: None})
+    assert refused.value.rule == "not_allowed" and "officer" in refused.value.message
+
+
+def test_guards_run_in_their_declared_order_and_a_refusal_leaves_the_state():
+    calls = []
+
+    def ok(name):
+        return lambda: calls.append(name)
+
+    def refuse():
+        calls.append("company_eligible")
+        raise RuleViolation("size", "too big")
+
+    with pytest.raises(RuleViolation):
+        fire("eligibility_review", "declare_eligible", role="officer",
+             guards={"candidacy_documents_complete": ok("candidacy_documents_complete"),
+                     "company_eligible": refuse, "phase1_days": ok("phase1_days")})
+    assert calls == ["candidacy_documents_complete", "company_eligible"]
+
+
+def test_every_guard_named_in_the_table_is_a_plain_name():
+    for spec in TRANSITIONS:
+        assert all(g.isidentifier() for g in spec.guards)
+        assert set(spec.roles) <= set(lifecycle.ROLES)
+
+
+def test_the_status_is_assigned_in_one_place_only():
+    """No code but the lifecycle's `_move` writes a dossier's status."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    assignment = re.compile(r"\b(dossier|d)\.status\s*=[^=]")
+    found = []
+    for folder in ("services", "api", "workflows", "web", "cli", "db"):
+        for path in (root / folder).rglob("*.py"):
+            for line in path.read_text("utf-8").splitlines():
+                if assignment.search(line):
+                    found.append((str(path.relative_to(root)), line.strip()))
+    assert found == [("services/commands.py", "dossier.status = after")]
+
+
+def test_the_state_chart_prints_as_mermaid():
+    chart = lifecycle.mermaid()
+    assert chart.startswith("stateDiagram-v2")
+    assert "ready_for_vote --> approved: vote_approved" in chart
+
+
+def test_the_three_seed_programmes_load():
+    catalogue = default_catalogue()
+    assert catalogue.ids() == ["naq-udf4", "occitanie-prif", "pdl-ami-idf"]
+    occ = catalogue.latest("occitanie-prif")
+    assert str(occ.money.day_rate_cap) == "1200.00" and str(occ.money.pathway_cap) == "36000.00"
+    assert occ.phase(2).max_days == 25 and str(occ.phase(2).advance_max_rate) == "0.70"
+    assert occ.money.expense_cutoff.isoformat() == "2022-12-31"
+
+
+def test_unknown_figures_refuse_any_computation_that_needs_them():
+    naq = default_catalogue().latest("naq-udf4")
+    assert naq.money.day_rate_cap is None
+    with pytest.raises(UnknownFigure) as refused:
+        naq.require(naq.money.day_rate_cap, "money.day_rate_cap")
+    assert refused.value.field == "money.day_rate_cap"
+
+
+def test_a_bad_programme_file_fails_at_load_naming_file_field_and_reason(tmp_path):
+    text = (FILES / "occitanie-prif.v1.toml").read_text("utf-8").replace('rate = "0.50"', 'rate = "1.50"')
+    bad = tmp_path / "occitanie-prif.v1.toml"
+    bad.write_text(text, "utf-8")
+    with pytest.raises(ProgrammeFileError) as error:
+        load_programme_file(bad)
+    assert error.value.path.name == "occitanie-prif.v1.toml"
+    assert error.value.field == "phases.1.rate" and "taux" in error.value.reason
+
+
+def test_a_money_figure_written_as_a_float_is_refused(tmp_path):
+    text = (FILES / "occitanie-prif.v1.toml").read_text("utf-8").replace('day_rate_cap = "1200.00"', "day_rate_cap = 1200.0")
+    (tmp_path / "occitanie-prif.v1.toml").write_text(text, "utf-8")
+    with pytest.raises(ProgrammeFileError) as error:
+        Catalogue(tmp_path)
+    assert error.value.field == "money.day_rate_cap"
+
+
+def test_a_dossier_stays_bound_to_its_programme_version(tmp_path):
+    text = (FILES / "occitanie-prif.v1.toml").read_text("utf-8")
+    (tmp_path / "occitanie-prif.v1.toml").write_text(text, "utf-8")
+    (tmp_path / "occitanie-prif.v2.toml").write_text(
+        text.replace("version = 1", "version = 2").replace('day_rate_cap = "1200.00"', 'day_rate_cap = "1300.00"'), "utf-8")
+    catalogue = Catalogue(tmp_path)
+    assert catalogue.latest("occitanie-prif").version == 2
+    assert str(catalogue.get("occitanie-prif", 1).money.day_rate_cap) == "1200.00"
