@@ -21,7 +21,7 @@ STATES: tuple[str, ...] = (
 )
 FINAL_STATES = frozenset({"closed", "rejected", "withdrawn", "lapsed"})
 OPEN_STATES = tuple(s for s in STATES if s not in FINAL_STATES)
-WORKING_STATES = ("eligibility_review", "diagnostic", "action_plan", "ready_for_vote", "approved", "in_payment")
+WORKING_STATES = ("submitted", "eligibility_review", "diagnostic", "action_plan", "ready_for_vote", "approved", "in_payment")
 
 STATE_LABELS = {
     "draft": "brouillon", "submitted": "candidature déposée",

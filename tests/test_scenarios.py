@@ -109,3 +109,56 @@ def test_the_cli_exit_codes_say_passed_failed_or_invalid(tmp_path):
     invalid.write_text("{not json")
     bad = _cli("scenario", "run", str(invalid), cwd=tmp_path)
     assert bad.returncode == 2 and "JSON invalide" in bad.stdout
+
+
+def _golden_steps(name, upto):
+    return json.loads((SHARED / name).read_text())["steps"][:upto]
+
+
+def test_documents_provided_in_time_stop_the_chase():
+    steps = _golden_steps("golden-9-document-chase-lapse.json", 2)
+    steps += [
+        {"at": "2021-03-01T10:00:00+01:00", "as": "officer", "do": "request_documents", "with": {"kinds": ["tax_certificate"]}},
+        {"at": "2021-03-08T06:00:00+01:00", "do": "sweep", "expect": {"notifications": {"documents_reminder": 1}}},
+        {"at": "2021-03-09T11:00:00+01:00", "as": "applicant", "do": "provide_documents", "with": {"kinds": ["tax_certificate"]}},
+        {"at": "2021-03-15T06:00:00+01:00", "do": "sweep"},
+        {"at": "2021-04-02T06:00:00+02:00", "do": "sweep"},
+        {"at": "2021-04-02T09:00:00+02:00", "as": "officer", "do": "declare_eligible",
+         "with": {"consultant": "Cabinet Midi Conseil", "phase1": {"days": 5, "day_rate": "1100.00"}}},
+    ]
+    result = run_scenario(_doc(steps, {"state": "diagnostic",
+                                       "notifications": {"documents_reminder": 1, "documents_final_notice": 0,
+                                                         "dossier_lapsed": 0}}))
+    assert result["expectations"]["failures"] == []
+
+
+def test_a_sweep_run_late_sends_only_the_step_due_not_every_missed_one():
+    steps = _golden_steps("golden-9-document-chase-lapse.json", 2)
+    steps += [
+        {"at": "2021-03-01T10:00:00+01:00", "as": "officer", "do": "request_documents", "with": {"kinds": ["tax_certificate"]}},
+        {"at": "2021-03-23T06:00:00+01:00", "do": "sweep"},
+        {"at": "2021-03-23T07:00:00+01:00", "do": "sweep"},
+    ]
+    result = run_scenario(_doc(steps, {"notifications": {"documents_reminder": 0, "documents_final_notice": 1}}))
+    assert result["expectations"]["failures"] == []
+
+
+def test_after_the_payment_deadline_a_claim_is_refused_and_the_sweep_closes_the_dossier():
+    steps = _golden_steps("golden-6-expense-cutoff.json", 11)  # voted, phase 1 paid
+    steps += [
+        {"at": "2023-07-03T09:00:00+02:00", "as": "applicant", "do": "claim_payment",
+         "with": {"phase": 2, "kind": "final", "invoices": [{"date": "2022-06-30", "days": 10, "day_rate": "1200.00"}]},
+         "expect": {"refused": "payment_deadline"}},
+        {"at": "2023-07-03T10:00:00+02:00", "do": "sweep", "expect": {"state": "closed"}},
+    ]
+    result = run_scenario(_doc(steps, {"state": "closed", "paid": "5500.00", "notifications": {"dossier_closed": 1}}))
+    assert result["expectations"]["failures"] == []
+
+
+def test_a_vote_against_rejects_and_tells_the_company():
+    steps = _golden_steps("golden-1-sme-full-life.json", 8)
+    steps.append({"at": "2021-04-09T14:00:00+02:00", "as": "head", "do": "record_vote",
+                  "with": {"session": "CP-2021-04", "outcome": "rejected", "deliberation": "CP/2021-04/18"}})
+    result = run_scenario(_doc(steps, {"state": "rejected", "notifications": {"vote_result": 1}}))
+    assert result["expectations"]["failures"] == []
+    assert result["final"]["aid"] is None
