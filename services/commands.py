@@ -288,17 +288,17 @@ def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, c
     for aid in prior:
         session.add(m.DeMinimisAid(siren=facts.siren, dossier_id=dossier.id, source="attestation",
                                    granted_on=aid.granted_on, amount=aid.amount))
-    for kind in kinds:
-        _store_document(session, uow, dossier=dossier, kind=kind, filename=f"{kind}.txt",
-                        content=_placeholder_content(dossier.reference, kind, actor, now),
-                        content_type="text/plain", actor=actor, now=now)
+    docs = [_store_document(session, uow, dossier=dossier, kind=kind, filename=f"{kind}.txt",
+                            content=_placeholder_content(dossier.reference, kind, actor, now),
+                            content_type="text/plain", actor=actor, now=now) for kind in kinds]
     session.flush()
     append_event(session, dossier=dossier, at=now, actor=actor.name, role=actor.role,
                  command="submit_candidacy" if submit else "start_candidacy", state_before="draft",
                  data={"programme": programme.key, "programme_hash": programme.content_hash,
                        "company": facts.as_dict(),
                        "de_minimis_prior": [{"granted_on": a.granted_on.isoformat(), "amount": str(a.amount)} for a in prior],
-                       "documents": kinds})
+                       "documents": [{"kind": d.kind, "version": d.version, "sha256": d.sha256,
+                                      "filename": d.filename, "size": d.size} for d in docs]})
     if submit:
         enqueue(session, kind="candidacy_received", dedupe_key=f"{dossier.reference}:candidacy_received",
                 now=now, recipient=applicant_recipient(dossier),

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from db import models as m
 from db.models_audit import AuditAnchor, AuditAnchorHead
 from services.events import GENESIS, canonical_json, utc_iso
 
@@ -137,9 +136,10 @@ def anchor(uow_factory, clock, *, journal: str | Path | None = None) -> AnchorRe
                         digest=digest, prev_hash=prev)
         s.add(AuditAnchor(seq=seq, anchored_at=now, dossiers=dossiers, events=events, changed=len(delta),
                           delta_digest=digest, prev_hash=prev, hash=h))
-        s.execute(AuditAnchorHead.__table__.insert(), [
-            {"anchor_seq": seq, "dossier_reference": ref, "dossier_id": did, "seq": hseq, "hash": hh}
-            for ref, hseq, hh, did in delta]) if delta else None
+        if delta:
+            s.execute(AuditAnchorHead.__table__.insert(), [
+                {"anchor_seq": seq, "dossier_reference": ref, "dossier_id": did, "seq": hseq, "hash": hh}
+                for ref, hseq, hh, did in delta])
         try:
             uow.commit()
         except IntegrityError:

@@ -12,6 +12,7 @@ the calendar for deadlines. A recorded figure that the rules do not give again i
 `stored_state` reads the same shape from the tables, so `diff` can compare the two."""
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -21,11 +22,14 @@ from sqlalchemy import select
 
 from db import models as m
 from programmes import Catalogue, Programme, default_catalogue
-from rules.calendar import PARIS, add_months, deadline, paris_date
+from functools import lru_cache
+
+from rules.calendar import PARIS, add_months, paris_date
+from rules.calendar import deadline as _deadline
 from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import RuleViolation
 from rules.money import InvoiceLine, assess_final_claim, check_advance
-from services.audit.records import EventRecord, iso, load_events
+from services.audit.records import EventRecord, iso, load_events_for_replay
 from states.lifecycle import STATE_LABELS, TRANSITIONS
 
 ZERO = Decimal("0.00")
@@ -37,6 +41,26 @@ _ALLOWED: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
 for _t in TRANSITIONS:
     for _source in _t.source:
         _ALLOWED.setdefault((_t.trigger, _source), (_t.dest, _t.roles))
+
+
+@lru_cache(maxsize=4096)
+def deadline(start, days: int, *, shift_to_working_day: bool = True):
+    """`rules.calendar.deadline`, remembered: a history asks the same few dates again and again."""
+    return _deadline(start, days, shift_to_working_day=shift_to_working_day)
+
+
+_PARIS_DAYS: dict[tuple, object] = {}
+
+
+def _paris_day(at: datetime):
+    """`paris_date`, remembered per UTC hour (the offset changes only on the hour)."""
+    key = (at.year, at.month, at.day, at.hour)
+    day = _PARIS_DAYS.get(key)
+    if day is None:
+        if len(_PARIS_DAYS) > 100000:
+            _PARIS_DAYS.clear()
+        day = _PARIS_DAYS[key] = paris_date(at)
+    return day
 
 
 def _triggers(e: EventRecord) -> list[str]:
@@ -102,6 +126,27 @@ class Replay:
             "recomputation": {"checks": self.checks, "ok": self.ok,
                               "discrepancies": [d.as_dict() for d in self.discrepancies]},
         }
+
+
+_MOVES: dict[tuple, tuple] = {}
+
+
+def _lifecycle_move(e: EventRecord, state: str, data: dict) -> tuple:
+    """What the lifecycle says of a recorded state change: () when it allows it, else the
+    problems as (recorded, recomputed, detail)."""
+    problems = []
+    for trigger in _triggers(e):
+        allowed = _ALLOWED.get((trigger, state))
+        if allowed is None or e.role not in allowed[1]:
+            why = ("interdit depuis cet état" if allowed is None else f"interdit au rôle « {e.role} »")
+            problems.append((f"{e.state_before} → {e.state_after}", None,
+                             f"« {trigger} » {why} (« {state} ») selon le cycle de vie"))
+            return tuple(problems)
+        state = allowed[0] or state
+    if state != e.state_after:
+        problems.append((e.state_after, state,
+                         f"l'événement enregistre l'état « {e.state_after} », le cycle de vie donne « {state} »"))
+    return tuple(problems)
 
 
 class _Fold:
@@ -181,36 +226,36 @@ class _Fold:
                       e: EventRecord) -> None:
         self.documents[(kind, version)] = {
             "kind": kind, "version": version, "filename": filename, "size": size, "sha256": sha256,
-            "uploaded_by": e.actor, "uploaded_role": e.role, "uploaded_at": iso(e.at),
+            "uploaded_by": e.actor, "uploaded_role": e.role, "uploaded_at": self.at_iso,
             "review_status": "pending", "review_reason": None, "reviewed_by": None, "reviewed_at": None,
         }
 
     # -- the fold ------------------------------------------------------------------------------
     def apply(self, e: EventRecord) -> None:
+        self.at_iso = e.at_iso or e.at.isoformat()
         self._move(e)
-        handler = getattr(self, f"on_{e.command}", None)
+        handler = _HANDLERS.get(e.command)
         if handler is None:
             self.flag(e, "command_unknown", e.command, None, f"commande inconnue « {e.command} »")
         else:
-            handler(e, e.data or {})
+            handler(self, e, e.data or {})
         self.updated_at = e.at
 
     def _move(self, e: EventRecord) -> None:
         """The state change, re-computed through the lifecycle's transitions."""
-        state = self.status
+        command = e.command
+        if command == "record_vote" or command == "pay":
+            data = e.data or {}
+            key = (command, self.status, e.role, e.state_after, data.get("outcome"), bool(data.get("closed")))
+        else:
+            key = (command, self.status, e.role, e.state_after)
+        outcome = _MOVES.get(key)
+        if outcome is None:
+            outcome = _MOVES[key] = _lifecycle_move(e, self.status, e.data or {})
         self.checks += 1
-        for trigger in _triggers(e):
-            allowed = _ALLOWED.get((trigger, state))
-            if allowed is None or e.role not in allowed[1]:
-                why = ("interdit depuis cet état" if allowed is None else f"interdit au rôle « {e.role} »")
-                self.flag(e, "transition", f"{e.state_before} → {e.state_after}", None,
-                          f"« {trigger} » {why} (« {state} ») selon le cycle de vie")
-                state = e.state_after
-                break
-            state = allowed[0] or state
-        if state != e.state_after:
-            self.flag(e, "transition", e.state_after, state,
-                      f"l'événement enregistre l'état « {e.state_after} », le cycle de vie donne « {state} »")
+        if outcome:
+            for problem in outcome:
+                self.flag(e, "transition", *problem)
         self.status = e.state_after
 
     def on_start_candidacy(self, e, d) -> None:
@@ -222,8 +267,9 @@ class _Fold:
         self._candidacy(e, d)
 
     def _candidacy(self, e, d) -> None:
-        from services.commands import Actor, _placeholder_content
         import hashlib
+
+        from services.commands import Actor, _placeholder_content
 
         self.programme_key = e.programme
         self.company = d.get("company")
@@ -257,17 +303,17 @@ class _Fold:
 
     def on_request_documents(self, e, d) -> None:
         self.requests[d["request_id"]] = {
-            "request_id": d["request_id"], "kinds": d["kinds"], "requested_by": e.actor, "requested_at": iso(e.at),
+            "request_id": d["request_id"], "kinds": d["kinds"], "requested_by": e.actor, "requested_at": self.at_iso,
             "requested_on": d["requested_on"], "lapse_on": d["lapse_on"], "status": "open", "closed_at": None,
             "reminders": [],
         }
         programme = self.programme(e)
         if programme is not None:
             r = programme.reminders
-            self.compare(e, "requested_on", d["requested_on"], paris_date(e.at).isoformat(),
+            self.compare(e, "requested_on", d["requested_on"], _paris_day(e.at).isoformat(),
                          "jour de la demande (Europe/Paris)")
             self.compare(e, "lapse_on", d["lapse_on"],
-                         deadline(paris_date(e.at), r.lapse_after_days, shift_to_working_day=r.shift_to_working_day).isoformat(),
+                         deadline(_paris_day(e.at), r.lapse_after_days, shift_to_working_day=r.shift_to_working_day).isoformat(),
                          f"date de caducité : J+{r.lapse_after_days} (jour ouvré)")
 
     def on_provide_documents(self, e, d) -> None:
@@ -280,7 +326,7 @@ class _Fold:
                 self.flag(e, "request_unknown", request_id, None, f"demande de pièces {request_id} inconnue de l'historique")
                 continue
             req["status"] = "fulfilled"
-            req["closed_at"] = iso(e.at)
+            req["closed_at"] = self.at_iso
 
     def on_review_document(self, e, d) -> None:
         doc = self.documents.get((d.get("kind"), d.get("version")))
@@ -288,7 +334,7 @@ class _Fold:
             self.flag(e, "document_unknown", f"{d.get('kind')} v{d.get('version')}", None,
                       "pièce examinée absente de l'historique")
             return
-        doc.update(review_status=d.get("decision"), review_reason=e.reason, reviewed_by=e.actor, reviewed_at=iso(e.at))
+        doc.update(review_status=d.get("decision"), review_reason=e.reason, reviewed_by=e.actor, reviewed_at=self.at_iso)
 
     def on_declare_eligible(self, e, d) -> None:
         self.consultant = d.get("consultant")
@@ -307,7 +353,7 @@ class _Fold:
                          "catégorie d'entreprise (éligibilité) selon les règles du programme")
 
     def on_declare_ineligible(self, e, d) -> None:
-        self.closed_at = iso(e.at)
+        self.closed_at = self.at_iso
 
     def on_accept_diagnostic(self, e, d) -> None:
         pass
@@ -354,7 +400,7 @@ class _Fold:
         outcome = d.get("outcome")
         self.session = d.get("session")
         if outcome == "approved":
-            today = paris_date(e.at)
+            today = _paris_day(e.at)
             self._recompute_aid(e, d, "voted", today.isoformat())
             self.voted = d.get("voted")
             self.aid_total = _money((self.voted or {}).get("total"))
@@ -376,7 +422,7 @@ class _Fold:
                                                     "regulation": (self.voted or {}).get("de_minimis_regulation")})
         elif outcome == "rejected":
             self.deliberation = d.get("deliberation")
-            self.closed_at = iso(e.at)
+            self.closed_at = self.at_iso
         else:
             self.proposal = {**(self.proposal or {}), "adjourned": True}
 
@@ -385,7 +431,7 @@ class _Fold:
         claim = {"claim_id": d.get("claim_id"), "phase": phase, "kind": kind,
                  "amount_claimed": d.get("amount") if kind == "advance" else (d.get("assessment") or {}).get("claimed_expense"),
                  "invoices": d.get("invoices") or [], "assessment": d.get("assessment"), "status": "pending",
-                 "claimed_at": iso(e.at), "paid_at": None}
+                 "claimed_at": self.at_iso, "paid_at": None}
         self.claims[claim["claim_id"]] = claim
         programme = self.programme(e)
         line = self._voted_line(phase)
@@ -439,13 +485,13 @@ class _Fold:
         recorded_recovery = _money(d.get("recovery"))
         if recorded_recovery is not None:
             self.recoveries.append({"claim_id": claim["claim_id"], "phase": phase, "amount": _s(recorded_recovery),
-                                    "issued_at": iso(e.at)})
+                                    "issued_at": self.at_iso})
             self.recovered_total += recorded_recovery
         else:
             self.payments.append({"claim_id": claim["claim_id"], "phase": phase, "kind": claim["kind"],
-                                  "amount": _s(recorded_amount), "paid_at": iso(e.at)})
+                                  "amount": _s(recorded_amount), "paid_at": self.at_iso})
             self.paid_total += recorded_amount
-        claim["status"], claim["paid_at"] = "paid", iso(e.at)
+        claim["status"], claim["paid_at"] = "paid", self.at_iso
         self.compare(e, "pay.paid_total", d.get("paid_total"), _s(self.paid_total - self.recovered_total),
                      "total net payé après ce paiement")
         phases_voted = {ln["phase"] for ln in (self.voted or {}).get("lines", [])}
@@ -458,7 +504,7 @@ class _Fold:
     def _close(self, e) -> Decimal:
         net = self.paid_total - self.recovered_total
         self.cancelled_remainder = max((self.aid_total or ZERO) - net, ZERO)
-        self.closed_at = iso(e.at)
+        self.closed_at = self.at_iso
         return self.cancelled_remainder
 
     def on_close(self, e, d) -> None:
@@ -468,38 +514,38 @@ class _Fold:
         self.compare(e, "close.payment_deadline_on", d.get("payment_deadline_on"), self.payment_deadline_on,
                      "date limite de demande de solde")
         if self.payment_deadline_on:
-            self.compare(e, "close.due", True, paris_date(e.at).isoformat() > self.payment_deadline_on,
+            self.compare(e, "close.due", True, _paris_day(e.at).isoformat() > self.payment_deadline_on,
                          "la clôture pour délai expiré intervient après la date limite")
 
     def on_withdraw(self, e, d) -> None:
-        self.closed_at = iso(e.at)
+        self.closed_at = self.at_iso
         self._close_requests(e, "closed")
 
     def on_lapse(self, e, d) -> None:
-        self.closed_at = iso(e.at)
+        self.closed_at = self.at_iso
         req = self.requests.get(d.get("request_id"))
         if req is not None:
-            self.compare(e, "lapse.due", True, paris_date(e.at).isoformat() >= req["lapse_on"],
-                         f"caducité prononcée le {paris_date(e.at)} pour une échéance au {req['lapse_on']}")
+            self.compare(e, "lapse.due", True, _paris_day(e.at).isoformat() >= req["lapse_on"],
+                         f"caducité prononcée le {_paris_day(e.at)} pour une échéance au {req['lapse_on']}")
         self._close_requests(e, "lapsed")
 
     def _close_requests(self, e, status: str) -> None:
         for req in self.requests.values():
             if req["status"] == "open":
-                req["status"], req["closed_at"] = status, iso(e.at)
+                req["status"], req["closed_at"] = status, self.at_iso
 
     def on_remind(self, e, d) -> None:
         req = self.requests.get(d.get("request_id"))
         if req is None:
             self.flag(e, "request_unknown", d.get("request_id"), None, "relance d'une demande absente de l'historique")
             return
-        req["reminders"].append({"after_days": d.get("after_days"), "kind": d.get("kind"), "at": iso(e.at)})
+        req["reminders"].append({"after_days": d.get("after_days"), "kind": d.get("kind"), "at": self.at_iso})
         programme = self.programme(e)
         if programme is not None:
             r = programme.reminders
             due = deadline(date_of(req["requested_on"]), d.get("after_days") or 0,
                            shift_to_working_day=r.shift_to_working_day)
-            self.compare(e, "remind.due", True, paris_date(e.at) >= due, f"relance J+{d.get('after_days')} due le {due}")
+            self.compare(e, "remind.due", True, _paris_day(e.at) >= due, f"relance J+{d.get('after_days')} due le {due}")
 
     # -- the result ----------------------------------------------------------------------------
     def state(self, as_of: datetime | None) -> dict:
@@ -515,6 +561,9 @@ class _Fold:
             requests=list(self.requests.values()), de_minimis_attested=self.de_minimis_attested,
             de_minimis_granted=self.de_minimis_granted, catalogue=self.catalogue, as_of=as_of,
         )
+
+
+_HANDLERS = {name[3:]: fn for name, fn in vars(_Fold).items() if name.startswith("on_")}
 
 
 def date_of(value: str):
@@ -606,11 +655,19 @@ def replay_dossier(session, dossier_id: int, *, at: datetime | None = None,
     when the history is empty)."""
     if at is not None and at.tzinfo is None:
         raise ValueError("at : un instant avec fuseau est attendu")
-    events = load_events(session, dossier_id, until=at)
-    if reference is None:
-        reference = events[0].dossier_reference if events else session.scalar(
-            select(m.Dossier.reference).where(m.Dossier.id == dossier_id))
-    return replay_events(events, dossier_id=dossier_id, reference=reference, at=at, catalogue=catalogue)
+    # Tens of thousands of small objects are made and kept: the cyclic collector would walk
+    # them again and again for nothing (nothing here makes cycles).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        events = load_events_for_replay(session, dossier_id, until=at)
+        if reference is None:
+            reference = events[0].dossier_reference if events else session.scalar(
+                select(m.Dossier.reference).where(m.Dossier.id == dossier_id))
+        return replay_events(events, dossier_id=dossier_id, reference=reference, at=at, catalogue=catalogue)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 # -- the stored side ---------------------------------------------------------------------------

@@ -1,0 +1,264 @@
+"""A dossier's history as a readable PDF (reportlab), rendered from the JSON export so that the
+two never say different things: integrity, amounts, rule re-computation, timeline (who, when,
+what, why), documents with their SHA-256, messages sent with their template hash, and every
+event's hash. Text is real text (extractable, searchable)."""
+from __future__ import annotations
+
+import io
+import os
+from datetime import datetime
+from functools import lru_cache
+from xml.sax.saxutils import escape
+
+import reportlab
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from notifications.rendering import DOCUMENT_LABELS, euros
+from rules.calendar import PARIS
+from services.history import ROLE_LABELS
+from states.lifecycle import STATE_LABELS
+
+_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu",)
+_BUNDLED = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
+
+
+@lru_cache(maxsize=1)
+def _fonts() -> tuple[str, str, str, set[int] | None]:
+    """DejaVu when the system has it (covers every character we print), else Bitstream Vera,
+    which reportlab ships (covers French and €; a few arrows are replaced)."""
+    for folder in _FONT_DIRS:
+        regular = os.path.join(folder, "DejaVuSans.ttf")
+        bold = os.path.join(folder, "DejaVuSans-Bold.ttf")
+        mono = os.path.join(folder, "DejaVuSansMono.ttf")
+        if all(os.path.exists(p) for p in (regular, bold, mono)):
+            pdfmetrics.registerFont(TTFont("Usine", regular))
+            pdfmetrics.registerFont(TTFont("Usine-Bold", bold))
+            pdfmetrics.registerFont(TTFont("Usine-Mono", mono))
+            return "Usine", "Usine-Bold", "Usine-Mono", None
+    pdfmetrics.registerFont(TTFont("UsineVera", os.path.join(_BUNDLED, "Vera.ttf")))
+    pdfmetrics.registerFont(TTFont("UsineVera-Bold", os.path.join(_BUNDLED, "VeraBd.ttf")))
+    pdfmetrics.registerFont(TTFont("UsineVera-Mono", os.path.join(_BUNDLED, "Vera.ttf")))
+    face = TTFont("probe", os.path.join(_BUNDLED, "Vera.ttf")).face
+    return "UsineVera", "UsineVera-Bold", "UsineVera-Mono", set(face.charToGlyph)
+
+
+_REPLACE = {"→": "->", "\u202f": "\u00a0", "…": "...", "’": "'"}
+
+
+def _t(value) -> str:
+    """Text for a Paragraph: escaped, characters the font lacks replaced."""
+    s = "—" if value is None else str(value)
+    glyphs = _fonts()[3]
+    if glyphs is not None:
+        s = "".join(ch if ord(ch) in glyphs or ch in "\n" else _REPLACE.get(ch, "?") for ch in s)
+    return escape(s)
+
+
+def _short(value, limit: int = 240) -> str:
+    s = "—" if value is None else str(value)
+    return s if len(s) <= limit else s[:limit] + " [...]"
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "—"
+    return datetime.fromisoformat(iso).astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+
+
+def _eur(value) -> str:
+    return "—" if value in (None, "") else euros(value)
+
+
+def _styles():
+    regular, bold, mono, _ = _fonts()
+    base = ParagraphStyle("base", fontName=regular, fontSize=8.5, leading=10.5, alignment=TA_LEFT)
+    return {
+        "title": ParagraphStyle("title", parent=base, fontName=bold, fontSize=15, leading=19, spaceAfter=4),
+        "h2": ParagraphStyle("h2", parent=base, fontName=bold, fontSize=11.5, leading=15, spaceBefore=10, spaceAfter=4),
+        "body": base,
+        "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=9),
+        "cell": ParagraphStyle("cell", parent=base, fontSize=7.5, leading=9),
+        "cellb": ParagraphStyle("cellb", parent=base, fontName=bold, fontSize=7.5, leading=9),
+        "mono": ParagraphStyle("mono", parent=base, fontName=mono, fontSize=6.3, leading=7.8),
+        "ok": ParagraphStyle("ok", parent=base, fontName=bold, textColor=colors.HexColor("#1b5e20")),
+        "bad": ParagraphStyle("bad", parent=base, fontName=bold, textColor=colors.HexColor("#b71c1c")),
+    }
+
+
+def _table(rows, widths, st, header=True) -> Table:
+    cells = [[c if not isinstance(c, str) else Paragraph(_t(_short(c, 1200)), st["cellb"] if header and i == 0 else st["cell"])
+              for c in row] for i, row in enumerate(rows)]
+    table = Table(cells, colWidths=widths, repeatRows=1 if header else 0)
+    style = [("VALIGN", (0, 0), (-1, -1), "TOP"), ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#9e9e9e")),
+             ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+             ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
+    if header:
+        style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eaf6")))
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _mono(value: str | None, st) -> Paragraph:
+    return Paragraph(_t(value or "—"), st["mono"])
+
+
+def render_pdf(export: dict) -> bytes:
+    st = _styles()
+    d = export["dossier"]
+    replay = export["replay"]
+    state = replay["state"]
+    amounts = state["amounts"]
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=14 * mm, rightMargin=14 * mm, topMargin=14 * mm,
+                            bottomMargin=16 * mm, title=f"Dossier {d['reference']} — historique certifié",
+                            author="Usine", subject="Export d'audit", creator="Usine (services.audit)")
+    width = A4[0] - 28 * mm
+    story = []
+    story.append(Paragraph(_t(f"Dossier {d['reference']} — historique certifié"), st["title"]))
+    story.append(Paragraph(_t(f"{d.get('programme_name') or d['programme']} ({d['programme']}, région {d.get('region') or '—'})"), st["body"]))
+    story.append(Paragraph(_t(f"Entreprise : {d['company']['name']} — SIREN {d['company']['siren']}"), st["body"]))
+    story.append(Paragraph(_t(f"État : {d['state_label']} ({d['state']})"), st["body"]))
+    story.append(Paragraph(_t(f"Export du {_when(export['exported_at'])} (heure de Paris)"
+                              f"{' par ' + export['exported_by'] if export.get('exported_by') else ''} — "
+                              f"schéma v{export['schema_version']}"), st["small"]))
+
+    # Integrity
+    story.append(Paragraph("Intégrité de l'historique", st["h2"]))
+    v = export["verification"]
+    events = export["events"]
+    if v["ok"]:
+        last = events[-1]["hash"] if events else "—"
+        story.append(Paragraph(_t(f"Chaîne d'empreintes SHA-256 intacte : {len(events)} événement(s), "
+                                  f"dernière empreinte {last}."), st["ok"]))
+    else:
+        story.append(Paragraph(_t(f"ANOMALIES : {len(v['problems'])} problème(s) dans l'historique."), st["bad"]))
+        rows = [["Anomalie", "N°", "Détail"]] + [[p["problem"], str(p["seq"] or "—"), p["detail"]] for p in v["problems"]]
+        story.append(_table(rows, [28 * mm, 12 * mm, width - 40 * mm], st))
+    anchor = v.get("anchor")
+    if anchor:
+        story.append(Paragraph(_t(f"Ancrage : tête n°{anchor['seq']} enregistrée par l'ancre n°{anchor['anchor_seq']} "
+                                  f"du {_when(anchor.get('anchored_at'))} (empreinte d'ancre {anchor.get('anchor_hash')})."),
+                               st["small"]))
+    else:
+        story.append(Paragraph("Ancrage : dossier pas encore couvert par une ancre quotidienne.", st["small"]))
+    differences = export["stored_state_differences"]
+    story.append(Paragraph(_t("Rejeu des événements : identique à l'état enregistré." if not differences else
+                              f"Rejeu des événements : {len(differences)} différence(s) avec l'état enregistré."),
+                           st["ok"] if not differences else st["bad"]))
+    if differences:
+        rows = [["Champ", "Rejoué", "Enregistré"]] + [[x["path"], _short(x["replayed"]), _short(x["stored"])]
+                                                      for x in differences[:60]]
+        story.append(_table(rows, [60 * mm, (width - 60 * mm) / 2, (width - 60 * mm) / 2], st))
+
+    # Amounts
+    story.append(Paragraph("Montants", st["h2"]))
+    aid = amounts.get("aid") or {}
+    vote = state.get("vote") or {}
+    rows = [["", "Montant"]]
+    for key in sorted(k for k in aid if k != "total"):
+        rows.append([f"Aide votée — phase {key.replace('phase', '')}", _eur(aid[key])])
+    rows += [["Aide votée — total", _eur(amounts.get("aid_total"))],
+             ["Délibération", f"{vote.get('deliberation') or '—'} du {vote.get('voted_on') or '—'}"],
+             ["Total versé", _eur(amounts.get("paid_total"))],
+             ["Reversements (titres de recettes)", _eur(amounts.get("recovered_total"))],
+             ["Net payé", _eur(amounts.get("net_paid"))],
+             ["Reste à payer", _eur(amounts.get("remaining"))],
+             ["Reliquat annulé", _eur(amounts.get("cancelled_remainder"))],
+             ["Date limite de demande de solde", state.get("payment_deadline_on") or "—"]]
+    story.append(_table(rows, [80 * mm, 60 * mm], st))
+    if state["payments"] or state["recoveries"]:
+        story.append(Spacer(1, 4))
+        rows = [["Date", "Phase", "Nature", "Montant"]]
+        for p in state["payments"]:
+            rows.append([_when(p["paid_at"]), str(p["phase"]), "avance" if p["kind"] == "advance" else "solde", _eur(p["amount"])])
+        for r in state["recoveries"]:
+            rows.append([_when(r["issued_at"]), str(r["phase"]), "ordre de reversement", _eur(r["amount"])])
+        story.append(_table(rows, [35 * mm, 15 * mm, 40 * mm, 35 * mm], st))
+    rec = replay["recomputation"]
+    story.append(Spacer(1, 4))
+    if rec["ok"]:
+        story.append(Paragraph(_t(f"Recalcul des règles ({d['programme']}) : {rec['checks']} contrôle(s), aucun écart — "
+                                  f"les montants enregistrés sont ceux que donnent les règles de la version du programme."),
+                               st["ok"]))
+    else:
+        story.append(Paragraph(_t(f"Recalcul des règles : {len(rec['discrepancies'])} écart(s) sur {rec['checks']} contrôle(s)."),
+                               st["bad"]))
+        rows = [["N°", "Contrôle", "Enregistré", "Recalculé", "Détail"]] + [
+            [str(x["seq"] or "—"), x["check"], _short(x["recorded"], 120), _short(x["recomputed"], 120), x["detail"]]
+            for x in rec["discrepancies"]]
+        story.append(_table(rows, [10 * mm, 32 * mm, 38 * mm, 38 * mm, width - 118 * mm], st))
+
+    # Timeline
+    story.append(Paragraph("Chronologie : qui, quand, quoi, pourquoi", st["h2"]))
+    rows = [["N°", "Date (Paris)", "Qui", "Quoi", "Motif", "État"]]
+    for e in events:
+        move = (f"{STATE_LABELS.get(e['state_before'], e['state_before'])} -> {STATE_LABELS.get(e['state_after'], e['state_after'])}"
+                if e["state_before"] != e["state_after"] else STATE_LABELS.get(e["state_after"], e["state_after"]))
+        rows.append([str(e["seq"]), _when(e["at"]), f"{e['actor']} ({ROLE_LABELS.get(e['role'], e['role'])})",
+                     e.get("summary") or e["command"], e.get("reason") or "", move])
+    story.append(_table(rows, [8 * mm, 22 * mm, 36 * mm, width - 8 * mm - 22 * mm - 36 * mm - 30 * mm - 28 * mm,
+                               30 * mm, 28 * mm], st))
+
+    # Open requests
+    if state["open_requests"]:
+        story.append(Paragraph("Demandes de pièces ouvertes", st["h2"]))
+        rows = [["Demande", "Pièces", "Demandée le", "Caducité le", "Prochaine relance"]]
+        for r in state["open_requests"]:
+            nxt = r.get("next_reminder")
+            rows.append([str(r["request_id"]), ", ".join(DOCUMENT_LABELS.get(k, k) for k in r["kinds"]),
+                         r["requested_on"], r["lapse_on"], f"{nxt['on']} (J+{nxt['after_days']})" if nxt else "—"])
+        story.append(_table(rows, [16 * mm, 60 * mm, 25 * mm, 25 * mm, width - 126 * mm], st))
+
+    # Documents
+    story.append(Paragraph("Pièces et empreintes SHA-256", st["h2"]))
+    rows = [["Pièce", "V.", "Déposée", "Examen", "SHA-256"]]
+    for x in export["documents"]:
+        review = x["review_status"] + (f" — {x['review_reason']}" if x.get("review_reason") else "")
+        rows.append([f"{DOCUMENT_LABELS.get(x['kind'], x['kind'])} ({x['filename']}, {x['size']} o)", str(x["version"]),
+                     f"{_when(x['uploaded_at'])}, {x['uploaded_by']}", review, _mono(x["sha256"], st)])
+    if len(rows) == 1:
+        rows.append(["aucune pièce", "", "", "", ""])
+    story.append(_table(rows, [48 * mm, 7 * mm, 38 * mm, 22 * mm, width - 115 * mm], st))
+
+    # Messages
+    story.append(Paragraph("Messages envoyés", st["h2"]))
+    rows = [["Date", "Message", "Destinataire", "Statut", "Empreinte du modèle"]]
+    for n in export["notifications"]:
+        rows.append([_when(n["created_at"]), f"{n['kind']} — {n['subject']}",
+                     f"{n.get('recipient_name') or ''} <{n.get('recipient_address') or ''}>",
+                     n["status"] + (f" le {_when(n['sent_at'])}" if n.get("sent_at") else ""), _mono(n["template_hash"], st)])
+    if len(rows) == 1:
+        rows.append(["aucun message", "", "", "", ""])
+    story.append(_table(rows, [22 * mm, 50 * mm, 38 * mm, 22 * mm, width - 132 * mm], st))
+
+    # Hashes
+    story.append(Paragraph("Empreintes des événements", st["h2"]))
+    rows = [["N°", "Commande", "Empreinte précédente", "Empreinte"]]
+    for e in events:
+        rows.append([str(e["seq"]), e["command"], _mono(e["prev_hash"], st), _mono(e["hash"], st)])
+    story.append(_table(rows, [8 * mm, 28 * mm, (width - 36 * mm) / 2, (width - 36 * mm) / 2], st))
+    story.append(Spacer(1, 6))
+    story.append(KeepTogether([Paragraph(_t(
+        "Chaque empreinte est le SHA-256 du JSON canonique de l'événement (clés triées, sans espaces, UTF-8) "
+        "incluant l'empreinte précédente ; le schéma de l'export JSON (dossier-history.v1) décrit le calcul."), st["small"]),
+        Paragraph(_t(f"Empreinte de l'export JSON : {export.get('export_hash')}"), st["small"])]))
+
+    reference = d["reference"]
+    regular = _fonts()[0]
+
+    def footer(canvas, document) -> None:
+        canvas.saveState()
+        canvas.setFont(regular, 7)
+        canvas.drawString(14 * mm, 9 * mm, f"Usine — dossier {reference} — export d'audit")
+        canvas.drawRightString(A4[0] - 14 * mm, 9 * mm, f"page {document.page}")
+        canvas.restoreState()
+
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    return buffer.getvalue()
