@@ -49,6 +49,7 @@ from jinja2.utils import missing
 
 __all__ = [
     "KINDS",
+    "DOSSIERLESS_KINDS",
     "DOCUMENT_LABELS",
     "STATE_LABELS",
     "NotificationError",
@@ -82,7 +83,14 @@ KINDS: tuple[str, ...] = (
     "dossier_lapsed",
     "dossier_closed",
     "daily_digest",
+    "window_opening",
+    "window_closing",
+    "agenda_closing",
 )
+
+# Kinds about no single dossier: a programme's AMI window (to companies) or a council session
+# and an officer's dossiers (to staff). Their templates carry no dossier header.
+DOSSIERLESS_KINDS: frozenset[str] = frozenset({"daily_digest", "window_opening", "window_closing", "agenda_closing"})
 
 # The order in which a kind's own templates enter its hash.
 KIND_TEMPLATE_FILES: tuple[str, ...] = ("subject.txt.j2", "body.txt.j2", "body.html.j2")

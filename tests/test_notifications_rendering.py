@@ -88,14 +88,41 @@ SAMPLES: dict[str, dict] = {
              "state": "ready_for_vote", "deadline": "2021-03-10", "what": "clôture de l'ordre du jour"},
         ],
     },
+    "window_opening": {
+        "programme": {"id": "pdl-ami-idf", "name": "AMI Industrie du futur", "region": "Pays de la Loire"},
+        "window": {"opens_on": "2024-02-01", "closes_on": "2024-03-29", "label": "AMI 2024 — 1re session"},
+        "company": {"name": "Mécanique Précise du Lauragais", "siren": "732829320"},
+        "drafts": [],
+    },
+    "window_closing": {
+        "programme": {"id": "pdl-ami-idf", "name": "AMI Industrie du futur", "region": "Pays de la Loire"},
+        "window": {"opens_on": "2024-02-01", "closes_on": "2024-03-29", "label": "AMI 2024 — 1re session"},
+        "company": {"name": "Mécanique Précise du Lauragais", "siren": "732829320"},
+        "drafts": ["PDL-2024-000042"],
+    },
+    "agenda_closing": {
+        "programme": {"id": "occitanie-prif", "name": "Parcours régional Industrie du Futur", "region": "Occitanie"},
+        "session": {"code": "CP-2021-04", "session_date": "2021-04-08", "agenda_closes_on": "2021-04-01"},
+        "officer_name": "Julien Martin",
+        "items": [
+            {"reference": "OCC-2021-0042", "company_name": "Mécanique Précise du Lauragais",
+             "what": "plan d'action déposé : à proposer au vote"},
+        ],
+    },
 }
+
+# Kinds whose letter concerns no single dossier (they carry no `dossier` in their context).
+DOSSIERLESS = {"daily_digest", "window_opening", "window_closing", "agenda_closing"}
 
 
 def context_for(kind: str, **overrides) -> dict:
     """A full sample context of the contract for one kind (deep copy, safe to mutate)."""
     context = copy.deepcopy(SAMPLES[kind])
-    if kind == "daily_digest":
+    if kind in ("daily_digest", "agenda_closing"):
         context["recipient"] = {"role": "officer", "name": "Julien Martin", "email": "j.martin@region.example"}
+    elif kind in DOSSIERLESS:
+        context["recipient"] = {"role": "applicant", "name": "Mécanique Précise du Lauragais",
+                                "email": "contact@mpl.example"}
     else:
         context["dossier"] = copy.deepcopy(DOSSIER)
         context["recipient"] = copy.deepcopy(APPLICANT)
@@ -133,7 +160,11 @@ def test_every_kind_renders_a_subject_a_text_and_an_html_body(kind):
         assert "None" not in body and "Undefined" not in body
 
 
-@pytest.mark.parametrize("kind", [kind for kind in KINDS if kind != "daily_digest"])
+def test_the_kinds_without_a_dossier_are_declared_as_such():
+    assert rendering.DOSSIERLESS_KINDS == DOSSIERLESS
+
+
+@pytest.mark.parametrize("kind", [kind for kind in KINDS if kind not in DOSSIERLESS])
 def test_a_letter_about_a_dossier_names_it_and_is_signed_by_the_regional_service(kind):
     message = render(kind, context_for(kind))
     assert DOSSIER["reference"] in message.subject
@@ -150,6 +181,36 @@ def test_the_daily_digest_lists_each_dossier_for_its_officer():
     assert "Bonjour Julien Martin," in message.text
     assert "OCC-2021-0051 — Plasturgie d'Albi (proposé au vote) : échéance le 10 mars 2021" in message.text
     assert "<th scope=\"row\">OCC-2021-0042</th>" in message.html
+
+
+def test_a_window_opening_notice_gives_the_closing_day_and_lists_drafts_only_when_there_are_some():
+    message = render("window_opening", context_for("window_opening"))
+    assert message.subject == "AMI Industrie du futur — Appel à manifestation d'intérêt ouvert jusqu'au 29 mars 2024"
+    assert "ouvre l'appel « AMI 2024 — 1re session » du programme « AMI Industrie du futur » le 1er février 2024" in message.text
+    assert "jusqu'au 29 mars 2024 inclus" in message.text
+    assert "brouillon" not in message.text
+    assert "Le service Industrie du Futur — Région Pays de la Loire" in message.text
+    with_draft = render("window_opening", context_for("window_opening", drafts=["PDL-2024-000042"]))
+    assert "Votre candidature suivante est enregistrée en brouillon" in with_draft.text
+    assert "<li>PDL-2024-000042</li>" in with_draft.html
+
+
+def test_a_window_closing_notice_names_the_drafts_still_to_submit():
+    message = render("window_closing", context_for("window_closing"))
+    assert "Clôture de l'appel le 29 mars 2024" in message.subject
+    assert "  - PDL-2024-000042" in message.text
+    assert "au plus tard le 29 mars 2024" in message.text
+    plural = render("window_closing", context_for("window_closing", drafts=["PDL-2024-000042", "PDL-2024-000043"]))
+    assert "Vos candidatures suivantes sont encore à l'état de brouillon" in plural.text
+
+
+def test_the_agenda_reminder_tells_the_officer_which_dossiers_to_propose_before_the_closing_day():
+    message = render("agenda_closing", context_for("agenda_closing"))
+    assert message.subject == ("Séance CP-2021-04 du 8 avril 2021 : ordre du jour clos le 1er avril 2021 — "
+                               "1 dossier à proposer")
+    assert "Bonjour Julien Martin," in message.text
+    assert "  - OCC-2021-0042 — Mécanique Précise du Lauragais : plan d'action déposé : à proposer au vote" in message.text
+    assert '<th scope="row">OCC-2021-0042</th>' in message.html
 
 
 def test_an_empty_daily_digest_says_there_is_nothing_to_do():

@@ -1,0 +1,320 @@
+"""`usine serve`, `usine sweep`, `usine deliver`, `usine digest`, `usine notifications ...`:
+the scheduled work and the outbox, from the command line. Registered by `cli.main`."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+notifications_app = typer.Typer(help="Messages : aperçu, file d'envoi, lettres mortes.", no_args_is_help=True)
+
+
+def _out(obj) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def _clock(at: str | None):
+    from services.clock import FrozenClock
+    from services.runtime import default_clock
+
+    if not at:
+        return default_clock()
+    from workflows.runtime import instant
+
+    try:
+        return FrozenClock(instant(at))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2)
+
+
+# -- one-shot runs ---------------------------------------------------------------------------------
+
+def sweep_command(at: str = typer.Option(None, "--at", help="Instant ISO 8601 avec décalage (défaut : maintenant, horloge du service)"),
+                  part: list[str] = typer.Option(None, "--part", help="Un seul balayage (répétable) : documents, lapses, payment_deadlines, windows, agendas"),
+                  batch_size: int = typer.Option(5000, "--batch-size", min=1)):
+    """Run every sweep once as of an instant: reminders, lapses, payment deadlines, AMI window
+    notices, council agenda reminders. Prints the report (JSON)."""
+    from services.runtime import default_uow_factory
+    from services.sweep import PARTS, sweep
+
+    parts = tuple(part) if part else PARTS
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        typer.echo(f"--part : inconnu {', '.join(unknown)} (connus : {', '.join(PARTS)})", err=True)
+        raise typer.Exit(2)
+    report = sweep(uow_factory=default_uow_factory(), clock=_clock(at), batch_size=batch_size, parts=parts)
+    _out(report.as_dict())
+    if report.errors:
+        raise typer.Exit(1)
+
+
+def deliver_command(at: str = typer.Option(None, "--at", help="Instant ISO 8601 (défaut : maintenant)"),
+                    batch_size: int = typer.Option(50, "--batch-size", min=1),
+                    max_batches: int = typer.Option(None, "--max-batches", min=1)):
+    """Send the queued messages that are due, over SMTP (USINE_SMTP_*)."""
+    from services.delivery import deliver, sender_from_settings
+    from services.runtime import default_uow_factory
+
+    report = deliver(uow_factory=default_uow_factory(), sender=sender_from_settings(), clock=_clock(at),
+                     batch_size=batch_size, max_batches=max_batches)
+    _out(report.as_dict())
+    if report.stopped:
+        raise typer.Exit(1)
+
+
+def digest_command(at: str = typer.Option(None, "--at", help="Instant ISO 8601 (défaut : maintenant)"),
+                   include_empty: bool = typer.Option(False, "--include-empty", help="Aussi aux agents sans échéance"),
+                   any_day: bool = typer.Option(False, "--any-day", help="Même un jour non ouvré")):
+    """Queue today's digest of each officer (deadlines in the next 7 days)."""
+    from services.digest import queue_daily_digests
+    from services.runtime import default_uow_factory
+
+    report = queue_daily_digests(uow_factory=default_uow_factory(), clock=_clock(at),
+                                 working_days_only=not any_day, include_empty=include_empty)
+    _out(report.as_dict())
+
+
+# -- notifications ----------------------------------------------------------------------------------
+
+@notifications_app.command("preview")
+def notifications_preview(kind: str = typer.Argument(..., help="Type de message (ex. documents_reminder)"),
+                          dossier: str = typer.Option(..., "--dossier", help="Identifiant ou référence du dossier"),
+                          html: bool = typer.Option(False, "--html", help="Afficher la version HTML"),
+                          at: str = typer.Option(None, "--at", help="Instant ISO 8601 (défaut : maintenant)")):
+    """Render one kind of message for one dossier, without queueing anything."""
+    from rules.errors import NotFound, RuleViolation
+    from services.previews import preview
+    from services.runtime import default_uow_factory
+
+    try:
+        with default_uow_factory()() as uow:
+            dossier_id = int(dossier) if dossier.isdigit() else uow.dossier_by_reference(dossier).id
+            message, recipient, source = preview(uow, kind=kind, dossier_id=dossier_id, clock=_clock(at))
+    except (RuleViolation, NotFound) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1)
+    if html:
+        typer.echo(message.html)
+        return
+    typer.echo(f"À : {recipient['name']} <{recipient['email']}> ({recipient['role']})")
+    typer.echo(f"Objet : {message.subject}")
+    typer.echo(f"Modèle : {message.kind} sha256 {message.template_hash}"
+               + (" — contexte du message déjà mis en file" if source == "stored" else ""))
+    typer.echo("")
+    typer.echo(message.text, nl=False)
+
+
+def _list(status: str | None, dossier: str | None, kind: str | None, limit: int, as_json: bool) -> None:
+    from services.delivery import list_notifications
+    from services.runtime import default_uow_factory
+
+    with default_uow_factory()() as uow:
+        dossier_id = None
+        if dossier:
+            dossier_id = int(dossier) if dossier.isdigit() else uow.dossier_by_reference(dossier).id
+        rows = list_notifications(uow, status=status, dossier_id=dossier_id, kind=kind, limit=limit)
+    if as_json:
+        _out(rows)
+        return
+    if not rows:
+        typer.echo("Aucun message.")
+    for r in rows:
+        line = f"{r['id']:>7}  {r['status']:<6} {r['kind']:<22} {r['to']:<40} essais {r['attempts']}  {r['subject']}"
+        typer.echo(line)
+        if r["status"] == "dead" or (r["status"] == "queued" and r["last_error"]):
+            typer.echo(f"         dernière erreur : {r['last_error']}")
+            if r["status"] == "queued":
+                typer.echo(f"         prochain essai : {r['next_attempt_at']}")
+
+
+@notifications_app.command("list")
+def notifications_list(status: str = typer.Option(None, "--status", help="queued, sent ou dead"),
+                       dossier: str = typer.Option(None, "--dossier"), kind: str = typer.Option(None, "--kind"),
+                       limit: int = typer.Option(50, "--limit", min=1), as_json: bool = typer.Option(False, "--json")):
+    """The outbox, newest first."""
+    _list(status, dossier, kind, limit, as_json)
+
+
+@notifications_app.command("dead")
+def notifications_dead(limit: int = typer.Option(200, "--limit", min=1), as_json: bool = typer.Option(False, "--json")):
+    """Dead letters: messages refused for good or failed too many times, with their last error."""
+    _list("dead", None, None, limit, as_json)
+
+
+@notifications_app.command("retry")
+def notifications_retry(notification_id: int = typer.Argument(...)):
+    """Put a dead letter back in the queue (attempts start again)."""
+    from services.delivery import requeue_dead
+    from services.runtime import default_clock, default_uow_factory
+
+    if not requeue_dead(uow_factory=default_uow_factory(), clock=default_clock(), notification_id=notification_id):
+        typer.echo(f"Le message {notification_id} n'est pas une lettre morte.", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"Message {notification_id} remis en file.")
+
+
+# -- usine serve ---------------------------------------------------------------------------------------
+
+class _Child:
+    def __init__(self, name: str, argv: list[str], env: dict, cwd: Path):
+        self.name = name
+        # A session of its own: Ctrl-C in the terminal reaches only `usine serve`, which then
+        # stops the children in order; the whole group is signalled (the server's own children).
+        self.process = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float) -> int | None:
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            if not self.alive():
+                break
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(wait)
+            except subprocess.TimeoutExpired:
+                typer.echo(f"[usine serve] {self.name} ne s'arrête pas après {sig.name}…", err=True)
+        # Whatever it left in its group (its own workers) goes too.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return self.process.returncode
+
+
+def _healthy(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class _Stop(Exception):
+    pass
+
+
+def serve_command(host: str = typer.Option("127.0.0.1", "--host", help="Adresse d'écoute"),
+                  prefect_port: int = typer.Option(None, "--prefect-port", help="Port du serveur Prefect (défaut : USINE_PREFECT_PORT, 4200)"),
+                  api_port: int = typer.Option(None, "--api-port", help="Port de l'API (défaut : USINE_API_PORT, 8000)"),
+                  api: bool = typer.Option(True, "--api/--no-api", help="Démarrer aussi l'API (api.app)"),
+                  migrate: bool = typer.Option(True, "--migrate/--no-migrate", help="Mettre la base à jour au démarrage"),
+                  startup_timeout: float = typer.Option(120, "--startup-timeout", help="Secondes d'attente du serveur Prefect")):
+    """Start everything: a local Prefect server (database under ./var/prefect), the flows served
+    on their schedules (Europe/Paris), and the API. Ctrl-C (or SIGTERM) stops it all."""
+    from services.config import get_settings
+
+    settings = get_settings()
+    prefect_port = prefect_port or settings.prefect_port
+    api_port = api_port or settings.api_port
+    cwd = Path.cwd()
+    var = Path(settings.var_dir).resolve()
+    prefect_home = var / "prefect"
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    api_url = f"http://{host}:{prefect_port}/api"
+    env = dict(os.environ)
+    env.update({
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_API_HOST": host,
+        "PREFECT_SERVER_API_PORT": str(prefect_port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.pop("PREFECT_PROFILES_PATH", None)
+
+    if migrate:
+        from db.migrate import upgrade
+
+        typer.echo(f"[usine serve] base : mise à jour de {settings.database_url}")
+        upgrade(settings.database_url)
+
+    stopping = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stopping["signal"] = signal.Signals(signum).name
+        raise _Stop()
+
+    children: list[_Child] = []
+
+    def run() -> int:
+        prefect_bin = Path(sys.executable).with_name("prefect")
+        server_argv = ([str(prefect_bin)] if prefect_bin.exists() else [sys.executable, "-m", "prefect"]) + \
+            ["server", "start", "--host", host, "--port", str(prefect_port), "--analytics-off"]
+        typer.echo(f"[usine serve] serveur Prefect : http://{host}:{prefect_port} (PREFECT_HOME={prefect_home})")
+        server = _Child("serveur Prefect", server_argv, env, cwd)
+        children.append(server)
+        deadline = time.monotonic() + startup_timeout
+        while not _healthy(f"{api_url}/health"):
+            if not server.alive():
+                typer.echo("[usine serve] le serveur Prefect s'est arrêté au démarrage.", err=True)
+                return 1
+            if time.monotonic() > deadline:
+                typer.echo(f"[usine serve] le serveur Prefect ne répond pas après {startup_timeout:.0f} s.", err=True)
+                return 1
+            time.sleep(0.5)
+        typer.echo("[usine serve] serveur Prefect prêt ; déploiements servis : "
+                   + ", ".join(f"{s.flow} ({s.effective_cron()}, Europe/Paris)" for s in _schedules()))
+        children.append(_Child("flows", [sys.executable, "-m", "workflows.deployments"], env, cwd))
+        if api:
+            if importlib.util.find_spec("api.app") is None:
+                typer.echo("[usine serve] api/app.py absent : API non démarrée.")
+            else:
+                typer.echo(f"[usine serve] API : http://{host}:{api_port}")
+                children.append(_Child("API", [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+                                               "--host", host, "--port", str(api_port)], env, cwd))
+        typer.echo("[usine serve] prêt — Ctrl-C pour tout arrêter.")
+        while True:
+            for child in children:
+                if not child.alive():
+                    typer.echo(f"[usine serve] {child.name} s'est arrêté (code {child.process.returncode}) : arrêt.",
+                               err=True)
+                    return 1
+            time.sleep(0.5)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        exit_code = run()
+    except _Stop:
+        typer.echo(f"\n[usine serve] {stopping['signal']} reçu : arrêt.")
+        exit_code = 0
+    finally:
+        # Further Ctrl-C are ignored while stopping: the children are stopped, never abandoned.
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+        for child in reversed(children):  # the flows and the API first, the server last
+            code = child.stop(timeout=30)
+            typer.echo(f"[usine serve] {child.name} arrêté (code {code}).")
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    raise typer.Exit(exit_code)
+
+
+def _schedules():
+    from workflows.deployments import SCHEDULES
+
+    return SCHEDULES
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)
+    app.command("sweep")(sweep_command)
+    app.command("deliver")(deliver_command)
+    app.command("digest")(digest_command)
+    app.add_typer(notifications_app, name="notifications")
+
+
+__all__ = ["register"]
