@@ -47,3 +47,4 @@ test: test-sqlite test-postgres
 
 bench: install
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.sweep

@@ -129,6 +129,14 @@ class Council(Frozen):
     agenda_closes_days_before: int
 
 
+class Notices(Frozen):
+    """Lead times of the sweeps' notices (choice, per programme)."""
+
+    window_opening_days: int   # an opening notice still goes out up to N days after the opening day
+    window_closing_days: int   # the closing notice goes out from N days before the closing day
+    agenda_reminder_days: int  # officers are reminded from N days before a session's agenda closes
+
+
 class Reported(Frozen):
     sites_diagnosed: int | None = None
     aid_dossiers_voted: int | None = None
@@ -153,6 +161,7 @@ class Programme(Frozen):
     documents: Documents
     reminders: Reminders
     council: Council
+    notices: Notices
     reported: Reported | None = None
     # Filled by the loader, not by the file.
     content_hash: str = ""

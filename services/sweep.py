@@ -52,9 +52,7 @@ PARTS = ("documents", "lapses", "payment_deadlines", "windows", "agendas")
 
 DEFAULT_BATCH_SIZE = 5000
 # Not in the programme files yet (their schema is closed): Usine-wide choices, see docs/flows.md.
-WINDOW_OPENING_NOTICE_DAYS = 7   # an opening notice still goes out up to 7 days after the opening day
-WINDOW_CLOSING_NOTICE_DAYS = 7   # the closing notice goes out from 7 days before the closing day
-AGENDA_REMINDER_DAYS = 3         # officers are reminded from 3 days before a session's agenda closes
+# The notices' lead times are the programme's (`[notices]` of its file).
 MAX_ATTEMPTS = 10                # a batch refused by a concurrent writer is read again, up to 10 times
 
 D, R, N, E = m.Dossier, m.DocumentRequest, m.Notification, m.Event
@@ -380,13 +378,14 @@ def _apply_payment_deadlines(run: _Run):
 
 # -- AMI windows ------------------------------------------------------------------------------------
 
-def window_events(catalogue, today: date, *, opening_days: int = WINDOW_OPENING_NOTICE_DAYS,
-                  closing_days: int = WINDOW_CLOSING_NOTICE_DAYS) -> list[tuple[Programme, object, str]]:
+def window_events(catalogue, today: date) -> list[tuple[Programme, object, str]]:
     """(programme, window, "opening" | "closing") whose notice is due today. The latest version
     of each programme carries its calendar."""
     out = []
     for programme_id in catalogue.ids():
         programme = catalogue.latest(programme_id)
+        opening_days = programme.notices.window_opening_days
+        closing_days = programme.notices.window_closing_days
         for window in programme.windows:
             last_opening_day = min(window.closes_on, window.opens_on + timedelta(days=opening_days))
             if window.opens_on <= today <= last_opening_day:
@@ -481,6 +480,9 @@ def _apply_agenda_reminders(run: _Run):
         # there is one batch.
         groups: dict[tuple[str, str], list] = {}
         for row in rows:
+            lead = catalogue.latest(row.programme_id).notices.agenda_reminder_days
+            if row.agenda_closes_on > run.today + timedelta(days=lead):
+                continue
             groups.setdefault((row.code, row.officer), []).append(row)
         for (code, officer), items in groups.items():
             first = items[0]
@@ -533,7 +535,11 @@ def sweep_part(part: str, *, uow_factory: Callable[[], UnitOfWork], clock: Clock
             _batches(run, f"avis d'appel {programme.id}", _find_window_recipients(programme, window, moment),
                      _apply_window_notices(run, programme, window, moment))
     elif part == "agendas":
-        _batches(run, "ordres du jour", _find_agenda_items(today, AGENDA_REMINDER_DAYS), _apply_agenda_reminders(run))
+        catalogue = uow_factory().catalogue
+        # One query with the longest lead time of any programme; each programme's own lead time
+        # is applied to its sessions when the batch is written.
+        longest = max(catalogue.latest(pid).notices.agenda_reminder_days for pid in catalogue.ids())
+        _batches(run, "ordres du jour", _find_agenda_items(today, longest), _apply_agenda_reminders(run))
     return run.report
 
 
