@@ -50,7 +50,8 @@ TRANSITIONS: tuple[TransitionSpec, ...] = (
     T("take_for_review", ("submitted",), "eligibility_review", ("officer",), (), "prise en instruction"),
     T("request_documents", WORKING_STATES, None, ("officer",), (), "demande de pièces"),
     T("review_document", WORKING_STATES, None, ("officer",), (), "examen d'une pièce"),
-    T("provide_documents", OPEN_STATES, None, ("applicant", "consultant"), ("uploader_may_provide",), "dépôt de pièces"),
+    # An officer may file a piece received by post or by hand on the applicant's behalf.
+    T("provide_documents", OPEN_STATES, None, ("applicant", "consultant", "officer"), ("uploader_may_provide",), "dépôt de pièces"),
     T("declare_eligible", ("eligibility_review",), "diagnostic", ("officer",),
       ("candidacy_documents_complete", "company_eligible", "phase1_days"), "déclaration d'éligibilité"),
     T("declare_ineligible", ("submitted", "eligibility_review"), "rejected", ("officer",), (), "déclaration d'irrecevabilité"),

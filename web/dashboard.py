@@ -1,0 +1,123 @@
+"""The programme dashboard: the figures the regions publish, counted from the dossiers and their
+events (read-only, within the user's scope).
+
+- sites diagnosed: dossiers whose diagnostic was accepted (an `accept_diagnostic` event);
+- share with an action plan: of those, the dossiers whose action plan was handed in
+  (`submit_action_plan`);
+- dossiers voted, companies engaged (with at least one voted dossier), aid voted and paid (net of
+  recovery orders);
+- dossiers per company and size classes.
+The programme file's `reported` figures (Nouvelle-Aquitaine's published results) are shown
+beside them as published, not recomputed."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import distinct, func, select
+
+from db import models as m
+from rules.money import ZERO
+from states.lifecycle import STATE_LABELS, STATES
+from web.charts import bar_chart, share_bar
+from web.format import SIZE_LABELS, eur, number, percent
+
+
+def programmes_for(actor, catalogue) -> list:
+    if actor.role == "admin":
+        return catalogue.all()
+    regions = set(actor.regions or ())
+    return [p for p in catalogue.all() if p.region in regions]
+
+
+def _events_count(session, pid: str, command: str) -> int:
+    return session.scalar(select(func.count(distinct(m.Event.dossier_id)))
+                          .join(m.Dossier, m.Event.dossier_id == m.Dossier.id)
+                          .where(m.Dossier.programme_id == pid, m.Event.command == command)) or 0
+
+
+def programme_figures(session, programme) -> dict:
+    pid = programme.id
+    where = m.Dossier.programme_id == pid
+    total = session.scalar(select(func.count()).select_from(m.Dossier).where(where)) or 0
+    by_state = dict(session.execute(select(m.Dossier.status, func.count()).where(where)
+                                    .group_by(m.Dossier.status)).all())
+    diagnosed = _events_count(session, pid, "accept_diagnostic")
+    with_plan = _events_count(session, pid, "submit_action_plan")
+    voted_where = (where, m.Dossier.voted_on.is_not(None))
+    voted = session.scalar(select(func.count()).select_from(m.Dossier).where(*voted_where)) or 0
+    aid_voted = session.scalar(select(func.sum(m.Dossier.aid_total)).where(*voted_where)) or ZERO
+    paid = session.scalar(select(func.sum(m.Dossier.paid_total)).where(where)) or ZERO
+    recovered = session.scalar(select(func.sum(m.Dossier.recovered_total)).where(where)) or ZERO
+    companies = session.scalar(select(func.count(distinct(m.Dossier.company_id))).where(where)) or 0
+    engaged = session.scalar(select(func.count(distinct(m.Dossier.company_id))).where(*voted_where)) or 0
+    per_company = select(m.Dossier.company_id, func.count().label("n")).where(where) \
+        .group_by(m.Dossier.company_id).subquery()
+    buckets = {"1": 0, "2": 0, "3": 0, "4 ou plus": 0}
+    for n, count in session.execute(select(per_company.c.n, func.count()).group_by(per_company.c.n)):
+        buckets["4 ou plus" if n >= 4 else str(n)] += count
+    sizes = dict(session.execute(select(m.Dossier.size_class, func.count()).where(where)
+                                 .group_by(m.Dossier.size_class)).all())
+    share = (Decimal(with_plan) / Decimal(diagnosed)).quantize(Decimal("0.0001")) if diagnosed else None
+    aid_voted = Decimal(aid_voted)
+    net_paid = Decimal(paid) - Decimal(recovered)
+    figures = {
+        "programme": programme, "total": total, "by_state": by_state, "diagnosed": diagnosed,
+        "with_plan": with_plan, "share_with_plan": share, "voted": voted, "aid_voted": aid_voted,
+        "net_paid": net_paid, "companies": companies, "engaged": engaged, "per_company": buckets,
+        "dossiers_per_engaged": (Decimal(voted) / Decimal(engaged)).quantize(Decimal("0.01")) if engaged else None,
+        "sizes": sizes,
+    }
+    figures["charts"] = _charts(figures)
+    return figures
+
+
+def _charts(f: dict) -> dict:
+    name = f["programme"].name
+    states = [(STATE_LABELS[s], f["by_state"][s], number(f["by_state"][s])) for s in STATES if s in f["by_state"]]
+    steps = [("Candidatures", f["total"], number(f["total"])),
+             ("Sites diagnostiqués", f["diagnosed"], number(f["diagnosed"])),
+             ("Plans d'action déposés", f["with_plan"], number(f["with_plan"])),
+             ("Dossiers votés", f["voted"], number(f["voted"])),
+             ("Entreprises engagées", f["engaged"], number(f["engaged"]))]
+    money = [("Aide votée", f["aid_voted"], eur(f["aid_voted"])), ("Aide versée", f["net_paid"], eur(f["net_paid"]))]
+    per_company = [(f"{k} dossier{'s' if k != '1' else ''}", v, f"{number(v)} entreprise{'s' if v != 1 else ''}")
+                   for k, v in f["per_company"].items()]
+    order = {"sme": 0, "eti": 1, None: 2}
+    sizes = [(SIZE_LABELS.get(k, k) + (" (avant éligibilité)" if k is None else ""), v, number(v))
+             for k, v in sorted(f["sizes"].items(), key=lambda kv: (order.get(kv[0], 3), str(kv[0])))]
+    return {
+        "steps": bar_chart(f"{name} : du diagnostic au vote", steps),
+        "share": share_bar(f"{name} : part des sites diagnostiqués ayant déposé un plan d'action",
+                           f["share_with_plan"], percent(f["share_with_plan"]) if f["share_with_plan"] is not None else "—"),
+        "money": bar_chart(f"{name} : aide votée et versée", money, alt_colour=True),
+        "states": bar_chart(f"{name} : dossiers par état", states),
+        "per_company": bar_chart(f"{name} : nombre de dossiers par entreprise", per_company),
+        "sizes": bar_chart(f"{name} : dossiers par taille d'entreprise", sizes, alt_colour=True),
+        "tables": {"steps": steps, "money": money, "states": states, "per_company": per_company, "sizes": sizes},
+    }
+
+
+def reported_figures(catalogue) -> list[dict]:
+    """The published results carried by programme files (`reported`), as published."""
+    out = []
+    for p in catalogue.all():
+        r = p.reported
+        if r is None:
+            continue
+        rows = []
+        if r.sites_diagnosed is not None:
+            rows.append(("Sites diagnostiqués", r.sites_diagnosed, number(r.sites_diagnosed)))
+        if r.aid_dossiers_voted is not None:
+            rows.append(("Dossiers d'aide votés", r.aid_dossiers_voted, number(r.aid_dossiers_voted)))
+        if r.companies_engaged is not None:
+            rows.append(("Entreprises engagées dans des actions", r.companies_engaged, number(r.companies_engaged)))
+        per_company = (Decimal(r.aid_dossiers_voted) / Decimal(r.companies_engaged)).quantize(Decimal("0.01")) \
+            if r.aid_dossiers_voted and r.companies_engaged else None
+        out.append({
+            "programme": p, "rows": rows, "share": r.share_with_progress_plan, "per_company": per_company,
+            "chart": bar_chart(f"{p.name} ({p.region}) : chiffres publiés", rows),
+            "share_chart": share_bar(f"{p.name} : part des entreprises diagnostiquées engagées dans un plan de progrès",
+                                     r.share_with_progress_plan, percent(r.share_with_progress_plan))
+            if r.share_with_progress_plan is not None else None,
+        })
+    return out

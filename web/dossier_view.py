@@ -1,0 +1,189 @@
+"""What the dossier page shows, read through the services and the tables they write: the summary,
+the timeline, the document checklist per stage, the money (each rule that cut an amount and
+why), the payment claims, the messages sent and the actions the user's role may take now."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from db import models as m
+from rules.money import ZERO
+from services.commands import CONSULTANT_KINDS, DOCUMENT_KINDS
+from services.queries import dossier_summary, history
+from services.search import in_scope
+from states.lifecycle import FINAL_STATES, allowed_triggers
+from web.timeline import describe
+
+STAGES = (("candidacy", "Candidature"), ("diagnostic", "Diagnostic (phase 1)"), ("vote", "Proposition au vote"),
+          ("payment_claim", "Demandes de paiement"))
+# The stage whose pieces the next step of each state needs.
+STAGE_OF_STATE = {"draft": "candidacy", "submitted": "candidacy", "eligibility_review": "candidacy",
+                  "diagnostic": "diagnostic", "action_plan": "vote", "ready_for_vote": "vote",
+                  "approved": "payment_claim", "in_payment": "payment_claim"}
+
+
+class OutOfScope(Exception):
+    """The dossier does not exist, or not for this user: the page answers 404 either way."""
+
+
+def scoped_dossier(uow, actor, dossier_id: int) -> m.Dossier:
+    d = uow.session.get(m.Dossier, dossier_id) if 0 < dossier_id < 2**31 else None
+    if d is None or not in_scope(actor, d, uow.catalogue):
+        raise OutOfScope()
+    return d
+
+
+def _checklist(programme, documents: list[m.Document], state: str) -> tuple[list[dict], list[dict]]:
+    by_kind: dict[str, list[m.Document]] = defaultdict(list)
+    for doc in sorted(documents, key=lambda x: (x.kind, x.version)):
+        by_kind[doc.kind].append(doc)
+    listed = set()
+    stages = []
+    current = STAGE_OF_STATE.get(state)
+    for key, title in STAGES:
+        kinds = list(getattr(programme.documents, key))
+        rows = []
+        for kind in kinds:
+            listed.add(kind)
+            versions = by_kind.get(kind, [])
+            latest = versions[-1] if versions else None
+            status = "missing" if latest is None else latest.review_status
+            rows.append({"kind": kind, "latest": latest, "versions": versions, "status": status})
+        missing = [r["kind"] for r in rows if r["status"] in ("missing", "refused")]
+        stages.append({"key": key, "title": title, "rows": rows, "missing": missing, "current": key == current,
+                       "complete": not missing})
+    others = [{"kind": kind, "latest": versions[-1], "versions": versions, "status": versions[-1].review_status}
+              for kind, versions in sorted(by_kind.items()) if kind not in listed]
+    return stages, others
+
+
+def _phase_money(session, d: m.Dossier, programme) -> list[dict]:
+    if not d.voted:
+        return []
+    paid = defaultdict(lambda: ZERO)
+    for p in session.scalars(select(m.Payment).where(m.Payment.dossier_id == d.id)):
+        paid[p.phase] += p.amount
+    for r in session.scalars(select(m.RecoveryOrder).where(m.RecoveryOrder.dossier_id == d.id)):
+        paid[r.phase] -= r.amount
+    advances = defaultdict(lambda: ZERO)
+    finals = set()
+    for c in session.scalars(select(m.PaymentClaim).where(m.PaymentClaim.dossier_id == d.id)):
+        if c.kind == "advance":
+            advances[c.phase] += c.amount_claimed
+        else:
+            finals.add(c.phase)
+    out = []
+    for line in d.voted["lines"]:
+        n = line["phase"]
+        aid = Decimal(line["aid"])
+        rate = programme.phase(n).advance_max_rate
+        cap = None if rate is None else (aid * rate).quantize(Decimal("0.01"))
+        out.append({"phase": n, "aid": aid, "eligible_expense": Decimal(line["eligible_expense"]),
+                    "net_paid": paid[n], "remaining": max(aid - paid[n], ZERO), "advance_rate": rate,
+                    "advance_cap": cap, "advances": advances[n],
+                    "advance_room": None if cap is None else max(cap - advances[n], ZERO),
+                    "final_claimed": n in finals})
+    return out
+
+
+def claims_of(session, dossier_id: int) -> list[dict]:
+    payments = {p.claim_id: p for p in session.scalars(select(m.Payment).where(m.Payment.dossier_id == dossier_id))}
+    recoveries = {r.claim_id: r for r in session.scalars(
+        select(m.RecoveryOrder).where(m.RecoveryOrder.dossier_id == dossier_id))}
+    out = []
+    for c in session.scalars(select(m.PaymentClaim).where(m.PaymentClaim.dossier_id == dossier_id)
+                             .order_by(m.PaymentClaim.id)):
+        out.append({"claim": c, "payment": payments.get(c.id), "recovery": recoveries.get(c.id)})
+    return out
+
+
+def _next_step(d: m.Dossier, role: str, stages: list[dict], claims: list[dict], triggers: list[str]) -> str:
+    state = d.status
+    current = next((s for s in stages if s["current"]), None)
+    missing = len(current["missing"]) if current else 0
+    pending_claim = any(c["claim"].status == "pending" for c in claims)
+    if state in FINAL_STATES:
+        return "Dossier terminé : plus aucune action n'est possible ; l'historique reste consultable."
+    if role == "auditor":
+        return "Consultation seule : rejouez le dossier à une date passée depuis la vue d'audit."
+    if role == "officer":
+        return {
+            "submitted": "Prendre le dossier en instruction.",
+            "eligibility_review": (f"Vérifier les pièces de candidature ({missing} manquante(s) ou refusée(s) : les demander) "
+                                   "puis déclarer le dossier éligible ou irrecevable." if missing else
+                                   "Pièces de candidature complètes : examiner l'éligibilité puis déclarer le dossier "
+                                   "éligible (prestataire et devis de phase 1) ou irrecevable."),
+            "diagnostic": ("En attente du rapport de diagnostic du prestataire." if missing else
+                           "Rapport de diagnostic reçu : l'examiner puis accepter le diagnostic."),
+            "action_plan": ("En attente du plan d'action de l'entreprise (pièces et jours de la phase 2)."
+                            if missing or "2" not in (d.quotes or {}) else
+                            "Plan d'action complet : proposer le dossier au vote d'une séance dont l'ordre du jour est ouvert."),
+            "ready_for_vote": "Inscrit à l'ordre du jour : en attente du vote de la séance.",
+            "approved": "Voté : en attente d'une demande de paiement de l'entreprise.",
+            "in_payment": ("Une demande de paiement attend le service financier." if pending_claim else
+                           "En paiement : en attente de la prochaine demande de l'entreprise."),
+        }.get(state, "")
+    if role == "head":
+        return ("Voter le dossier (favorable, défavorable ou ajournement) avec le numéro de délibération."
+                if state == "ready_for_vote" else "Aucune action de votre rôle à ce stade.")
+    if role == "finance":
+        return ("Examiner la demande de paiement en attente, puis payer." if pending_claim
+                else "Aucune demande de paiement en attente.")
+    if role in ("applicant", "consultant"):
+        if missing and "provide_documents" in triggers and current:
+            return f"Déposer les pièces manquantes de l'étape « {current['title']} »."
+        if state == "action_plan" and "submit_action_plan" in triggers and "2" not in (d.quotes or {}):
+            return "Déposer le plan d'action : jours et taux journalier de la phase 2."
+        if state in ("approved", "in_payment") and "claim_payment" in triggers and not pending_claim:
+            return "Demander un paiement (avance ou solde d'une phase)."
+        return "Le dossier est entre les mains de la Région."
+    return ""
+
+
+def open_sessions(session, programme_id: str, today: date) -> list[m.CouncilSession]:
+    return list(session.scalars(select(m.CouncilSession).where(
+        m.CouncilSession.programme_id == programme_id, m.CouncilSession.agenda_closes_on >= today)
+        .order_by(m.CouncilSession.session_date, m.CouncilSession.code)))
+
+
+def known_consultants(session, programme_id: str) -> list[str]:
+    return sorted(x for x in session.scalars(select(m.Dossier.consultant).distinct().where(
+        m.Dossier.programme_id == programme_id, m.Dossier.consultant.is_not(None))) if x)
+
+
+def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
+    s = uow.session
+    d = scoped_dossier(uow, user.actor, dossier_id)
+    programme = uow.catalogue.get(d.programme_id, d.programme_version)
+    summary = dossier_summary(uow, d.id)
+    events = history(uow, d.id)
+    for e in events:
+        e["text"] = describe(e)
+    documents = list(s.scalars(select(m.Document).where(m.Document.dossier_id == d.id)))
+    stages, others = _checklist(programme, documents, d.status)
+    requests = list(s.scalars(select(m.DocumentRequest).where(m.DocumentRequest.dossier_id == d.id)
+                              .order_by(m.DocumentRequest.id)))
+    claims = claims_of(s, d.id)
+    notifications = list(s.scalars(select(m.Notification).where(m.Notification.dossier_id == d.id)
+                                   .order_by(m.Notification.created_at, m.Notification.id)))
+    triggers = allowed_triggers(d.status, user.role)
+    record = d.voted or d.proposal
+    upload_kinds = CONSULTANT_KINDS if user.role == "consultant" else DOCUMENT_KINDS
+    current = next((st for st in stages if st["current"]), None)
+    suggested_kind = next((k for k in (current["missing"] if current else []) if k in upload_kinds), None)
+    return {
+        "d": d, "programme": programme, "summary": summary, "events": events, "stages": stages, "others": others,
+        "requests": requests, "open_requests": [r for r in requests if r.status == "open"], "claims": claims,
+        "notifications": notifications, "triggers": triggers, "record": record,
+        "record_is_vote": d.voted is not None, "phases": _phase_money(s, d, programme),
+        "upload_kinds": upload_kinds, "suggested_kind": suggested_kind,
+        "sessions": open_sessions(s, d.programme_id, today) if "propose_for_vote" in triggers else [],
+        "consultants": known_consultants(s, d.programme_id) if "declare_eligible" in triggers else [],
+        "next_step": _next_step(d, user.role, stages, claims, triggers),
+        "pending_claims": [c for c in claims if c["claim"].status == "pending"],
+        "can_vote": any(t.startswith("vote_") for t in triggers),
+        "all_kinds": DOCUMENT_KINDS,
+    }

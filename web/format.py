@@ -1,0 +1,158 @@
+"""French display of what the services return: money, instants, dates, labels of states, roles,
+document kinds, rules and commands. Jinja2 filters and globals of the web templates."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from notifications.rendering import DOCUMENT_LABELS
+from rules.calendar import PARIS
+from states.lifecycle import STATE_LABELS, TRANSITIONS
+
+NBSP = "\u00a0"
+NNBSP = "\u202f"  # the narrow no-break space French uses between thousands
+
+ROLE_LABELS = {
+    "applicant": "entreprise", "consultant": "prestataire référencé", "officer": "chargé(e) de mission",
+    "head": "chef(fe) de service", "finance": "service financier", "auditor": "auditeur",
+    "admin": "administrateur", "system": "Usine (automatique)",
+}
+
+KIND_LABELS = {**DOCUMENT_LABELS, "other": "autre pièce"}
+
+RULE_LABELS = {
+    "window_closed": "fenêtre de l'AMI fermée", "size": "taille de l'entreprise", "first_fy": "premier exercice",
+    "region": "région de l'établissement", "in_difficulty": "entreprise en difficulté",
+    "tax_social": "régularité fiscale et sociale", "activity": "activité éligible",
+    "documents_missing": "pièces manquantes", "day_minimum": "minimum de jours", "day_maximum": "maximum de jours",
+    "day_rate_cap": "plafond du taux journalier", "pathway_cap": "plafond du parcours",
+    "equity_cap": "plafond des fonds propres", "de_minimis": "plafond de minimis", "advance_cap": "plafond des avances",
+    "expense_cutoff": "date limite des dépenses", "not_allowed": "action non permise",
+    "payment_deadline": "délai de demande de paiement", "agenda_closed": "ordre du jour clos",
+    "invalid_input": "saisie invalide", "programme_figure_unknown": "chiffre du programme inconnu",
+    "concurrency": "modification concurrente", "file_type": "type de fichier", "file_too_large": "taille du fichier",
+}
+
+BASE_LABELS = {"expense": "dépense éligible", "aid": "aide"}
+
+TRIGGER_LABELS = {}
+for _t in TRANSITIONS:
+    TRIGGER_LABELS.setdefault(_t.trigger, _t.label or _t.trigger)
+TRIGGER_LABELS.update({"start_candidacy": "candidature commencée (brouillon)", "record_vote": "vote en séance",
+                       "close": "clôture"})
+
+OUTCOME_LABELS = {"approved": "favorable", "rejected": "défavorable", "adjourned": "ajourné"}
+CLAIM_KIND_LABELS = {"advance": "avance", "final": "solde"}
+CLAIM_STATUS_LABELS = {"pending": "en attente", "paid": "payée"}
+REVIEW_LABELS = {"pending": "en attente d'examen", "accepted": "acceptée", "refused": "refusée"}
+NOTIFICATION_STATUS_LABELS = {"queued": "en file d'envoi", "sent": "envoyé", "dead": "échec définitif"}
+SIZE_LABELS = {"sme": "PME", "eti": "ETI", None: "non déterminée"}
+LEGAL_BASIS_LABELS = {"de_minimis": "de minimis", "SA.40453": "régime exempté SA.40453 (RGEC)"}
+NOTIFICATION_KIND_LABELS = {
+    "candidacy_received": "accusé de réception", "documents_requested": "demande de pièces",
+    "documents_reminder": "relance", "documents_final_notice": "dernier rappel",
+    "eligibility_decision": "décision d'éligibilité", "vote_result": "résultat du vote",
+    "payment_issued": "paiement", "dossier_lapsed": "caducité", "dossier_closed": "clôture",
+    "daily_digest": "récapitulatif quotidien", "window_opening": "ouverture d'AMI", "window_closing": "clôture d'AMI",
+    "agenda_closing": "clôture d'ordre du jour",
+}
+
+
+def _group(digits: str) -> str:
+    out = []
+    while len(digits) > 3:
+        out.insert(0, digits[-3:])
+        digits = digits[:-3]
+    out.insert(0, digits)
+    return NNBSP.join(out)
+
+
+def number(value, decimals: int = 0) -> str:
+    """1234567 → « 1 234 567 » (narrow no-break spaces), decimals with a comma."""
+    if value is None:
+        return "—"
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    q = Decimal(1).scaleb(-decimals) if decimals else Decimal(1)
+    d = d.quantize(q)
+    sign = "-" if d < 0 else ""
+    text = f"{abs(d):f}"
+    whole, _, frac = text.partition(".")
+    return sign + _group(whole) + (("," + frac) if decimals else "")
+
+
+def eur(value) -> str:
+    """Decimal euros (never float) as « 17 500,00 € »."""
+    if value is None or value == "":
+        return "—"
+    return number(value, 2) + NBSP + "€"
+
+
+def percent(value, decimals: int = 0) -> str:
+    if value is None:
+        return "—"
+    return number(Decimal(str(value)) * 100, decimals) + NBSP + "%"
+
+
+def _as_datetime(value) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value
+
+
+def instant(value) -> str:
+    """An aware instant as Paris wall time « 15/06/2022 09:00 »."""
+    dt = _as_datetime(value)
+    if dt is None:
+        return "—"
+    return dt.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+
+
+def instant_iso(value) -> str:
+    dt = _as_datetime(value)
+    return "" if dt is None else dt.astimezone(PARIS).isoformat()
+
+
+def local_input(value) -> str:
+    """The value of an <input type="datetime-local"> in Paris time."""
+    dt = _as_datetime(value)
+    return "" if dt is None else dt.astimezone(PARIS).strftime("%Y-%m-%dT%H:%M")
+
+
+def day(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        value = value.astimezone(PARIS).date()
+    return value.strftime("%d/%m/%Y")
+
+
+def state_label(state) -> str:
+    return STATE_LABELS.get(state, state or "—")
+
+
+LABELS = {
+    "role": ROLE_LABELS, "kind": KIND_LABELS, "rule": RULE_LABELS, "base": BASE_LABELS, "trigger": TRIGGER_LABELS,
+    "outcome": OUTCOME_LABELS, "claim_kind": CLAIM_KIND_LABELS, "claim_status": CLAIM_STATUS_LABELS,
+    "review": REVIEW_LABELS, "notification_status": NOTIFICATION_STATUS_LABELS, "size": SIZE_LABELS,
+    "legal_basis": LEGAL_BASIS_LABELS, "notification_kind": NOTIFICATION_KIND_LABELS,
+}
+
+
+def _labeller(mapping):
+    return lambda key: mapping.get(key, key if key is not None else "—")
+
+
+def install(env) -> None:
+    env.filters.update({
+        "eur": eur, "number": number, "percent": percent, "instant": instant, "instant_iso": instant_iso,
+        "local_input": local_input, "day": day, "state_label": state_label,
+    })
+    for name, mapping in LABELS.items():
+        env.filters[f"{name}_label"] = _labeller(mapping)

@@ -1,0 +1,114 @@
+"""The auditor's view: a dossier rebuilt from its events at a chosen instant
+(`services.audit.replay.replay_dossier`, the rules re-computed on the way), with the integrity of
+its hash chain (`services.audit.verify.verify_dossier`); and the integrity of every dossier of
+the auditor's scope (`verify_database`). Read only."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+
+from db import models as m
+from rules.calendar import PARIS
+from services.queries import history
+from services.search import in_scope
+from web.app import PREFIX, render
+from web.auth import Forbidden, WebUser, current_user
+from web.dossier_view import OutOfScope, scoped_dossier
+from web.timeline import describe
+
+router = APIRouter()
+
+
+def _auditor(user: WebUser) -> None:
+    if user.role != "auditor":
+        raise Forbidden("La vue d'audit est réservée aux auditeurs.")
+
+
+def parse_instant(raw: str | None) -> tuple[datetime | None, str | None]:
+    """An instant from the form: `2022-03-01T10:00` (Paris wall time, from the date picker) or an
+    ISO 8601 instant with offset (from the timeline's links). Returns (instant, error)."""
+    if raw is None or not raw.strip():
+        return None, None
+    text = raw.strip().replace(" ", "+") if "T" in raw and raw.count(":") >= 2 else raw.strip()
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None, f"Instant « {raw} » illisible (champ « at ») : date et heure attendues, par exemple 2022-03-01T10:00."
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=PARIS)
+    return value, None
+
+
+def _engine(uow_factory, uow):
+    return getattr(uow_factory, "engine", None) or uow.session.get_bind()
+
+
+@router.get("/audit")
+def audit_home(request: Request, user: Annotated[WebUser, Depends(current_user)],
+               verifier: Annotated[str | None, Query(max_length=3)] = None):
+    _auditor(user)
+    web = request.app.state.web
+    report = None
+    with web.uow_factory() as uow:
+        if verifier:
+            from services.audit.verify import verify_database
+
+            full = verify_database(_engine(web.uow_factory, uow)).as_dict()
+            rows = uow.session.scalars(select(m.Dossier)).all()
+            visible = {d.id for d in rows if in_scope(user.actor, d, uow.catalogue)}
+            existing = {d.id for d in rows}
+            # An alarm about a dossier whose row is gone is shown to every auditor: it has no
+            # region left to scope it by, and hiding it would hide the tampering.
+            problems = [p for p in full["problems"] if p.get("dossier_id") is None or p["dossier_id"] in visible
+                        or p["dossier_id"] not in existing]
+            report = {"ok": not problems, "problems": problems, "dossiers": len(visible),
+                      "events": full["events_checked"], "seconds": full["seconds"], "anchors": full["anchors"]}
+    return render(request, "audit_home.html", title="Audit", report=report)
+
+
+@router.get("/audit/rejouer")
+def find_dossier(request: Request, user: Annotated[WebUser, Depends(current_user)],
+                 reference: Annotated[str, Query(min_length=1, max_length=32)]):
+    _auditor(user)
+    web = request.app.state.web
+    with web.uow_factory() as uow:
+        d = uow.session.scalar(select(m.Dossier).where(m.Dossier.reference == reference.strip()))
+        if d is None or not in_scope(user.actor, d, uow.catalogue):
+            raise HTTPException(404, f"Dossier « {reference} » introuvable dans votre périmètre.")
+        return RedirectResponse(f"{PREFIX}/audit/dossiers/{d.id}", status_code=303)
+
+
+@router.get("/audit/dossiers/{dossier_id}")
+def replay(request: Request, dossier_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+           user: Annotated[WebUser, Depends(current_user)],
+           at: Annotated[str | None, Query(max_length=40)] = None):
+    _auditor(user)
+    from services.audit.replay import diff, replay_dossier, stored_state
+    from services.audit.verify import verify_dossier
+
+    web = request.app.state.web
+    instant, error = parse_instant(at)
+    with web.uow_factory() as uow:
+        try:
+            d = scoped_dossier(uow, user.actor, dossier_id)
+        except OutOfScope:
+            raise HTTPException(404, "Dossier introuvable.") from None
+        events = history(uow, d.id)
+        for e in events:
+            e["text"] = describe(e)
+            e["link"] = f"?at={quote(e['at'], safe='')}"
+        result = replay_dossier(uow.session, d.id, at=instant, catalogue=uow.catalogue)
+        integrity = verify_dossier(uow.session, d.id)
+        differences = None
+        if instant is None:
+            differences = diff(result, stored_state(uow.session, d.id, catalogue=uow.catalogue))
+        applied_seq = result.last_event["seq"] if result.last_event else 0
+        return render(request, "audit_dossier.html", title=f"Audit {d.reference}", d=d, events=events,
+                      replay=result, state=result.state, instant=instant, at_error=error,
+                      integrity=integrity, differences=differences, applied_seq=applied_seq,
+                      first_at=events[0]["at"] if events else None)

@@ -1,0 +1,131 @@
+"""Council sessions: their agenda, and the bulk vote — one `record_vote` per dossier, each its own
+unit of work, each with its own result (a refusal does not stop the others)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from db import models as m
+from rules.calendar import paris_date
+from services import commands
+from services.search import dossier_row, programme_in_scope, scope_clause
+from web.app import render
+from web.auth import Forbidden, WebUser, current_user, writer
+from web.format import STATE_LABELS
+from web.routes_dossier import run_command
+
+router = APIRouter()
+SESSION_READERS = ("officer", "head", "finance", "auditor")
+SessionCode = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f/]*$")]
+
+
+def _readers(user: WebUser) -> None:
+    if user.role not in SESSION_READERS:
+        raise Forbidden("Les séances sont consultées par les chargé(e)s de mission, chef(fe)s de service, "
+                        "services financiers et auditeurs.")
+
+
+def session_view(s: m.CouncilSession) -> SimpleNamespace:
+    """What the pages show of a session (read while the unit of work is open)."""
+    return SimpleNamespace(id=s.id, code=s.code, programme_id=s.programme_id, session_date=s.session_date,
+                           agenda_closes_on=s.agenda_closes_on)
+
+
+def _scoped_session(uow, code: str, user: WebUser) -> m.CouncilSession:
+    s = uow.session.scalar(select(m.CouncilSession).where(m.CouncilSession.code == code))
+    if s is None or not programme_in_scope(user.actor, s.programme_id, uow.catalogue):
+        raise HTTPException(404, "Séance introuvable.")
+    return s
+
+
+@router.get("/seances")
+def sessions(request: Request, user: Annotated[WebUser, Depends(current_user)]):
+    _readers(user)
+    web = request.app.state.web
+    today = paris_date(web.clock.now())
+    with web.uow_factory() as uow:
+        rows = uow.session.scalars(select(m.CouncilSession).order_by(m.CouncilSession.session_date.desc(),
+                                                                     m.CouncilSession.code)).all()
+        visible = [s for s in rows if programme_in_scope(user.actor, s.programme_id, uow.catalogue)]
+        counts = {}
+        if visible:
+            for sid, status, n in uow.session.execute(
+                    select(m.Dossier.session_id, m.Dossier.status, func.count())
+                    .where(m.Dossier.session_id.in_([s.id for s in visible]))
+                    .group_by(m.Dossier.session_id, m.Dossier.status)):
+                counts.setdefault(sid, {})[status] = n
+        items = [{"s": session_view(s), "total": sum(counts.get(s.id, {}).values()),
+                  "to_vote": counts.get(s.id, {}).get("ready_for_vote", 0),
+                  "upcoming": s.session_date >= today, "agenda_open": s.agenda_closes_on >= today} for s in visible]
+    return render(request, "sessions.html", title="Séances", items=items, today=today)
+
+
+def _agenda(uow, s, user: WebUser) -> list[dict]:
+    dossiers = uow.session.scalars(
+        select(m.Dossier).join(m.Company, m.Dossier.company_id == m.Company.id)
+        .where(m.Dossier.session_id == s.id, scope_clause(user.actor, uow.catalogue))
+        .order_by(m.Dossier.reference)).all()
+    out = []
+    for d in dossiers:
+        row = dossier_row(d, uow.catalogue)
+        record = d.voted or d.proposal or {}
+        row["proposed_total"] = record.get("total")
+        row["adjourned"] = bool((d.proposal or {}).get("adjourned"))
+        row["adjustments"] = record.get("adjustments", [])
+        row["deliberation"] = d.deliberation
+        out.append(row)
+    return out
+
+
+@router.get("/seances/{code}")
+def agenda(request: Request, code: SessionCode, user: Annotated[WebUser, Depends(current_user)]):
+    _readers(user)
+    web = request.app.state.web
+    with web.uow_factory() as uow:
+        s = session_view(_scoped_session(uow, code, user))
+        items = _agenda(uow, s, user)
+    return render(request, "agenda.html", title=f"Séance {s.code}", s=s, items=items, results=None,
+                  can_vote=user.role == "head")
+
+
+@router.post("/seances/{code}/votes")
+async def bulk_vote(request: Request, code: SessionCode, user: Annotated[WebUser, Depends(writer)]):
+    """The head's votes of a session: for each dossier with a decision, one `record_vote`."""
+    if user.role != "head":
+        raise Forbidden("Seul(e) le ou la chef(fe) de service enregistre les votes d'une séance.")
+    form = await request.form()
+    web = request.app.state.web
+
+    def work():
+        with web.uow_factory() as uow:
+            s = session_view(_scoped_session(uow, code, user))
+            agenda_rows = _agenda(uow, s, user)
+        results = []
+        for row in agenda_rows:
+            did = row["id"]
+            outcome = form.get(f"outcome_{did}")
+            if not outcome:
+                continue
+            deliberation = (form.get(f"deliberation_{did}") or "").strip() or None
+            raw_version = form.get(f"version_{did}") or ""
+            version = int(raw_version) if raw_version.isdigit() else None
+            out, refused = run_command(web, user, did, commands.record_vote,
+                                       {"session": code, "outcome": outcome, "deliberation": deliberation}, version)
+            results.append({"id": did, "reference": row["reference"], "company": row["company"], "outcome": outcome,
+                            "deliberation": deliberation, "ok": refused is None,
+                            "state": STATE_LABELS.get(out.state, out.state) if out else None,
+                            "aid": (out.details.get("aid") or {}).get("total") if out else None,
+                            "refused": refused})
+        with web.uow_factory() as uow:
+            s = session_view(_scoped_session(uow, code, user))
+            items = _agenda(uow, s, user)
+        return s, items, results
+
+    s, items, results = await run_in_threadpool(work)
+    return render(request, "agenda.html", title=f"Séance {s.code} — votes", s=s, items=items, results=results,
+                  can_vote=True)
+

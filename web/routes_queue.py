@@ -1,0 +1,60 @@
+"""The work queue (file de travail)."""
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import urlencode
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from rules.calendar import paris_date
+from states.lifecycle import STATE_LABELS, STATES
+from web.app import render
+from web.auth import WebUser, current_user
+from web.queue import QueueFilters, counts_by_state, programmes_in_scope, work_queue
+
+router = APIRouter()
+
+
+def _date_or_none(raw: str | None) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+@router.get("/dossiers")
+def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
+          state: Annotated[str | None, Query(max_length=32)] = None,
+          programme: Annotated[str | None, Query(max_length=64)] = None,
+          q: Annotated[str | None, Query(max_length=100)] = None,
+          mine: Annotated[str | None, Query(max_length=5)] = None,
+          due_before: Annotated[str | None, Query(max_length=10)] = None,
+          closed: Annotated[str | None, Query(max_length=5)] = None,
+          page: Annotated[int, Query(ge=1, le=100000)] = 1):
+    web = request.app.state.web
+    today = paris_date(web.clock.now())
+    errors = []
+    if state and state not in STATES:
+        errors.append(f"État inconnu « {state} » : filtre ignoré.")
+        state = None
+    due = _date_or_none(due_before)
+    if due_before and due is None:
+        errors.append(f"Échéance « {due_before} » : date AAAA-MM-JJ attendue, filtre ignoré.")
+    filters = QueueFilters(state=state or None, programme=programme or None, q=(q or "").strip() or None,
+                           mine=bool(mine), due_before=due, open_only=not closed, page=page)
+    with web.uow_factory() as uow:
+        result = work_queue(uow, user.actor, filters, today)
+        counts = counts_by_state(uow, user.actor)
+        programmes = programmes_in_scope(user.actor, uow.catalogue)
+    params = {k: v for k, v in request.query_params.items() if k != "page" and v}
+    pages = {}
+    if result["page"] > 1:
+        pages["prev"] = "?" + urlencode({**params, "page": result["page"] - 1})
+    if result["page"] < result["pages"]:
+        pages["next"] = "?" + urlencode({**params, "page": result["page"] + 1})
+    return render(request, "queue.html", title="Dossiers", result=result, counts=counts, filters=filters,
+                  programmes=programmes, states=[(s, STATE_LABELS[s]) for s in STATES], errors=errors,
+                  today=today, pages=pages)

@@ -1,0 +1,29 @@
+// Usine — the few lines of script the workspace uses (htmx does the rest; every page works without both).
+(function () {
+  "use strict";
+  // After a partial update, move the keyboard focus to the region's heading when the region asks
+  // for it (data-focus-heading), so that screen-reader users hear what changed.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target || !target.querySelector) { return; }
+    var region = target.matches && target.matches("[data-focus-heading]") ? target : target.querySelector("[data-focus-heading]");
+    if (!region) { return; }
+    var heading = region.querySelector("h2, h3");
+    if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+  });
+  // The claim form: the amount is for an advance, the invoice lines for a balance.
+  function syncClaimForm(form) {
+    var kind = form.querySelector("input[name=kind]:checked");
+    var advance = kind && kind.value === "advance";
+    form.querySelectorAll("[data-for-kind]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-for-kind") !== (advance ? "advance" : "final");
+    });
+  }
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-claim-form]");
+    if (form) { syncClaimForm(form); }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-claim-form]").forEach(syncClaimForm);
+  });
+})();
