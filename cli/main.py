@@ -197,17 +197,11 @@ def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer
 
 
 def register_extensions() -> None:
-    """Commands of the other rooms (flows, API, audit), each in its own module."""
-    import importlib
+    """Commands of the other rooms (flows, API and users, audit), each in its own module."""
+    from cli import api, audit, flows
 
-    for module in ("cli.flows", "cli.api", "cli.audit", "cli.web"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.register(app)
+    for module in (flows, api, audit):
+        module.register(app)
 
 
 def main() -> None:

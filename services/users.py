@@ -8,11 +8,10 @@ Each function that changes something is its own unit of work and commits, like t
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from db.models_auth import REGIONAL_ROLES, ROLES, User
@@ -84,6 +83,35 @@ def actor_for(user: User) -> Actor:
         consultant=user.consultant if user.role == "consultant" else None,
         regions=tuple(user.regions or ()) if user.role in REGIONAL_ROLES else None,
     )
+
+
+_ACTIVE_USER = (select(User.username, User.role, User.regions, User.siren, User.consultant)
+                .where(User.username == bindparam("username"), User.active.is_(True)))
+
+
+def load_actor(uow_factory, username: str) -> Actor | None:
+    """The Actor of an active user, or None: what every API request checks. One light query on
+    a pooled connection (no ORM session) when the factory exposes its engine."""
+    engine = getattr(uow_factory, "engine", None)
+    if engine is None:
+        with uow_factory() as uow:
+            user = get_user(uow, username)
+            return actor_for(user) if user is not None and user.active else None
+    lock = getattr(uow_factory, "lock", None)  # a factory that serializes its transactions
+    if lock is not None:
+        lock.acquire()
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(_ACTIVE_USER, {"username": username}).first()
+    finally:
+        if lock is not None:
+            lock.release()
+    if row is None:
+        return None
+    return Actor(name=row.username, role=row.role,
+                 siren=row.siren if row.role == "applicant" else None,
+                 consultant=row.consultant if row.role == "consultant" else None,
+                 regions=tuple(row.regions or ()) if row.role in REGIONAL_ROLES else None)
 
 
 def known_regions(uow: UnitOfWork) -> list[str]:

@@ -1,0 +1,138 @@
+"""FastAPI dependencies shared by every router (including `api.routes_audit`).
+
+- `get_uow_factory`, `get_clock`: the app's unit-of-work factory and service clock;
+- `current_actor`: the `services.commands.Actor` of the bearer token's user (401 otherwise);
+  an auditor is refused (403) on any method but GET/HEAD/OPTIONS, whatever the route;
+- `require_roles(*roles)`: a dependency giving the actor when its role is one of `roles` (403);
+- `scoped_dossier_id(dossier_id, actor, uow)`: the dossier's id when it exists and is in the
+  actor's scope, else a 404 problem — never revealing that another region's dossier exists.
+
+Usage:
+
+    @router.get("/audit/dossiers/{dossier_id}/replay")
+    def replay(dossier_id: int, actor: Actor = Depends(require_roles("auditor")),
+               uow_factory=Depends(get_uow_factory)):
+        with uow_factory() as uow:
+            did = scoped_dossier_id(dossier_id, actor, uow)
+            ...
+"""
+from __future__ import annotations
+
+from typing import Annotated, Callable
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
+
+from api.problems import Problem
+from api.security import InvalidToken, read_token
+from db import models as m
+from services.commands import Actor
+from services.search import in_scope
+from services.users import load_actor
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_ID = 2**31 - 1
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False,
+                                     description="Jeton obtenu par POST /auth/token (flux OAuth2 « password »).")
+
+
+def get_uow_factory(request: Request):
+    return request.app.state.uow_factory
+
+
+def get_clock(request: Request):
+    return request.app.state.clock
+
+
+def _unauthenticated(reason: str, error: str | None = None) -> Problem:
+    challenge = "Bearer" if error is None else f'Bearer error="{error}"'
+    return Problem(401, f"Authentification requise : {reason}.", rule="unauthenticated",
+                   headers={"WWW-Authenticate": challenge})
+
+
+def current_actor(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)],
+                  uow_factory=Depends(get_uow_factory)) -> Actor:
+    """The actor behind the bearer token. The user is reloaded on every request, so a disabled
+    account or a changed role or scope takes effect at once, whatever tokens are out there."""
+    if not token:
+        raise _unauthenticated("aucun jeton fourni (en-tête « Authorization: Bearer … »)")
+    try:
+        claims = read_token(request.app.state.secret_key, token)
+    except InvalidToken as exc:
+        raise _unauthenticated(str(exc), "invalid_token") from None
+    actor = load_actor(uow_factory, claims["sub"])
+    if actor is None:
+        raise _unauthenticated("compte inconnu ou désactivé", "invalid_token")
+    if actor.role == "auditor" and request.method not in SAFE_METHODS:
+        raise Problem(403, "Un auditeur consulte : il ne modifie rien.", rule="not_allowed", field="as")
+    request.state.actor = actor
+    return actor
+
+
+def require_roles(*roles: str) -> Callable[..., Actor]:
+    """A dependency: the current actor when its role is one of `roles`, else 403."""
+    allowed = tuple(roles)
+
+    def dependency(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+        if actor.role not in allowed:
+            raise Problem(403, f"Le rôle « {actor.role} » ne peut pas faire cela (rôles autorisés : {', '.join(allowed)}).",
+                          rule="not_allowed", field="as")
+        return actor
+
+    dependency.roles = allowed  # type: ignore[attr-defined]
+    dependency.__name__ = f"require_roles_{'_'.join(allowed)}"
+    return dependency
+
+
+def dossier_not_found() -> Problem:
+    return Problem(404, "Dossier introuvable.", rule="not_found")
+
+
+def scoped_dossier(dossier_id: int | str, actor: Actor, uow) -> m.Dossier:
+    """The dossier (by id, or by reference) when the actor may see it; 404 otherwise."""
+    dossier = None
+    if isinstance(dossier_id, bool):
+        pass
+    elif isinstance(dossier_id, int) or (isinstance(dossier_id, str) and dossier_id.isascii() and dossier_id.isdigit()):
+        number = int(dossier_id)
+        if 1 <= number <= MAX_ID:
+            dossier = uow.session.get(m.Dossier, number)
+    elif isinstance(dossier_id, str) and 0 < len(dossier_id) <= 32 and dossier_id.isprintable():
+        dossier = uow.session.scalar(select(m.Dossier).where(m.Dossier.reference == dossier_id))
+    if dossier is None or not in_scope(actor, dossier, uow.catalogue):
+        raise dossier_not_found()
+    return dossier
+
+
+def scoped_dossier_id(dossier_id: int | str, actor: Actor, uow) -> int:
+    """The dossier's id when it exists and the actor may see it; a 404 problem otherwise."""
+    return scoped_dossier(dossier_id, actor, uow).id
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """`If-Match: 3`, `"3"` or `W/"3"` → 3; absent or `*` → None."""
+    if value is None:
+        return None
+    raw = value.strip()
+    if raw == "*":
+        return None
+    if raw.startswith("W/"):
+        raw = raw[2:]
+    raw = raw.strip('"')
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise Problem(422, "If-Match : numéro de version attendu (ex. « \"3\" »).", rule="invalid_input", field="If-Match")
+    return int(raw)
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+UowFactory = Annotated[object, Depends(get_uow_factory)]
+Clock = Annotated[object, Depends(get_clock)]
+
+__all__ = ["get_uow_factory", "get_clock", "current_actor", "require_roles", "scoped_dossier_id",
+           "scoped_dossier", "parse_if_match", "etag", "oauth2_scheme", "CurrentActor", "UowFactory", "Clock"]

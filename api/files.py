@@ -1,0 +1,156 @@
+"""Uploaded files: the type is read from the content (magic bytes), never from the name or the
+declared type; names are reduced to a harmless base name; bodies are capped before parsing."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import unicodedata
+import zipfile
+from urllib.parse import quote
+
+from api.problems import Problem
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+# Room for the multipart envelope around a 20 MB file; the file itself is checked exactly.
+MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 256 * 1024
+MAX_JSON_REQUEST_BYTES = 2 * 1024 * 1024
+
+ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
+ALLOWED = {
+    "application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png",
+    "application/vnd.oasis.opendocument.text": ".odt",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+}
+EXTENSIONS = {".pdf": "application/pdf", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+              ".odt": "application/vnd.oasis.opendocument.text",
+              ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+
+
+def sniff(content: bytes) -> str | None:
+    """The content type of an allowed file (PDF, JPEG, PNG, ODT, DOCX), or None."""
+    if content.startswith(b"%PDF-"):
+        return "application/pdf"
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if content.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if content.startswith(b"PK\x03\x04"):
+        return _sniff_zip(content)
+    return None
+
+
+def _sniff_zip(content: bytes) -> str | None:
+    # Only the central directory and, for ODT, the tiny `mimetype` member are read: nothing is
+    # decompressed beyond a few bytes, whatever the archive claims.
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as zf:
+            infos = zf.infolist()
+            if len(infos) > 5000:
+                return None
+            names = {i.filename for i in infos}
+            if "mimetype" in names:
+                info = zf.getinfo("mimetype")
+                if info.file_size <= 100 and info.compress_type == zipfile.ZIP_STORED \
+                        and zf.read("mimetype").strip() == ODT_MIMETYPE:
+                    return "application/vnd.oasis.opendocument.text"
+            if "[Content_Types].xml" in names and "word/document.xml" in names:
+                return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, OSError, NotImplementedError):
+        return None
+    return None
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*/\\]')
+
+
+def safe_filename(raw: str | None, content_type: str, fallback: str) -> str:
+    """A base name with no directory part, no control or reserved characters, not hidden, at
+    most 120 characters, ending with the extension of the type found in the content."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("_", name)
+    name = " ".join(name.split()).lstrip(". ").rstrip(". ")
+    expected = ALLOWED[content_type]
+    stem, dot, ext = name.rpartition(".")
+    if dot and EXTENSIONS.get("." + ext.lower()) == content_type:
+        stem, ext = stem, "." + ext.lower()
+    else:
+        stem, ext = (stem if dot and 1 <= len(ext) <= 5 and ext.isalnum() else name), expected
+    stem = stem.strip(" .") or fallback
+    return stem[:110] + ext
+
+
+def content_disposition(filename: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
+    ascii_name = re.sub(r'[^A-Za-z0-9._ ()-]', "_", ascii_name) or "document"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+class BodyLimitMiddleware:
+    """Refuses (413) a request body over its limit before the application parses it: from the
+    Content-Length when given, else while the body streams in."""
+
+    def __init__(self, app, *, default_limit: int = MAX_JSON_REQUEST_BYTES,
+                 upload_limit: int = MAX_UPLOAD_REQUEST_BYTES, upload_suffix: str = "/documents"):
+        self.app = app
+        self.default_limit = default_limit
+        self.upload_limit = upload_limit
+        self.upload_suffix = upload_suffix
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        limit = self.upload_limit if scope["path"].rstrip("/").endswith(self.upload_suffix) else self.default_limit
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                size = limit + 1
+            if size > limit:
+                return await self._refuse(scope, send, limit)
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(scope, send, limit)
+
+    async def _refuse(self, scope, send, limit: int) -> None:
+        detail = f"Contenu trop volumineux : {limit // (1024 * 1024)} Mo au plus pour cette requête."
+        if limit == self.upload_limit:
+            detail = f"Fichier trop volumineux : {MAX_UPLOAD_BYTES // (1024 * 1024)} Mo au plus."
+        body = json.dumps({"type": "/problems/file_too_large", "title": "Contenu trop volumineux", "status": 413,
+                           "detail": detail, "instance": scope["path"], "rule": "file_too_large", "field": "file"},
+                          ensure_ascii=False).encode("utf-8")
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/problem+json"),
+                                (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Problem):
+    """Raised while the body streams in; FastAPI lets an HTTPException through its body parsing."""
+
+    def __init__(self):
+        super().__init__(413, f"Contenu trop volumineux (fichiers : {MAX_UPLOAD_BYTES // (1024 * 1024)} Mo au plus).",
+                         rule="file_too_large", field="file")

@@ -1,0 +1,187 @@
+"""`Idempotency-Key` on POST requests: a retried request applies once.
+
+The key is scoped to (key, user, route: method and path). Its row is inserted *inside the
+transaction of the command it protects*, before the command runs: the command and the key
+commit together or not at all, and a concurrent duplicate waits on the row's unique index
+(PostgreSQL) or on the database lock (SQLite), then finds the key taken and is answered from it.
+The answer itself is recorded right after the commit; a retry arriving in between is told the
+request is in progress (409 `idempotency_in_progress`).
+
+A refused request (4xx: a rule, a scope, a role) is recorded too, so a retry gets the same
+answer; conflicts (409) and server errors are not recorded, so the client may retry them with
+the same key. The same key sent with a different request (body, If-Match) is refused with 422
+`idempotency_key_reused`."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError, PendingRollbackError
+from sqlalchemy.orm.exc import StaleDataError
+
+from api.problems import Problem, problem_response, response_for_exception
+from db import models as m
+from db.models_auth import IdempotencyKey
+from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
+from services.commands import Actor
+
+HEADER = "Idempotency-Key"
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
+REPLAYED_HEADER = "Idempotent-Replayed"
+_KEPT_HEADERS = ("etag", "location", "content-type")
+
+
+def fingerprint_of(payload: Any, if_match: str | None) -> str:
+    text = json.dumps({"payload": payload, "if_match": if_match}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Idempotency:
+    key: str
+    username: str
+    route: str
+    fingerprint: str
+    clock: Any
+
+    @classmethod
+    def from_request(cls, request: Request, actor: Actor, payload: Any, clock) -> "Idempotency | None":
+        key = request.headers.get(HEADER)
+        if key is None:
+            return None
+        if not KEY_PATTERN.match(key):
+            raise Problem(422, f"{HEADER} : 1 à 200 caractères ASCII visibles.", rule="invalid_input", field=HEADER)
+        route = f"{request.method} {request.url.path}"[:300]
+        return cls(key, actor.name, route, fingerprint_of(payload, request.headers.get("if-match")), clock)
+
+    def _find(self, session) -> IdempotencyKey | None:
+        return session.scalar(select(IdempotencyKey).where(
+            IdempotencyKey.key == self.key, IdempotencyKey.username == self.username,
+            IdempotencyKey.route == self.route))
+
+    def replay(self, uow_factory, request: Request | None = None) -> Response | None:
+        """The stored answer for this key, a problem when it cannot be replayed, or None."""
+        with uow_factory() as uow:
+            row = self._find(uow.session)
+            if row is None:
+                return None
+            if row.fingerprint != self.fingerprint:
+                return problem_response(422, f"La clé « {self.key} » a déjà servi pour une autre requête sur cette ressource.",
+                                        request=request, rule="idempotency_key_reused", field=HEADER)
+            if row.status_code is None:
+                return problem_response(409, f"La requête de clé « {self.key} » est en cours de traitement ; réessayez dans un instant.",
+                                        request=request, rule="idempotency_in_progress", field=HEADER,
+                                        headers={"Retry-After": "1"})
+            headers = {**(row.headers or {}), REPLAYED_HEADER: "true"}
+            return Response(content=row.body or "", status_code=row.status_code, headers=headers)
+
+    def reserve(self, session) -> None:
+        """Take the key inside the command's transaction (before the command runs)."""
+        session.add(IdempotencyKey(key=self.key, username=self.username, route=self.route,
+                                   fingerprint=self.fingerprint, status_code=None, body=None, headers=None,
+                                   created_at=self.clock.now()))
+        session.flush()
+
+    def record(self, uow_factory, response: Response) -> None:
+        """Store the answer (insert the row for a refusal, complete it after a success)."""
+        headers = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
+        body = response.body.decode("utf-8") if isinstance(response.body, (bytes, bytearray)) else str(response.body)
+        with uow_factory() as uow:
+            row = self._find(uow.session)
+            now = self.clock.now()
+            if row is None:
+                row = IdempotencyKey(key=self.key, username=self.username, route=self.route,
+                                     fingerprint=self.fingerprint, created_at=now)
+                uow.session.add(row)
+            elif row.status_code is not None:
+                return
+            row.status_code, row.body, row.headers, row.completed_at = response.status_code, body, headers, now
+            try:
+                uow.commit()
+            except IntegrityError:  # a concurrent duplicate recorded its answer first
+                uow.rollback()
+
+
+def _stale_write(exc: BaseException) -> bool:
+    """A concurrent writer got there first: the optimistic version check of a flush failed
+    (possibly seen as the session's pending rollback when the command read the dossier again)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, StaleDataError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def current_version(uow_factory, dossier_id: int | None) -> int | None:
+    if dossier_id is None:
+        return None
+    with uow_factory() as uow:
+        d = uow.session.get(m.Dossier, dossier_id)
+        return d.version if d is not None else None
+
+
+Work = Callable[[Any], tuple[int, Any, dict]]
+
+
+def execute(request: Request, *, actor: Actor, uow_factory, clock, payload: Any, work: Work,
+            dossier_id: int | None = None) -> Response:
+    """Run `work(uow)` (which calls one command and returns (status, body, headers)) in one unit
+    of work, under the request's Idempotency-Key when it carries one, and answer."""
+    idem = Idempotency.from_request(request, actor, payload, clock)
+    if idem is not None:
+        replayed = idem.replay(uow_factory, request)
+        if replayed is not None:
+            return replayed
+    try:
+        with uow_factory() as uow:
+            if idem is not None:
+                idem.reserve(uow.session)
+            status, body, headers = work(uow)
+    except IntegrityError:
+        if idem is not None:
+            replayed = idem.replay(uow_factory, request)
+            if replayed is not None:
+                return replayed
+        return problem_response(409, "Une autre requête a modifié cette ressource en même temps ; relisez-la et réessayez.",
+                                request=request, rule="conflict",
+                                current_version=current_version(uow_factory, dossier_id))
+    except ConcurrencyConflict as exc:
+        if idem is not None:
+            replayed = idem.replay(uow_factory, request)
+            if replayed is not None:
+                return replayed
+        actual = exc.actual if exc.actual >= 0 else current_version(uow_factory, exc.dossier_id or dossier_id)
+        detail = (f"Le dossier a changé : version attendue {exc.expected}, version actuelle {actual}."
+                  if exc.expected >= 0 else "Le dossier a été modifié en même temps par une autre requête ; relisez-le et réessayez.")
+        return problem_response(409, detail, request=request, rule="conflict", field="If-Match" if exc.expected >= 0 else None,
+                                current_version=actual)
+    except (StaleDataError, PendingRollbackError) as exc:
+        if not _stale_write(exc):
+            raise
+        if idem is not None:
+            replayed = idem.replay(uow_factory, request)
+            if replayed is not None:
+                return replayed
+        return problem_response(409, "Le dossier a été modifié en même temps par une autre requête ; relisez-le et réessayez.",
+                                request=request, rule="conflict", current_version=current_version(uow_factory, dossier_id))
+    except OperationalError:
+        return problem_response(503, "Base de données momentanément indisponible ; réessayez.", request=request,
+                                headers={"Retry-After": "1"})
+    except (RuleViolation, NotFound, Problem) as exc:
+        response = response_for_exception(exc, request)
+        if idem is not None and response.status_code != 409:
+            idem.record(uow_factory, response)
+        return response
+    response = JSONResponse(body, status_code=status, headers=headers)
+    if idem is not None:
+        idem.record(uow_factory, response)
+    return response

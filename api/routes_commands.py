@@ -1,0 +1,151 @@
+"""`POST /dossiers/{id}/commands/{command}`: one route per command of SCENARIOS.md, whose body is
+the scenario step's `with` object. The answer: the dossier's new state and version, what the
+rules cut (`adjustments`) and the command's details. `If-Match: <version>` makes the command
+conditional (409 with the current version when stale); `Idempotency-Key` makes a retry safe.
+
+The roles that may send each command are read from the lifecycle (`states.lifecycle`), so the
+API and the state machine cannot disagree. Order of checks: token (401) → role (403) → scope
+(404, whether the dossier exists or not) → version (409) → the command's own rules (422/409)."""
+# No `from __future__ import annotations` here: the endpoints are built in a loop and FastAPI
+# must see their body types as objects, not as strings to resolve.
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Request
+
+from api.deps import etag, get_clock, get_uow_factory, parse_if_match, require_roles, scoped_dossier_id
+from api.idempotency import execute
+from api.problems import Problem, problem_responses
+from api.routes_dossiers import command_body
+from api.schemas import (ActionPlanIn, ClaimIn, CommandOut, DeclareEligibleIn, KindsIn, PayIn, ProposeIn, ReasonIn,
+                         ReviewDocumentIn, VoteIn, WithdrawIn)
+from services import commands
+from states.lifecycle import TRANSITIONS
+
+router = APIRouter(tags=["commandes"])
+DossierId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Identifiant du dossier")]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40,
+                                       description="Version lue du dossier (ETag) : la commande échoue (409) s'il a changé depuis")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                              description="Clé choisie par le client : une requête rejouée avec la même clé ne s'applique qu'une fois")]
+
+
+def roles_of(*triggers: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for spec in TRANSITIONS:
+        if spec.trigger in triggers:
+            out += [r for r in spec.roles if r not in out and r != "system"]
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    summary: str
+    body: Any  # a pydantic model, or None when the command takes no body
+    roles: tuple[str, ...]
+    run: Callable[..., commands.Outcome]
+    optional_body: bool = False
+    precheck: Callable[..., None] | None = None
+
+
+def _consultant_kinds(actor, body) -> None:
+    # A consultant hands in its own pieces only: a role matter (403), not a state matter.
+    if actor.role == "consultant":
+        wrong = [k for k in body.kinds if k not in commands.CONSULTANT_KINDS]
+        if wrong:
+            raise Problem(403, f"Un prestataire ne dépose pas : {', '.join(wrong)}.", rule="not_allowed", field="kinds")
+
+
+def _b(body) -> dict:
+    return body.model_dump(mode="json", exclude_none=True) if body is not None else {}
+
+
+SPECS = (
+    CommandSpec("submit_candidacy", "Déposer un brouillon de candidature", None, roles_of("submit_candidacy"),
+                lambda b, **k: commands.submit_candidacy(**k)),
+    CommandSpec("take_for_review", "Prendre le dossier en instruction", None, roles_of("take_for_review"),
+                lambda b, **k: commands.take_for_review(**k)),
+    CommandSpec("request_documents", "Demander des pièces (relances J+7, J+14, mise en demeure J+21, caducité J+30)",
+                KindsIn, roles_of("request_documents"),
+                lambda b, **k: commands.request_documents(kinds=_b(b)["kinds"], **k)),
+    CommandSpec("provide_documents", "Déclarer des pièces remises (par type ; pour un fichier : POST …/documents)",
+                KindsIn, roles_of("provide_documents"),
+                lambda b, **k: commands.provide_documents(kinds=_b(b)["kinds"], **k), precheck=_consultant_kinds),
+    CommandSpec("review_document", "Accepter ou refuser une pièce (motif obligatoire pour un refus)",
+                ReviewDocumentIn, roles_of("review_document"),
+                lambda b, **k: commands.review_document(document_id=b.document_id, decision=b.decision,
+                                                        reason=b.reason, **k)),
+    CommandSpec("declare_eligible", "Déclarer le dossier éligible ; le devis de phase 1 du prestataire est enregistré",
+                DeclareEligibleIn, roles_of("declare_eligible"),
+                lambda b, **k: commands.declare_eligible(consultant=b.consultant, phase1=_b(b)["phase1"], **k)),
+    CommandSpec("declare_ineligible", "Déclarer le dossier irrecevable", ReasonIn, roles_of("declare_ineligible"),
+                lambda b, **k: commands.declare_ineligible(reason=b.reason, **k)),
+    CommandSpec("accept_diagnostic", "Accepter le rapport de diagnostic", None, roles_of("accept_diagnostic"),
+                lambda b, **k: commands.accept_diagnostic(**k)),
+    CommandSpec("submit_action_plan", "Déposer le plan d'action (devis de phase 2)", ActionPlanIn,
+                roles_of("submit_action_plan"),
+                lambda b, **k: commands.submit_action_plan(phase2=_b(b)["phase2"], **k)),
+    CommandSpec("propose_for_vote", "Proposer au vote d'une séance : les montants sont calculés et figés",
+                ProposeIn, roles_of("propose_for_vote"),
+                lambda b, **k: commands.propose_for_vote(session=b.session, **k)),
+    CommandSpec("record_vote", "Enregistrer le vote de la séance (favorable, défavorable, ajourné)", VoteIn,
+                roles_of("vote_approved", "vote_rejected", "vote_adjourned"),
+                lambda b, **k: commands.record_vote(session=b.session, outcome=b.outcome,
+                                                    deliberation=b.deliberation, **k)),
+    CommandSpec("claim_payment", "Demander un paiement : avance (montant) ou solde (lignes de facture)", ClaimIn,
+                roles_of("claim_payment"),
+                lambda b, **k: commands.claim_payment(phase=b.phase, kind=b.kind, amount=b.amount,
+                                                      invoices=_b(b).get("invoices"), **k)),
+    CommandSpec("pay", "Payer la demande en attente (la plus ancienne, ou celle indiquée)", PayIn, roles_of("pay"),
+                lambda b, **k: commands.pay(claim_id=b.claim_id if b is not None else None, **k), optional_body=True),
+    CommandSpec("withdraw", "Abandonner la candidature", WithdrawIn, roles_of("withdraw"),
+                lambda b, **k: commands.withdraw(reason=b.reason, **k)),
+)
+COMMANDS = {s.name: s for s in SPECS}
+
+
+def _run(spec: CommandSpec, request: Request, dossier_id: int, actor, uow_factory, clock, body) -> Any:
+    expected = parse_if_match(request.headers.get("if-match"))
+    if spec.precheck is not None:
+        spec.precheck(actor, body)
+
+    def work(uow):
+        did = scoped_dossier_id(dossier_id, actor, uow)
+        outcome = spec.run(body, uow=uow, clock=clock, actor=actor, dossier_id=did, expected_version=expected)
+        return 200, command_body(outcome), {"ETag": etag(outcome.version)}
+
+    return execute(request, actor=actor, uow_factory=uow_factory, clock=clock,
+                   payload={"command": spec.name, "body": _b(body)}, work=work, dossier_id=dossier_id)
+
+
+def _endpoint(spec: CommandSpec):
+    guard = require_roles(*spec.roles)
+
+    if spec.body is None:
+        def endpoint(request: Request, dossier_id: DossierId, actor=Depends(guard),
+                     uow_factory=Depends(get_uow_factory), clock=Depends(get_clock),
+                     if_match: IfMatch = None, idempotency_key: IdempotencyKey = None):
+            return _run(spec, request, dossier_id, actor, uow_factory, clock, None)
+    elif spec.optional_body:
+        def endpoint(request: Request, dossier_id: DossierId,
+                     body: Annotated[spec.body | None, Body()] = None, actor=Depends(guard),
+                     uow_factory=Depends(get_uow_factory), clock=Depends(get_clock),
+                     if_match: IfMatch = None, idempotency_key: IdempotencyKey = None):
+            return _run(spec, request, dossier_id, actor, uow_factory, clock, body)
+    else:
+        def endpoint(request: Request, dossier_id: DossierId, body: Annotated[spec.body, Body()],
+                     actor=Depends(guard), uow_factory=Depends(get_uow_factory), clock=Depends(get_clock),
+                     if_match: IfMatch = None, idempotency_key: IdempotencyKey = None):
+            return _run(spec, request, dossier_id, actor, uow_factory, clock, body)
+
+    endpoint.__name__ = f"command_{spec.name}"
+    endpoint.__doc__ = (f"{spec.summary}.\n\nRôles : {', '.join(spec.roles)}. Réponse : nouvel état, version "
+                        f"(aussi en ETag), ajustements des règles de montant, détails de la commande.")
+    return endpoint
+
+
+for _spec in SPECS:
+    router.add_api_route(f"/dossiers/{{dossier_id}}/commands/{_spec.name}", _endpoint(_spec), methods=["POST"],
+                         response_model=CommandOut, summary=_spec.summary,
+                         responses=problem_responses(401, 403, 404, 409, 422), name=f"command_{_spec.name}")

@@ -1,0 +1,132 @@
+"""Council sessions (commissions permanentes): their agenda, and the bulk vote of a session —
+one `record_vote` per dossier, each in its own unit of work, each with its own result."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, PendingRollbackError
+from sqlalchemy.orm.exc import StaleDataError
+
+from api.deps import get_clock, get_uow_factory, require_roles, scoped_dossier
+from api.idempotency import Idempotency, _stale_write
+from api.problems import Problem, problem_responses, response_for_exception
+from api.routes_dossiers import command_body
+from api.schemas import AgendaOut, BulkVoteIn, BulkVoteOut, CouncilSessionOut
+from db import models as m
+from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
+from services import commands
+from services.commands import Actor
+from services.search import dossier_row, programme_in_scope, scope_clause
+
+router = APIRouter(tags=["séances"])
+SESSION_READERS = ("officer", "head", "finance", "auditor")
+SessionCode = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$", description="Code de la séance (ex. CP-2021-04)")]
+
+
+def _session_view(s: m.CouncilSession, count: int) -> dict:
+    return {"code": s.code, "programme": s.programme_id, "session_date": s.session_date.isoformat(),
+            "agenda_closes_on": s.agenda_closes_on.isoformat(), "dossiers": count}
+
+
+def _scoped_session(uow, code: str, actor: Actor) -> m.CouncilSession:
+    s = uow.session.scalar(select(m.CouncilSession).where(m.CouncilSession.code == code))
+    if s is None or not programme_in_scope(actor, s.programme_id, uow.catalogue):
+        raise Problem(404, "Séance introuvable.", rule="not_found")
+    return s
+
+
+@router.get("/council-sessions", response_model=list[CouncilSessionOut], responses=problem_responses(401, 403),
+            summary="Les séances des programmes de l'appelant")
+def list_sessions(actor: Annotated[Actor, Depends(require_roles(*SESSION_READERS))],
+                  uow_factory=Depends(get_uow_factory)):
+    with uow_factory() as uow:
+        sessions = uow.session.scalars(select(m.CouncilSession).order_by(m.CouncilSession.session_date,
+                                                                         m.CouncilSession.code)).all()
+        visible = [s for s in sessions if programme_in_scope(actor, s.programme_id, uow.catalogue)]
+        counts = dict(uow.session.execute(select(m.Dossier.session_id, func.count()).where(
+            m.Dossier.session_id.in_([s.id for s in visible])).group_by(m.Dossier.session_id)).all()) if visible else {}
+        return [_session_view(s, counts.get(s.id, 0)) for s in visible]
+
+
+@router.get("/council-sessions/{code}", response_model=AgendaOut, responses=problem_responses(401, 403, 404, 422),
+            summary="L'ordre du jour d'une séance : ses dossiers, avec leur état")
+def agenda(code: SessionCode, actor: Annotated[Actor, Depends(require_roles(*SESSION_READERS))],
+           uow_factory=Depends(get_uow_factory)):
+    with uow_factory() as uow:
+        s = _scoped_session(uow, code, actor)
+        dossiers = uow.session.scalars(
+            select(m.Dossier).join(m.Company, m.Dossier.company_id == m.Company.id)
+            .where(m.Dossier.session_id == s.id, scope_clause(actor, uow.catalogue))
+            .order_by(m.Dossier.reference)).all()
+        return {"session": _session_view(s, len(dossiers)), "items": [dossier_row(d, uow.catalogue) for d in dossiers]}
+
+
+def _refusal(exc: Exception, request: Request) -> tuple[int, dict]:
+    response = response_for_exception(exc, request)
+    import json
+
+    body = json.loads(response.body)
+    body.pop("instance", None)
+    return response.status_code, body
+
+
+@router.post("/council-sessions/{code}/votes", response_model=BulkVoteOut,
+             responses=problem_responses(401, 403, 404, 409, 422),
+             summary="Voter une séance : un vote par dossier, chacun appliqué ou refusé pour lui-même")
+def bulk_vote(request: Request, code: SessionCode, body: Annotated[BulkVoteIn, Body()],
+              actor: Annotated[Actor, Depends(require_roles("head"))],
+              uow_factory=Depends(get_uow_factory), clock=Depends(get_clock)):
+    """Chaque vote est une unité de travail : un refus (règle, version, dossier hors périmètre)
+    n'empêche pas les autres. Le résultat donne, dossier par dossier, l'état atteint ou la règle
+    qui a refusé. Avec `Idempotency-Key`, un envoi rejoué renvoie le résultat du premier."""
+    payload = body.model_dump(mode="json")
+    idem = Idempotency.from_request(request, actor, payload, clock)
+    if idem is not None:
+        replayed = idem.replay(uow_factory, request)
+        if replayed is not None:
+            return replayed
+    # A session the head does not see is not found (the votes on it are never attempted).
+    # A session not yet known is the one an adjourned dossier is carried to: record_vote decides.
+    with uow_factory() as uow:
+        s = uow.session.scalar(select(m.CouncilSession).where(m.CouncilSession.code == code))
+        if s is not None and not programme_in_scope(actor, s.programme_id, uow.catalogue):
+            raise Problem(404, "Séance introuvable.", rule="not_found")
+    if idem is not None:
+        try:
+            with uow_factory() as uow:
+                idem.reserve(uow.session)
+                uow.commit()
+        except IntegrityError:
+            replayed = idem.replay(uow_factory, request)
+            if replayed is not None:
+                return replayed
+            raise
+    results = []
+    for item in body.votes:
+        try:
+            with uow_factory() as uow:
+                dossier = scoped_dossier(item.dossier_id, actor, uow)
+                outcome = commands.record_vote(uow=uow, clock=clock, actor=actor, dossier_id=dossier.id, session=code,
+                                               outcome=item.outcome, deliberation=item.deliberation,
+                                               expected_version=item.expected_version)
+            out = command_body(outcome)
+            results.append({"dossier_id": item.dossier_id, "ok": True, "status": 200, "state": out["state"],
+                            "version": out["version"], "adjustments": out["adjustments"]})
+        except (RuleViolation, ConcurrencyConflict, NotFound, Problem) as exc:
+            status, refused = _refusal(exc, request)
+            results.append({"dossier_id": item.dossier_id, "ok": False, "status": status, "refused": refused})
+        except (StaleDataError, PendingRollbackError) as exc:
+            if not _stale_write(exc):
+                raise
+            results.append({"dossier_id": item.dossier_id, "ok": False, "status": 409, "refused": {
+                "type": "/problems/conflict", "title": "Version périmée", "status": 409, "rule": "conflict",
+                "field": None, "detail": "Le dossier a été modifié en même temps par une autre requête."}})
+    applied = sum(1 for r in results if r["ok"])
+    response = JSONResponse({"session": code, "applied": applied, "refused": len(results) - applied,
+                             "results": results})
+    if idem is not None:
+        idem.record(uow_factory, response)
+    return response

@@ -1,0 +1,96 @@
+"""Signed, expiring access tokens (JWT, HS256) and the secret that signs them.
+
+The secret comes from `USINE_SECRET_KEY`, else from `<var_dir>/secret_key`, generated on first
+use (64 random bytes, hex, file mode 0600, created atomically so that several API workers
+starting together agree on one secret). Tokens carry the username (`sub`), the role (for
+information only: each request reloads the user, so a disabled user or a changed role takes
+effect at once), `iat`, `exp`, `iss` and a random `jti`.
+
+Expiry is judged against real time, not the service clock: a demo workspace living in 2022
+still needs tokens that expire an hour after they were issued in real life."""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+import jwt
+
+ALGORITHM = "HS256"
+ISSUER = "usine"
+DEFAULT_TTL_SECONDS = 3600
+MIN_SECRET_LENGTH = 32
+
+
+def load_or_create_secret(var_dir: str | Path) -> str:
+    path = Path(var_dir) / "secret_key"
+    if path.exists():
+        return _read_secret(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, (secrets.token_hex(64) + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # atomic; fails if another worker created it first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise PermissionError(f"{path} : permissions {oct(mode)}, 0600 attendu (le secret ne doit être lisible que par le service).")
+    value = path.read_text("ascii").strip()
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(f"{path} : secret trop court ({len(value)} caractères, {MIN_SECRET_LENGTH} au moins).")
+    return value
+
+
+def resolve_secret(explicit: str | None = None) -> str:
+    """The signing secret: the argument, else USINE_SECRET_KEY, else the generated file."""
+    from services.config import get_settings
+
+    if explicit:
+        secret = explicit
+    else:
+        settings = get_settings()
+        secret = settings.secret_key or load_or_create_secret(settings.var_dir)
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"Le secret de signature doit compter au moins {MIN_SECRET_LENGTH} caractères.")
+    return secret
+
+
+def issue_token(secret: str, *, username: str, role: str, ttl_seconds: int = DEFAULT_TTL_SECONDS,
+                now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    claims = {"sub": username, "role": role, "iat": issued, "exp": issued + ttl_seconds, "iss": ISSUER,
+              "jti": secrets.token_hex(8)}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def read_token(secret: str, token: str) -> dict:
+    """The claims of a valid token; `InvalidToken` (with a French reason) otherwise."""
+    if not token or len(token) > 4096:
+        raise InvalidToken("jeton absent ou trop long")
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER,
+                            options={"require": ["sub", "exp", "iat", "iss"]})
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("jeton expiré : reconnectez-vous") from None
+    except jwt.InvalidTokenError:
+        raise InvalidToken("jeton invalide") from None
+    if not isinstance(claims.get("sub"), str):
+        raise InvalidToken("jeton invalide")
+    return claims

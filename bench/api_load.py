@@ -1,0 +1,318 @@
+"""Load run of the REST API: N officers advancing dossiers concurrently, over loopback.
+
+    .venv/bin/python -m bench.api_load --dossiers 400 --officers 8              # SQLite file
+    .venv/bin/python -m bench.api_load --postgres postgresql+psycopg://postgres@127.0.0.1:5432/usine_bench
+
+1. prepares a database (a SQLite file in a temporary folder, or the PostgreSQL database named in
+   the URL, dropped and re-created: use a dedicated one), its schema, the officers' accounts
+   and N submitted Occitanie dossiers (through the services, with their candidacy, diagnostic
+   and action-plan pieces);
+2. starts the API with uvicorn in a subprocess on 127.0.0.1 (a free port), the service clock
+   set in 2021 so that the programme is open;
+3. starts a second process, the driver (httpx, asyncio), in which each officer signs in, then
+   sends commands with `If-Match`: take_for_review → request_documents → declare_eligible →
+   accept_diagnostic on the dossiers of its share, and now and then on any dossier — two
+   officers on one dossier is the expected 409 (stale version or state);
+4. prints commands/s, p50/p99 latency, the expected 409s apart from any other error.
+
+Bounded: at most 4 commands per dossier, `--max-seconds` of driving, loopback only."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+CLOCK_START = "2021-02-01T10:00:00+01:00"
+REGION = "Occitanie"
+PASSWORD = "banc-de-charge-2021"
+COMPANY = {"siren": "732829320", "name": "Atelier Garonne SAS", "employees": 45, "equity": "200000.00",
+           "region": "Occitanie", "first_fy_months": 24, "in_difficulty": False, "tax_social_up_to_date": True,
+           "activity": "industrial"}
+NEXT = {"submitted": "take_for_review", "eligibility_review": "request_documents", "requested": "declare_eligible",
+        "diagnostic": "accept_diagnostic"}
+BODIES = {"take_for_review": None, "request_documents": {"kinds": ["rib"]},
+          "declare_eligible": {"consultant": "Cabinet Midi Conseil", "phase1": {"days": 5, "day_rate": "1100.00"}},
+          "accept_diagnostic": None}
+
+
+# -- orchestration ------------------------------------------------------------------------------
+
+def prepare_database(postgres: str | None, folder: Path) -> str:
+    from sqlalchemy import text
+
+    from db.engine import create_schema, make_engine
+
+    if postgres:
+        base, name = postgres.rsplit("/", 1)
+        if name in ("test", "postgres", "template0", "template1"):
+            raise SystemExit(f"--postgres : base « {name} » refusée, donnez une base dédiée (ex. usine_bench).")
+        admin = make_engine(f"{base}/postgres")
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = postgres
+    else:
+        url = f"sqlite:///{folder / 'bench.db'}"
+    engine = make_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    return url
+
+
+def seed(url: str, folder: Path, dossiers: int, officers: int) -> list[int]:
+    from argon2 import PasswordHasher
+
+    from services import commands, users
+    from services.clock import FrozenClock
+    from services.uow import unit_of_work_factory
+
+    # Sign-in is not what is measured: cheaper argon2 parameters for the bench accounts only.
+    users.PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    factory = unit_of_work_factory(url, storage_dir=str(folder / "documents"))
+    clock = FrozenClock(datetime.fromisoformat(CLOCK_START))
+    for i in range(officers):
+        with factory() as uow:
+            users.create_user(uow=uow, clock=clock, username=f"bench.agent{i}", password=PASSWORD, role="officer",
+                              regions=[REGION])
+    applicant = commands.Actor("bench.entreprise", "applicant", siren=COMPANY["siren"])
+    pieces = ["kbis", "financial_statement", "tax_certificate", "social_certificate", "rib", "de_minimis_attestation",
+              "consultant_quote", "diagnostic_report", "action_plan", "phase2_quote"]
+    ids = []
+    for _ in range(dossiers):
+        with factory() as uow:
+            ids.append(commands.submit_candidacy(uow=uow, clock=clock, actor=applicant, programme_id="occitanie-prif",
+                                                 company=COMPANY, documents=pieces).dossier_id)
+        clock.advance(seconds=1)
+    factory.engine.dispose()
+    return ids
+
+
+def service_floor(url: str, folder: Path, dossier_ids: list[int]) -> dict:
+    """The same four commands called straight through the services, one after the other, in
+    this process: what a command costs with no HTTP, no authentication, no concurrency."""
+    from services import commands
+    from services.clock import FrozenClock
+    from services.uow import unit_of_work_factory
+
+    factory = unit_of_work_factory(url, storage_dir=str(folder / "documents"))
+    clock = FrozenClock(datetime.fromisoformat(CLOCK_START))
+    actor = commands.Actor("bench.floor", "officer", regions=(REGION,))
+    calls = [("take_for_review", {}), ("request_documents", {"kinds": ["rib"]}),
+             ("declare_eligible", {"consultant": "Cabinet Midi Conseil", "phase1": {"days": 5, "day_rate": "1100.00"}}),
+             ("accept_diagnostic", {})]
+    started = time.perf_counter()
+    for d in dossier_ids:
+        for name, kwargs in calls:
+            clock.advance(seconds=1)
+            with factory() as uow:
+                getattr(commands, name)(uow=uow, clock=clock, actor=actor, dossier_id=d, **kwargs)
+    seconds = time.perf_counter() - started
+    factory.engine.dispose()
+    n = 4 * len(dossier_ids)
+    return {"commands": n, "commands_per_second": round(n / seconds, 1), "ms_per_command": round(1000 * seconds / n, 2)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str, folder: Path, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "USINE_DATABASE_URL": url, "USINE_STORAGE_DIR": str(folder / "documents"),
+           "USINE_SECRET_KEY": secrets.token_hex(32), "USINE_CLOCK_START": CLOCK_START,
+           "USINE_VAR_DIR": str(folder), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    return subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent)
+
+
+def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"uvicorn s'est arrêté (code {server.returncode})")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("l'API ne répond pas")
+
+
+def run(args) -> dict:
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="usine-bench-") as tmp:
+        folder = Path(tmp)
+        url = prepare_database(args.postgres, folder)
+        t0 = time.perf_counter()
+        ids = seed(url, folder, args.dossiers + args.floor_dossiers, args.officers)
+        load_seconds = time.perf_counter() - t0
+        floor = service_floor(url, folder, ids[args.dossiers:]) if args.floor_dossiers else None
+        ids = ids[:args.dossiers]
+        (folder / "dossiers.json").write_text(json.dumps(ids))
+        port = free_port()
+        server = start_server(url, folder, port, args.workers)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(base, server)
+            driver = subprocess.run(
+                [sys.executable, "-m", "bench.api_load", "--drive", base, "--dossier-file", str(folder / "dossiers.json"),
+                 "--officers", str(args.officers), "--max-seconds", str(args.max_seconds),
+                 "--contention", str(args.contention), "--seed", str(args.seed)],
+                capture_output=True, text=True, timeout=args.max_seconds + 120,
+                cwd=Path(__file__).resolve().parent.parent)
+            if driver.returncode != 0:
+                raise SystemExit(f"driver failed:\n{driver.stderr}")
+            result = json.loads(driver.stdout)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        result.update(database="postgresql" if args.postgres else "sqlite", uvicorn_workers=args.workers,
+                      dossiers=args.dossiers, load_seconds=round(load_seconds, 1), service_floor=floor,
+                      cpus=os.cpu_count(), load_average_before=round(load_before, 2))
+        return result
+
+
+# -- the driver (second process) ------------------------------------------------------------------
+
+async def drive(base: str, ids: list[int], officers: int, max_seconds: float, contention: float, seed: int) -> dict:
+    import httpx
+
+    host = httpx.URL(base).host
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit("le banc ne vise que la boucle locale")
+    rng = random.Random(seed)
+    state = {d: {"state": "submitted", "version": None} for d in ids}
+    busy: set[int] = set()
+    latencies: list[float] = []
+    ok_latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=officers, max_keepalive_connections=officers)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        tokens = []
+        for i in range(officers):
+            r = await client.post("/auth/token", data={"username": f"bench.agent{i}", "password": PASSWORD})
+            r.raise_for_status()
+            tokens.append({"Authorization": f"Bearer {r.json()['access_token']}"})
+        for d in ids:  # versions as the officers would first read them
+            r = await client.get(f"/dossiers/{d}", headers=tokens[0])
+            state[d]["version"] = r.json()["version"]
+        shares = [[d for k, d in enumerate(ids) if k % officers == i] for i in range(officers)]
+        started = time.perf_counter()
+        deadline = started + max_seconds
+
+        def pick(i: int) -> int | None:
+            pending = [d for d in ids if state[d]["state"] in NEXT] if rng.random() < contention else \
+                [d for d in shares[i] if state[d]["state"] in NEXT and d not in busy]
+            return rng.choice(pending) if pending else None
+
+        async def officer(i: int) -> None:
+            headers = tokens[i]
+            while time.perf_counter() < deadline:
+                d = pick(i)
+                if d is None:
+                    if not any(state[x]["state"] in NEXT for x in shares[i]):
+                        return
+                    await asyncio.sleep(0.001)
+                    continue
+                busy.add(d)
+                known = state[d]
+                command = NEXT[known["state"]]
+                t = time.perf_counter()
+                r = await client.post(f"/dossiers/{d}/commands/{command}", json=BODIES[command],
+                                      headers={**headers, "If-Match": f'"{known["version"]}"'})
+                elapsed = time.perf_counter() - t
+                busy.discard(d)
+                latencies.append(elapsed)
+                if r.status_code == 200:
+                    ok_latencies.append(elapsed)
+                    body = r.json()
+                    if body["version"] >= (state[d]["version"] or 0):
+                        after = "requested" if command == "request_documents" else body["state"]
+                        state[d] = {"state": after, "version": body["version"]}
+                    key = "200"
+                elif r.status_code == 409:
+                    key = f"409 {r.json().get('rule')}"
+                    fresh = (await client.get(f"/dossiers/{d}", headers=headers)).json()  # read it again
+                    if fresh["version"] > (state[d]["version"] or 0):
+                        s = fresh["state"]
+                        if s == "eligibility_review" and fresh["document_requests"]:
+                            s = "requested"
+                        state[d] = {"state": s, "version": fresh["version"]}
+                else:
+                    key = f"{r.status_code} {r.json().get('rule') if r.headers.get('content-type', '').startswith('application/') else ''}"
+                outcomes[key] = outcomes.get(key, 0) + 1
+
+        await asyncio.gather(*(officer(i) for i in range(officers)))
+        seconds = time.perf_counter() - started
+
+    def pct(values: list[float], p: float) -> float | None:
+        if not values:
+            return None
+        values = sorted(values)
+        return round(1000 * values[min(len(values) - 1, int(p * len(values)))], 1)
+
+    expected = sum(n for k, n in outcomes.items() if k.startswith("409"))
+    errors = sum(n for k, n in outcomes.items() if not k.startswith(("200", "409")))
+    return {"officers": officers, "seconds": round(seconds, 2), "commands": len(latencies),
+            "applied": outcomes.get("200", 0), "expected_409": expected, "errors": errors, "outcomes": outcomes,
+            "commands_per_second": round(len(latencies) / seconds, 1),
+            "applied_per_second": round(outcomes.get("200", 0) / seconds, 1),
+            "p50_ms": pct(latencies, 0.50), "p99_ms": pct(latencies, 0.99),
+            "p50_ms_applied": pct(ok_latencies, 0.50), "p99_ms_applied": pct(ok_latencies, 0.99),
+            "mean_ms": round(1000 * statistics.fmean(latencies), 1) if latencies else None,
+            "dossiers_finished": sum(1 for d in ids if state[d]["state"] not in NEXT)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dossiers", type=int, default=400)
+    p.add_argument("--officers", type=int, default=8)
+    p.add_argument("--workers", type=int, default=2, help="processus uvicorn")
+    p.add_argument("--postgres", help="URL d'une base PostgreSQL dédiée (supprimée puis recréée)")
+    p.add_argument("--max-seconds", type=float, default=60)
+    p.add_argument("--contention", type=float, default=0.05, help="part des commandes visant n'importe quel dossier")
+    p.add_argument("--seed", type=int, default=2021)
+    p.add_argument("--floor-dossiers", type=int, default=50, help="dossiers avancés directement par les services (plancher)")
+    p.add_argument("--drive", help=argparse.SUPPRESS)
+    p.add_argument("--dossier-file", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.drive:
+        ids = json.loads(Path(args.dossier_file).read_text())
+        print(json.dumps(asyncio.run(drive(args.drive, ids, args.officers, args.max_seconds, args.contention, args.seed))))
+        return
+    if not (1 <= args.dossiers <= 20_000 and 1 <= args.officers <= 64 and 0 < args.max_seconds <= 600):
+        raise SystemExit("bornes : 1–20 000 dossiers, 1–64 agents, 600 s au plus")
+    result = run(args)
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    print(f"\n{result['database']}, {result['uvicorn_workers']} worker(s) uvicorn, {result['officers']} agents, "
+          f"{result['dossiers']} dossiers : {result['commands_per_second']} commandes/s "
+          f"(dont {result['applied_per_second']}/s appliquées), p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+          f"409 attendus {result['expected_409']}, autres erreurs {result['errors']}")
+    if result["service_floor"]:
+        f = result["service_floor"]
+        print(f"plancher (services en direct, séquentiel, sans HTTP) : {f['commands_per_second']} commandes/s, "
+              f"{f['ms_per_command']} ms par commande")
+
+
+if __name__ == "__main__":
+    main()

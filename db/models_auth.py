@@ -1,0 +1,56 @@
+"""Users of the API and the web (argon2-hashed passwords, one role of SPEC §1, a scope) and the
+idempotency keys of the API's POST requests (a retried request applies once)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.models import Base
+from db.types import Instant
+
+ROLES = ("applicant", "consultant", "officer", "head", "finance", "auditor", "admin")
+# Roles whose scope is a list of regions (the programmes of those regions).
+REGIONAL_ROLES = ("officer", "head", "finance", "auditor")
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    # argon2id, the PHC string of argon2-cffi ($argon2id$v=19$m=...,t=...,p=...$salt$hash).
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    # officer, head, finance, auditor: the regions whose programmes they work on.
+    regions: Mapped[list[Any]] = mapped_column(JSON)
+    # applicant: the company (SIREN) it acts for.
+    siren: Mapped[str | None] = mapped_column(String(9))
+    # consultant: the referenced consultant's name, as recorded on the dossiers it is assigned to.
+    consultant: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    disabled_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class IdempotencyKey(Base):
+    """One `Idempotency-Key` of one user on one route. The row is written in the same transaction
+    as the command it protects, so the command and the key commit together or not at all; the
+    response is recorded right after, and a retry with the same key is answered from it."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("key", "username", "route", name="uq_idempotency_key_user_route"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    username: Mapped[str] = mapped_column(String(80))
+    route: Mapped[str] = mapped_column(String(300))
+    # SHA-256 of what the request asked (body, If-Match): the same key with another request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # None while the command's transaction is committed but its answer not yet recorded.
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    completed_at: Mapped[datetime | None] = mapped_column(Instant)
