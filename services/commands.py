@@ -86,11 +86,13 @@ class _Command:
         return _move(self.dossier, trigger, self.actor, guards)
 
     def record(self, command: str, data: dict, reason: str | None = None) -> m.Event:
+        dossier_id, version = self.dossier.id, self.dossier.version
         self.dossier.updated_at = self.now  # bumps the row's version: concurrent writers conflict
         try:
             self.session.flush()
         except StaleDataError:
-            raise ConcurrencyConflict(self.dossier.id, self.dossier.version, -1) from None
+            # the session is rolled back now: report with what was read before the flush
+            raise ConcurrencyConflict(dossier_id, version, -1) from None
         return append_event(self.session, dossier=self.dossier, at=self.now, actor=self.actor.name,
                             role=self.actor.role, command=command, state_before=self.state_before,
                             data=data, reason=reason)

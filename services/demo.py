@@ -14,10 +14,9 @@ from services import commands
 from services.clock import FrozenClock
 from services.programme_sync import sync_programmes
 from services.sweep import sweep
+from services.users import DEMO_APPLICANT_SIRENS
 
 DEMO_NOW = datetime(2022, 6, 15, 9, 0, tzinfo=PARIS)
-# SIRENs of the demo applicant account(s): their company gets dossiers in several states.
-DEMO_APPLICANT_SIRENS = ("732829320",)
 
 NAMES = ("Atelier", "Forges", "Usinage", "Mécanique", "Plasturgie", "Composites", "Tôlerie", "Fonderie",
          "Chaudronnerie", "Menuiserie industrielle", "Textiles techniques", "Conserverie", "Laiterie",
@@ -233,7 +232,8 @@ def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021) -> dict:
     plan = sorted(plan, key=lambda tgt: _start_for(random.Random(seed), tgt))
     lives = []
     for i, target in enumerate(plan):
-        siren = DEMO_APPLICANT_SIRENS[0] if i % 40 == 0 else None
+        # The demo applicant accounts' companies get dossiers in several states.
+        siren = DEMO_APPLICANT_SIRENS[(i // 20) % len(DEMO_APPLICANT_SIRENS)] if i % 20 == 0 else None
         lives.append((_start_for(rng, target), target, siren, random.Random(rng.random())))
     lives.sort(key=lambda x: x[0])
     counts: dict[str, int] = {}
@@ -253,13 +253,9 @@ def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021) -> dict:
     # Bring every dossier to the demo date: reminders due by then go out.
     clock.set(DEMO_NOW)
     report = sweep(uow_factory=uow_factory, clock=clock)
-    seeded_users = []
-    try:
-        from services.users import seed_demo_users
-    except ImportError:  # the API room is not installed
-        seed_demo_users = None
-    if seed_demo_users is not None:
-        seeded_users = seed_demo_users(uow_factory)
+    from services.users import seed_demo_users
+
+    seeded_users = seed_demo_users(uow_factory)
     return {"as_of": DEMO_NOW.isoformat(), "programmes_recorded": programmes, "dossiers": sum(counts.values()),
             "by_state": dict(sorted(counts.items())), "commands": commands_run, "refused": refused,
             "sweep": report.as_dict(), "users": seeded_users}

@@ -31,9 +31,10 @@ def postgres_engine():
         yield None
         return
     # One database per xdist worker so that parallel workers never see each other's rows.
+    # (and per process, so that two test runs on one machine never share one either)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     admin = make_engine(POSTGRES_URL)
-    name = f"usine_test_{worker}"
+    name = f"usine_test_{worker}_{os.getpid()}"
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -43,6 +44,9 @@ def postgres_engine():
     create_schema(engine)
     yield engine
     engine.dispose()
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture
