@@ -5,17 +5,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import shutil
-import sys
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-# No conftest.py or pytest `pythonpath` setting yet: make the project importable from here.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
 
 from notifications import rendering  # noqa: E402
 from notifications.rendering import (  # noqa: E402

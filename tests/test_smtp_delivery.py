@@ -2,17 +2,11 @@
 from __future__ import annotations
 
 import socket
-import sys
 from email import message_from_bytes
 from email import policy as email_policy
-from pathlib import Path
 
 import pytest
 
-# No conftest.py or pytest `pythonpath` setting yet: make the project importable from here.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
 
 from aiosmtpd.controller import Controller  # noqa: E402
 
