@@ -36,11 +36,14 @@ class ShiftedClock:
     """Real time, shifted so that the service starts at a chosen instant (training and demo
     workspaces: the Occitanie demo lives in June 2022, when its dossiers were alive)."""
 
-    def __init__(self, start: datetime, *, real: Clock | None = None):
+    def __init__(self, start: datetime, *, real: Clock | None = None, origin: datetime | None = None):
+        """`origin` is the real instant at which the shifted clock read `start` (default: now).
+        Every process of one workspace must share it, or each would restart the clock at `start`
+        and write events dated before the ones already written."""
         if start.tzinfo is None:
             raise ValueError("the clock needs an aware instant")
         self._real = real or SystemClock()
-        self._offset = start - self._real.now()
+        self._offset = start - (origin or self._real.now())
 
     def now(self) -> datetime:
         return self._real.now() + self._offset

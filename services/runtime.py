@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from datetime import datetime
+import json
+from datetime import datetime, timezone
+from pathlib import Path
 
 from services.clock import ShiftedClock, SystemClock
 from services.config import get_settings
@@ -18,7 +20,19 @@ def default_uow_factory():
 
 @lru_cache(maxsize=1)
 def default_clock():
-    start = get_settings().clock_start
+    """The workspace's clock. A demo or training workspace (USINE_CLOCK_START) records in
+    `<var>/clock.json` the real instant its clock started, once: the API, the flows and the CLI
+    of that workspace then share one clock that never goes back, across processes and restarts
+    (and the CLI follows it even without the variable)."""
+    settings = get_settings()
+    record = Path(settings.var_dir) / "clock.json"
+    start = settings.clock_start
+    saved = json.loads(record.read_text("utf-8")) if record.exists() else None
     if start:
-        return ShiftedClock(datetime.fromisoformat(start))
+        if saved is None or saved.get("start") != start:
+            saved = {"start": start, "origin": datetime.now(timezone.utc).isoformat()}
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps(saved), "utf-8")
+    if saved:
+        return ShiftedClock(datetime.fromisoformat(saved["start"]), origin=datetime.fromisoformat(saved["origin"]))
     return SystemClock()
