@@ -1,6 +1,12 @@
-"""Benchmark: N full dossier lives (golden case 1) through the services on SQLite, next to the
-raw durable SQLite commit rate measured in the same run on the same disk (the floor we compete
-with: one INSERT and one fsynced COMMIT, WAL + synchronous=FULL, as Usine's engine is set).
+"""Benchmark: N full dossier lives (golden case 1) through the services on SQLite, next to two
+floors measured in the same run on the same disk, WAL + synchronous=FULL as Usine's engine is set:
+
+- the raw durable SQLite commit rate: one INSERT and one fsynced COMMIT (the issue's floor);
+- the same SQL replayed raw: every statement the services sent, with its parameters, captured
+  transaction by transaction and replayed through `sqlite3` on an empty schema, one fsynced
+  COMMIT per command — what the database alone costs for these commands, with no Python
+  service code at all. Its ratio to the raw commit rate is the ceiling of the issue's ratio for
+  transactions of this shape (a command writes the dossier, its event, its letter, their indexes).
 
     python -m bench.engine [--dossiers 100] [--dir ./var/bench]
 """
@@ -42,10 +48,20 @@ def raw_commit_rate(folder: Path, seconds: float = 3.0) -> float:
     return n / elapsed
 
 
-def play_lives(folder: Path, dossiers: int) -> tuple[int, float]:
+def play_lives(folder: Path, dossiers: int, capture: list | None = None) -> tuple[int, float]:
+    """Plays the lives; with `capture`, appends each command's statements (captured outside
+    the timed region's logic: a list append per statement) for `replay_raw`."""
     url = f"sqlite:///{folder / 'usine.db'}"
     factory = unit_of_work_factory(url, storage=InMemoryStorage())
     create_schema(factory.engine)
+    current: list = []
+    if capture is not None:
+        from sqlalchemy import event
+
+        @event.listens_for(factory.engine, "before_cursor_execute")
+        def _capture(_conn, _cursor, statement, parameters, _context, executemany):
+            if not statement.startswith("BEGIN"):
+                current.append((statement, parameters, executemany))
     steps = [s for s in json.loads(SCENARIO.read_text("utf-8"))["steps"] if "refused" not in (s.get("expect") or {})]
     clock = FrozenClock(datetime.fromisoformat(steps[0]["at"]))
     from services.scenario import DISPATCH
@@ -70,9 +86,62 @@ def play_lives(folder: Path, dossiers: int) -> tuple[int, float]:
                 out = DISPATCH[step["do"]][1](step, uow, clock, actor, dossier_id, "occitanie-prif")
             dossier_id = dossier_id or out.dossier_id
             count += 1
+            if capture is not None:
+                capture.append(current[:])
+                current.clear()
     elapsed = time.perf_counter() - start
     factory.engine.dispose()
     return count, elapsed
+
+
+def _is_batch(parameters, many: bool) -> bool:
+    # SQLAlchemy flags its one-row-at-a-time INSERT … RETURNING as "many" too.
+    return many and bool(parameters) and isinstance(parameters[0], (tuple, list, dict))
+
+
+def replay_raw(folder: Path, transactions: list) -> tuple[float, float]:
+    """The captured statements replayed through sqlite3 on an empty schema: transactions/s and
+    statements per transaction."""
+    from db.engine import make_engine
+
+    path = folder / "replay.db"
+    engine = make_engine(f"sqlite:///{path}")
+    create_schema(engine)
+    engine.dispose()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    start = time.perf_counter()
+    for statements in transactions:
+        conn.execute("BEGIN IMMEDIATE")
+        for statement, parameters, many in statements:
+            if _is_batch(parameters, many):
+                conn.executemany(statement, parameters)
+            else:
+                conn.execute(statement, tuple(parameters))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return len(transactions) / elapsed, sum(len(t) for t in transactions) / len(transactions)
+
+
+def replay_through_sqlalchemy(folder: Path, transactions: list) -> float:
+    """The same statements through SQLAlchemy's cheapest path (`Connection.exec_driver_sql`,
+    no ORM, no SQL compilation) on Usine's own engine settings: transactions/s. The stack is
+    fixed (SQLAlchemy 2): no command written with it can beat this."""
+    from db.engine import make_engine
+
+    engine = make_engine(f"sqlite:///{folder / 'replay-sqlalchemy.db'}")
+    create_schema(engine)
+    start = time.perf_counter()
+    for statements in transactions:
+        with engine.begin() as conn:
+            for statement, parameters, many in statements:
+                conn.exec_driver_sql(statement, list(parameters) if _is_batch(parameters, many) else tuple(parameters))
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return len(transactions) / elapsed
 
 
 def main() -> None:
@@ -86,6 +155,12 @@ def main() -> None:
     try:
         raw = raw_commit_rate(folder)
         count, elapsed = play_lives(folder, args.dossiers)
+        captured: list = []
+        capture_folder = folder / "capture"
+        capture_folder.mkdir()
+        play_lives(capture_folder, min(args.dossiers, 100), capture=captured)
+        replayed, statements = replay_raw(folder, captured)
+        through_sqlalchemy = replay_through_sqlalchemy(folder, captured)
     finally:
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)
@@ -95,6 +170,11 @@ def main() -> None:
         "dossiers_per_s": round(args.dossiers / elapsed, 2), "commands_per_s": round(cps, 1),
         "raw_durable_sqlite_commits_per_s": round(raw, 1),
         "ratio_to_raw": round(cps / raw, 3), "target_ratio": 0.5,
+        "same_sql_replayed_raw_per_s": round(replayed, 1), "statements_per_command": round(statements, 1),
+        "ceiling_ratio_for_this_sql": round(replayed / raw, 3),
+        "ratio_to_same_sql_replayed": round(cps / replayed, 3),
+        "same_sql_through_sqlalchemy_per_s": round(through_sqlalchemy, 1),
+        "ceiling_ratio_with_sqlalchemy": round(through_sqlalchemy / raw, 3),
     }, indent=2))
 
 

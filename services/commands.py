@@ -177,11 +177,27 @@ def _documents_complete(session, dossier: m.Dossier, kinds, stage_label: str) ->
     return guard
 
 
+def _next_document_version(session, dossier_id: int, kind: str) -> int:
+    """The next version number of a kind of document: the dossier's versions are read once per
+    unit of work (one query for every kind), then counted up as documents are added."""
+    cache = session.info.setdefault("document_versions", {})
+    versions = cache.get(dossier_id)
+    if versions is None:
+        with session.no_autoflush:
+            versions = dict(session.execute(
+                select(m.Document.kind, func.max(m.Document.version))
+                .where(m.Document.dossier_id == dossier_id).group_by(m.Document.kind)).all())
+        versions.update({d.kind: max(d.version, versions.get(d.kind, 0)) for d in session.new
+                         if isinstance(d, m.Document) and d.dossier_id == dossier_id})
+        cache[dossier_id] = versions
+    versions[kind] = versions.get(kind, 0) + 1
+    return versions[kind]
+
+
 def _store_document(cmd_session, uow: UnitOfWork, *, dossier: m.Dossier, kind: str, filename: str,
                     content: bytes, content_type: str, actor: Actor, now: datetime) -> m.Document:
     key, digest = uow.storage.put(content)
-    version = (cmd_session.scalar(select(func.max(m.Document.version)).where(
-        m.Document.dossier_id == dossier.id, m.Document.kind == kind)) or 0) + 1
+    version = _next_document_version(cmd_session, dossier.id, kind)
     doc = m.Document(dossier_id=dossier.id, kind=kind, version=version, filename=filename,
                      content_type=content_type, size=len(content), sha256=digest, storage_key=key,
                      uploaded_by=actor.name, uploaded_role=actor.role, uploaded_at=now,

@@ -31,7 +31,13 @@ def dossier_context(dossier: m.Dossier, programme) -> dict:
 def enqueue(session, *, kind: str, dedupe_key: str, now: datetime, recipient: dict, context: dict,
             dossier: m.Dossier | None = None) -> m.Notification | None:
     """Queue one message; None when a message with this key was already queued (idempotent)."""
-    exists = session.scalar(select(m.Notification.id).where(m.Notification.dedupe_key == dedupe_key))
+    # The key names the message (dossier, step, request…): nothing pending in this session can
+    # match it but a message queued earlier in the same unit of work, checked first, so the
+    # query need not flush the command's other changes.
+    if any(isinstance(o, m.Notification) and o.dedupe_key == dedupe_key for o in session.new):
+        return None
+    with session.no_autoflush:
+        exists = session.scalar(select(m.Notification.id).where(m.Notification.dedupe_key == dedupe_key))
     if exists is not None:
         return None
     context = {**context, "recipient": recipient}

@@ -119,18 +119,20 @@ def _machine_rows() -> list[dict]:
 
 
 _ROWS = _machine_rows()
-# One machine per thread, models added and removed per call: building a Machine costs ~0.4 ms,
-# adding a model ~0.1 ms, and a thread-local machine needs no lock.
+# One machine per thread, holding one status object for good: firing sets that object's state
+# and calls the trigger (~7 µs), where adding and removing a model per call cost ~60 µs and
+# building a Machine ~0.4 ms. A thread-local machine needs no lock.
 _local = threading.local()
 
 
-def _machine() -> Machine:
-    machine = getattr(_local, "machine", None)
-    if machine is None:
-        machine = Machine(model=None, states=list(STATES), transitions=_ROWS, initial="draft",
+def _machine() -> tuple[Machine, "_Status"]:
+    held = getattr(_local, "held", None)
+    if held is None:
+        status = _Status("draft")
+        machine = Machine(model=status, states=list(STATES), transitions=_ROWS, initial="draft",
                           auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
-        _local.machine = machine
-    return machine
+        held = _local.held = (machine, status)
+    return held
 
 
 def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | None = None) -> str:
@@ -142,9 +144,8 @@ def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | N
         raise NotAllowed(f"Commande inconnue : « {trigger} ».", field="do")
     if state not in STATES:
         raise NotAllowed(f"État inconnu : « {state} ».")
-    status = _Status(state)
-    machine = _machine()
-    machine.add_model(status, initial=state)
+    machine, status = _machine()
+    machine.set_state(state, model=status)
     try:
         moved = getattr(status, trigger)(role=role, guards=guards or {})
     except MachineError:
@@ -152,8 +153,6 @@ def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | N
             f"« {trigger} » n'est pas possible dans l'état « {STATE_LABELS.get(state, state)} ».",
             field="do",
         ) from None
-    finally:
-        machine.remove_model(status)
     if not moved:  # pragma: no cover - conditions raise rather than return False
         raise NotAllowed(f"« {trigger} » refusé.")
     return status.state
