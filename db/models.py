@@ -80,7 +80,8 @@ class Dossier(Base):
     updated_at: Mapped[datetime] = mapped_column(Instant)
     closed_at: Mapped[datetime | None] = mapped_column(Instant)
 
-    company: Mapped[Company] = relationship(lazy="joined")
+    # Loaded only when asked for: a command reads the facts frozen on the dossier, not the company row.
+    company: Mapped[Company] = relationship()
     session: Mapped[CouncilSession | None] = relationship()
 
     __mapper_args__ = {"version_id_col": version}

@@ -8,7 +8,6 @@ rendered notification (`notifications.rendering.render`) with the same recipient
 (`services.outbox`). `tests/test_sweep_equivalence.py` holds them to it."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import unicodedata
@@ -20,9 +19,8 @@ from sqlalchemy import bindparam, insert, update
 
 from db import models as m
 from db.types import Instant
-from notifications.rendering import render
-from services.events import GENESIS, canonical_json, event_hash
-from services.outbox import applicant_recipient, dossier_context
+from services.events import GENESIS, event_row
+from services.outbox import applicant_recipient, dossier_context, notification_row
 
 SYSTEM_ACTOR = ("usine", "system")  # services.commands.SYSTEM
 
@@ -72,22 +70,6 @@ def letter_context(dossier: SimpleNamespace, programme, **extra) -> dict:
 
 # -- outbox rows ---------------------------------------------------------------------------------
 
-def notification_row(*, kind: str, dedupe_key: str, now: datetime, recipient: dict, context: dict,
-                     dossier_id: int | None) -> dict:
-    """One outbox row, rendered now, exactly as `services.outbox.enqueue` builds it."""
-    context = {**context, "recipient": recipient}
-    rendered = render(kind, context)
-    return {
-        "dossier_id": dossier_id, "kind": kind, "dedupe_key": dedupe_key,
-        "recipient_role": recipient["role"], "recipient_name": recipient["name"],
-        "recipient_address": recipient["email"], "subject": rendered.subject, "body_text": rendered.text,
-        "body_html": rendered.html, "template_hash": rendered.template_hash,
-        "context": context,
-        "status": "queued", "attempts": 0, "next_attempt_at": now, "last_error": None,
-        "created_at": now, "sent_at": None,
-    }
-
-
 # -- events ----------------------------------------------------------------------------------------
 
 @dataclass
@@ -121,16 +103,11 @@ class BatchWriter:
     def event(self, tip: _Tip, *, dossier_id: int, reference: str, programme_key: str, command: str,
               state_before: str, state_after: str, data: dict, reason: str | None = None) -> dict:
         """`services.events.append_event`, for a dossier whose chain tip is `tip`."""
-        data = json.loads(canonical_json(data))
         actor, role = SYSTEM_ACTOR
-        seq, prev = tip.seq + 1, tip.hash
-        digest = event_hash(dossier_reference=reference, seq=seq, at=self.now, actor=actor, role=role,
-                            command=command, state_before=state_before, state_after=state_after,
-                            programme=programme_key, data=data, reason=reason, prev_hash=prev)
-        row = {"dossier_id": dossier_id, "dossier_reference": reference, "seq": seq, "at": self.now,
-               "actor": actor, "role": role, "command": command, "state_before": state_before,
-               "state_after": state_after, "programme": programme_key, "data": data, "reason": reason,
-               "prev_hash": prev, "hash": digest, "recorded_at": self.now}
+        row = event_row(dossier_id=dossier_id, dossier_reference=reference, seq=tip.seq + 1, prev_hash=tip.hash,
+                        at=self.now, actor=actor, role=role, command=command, state_before=state_before,
+                        state_after=state_after, programme=programme_key, data=data, reason=reason)
+        seq, digest = row["seq"], row["hash"]
         tip.seq, tip.hash = seq, digest
         tip.version += 1  # `_Command.record` bumps the dossier's version with each event
         self.events.append(row)

@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 
 from db import models as m
 
@@ -41,21 +41,39 @@ def hash_of(event: m.Event) -> str:
     )
 
 
-def append_event(session, *, dossier: m.Dossier, at: datetime, actor: str, role: str, command: str,
-                 state_before: str, data: dict, reason: str | None = None) -> m.Event:
-    last = session.execute(
-        select(m.Event.seq, m.Event.hash).where(m.Event.dossier_id == dossier.id)
-        .order_by(m.Event.seq.desc()).limit(1)
-    ).first()
-    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
-    # Data goes through JSON once so that what is hashed is exactly what is stored.
+def event_row(*, dossier_id: int, dossier_reference: str, seq: int, prev_hash: str, at: datetime, actor: str,
+              role: str, command: str, state_before: str, state_after: str, programme: str, data: dict,
+              reason: str | None) -> dict:
+    """One event row with its hash: what `append_event` writes for a command and the batch
+    writer (`services.bulk`) for a sweep. The data goes through JSON once so that what is hashed
+    is exactly what is stored."""
     data = json.loads(canonical_json(data))
-    event = m.Event(
-        dossier_id=dossier.id, dossier_reference=dossier.reference, seq=seq, at=at, actor=actor,
-        role=role, command=command, state_before=state_before, state_after=dossier.status,
-        programme=f"{dossier.programme_id}@v{dossier.programme_version}", data=data, reason=reason,
-        prev_hash=prev, recorded_at=at,
-    )
-    event.hash = hash_of(event)
-    session.add(event)
-    return event
+    digest = event_hash(dossier_reference=dossier_reference, seq=seq, at=at, actor=actor, role=role,
+                        command=command, state_before=state_before, state_after=state_after,
+                        programme=programme, data=data, reason=reason, prev_hash=prev_hash)
+    return {"dossier_id": dossier_id, "dossier_reference": dossier_reference, "seq": seq, "at": at,
+            "actor": actor, "role": role, "command": command, "state_before": state_before,
+            "state_after": state_after, "programme": programme, "data": data, "reason": reason,
+            "prev_hash": prev_hash, "hash": digest, "recorded_at": at}
+
+
+EVENTS = m.Event.__table__
+# Built once (binding is cheap, building a statement is not): the dossier's last event.
+_CHAIN_TIP = (select(EVENTS.c.seq, EVENTS.c.hash).where(EVENTS.c.dossier_id == bindparam("dossier_id"))
+              .order_by(EVENTS.c.seq.desc()).limit(1))
+
+
+def append_event(session, *, dossier: m.Dossier, at: datetime, actor: str, role: str, command: str,
+                 state_before: str, data: dict, reason: str | None = None) -> dict:
+    """Append the dossier's next event in the session's transaction (Core INSERT: events are
+    append-only, never loaded back in the command that writes them). The (dossier, seq) unique
+    index refuses a second writer that read the same chain tip."""
+    with session.no_autoflush:  # the caller flushed the dossier; events are only ever added here
+        last = session.execute(_CHAIN_TIP, {"dossier_id": dossier.id}).first()
+    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    row = event_row(dossier_id=dossier.id, dossier_reference=dossier.reference, seq=seq, prev_hash=prev, at=at,
+                    actor=actor, role=role, command=command, state_before=state_before,
+                    state_after=dossier.status, programme=f"{dossier.programme_id}@v{dossier.programme_version}",
+                    data=data, reason=reason)
+    session.execute(insert(EVENTS), [row])
+    return row

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 
 from db import models as m
 from notifications.rendering import render
@@ -28,26 +28,43 @@ def dossier_context(dossier: m.Dossier, programme) -> dict:
     }
 
 
-def enqueue(session, *, kind: str, dedupe_key: str, now: datetime, recipient: dict, context: dict,
-            dossier: m.Dossier | None = None) -> m.Notification | None:
-    """Queue one message; None when a message with this key was already queued (idempotent)."""
-    # The key names the message (dossier, step, request…): nothing pending in this session can
-    # match it but a message queued earlier in the same unit of work, checked first, so the
-    # query need not flush the command's other changes.
-    if any(isinstance(o, m.Notification) and o.dedupe_key == dedupe_key for o in session.new):
-        return None
-    with session.no_autoflush:
-        exists = session.scalar(select(m.Notification.id).where(m.Notification.dedupe_key == dedupe_key))
-    if exists is not None:
-        return None
+def notification_row(*, kind: str, dedupe_key: str, now: datetime, recipient: dict, context: dict,
+                     dossier_id: int | None) -> dict:
+    """One outbox row, rendered now: what `enqueue` writes for a command and the batch writer
+    (`services.bulk`) for a sweep."""
     context = {**context, "recipient": recipient}
     rendered = render(kind, context)
-    note = m.Notification(
-        dossier_id=dossier.id if dossier is not None else None, kind=kind, dedupe_key=dedupe_key,
-        recipient_role=recipient["role"], recipient_name=recipient["name"],
-        recipient_address=recipient["email"], subject=rendered.subject, body_text=rendered.text,
-        body_html=rendered.html, template_hash=rendered.template_hash, context=context,
-        status="queued", attempts=0, next_attempt_at=now, created_at=now,
-    )
-    session.add(note)
-    return note
+    return {
+        "dossier_id": dossier_id, "kind": kind, "dedupe_key": dedupe_key,
+        "recipient_role": recipient["role"], "recipient_name": recipient["name"],
+        "recipient_address": recipient["email"], "subject": rendered.subject, "body_text": rendered.text,
+        "body_html": rendered.html, "template_hash": rendered.template_hash,
+        "context": context,
+        "status": "queued", "attempts": 0, "next_attempt_at": now, "last_error": None,
+        "created_at": now, "sent_at": None,
+    }
+
+
+NOTIFICATIONS = m.Notification.__table__
+_QUEUED_KEYS = "usine.queued_dedupe_keys"
+_QUEUED_WITH_KEY = select(NOTIFICATIONS.c.id).where(NOTIFICATIONS.c.dedupe_key == bindparam("dedupe_key"))
+
+
+def enqueue(session, *, kind: str, dedupe_key: str, now: datetime, recipient: dict, context: dict,
+            dossier: m.Dossier | None = None) -> dict | None:
+    """Queue one message in the session's transaction; None when a message with this key was
+    already queued (idempotent). The row goes in with one Core INSERT: the outbox is append-only
+    here, so it needs no place in the ORM's identity map, and the command's flush stays small.
+    A concurrent writer that queued the same key first makes the INSERT raise IntegrityError."""
+    queued = session.info.setdefault(_QUEUED_KEYS, set())
+    if dedupe_key in queued:
+        return None
+    with session.no_autoflush:
+        exists = session.scalar(_QUEUED_WITH_KEY, {"dedupe_key": dedupe_key})
+    if exists is not None:
+        return None
+    row = notification_row(kind=kind, dedupe_key=dedupe_key, now=now, recipient=recipient, context=context,
+                           dossier_id=dossier.id if dossier is not None else None)
+    session.execute(insert(NOTIFICATIONS), [row])
+    queued.add(dedupe_key)
+    return row
