@@ -43,6 +43,7 @@ RULE_TITLES = {
     "invalid_grant": "Identifiants refusés", "file_too_large": "Fichier trop volumineux",
     "file_type": "Type de fichier refusé", "idempotency_key_reused": "Clé d'idempotence déjà utilisée",
     "idempotency_in_progress": "Requête déjà en cours", "window_closed": "Aucun appel ouvert",
+    "before_first_event": "Le dossier n'existait pas encore",
     "documents_missing": "Pièces manquantes", "size": "Taille d'entreprise non éligible",
     "first_fy": "Premier exercice trop court", "region": "Région non éligible",
     "in_difficulty": "Entreprise en difficulté", "tax_social": "Obligations fiscales et sociales",

@@ -56,20 +56,23 @@ def verify(actor: Auditor, uow_factory=Depends(get_uow_factory),
     return report
 
 
-@router.get("/dossiers/{dossier_id}/replay", summary="Le dossier rejoué depuis ses événements, à un instant donné")
+@router.get("/dossiers/{dossier_id}/replay", summary="Le dossier rejoué depuis ses événements, à un instant donné",
+            description="Sans `at` : maintenant. Un `at` antérieur au premier événement du dossier est refusé "
+                        "(422, règle `before_first_event`, champ `at` : le dossier n'existait pas encore). "
+                        "`diff=true` compare avec l'état enregistré actuel : seulement sans `at` ou avec un `at` "
+                        "postérieur au dernier événement (sinon 422 `invalid_input`, champ `diff`).")
 def replay(dossier_id: DossierId, actor: Auditor, uow_factory=Depends(get_uow_factory),
            at: Annotated[str | None, Query(description="Instant ISO 8601 avec fuseau (défaut : maintenant)")] = None,
-           diff: Annotated[bool, Query(description="Comparer avec l'état enregistré")] = False):
-    from services.audit.replay import diff as compare
-    from services.audit.replay import replay_dossier, stored_state
+           diff: Annotated[bool, Query(description="Comparer avec l'état enregistré actuel (sans `at`, ou `at` "
+                                                   "postérieur au dernier événement)")] = False):
+    from services.audit.replay import audit_replay
 
     instant = _instant(at)
     with uow_factory() as uow:
         did = scoped_dossier_id(dossier_id, actor, uow)
-        result = replay_dossier(uow.session, did, at=instant, catalogue=uow.catalogue)
+        result, differences = audit_replay(uow.session, did, at=instant, compare=diff, catalogue=uow.catalogue)
         out = result.as_dict()
-        if diff:
-            differences = compare(result, stored_state(uow.session, did, catalogue=uow.catalogue, as_of=instant))
+        if differences is not None:
             out["diff"] = {"compared_with": "état enregistré actuel", "identical": not differences,
                            "differences": differences}
     return out

@@ -53,6 +53,7 @@ def verify(dossier: str = typer.Option(None, "--dossier", help="Identifiant ou r
     """Check every hash chain, every dossier against its history and every anchored head; name each
     edited, removed, inserted or reordered event and each deleted dossier. Exit 1 when anything is wrong."""
     from services.audit.verify import verify_database
+    from services.audit.wording import fr_value
     from services.runtime import default_uow_factory
 
     factory = default_uow_factory()
@@ -71,7 +72,7 @@ def verify(dossier: str = typer.Option(None, "--dossier", help="Identifiant ou r
         anchors = report.anchors
         last = anchors.get("last")
         typer.echo(f"Vérification : {scope}, {report.events} événement(s), {anchors.get('anchors', 0)} ancre(s)"
-                   + (f" (dernière n°{last['seq']} du {last['anchored_at']}, {last['hash']})" if last else "")
+                   + (f" (dernière n°{last['seq']} du {fr_value(last['anchored_at'])}, {last['hash']})" if last else "")
                    + f" — {report.seconds:.2f} s")
         if report.ok:
             typer.echo("Aucune anomalie : historique intègre.")
@@ -85,20 +86,29 @@ def verify(dossier: str = typer.Option(None, "--dossier", help="Identifiant ou r
 @audit_app.command("replay")
 def replay(dossier: str = typer.Argument(..., help="Identifiant ou référence du dossier"),
            at: str = typer.Option(None, "--at", help="Instant ISO 8601 avec fuseau (défaut : maintenant)"),
-           show_diff: bool = typer.Option(False, "--diff", help="Comparer avec l'état enregistré dans la base")):
+           show_diff: bool = typer.Option(False, "--diff", help="Comparer avec l'état enregistré dans la base "
+                                                                "(l'état actuel : sans --at, ou --at postérieur "
+                                                                "au dernier événement)")):
     """The dossier rebuilt from its events alone as it stood at --at (JSON), with every rule
-    re-computed. Exit 1 when a recomputed figure or (with --diff) the stored state differs."""
-    from services.audit.replay import diff, replay_dossier, stored_state
+    re-computed. Exit 1 when a recomputed figure or (with --diff) the stored state differs, or
+    when the dossier did not exist yet at --at; exit 2 on bad input, among which --diff with an
+    --at before the last event (the tables hold only the present)."""
+    from rules.errors import RuleViolation
+    from services.audit.replay import BEFORE_FIRST_EVENT, audit_replay
     from services.runtime import default_uow_factory
 
     instant = _instant(at)
     with default_uow_factory()() as uow:
         did = _dossier_id(uow, dossier)
-        result = replay_dossier(uow.session, did, at=instant, catalogue=uow.catalogue)
+        try:
+            result, differences = audit_replay(uow.session, did, at=instant, compare=show_diff,
+                                               catalogue=uow.catalogue, at_field="--at", diff_field="--diff")
+        except RuleViolation as exc:
+            typer.echo(exc.message, err=True)
+            raise typer.Exit(1 if exc.rule == BEFORE_FIRST_EVENT else 2)
         out = result.as_dict()
         bad = not result.ok
-        if show_diff:
-            differences = diff(result, stored_state(uow.session, did, catalogue=uow.catalogue, as_of=instant))
+        if differences is not None:
             out["diff"] = {"compared_with": "état enregistré actuel", "identical": not differences,
                            "differences": differences}
             bad = bad or bool(differences)

@@ -21,7 +21,9 @@ from services.audit.pdf import render_pdf
 from services.clock import FrozenClock
 from services.demo import load_demo
 from services.users import create_user, known_regions
-from tests.audit_scenarios import play
+from services import commands
+from services.scenario import DISPATCH, parse_instant
+from tests.audit_scenarios import play, scenario
 
 NOW = FrozenClock(datetime(2022, 6, 15, 9, 0, tzinfo=timezone.utc))
 
@@ -74,12 +76,82 @@ def test_the_pdf_of_a_dossier_reads_as_its_certified_history(uow_factory, golden
         assert amount in content, amount
     assert "CP/2021-04/17" in content and "aucun écart" in content
     # Timeline: who, when, what.
-    assert "officer (scénario)" in content and "25/03/2021" in content and "prise en instruction" in content
+    assert "officer (scénario)" in content and "25/03/2021" in content and "Prise en instruction" in content
     # Documents with their hashes, messages with their template hashes, every event's hash.
     assert all(d["sha256"] in flat for d in export["documents"])
     assert all(n["template_hash"] in flat for n in export["notifications"])
     assert all(e["hash"] in flat for e in export["events"])
     assert export["export_hash"] in flat
+
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_TIME = re.compile(r"T\d{2}:\d{2}")
+
+
+def play_until(uow_factory, name: str, stop: str) -> int:
+    """Play a golden scenario's steps up to (not including) the first step doing `stop`."""
+    doc = scenario(name)
+    clock = FrozenClock(parse_instant(doc["steps"][0]["at"], "at"))
+    dossier_id = None
+    for step in doc["steps"]:
+        if step["do"] == stop:
+            break
+        clock.set(parse_instant(step["at"], "at"))
+        actor = commands.Actor(name=f"{step['as']} (scénario)", role=step["as"])
+        with uow_factory() as uow:
+            out = DISPATCH[step["do"]][1](step, uow, clock, actor, dossier_id, doc["programme"])
+        if step["do"] == "submit_candidacy":
+            dossier_id = out.dossier_id
+    return dossier_id
+
+
+def amounts_section(content: str) -> str:
+    return content[content.index("Montants"):content.index("Recalcul des règles")]
+
+
+def test_the_pdf_of_a_dossier_proposed_for_vote_shows_the_proposed_aid_not_a_voted_one(uow_factory):
+    dossier = play_until(uow_factory, "golden-1-sme-full-life", "record_vote")
+    with uow_factory() as uow:
+        export = export_dossier(uow.session, dossier, clock=NOW)
+    assert export["dossier"]["state"] == "ready_for_vote"
+    amounts = amounts_section(pdf_text(render_pdf(export)))
+    assert "Aide votée" not in amounts and "Délibération" not in amounts
+    assert "Aide proposée — phase 1\n5 500,00 €" in amounts
+    assert "Aide proposée — phase 2\n12 000,00 €" in amounts
+    assert "Aide proposée — total\n17 500,00 €" in amounts
+    assert "CP-2021-04 (pas encore votée)" in amounts
+
+
+def test_the_pdf_of_a_voted_dossier_shows_the_voted_aid_and_french_dates(uow_factory, golden_1):
+    with uow_factory() as uow:
+        export = export_dossier(uow.session, golden_1, clock=NOW)
+    content = pdf_text(render_pdf(export))
+    amounts = amounts_section(content)
+    assert "Aide proposée" not in amounts
+    assert "Aide votée — total\n17 500,00 €" in amounts and "Aide votée — phase 2\n12 000,00 €" in amounts
+    assert "CP/2021-04/17 du 09/04/2021" in amounts
+    assert "Date limite de demande de solde\n30/06/2023" in amounts
+    assert "Export du 15/06/2022 11:00 (heure de Paris)" in content
+    assert "du 15/06/2022 11:00 (empreinte d'ancre" in content
+    assert not ISO_DATE.search(content), ISO_DATE.findall(content)
+    assert not ISO_TIME.search(content)
+
+
+def test_the_pdf_prints_the_dates_of_document_requests_and_rule_checks_in_french(uow_factory):
+    dossier = play(uow_factory, "golden-9-document-chase-lapse")
+    with uow_factory.engine.begin() as conn:  # a lapse date the rules do not give: a discrepancy with dates
+        row = conn.execute(select(m.Event.__table__).where(m.Event.dossier_id == dossier,
+                                                           m.Event.command == "request_documents")).first()
+        conn.execute(m.Event.__table__.update().where(m.Event.__table__.c.id == row.id)
+                     .values(data={**row.data, "lapse_on": "2021-04-01"}))
+    with uow_factory() as uow:
+        export = export_dossier(uow.session, dossier, clock=NOW)
+    content = pdf_text(render_pdf(export))
+    flat = " ".join(content.split())
+    assert "caducité le 01/04/2021" in flat  # the timeline reads the (tampered) request
+    assert "01/04/2021 31/03/2021" in flat  # lapse_on: recorded, recomputed
+    assert not ISO_DATE.search(content), ISO_DATE.findall(content)
+    assert not ISO_TIME.search(content)
 
 
 def test_the_pdf_of_a_tampered_dossier_says_so(uow_factory, golden_1):
@@ -189,3 +261,38 @@ def test_an_auditor_of_another_region_does_not_see_the_dossier(api):
     assert client.get(f"/audit/dossiers/{dossier}/replay", headers=other).status_code == 404
     assert client.get(f"/audit/dossiers/{dossier}/export.pdf", headers=other).status_code == 404
     assert client.get("/audit/programmes/occitanie-prif/export.zip", headers=other).status_code == 404
+
+
+def test_the_api_refuses_a_diff_with_a_past_instant_and_compares_at_the_last_event(api):
+    client, login, dossier = api
+    h = login("controle")
+    url = f"/audit/dossiers/{dossier}/replay"
+    r = client.get(url, params={"at": "2021-05-06T12:00:00+02:00", "diff": "true"}, headers=h)
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert (body["rule"], body["field"]) == ("invalid_input", "diff")
+    assert "état enregistré actuel" in body["detail"] and "06/05/2021 12:00" in body["detail"]
+    assert "19/11/2021 10:00" in body["detail"]  # the last event, n°15
+    # At the last event (or after it) the replay is the present: the comparison holds.
+    for instant in ("2021-11-19T10:00:00+01:00", "2022-01-01T00:00:00+01:00"):
+        r = client.get(url, params={"at": instant, "diff": "true"}, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["diff"]["identical"] is True and r.json()["events_applied"] == 15
+    # Without diff, a past instant is an ordinary replay.
+    assert client.get(url, params={"at": "2021-05-06T12:00:00+02:00"}, headers=h).status_code == 200
+
+
+def test_the_api_says_the_dossier_did_not_exist_yet_before_its_first_event(api):
+    client, login, dossier = api
+    h = login("controle")
+    for params in ({"at": "2021-01-15T12:00:00+01:00"}, {"at": "2021-01-15T12:00:00+01:00", "diff": "true"}):
+        r = client.get(f"/audit/dossiers/{dossier}/replay", params=params, headers=h)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+        body = r.json()
+        assert (body["rule"], body["field"]) == ("before_first_event", "at")
+        assert "n'existait pas encore le 15/01/2021 12:00" in body["detail"]
+        assert "01/02/2021 10:00" in body["detail"]
+        assert body["first_event_at"] == "2021-02-01T09:00:00+00:00" and body["first_event_seq"] == 1
+    # The first event's own instant is when it began to exist.
+    r = client.get(f"/audit/dossiers/{dossier}/replay", params={"at": "2021-02-01T10:00:00+01:00"}, headers=h)
+    assert r.status_code == 200 and r.json()["state"]["status"] == "submitted"

@@ -176,3 +176,37 @@ def test_usine_audit_replay_prints_the_dossier_at_an_instant_and_diffs_with_the_
     assert json.loads(now.stdout)["diff"]["identical"] is True
     bad = usine(database_url, "replay", str(golden_1), "--at", "2021-05-06 12:00")
     assert bad.returncode == 2 and "--at" in bad.stderr
+
+
+def test_an_audit_replay_before_the_first_event_or_a_past_diff_is_refused_by_name(uow_factory, golden_1):
+    from rules.errors import InvalidInput, RuleViolation
+    from services.audit.replay import audit_replay
+
+    with uow_factory() as uow:
+        with pytest.raises(RuleViolation) as before:
+            audit_replay(uow.session, golden_1, at=at("2021-01-31T23:59:00+01:00"))
+        with pytest.raises(InvalidInput) as past_diff:
+            audit_replay(uow.session, golden_1, at=at("2021-11-19T09:59:59+01:00"), compare=True)
+        result, differences = audit_replay(uow.session, golden_1, at=at("2021-11-19T10:00:00+01:00"), compare=True)
+        past, none = audit_replay(uow.session, golden_1, at=at("2021-05-06T12:00:00+02:00"))
+    assert (before.value.rule, before.value.field) == ("before_first_event", "at")
+    assert "01/02/2021 10:00" in before.value.message and "31/01/2021 23:59" in before.value.message
+    assert past_diff.value.field == "diff" and "état enregistré actuel" in past_diff.value.message
+    assert differences == [] and result.events_applied == 15
+    assert none is None and past.state["status"] == "in_payment"
+
+
+def test_usine_audit_replay_refuses_a_past_diff_and_an_instant_before_the_dossier(uow_factory, golden_1, database_url):
+    past_diff = usine(database_url, "replay", str(golden_1), "--at", "2021-05-06T12:00:00+02:00", "--diff")
+    assert past_diff.returncode == 2, (past_diff.stdout[-500:], past_diff.stderr)
+    assert past_diff.stdout == ""
+    message = " ".join(past_diff.stderr.split())
+    assert "--diff compare le dossier rejoué avec l'état enregistré actuel" in message
+    assert "ne peut être combiné avec un instant passé (--at = 06/05/2021 12:00" in message
+    at_last = usine(database_url, "replay", str(golden_1), "--at", "2021-11-19T10:00:00+01:00", "--diff")
+    assert at_last.returncode == 0, at_last.stdout[-2000:]
+    assert json.loads(at_last.stdout)["diff"]["identical"] is True
+    before = usine(database_url, "replay", str(golden_1), "--at", "2020-12-31T12:00:00+01:00")
+    assert before.returncode == 1 and before.stdout == ""
+    message = " ".join(before.stderr.split())
+    assert "n'existait pas encore le 31/12/2020 12:00" in message and "date du 01/02/2021 10:00" in message

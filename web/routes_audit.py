@@ -48,6 +48,10 @@ def _engine(uow_factory, uow):
     return getattr(uow_factory, "engine", None) or uow.session.get_bind()
 
 
+def _bound(e: dict) -> tuple[int, datetime, str]:
+    return e["seq"], datetime.fromisoformat(e["at"]), e["command"]
+
+
 @router.get("/audit")
 def audit_home(request: Request, user: Annotated[WebUser, Depends(current_user)],
                verifier: Annotated[str | None, Query(max_length=3)] = None):
@@ -88,7 +92,9 @@ def replay(request: Request, dossier_id: Annotated[int, Path(ge=1, le=2**31 - 1)
            user: Annotated[WebUser, Depends(current_user)],
            at: Annotated[str | None, Query(max_length=40)] = None):
     _auditor(user)
-    from services.audit.replay import diff, replay_dossier, stored_state
+    from rules.errors import RuleViolation
+    from services.audit.replay import BEFORE_FIRST_EVENT, HistoryBounds, check_replay_request, diff, replay_dossier, \
+        stored_state
     from services.audit.verify import verify_dossier
 
     web = request.app.state.web
@@ -102,13 +108,23 @@ def replay(request: Request, dossier_id: Annotated[int, Path(ge=1, le=2**31 - 1)
         for e in events:
             e["text"] = describe(e)
             e["link"] = f"?at={quote(e['at'], safe='')}"
-        result = replay_dossier(uow.session, d.id, at=instant, catalogue=uow.catalogue)
         integrity = verify_dossier(uow.session, d.id)
-        differences = None
-        if instant is None:
-            differences = diff(result, stored_state(uow.session, d.id, catalogue=uow.catalogue))
-        applied_seq = result.last_event["seq"] if result.last_event else 0
+        bounds = HistoryBounds(_bound(events[0]) if events else None, _bound(events[-1]) if events else None)
+        # The tables hold only the present: compare with them only when the instant shows it.
+        compare = instant is None or (bounds.last is not None and instant >= bounds.last[1])
+        not_yet = result = differences = None
+        try:
+            check_replay_request(bounds, reference=d.reference, at=instant, compare=compare)
+        except RuleViolation as exc:
+            if exc.rule != BEFORE_FIRST_EVENT:
+                raise
+            not_yet = exc.message
+        if not_yet is None:
+            result = replay_dossier(uow.session, d.id, at=instant, catalogue=uow.catalogue)
+            if compare:
+                differences = diff(result, stored_state(uow.session, d.id, catalogue=uow.catalogue, as_of=instant))
+        applied_seq = result.last_event["seq"] if result is not None and result.last_event else 0
         return render(request, "audit_dossier.html", title=f"Audit {d.reference}", d=d, events=events,
-                      replay=result, state=result.state, instant=instant, at_error=error,
-                      integrity=integrity, differences=differences, applied_seq=applied_seq,
-                      first_at=events[0]["at"] if events else None)
+                      replay=result, state=result.state if result is not None else None, instant=instant,
+                      at_error=error, integrity=integrity, differences=differences, applied_seq=applied_seq,
+                      not_yet=not_yet, first_at=events[0]["at"] if events else None)

@@ -33,6 +33,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from db.models_audit import AuditAnchor, AuditAnchorHead
+from services.audit.wording import fr_instant, fr_value
 from services.events import GENESIS, canonical_json, utc_iso
 
 
@@ -95,7 +96,7 @@ def _anchored_problems(rows, anchored_on: dict[int, datetime]) -> list[dict]:
     for r in rows:
         ref, did, seq, h, aseq, now_hash, now_ref, now_last = r
         when = anchored_on.get(aseq)
-        when_s = f"ancré le {when.isoformat()}" if when else f"ancré (ancre n°{aseq})"
+        when_s = f"ancré le {fr_instant(when)}" if when else f"ancré (ancre n°{aseq})"
         if now_hash is None or now_ref != ref:
             if now_last is None or now_ref not in (None, ref):
                 problems.append({"dossier": ref, "dossier_id": did, "problem": "dossier_removed", "seq": None,
@@ -241,7 +242,7 @@ def _check_journal(session, path: Path, anchors, rows, only_reference, problems:
         count += 1
         if j["seq"] not in in_db:
             problems.append({"dossier": None, "dossier_id": None, "problem": "anchor_removed", "seq": j["seq"],
-                             "detail": f"ancre n°{j['seq']} du journal ({j['anchored_at']}) absente de la base"})
+                             "detail": f"ancre n°{j['seq']} du journal (du {fr_value(j.get('anchored_at'))}) absente de la base"})
         elif in_db[j["seq"]] != j["hash"]:
             problems.append({"dossier": None, "dossier_id": None, "problem": "anchor_edited", "seq": j["seq"],
                              "detail": f"ancre n°{j['seq']} : la base et le journal diffèrent (réécriture des ancres)"})

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-from datetime import datetime
 from functools import lru_cache
 from xml.sax.saxutils import escape
 
@@ -21,7 +20,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from notifications.rendering import DOCUMENT_LABELS, euros
-from rules.calendar import PARIS
+from services.audit.wording import describe, fr_day, fr_instant, fr_value
 from services.history import ROLE_LABELS
 from states.lifecycle import STATE_LABELS
 
@@ -67,9 +66,24 @@ def _short(value, limit: int = 240) -> str:
 
 
 def _when(iso: str | None) -> str:
-    if not iso:
-        return "—"
-    return datetime.fromisoformat(iso).astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+    """An instant as a French reader reads it: 25/03/2021 09:00, Paris time."""
+    return fr_instant(iso)
+
+
+def _value(value, other=None):
+    """A recorded value for a table cell: ISO dates and instants in French form — unless two
+    values that differ would then read alike (instants a fraction of a second apart)."""
+    text = fr_value(value)
+    if other is not None and value != other and text == fr_value(other):
+        return value
+    return text
+
+
+def _what(e: dict) -> str:
+    try:
+        return describe(e)
+    except Exception:  # a tampered event must still print
+        return e.get("summary") or e["command"]
 
 
 def _eur(value) -> str:
@@ -153,25 +167,36 @@ def render_pdf(export: dict) -> bytes:
                               f"Rejeu des événements : {len(differences)} différence(s) avec l'état enregistré."),
                            st["ok"] if not differences else st["bad"]))
     if differences:
-        rows = [["Champ", "Rejoué", "Enregistré"]] + [[x["path"], _short(x["replayed"]), _short(x["stored"])]
-                                                      for x in differences[:60]]
+        rows = [["Champ", "Rejoué", "Enregistré"]] + [
+            [x["path"], _short(_value(x["replayed"], x["stored"])), _short(_value(x["stored"], x["replayed"]))]
+            for x in differences[:60]]
         story.append(_table(rows, [60 * mm, (width - 60 * mm) / 2, (width - 60 * mm) / 2], st))
 
     # Amounts
     story.append(Paragraph("Montants", st["h2"]))
     aid = amounts.get("aid") or {}
     vote = state.get("vote") or {}
+    # The aid shown is the voted one once voted, before that the proposal put to the vote.
+    voted = bool(vote.get("voted"))
+    basis = "votée" if voted else "proposée"
     rows = [["", "Montant"]]
-    for key in sorted(k for k in aid if k != "total"):
-        rows.append([f"Aide votée — phase {key.replace('phase', '')}", _eur(aid[key])])
-    rows += [["Aide votée — total", _eur(amounts.get("aid_total"))],
-             ["Délibération", f"{vote.get('deliberation') or '—'} du {vote.get('voted_on') or '—'}"],
-             ["Total versé", _eur(amounts.get("paid_total"))],
+    if aid:
+        for key in sorted(k for k in aid if k != "total"):
+            rows.append([f"Aide {basis} — phase {key.replace('phase', '')}", _eur(aid[key])])
+        rows.append([f"Aide {basis} — total", _eur(amounts.get("aid_total") if voted else aid.get("total"))])
+    else:
+        rows.append(["Aide", "—"])
+    if voted or vote.get("deliberation"):
+        on = f" du {fr_day(vote['voted_on'])}" if vote.get("voted_on") else ""
+        rows.append(["Délibération", f"{vote.get('deliberation') or '—'}{on}"])
+    elif aid:
+        rows.append(["Séance proposée", f"{state.get('session') or '—'} (pas encore votée)"])
+    rows += [["Total versé", _eur(amounts.get("paid_total"))],
              ["Reversements (titres de recettes)", _eur(amounts.get("recovered_total"))],
              ["Net payé", _eur(amounts.get("net_paid"))],
              ["Reste à payer", _eur(amounts.get("remaining"))],
              ["Reliquat annulé", _eur(amounts.get("cancelled_remainder"))],
-             ["Date limite de demande de solde", state.get("payment_deadline_on") or "—"]]
+             ["Date limite de demande de solde", fr_day(state.get("payment_deadline_on"))]]
     story.append(_table(rows, [80 * mm, 60 * mm], st))
     if state["payments"] or state["recoveries"]:
         story.append(Spacer(1, 4))
@@ -191,7 +216,8 @@ def render_pdf(export: dict) -> bytes:
         story.append(Paragraph(_t(f"Recalcul des règles : {len(rec['discrepancies'])} écart(s) sur {rec['checks']} contrôle(s)."),
                                st["bad"]))
         rows = [["N°", "Contrôle", "Enregistré", "Recalculé", "Détail"]] + [
-            [str(x["seq"] or "—"), x["check"], _short(x["recorded"], 120), _short(x["recomputed"], 120), x["detail"]]
+            [str(x["seq"] or "—"), x["check"], _short(_value(x["recorded"], x["recomputed"]), 120),
+             _short(_value(x["recomputed"], x["recorded"]), 120), x["detail"]]
             for x in rec["discrepancies"]]
         story.append(_table(rows, [10 * mm, 32 * mm, 38 * mm, 38 * mm, width - 118 * mm], st))
 
@@ -202,7 +228,7 @@ def render_pdf(export: dict) -> bytes:
         move = (f"{STATE_LABELS.get(e['state_before'], e['state_before'])} -> {STATE_LABELS.get(e['state_after'], e['state_after'])}"
                 if e["state_before"] != e["state_after"] else STATE_LABELS.get(e["state_after"], e["state_after"]))
         rows.append([str(e["seq"]), _when(e["at"]), f"{e['actor']} ({ROLE_LABELS.get(e['role'], e['role'])})",
-                     e.get("summary") or e["command"], e.get("reason") or "", move])
+                     _what(e), e.get("reason") or "", move])
     story.append(_table(rows, [8 * mm, 22 * mm, 36 * mm, width - 8 * mm - 22 * mm - 36 * mm - 30 * mm - 28 * mm,
                                30 * mm, 28 * mm], st))
 
@@ -213,7 +239,8 @@ def render_pdf(export: dict) -> bytes:
         for r in state["open_requests"]:
             nxt = r.get("next_reminder")
             rows.append([str(r["request_id"]), ", ".join(DOCUMENT_LABELS.get(k, k) for k in r["kinds"]),
-                         r["requested_on"], r["lapse_on"], f"{nxt['on']} (J+{nxt['after_days']})" if nxt else "—"])
+                         fr_day(r["requested_on"]), fr_day(r["lapse_on"]),
+                         f"{fr_day(nxt['on'])} (J+{nxt['after_days']})" if nxt else "—"])
         story.append(_table(rows, [16 * mm, 60 * mm, 25 * mm, 25 * mm, width - 126 * mm], st))
 
     # Documents

@@ -27,9 +27,10 @@ from functools import lru_cache
 from rules.calendar import PARIS, add_months, paris_date
 from rules.calendar import deadline as _deadline
 from rules.eligibility import CompanyFacts, check_eligibility
-from rules.errors import RuleViolation
+from rules.errors import InvalidInput, RuleViolation
 from rules.money import InvoiceLine, assess_final_claim, check_advance
 from services.audit.records import EventRecord, iso, load_events_for_replay
+from services.audit.wording import fr_day, fr_instant
 from states.lifecycle import STATE_LABELS, TRANSITIONS
 
 ZERO = Decimal("0.00")
@@ -526,7 +527,7 @@ class _Fold:
         req = self.requests.get(d.get("request_id"))
         if req is not None:
             self.compare(e, "lapse.due", True, _paris_day(e.at).isoformat() >= req["lapse_on"],
-                         f"caducité prononcée le {_paris_day(e.at)} pour une échéance au {req['lapse_on']}")
+                         f"caducité prononcée le {fr_day(_paris_day(e.at))} pour une échéance au {fr_day(req['lapse_on'])}")
         self._close_requests(e, "lapsed")
 
     def _close_requests(self, e, status: str) -> None:
@@ -545,7 +546,7 @@ class _Fold:
             r = programme.reminders
             due = deadline(date_of(req["requested_on"]), d.get("after_days") or 0,
                            shift_to_working_day=r.shift_to_working_day)
-            self.compare(e, "remind.due", True, _paris_day(e.at) >= due, f"relance J+{d.get('after_days')} due le {due}")
+            self.compare(e, "remind.due", True, _paris_day(e.at) >= due, f"relance J+{d.get('after_days')} due le {fr_day(due)}")
 
     # -- the result ----------------------------------------------------------------------------
     def state(self, as_of: datetime | None) -> dict:
@@ -668,6 +669,75 @@ def replay_dossier(session, dossier_id: int, *, at: datetime | None = None,
     finally:
         if collecting:
             gc.enable()
+
+
+BEFORE_FIRST_EVENT = "before_first_event"
+
+
+@dataclass(frozen=True)
+class HistoryBounds:
+    """A dossier's first and last events (sequence order): (seq, instant, command) each."""
+
+    first: tuple[int, datetime, str] | None
+    last: tuple[int, datetime, str] | None
+
+
+def history_bounds(session, dossier_id: int) -> HistoryBounds:
+    """The first and last events of a dossier, two indexed reads."""
+    def one(order):
+        row = session.execute(select(m.Event.seq, m.Event.at, m.Event.command)
+                              .where(m.Event.dossier_id == dossier_id).order_by(order).limit(1)).first()
+        return None if row is None else (row.seq, row.at, row.command)
+
+    return HistoryBounds(one(m.Event.seq.asc()), one(m.Event.seq.desc()))
+
+
+def check_replay_request(bounds: HistoryBounds, *, reference: str, at: datetime | None, compare: bool,
+                         at_field: str = "at", diff_field: str = "diff") -> None:
+    """The two refusals of an auditor's replay request, named by field (`at_field`, `diff_field`:
+    the names the caller's user typed, `--at` on the command line, `at` on the API):
+
+    - an instant before the dossier's first event: the dossier did not exist yet — a
+      `RuleViolation` `before_first_event` on `at`, naming the first event's date (a replay
+      would otherwise show an empty draft that never was);
+    - a comparison with the tables (`diff`) at an instant before the last event: the tables hold
+      only the present, so such a comparison would always differ — an `InvalidInput` on `diff`.
+    """
+    if at is None:
+        return
+    if bounds.first is not None and at < bounds.first[1]:
+        seq, first_at, command = bounds.first
+        raise RuleViolation(
+            BEFORE_FIRST_EVENT,
+            f"Le dossier {reference} n'existait pas encore le {fr_instant(at)} (heure de Paris) : "
+            f"son premier événement (n°{seq}, {command}) date du {fr_instant(first_at)}. "
+            f"Choisissez un instant postérieur.",
+            field=at_field, first_event_at=iso(first_at), first_event_seq=seq)
+    if compare and bounds.last is not None and at < bounds.last[1]:
+        seq, last_at, _ = bounds.last
+        raise InvalidInput(
+            diff_field,
+            f"{diff_field} compare le dossier rejoué avec l'état enregistré actuel (les tables ne gardent que le "
+            f"présent) : il ne peut être combiné avec un instant passé ({at_field} = {fr_instant(at)}, antérieur au "
+            f"dernier événement du dossier, n°{seq} du {fr_instant(last_at)}). Rejouez sans {diff_field} pour voir "
+            f"le dossier à cet instant, ou sans {at_field} (ou à un instant postérieur) pour le comparer aux tables.")
+
+
+def audit_replay(session, dossier_id: int, *, at: datetime | None = None, compare: bool = False,
+                 catalogue: Catalogue | None = None, at_field: str = "at",
+                 diff_field: str = "diff") -> tuple[Replay, list[dict] | None]:
+    """An auditor's replay request (CLI `usine audit replay`, API `/audit/dossiers/{id}/replay`):
+    the replay at `at`, and with `compare` its differences with the stored state — refused as
+    `check_replay_request` says. Returns (replay, differences or None)."""
+    bounds = history_bounds(session, dossier_id)
+    reference = session.scalar(select(m.Dossier.reference).where(m.Dossier.id == dossier_id)) or str(dossier_id)
+    check_replay_request(bounds, reference=reference, at=at, compare=compare, at_field=at_field,
+                         diff_field=diff_field)
+    result = replay_dossier(session, dossier_id, at=at, catalogue=catalogue)
+    differences = None
+    if compare:
+        differences = diff(result, stored_state(session, dossier_id, catalogue=catalogue, as_of=at))
+    return result, differences
 
 
 # -- the stored side ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from sqlalchemy import select
 
 from db import models as m
 from services.audit.records import EventRecord
+from services.audit.wording import fr_instant
 from services.events import GENESIS, hash_of
 from states.lifecycle import STATES
 
@@ -125,12 +126,12 @@ def check_history(result: Verification, facts: DossierFacts | None, events: Sequ
             why = ("la chaîne le contourne : l'événement suivant est lié au précédent" if skipped
                    else "postérieur à la dernière modification du dossier" if late
                    else "antérieur à l'événement qui le précède")
-            fail("inserted", s, f"événement n°{s} ({e.command}, {e.at.isoformat()}) ajouté : {why}")
+            fail("inserted", s, f"événement n°{s} ({e.command}, {fr_instant(e.at)}) ajouté : {why}")
             continue  # an inserted event is not part of the dossier's life
         elif not valid[i]:
             fail("edited", s, f"événement n°{s} ({e.command}) : son contenu ne correspond plus à son empreinte")
         elif late:
-            fail("inserted", s, f"événement n°{s} ({e.command}, {e.at.isoformat()}) ajouté : "
+            fail("inserted", s, f"événement n°{s} ({e.command}, {fr_instant(e.at)}) ajouté : "
                                 f"postérieur à la dernière modification du dossier")
             continue
         if s > expected and original is None:
@@ -173,7 +174,7 @@ def check_history(result: Verification, facts: DossierFacts | None, events: Sequ
     if facts is not None:
         last = events[-1]
         if facts.updated_at is not None and last.at < facts.updated_at:
-            fail("removed", last.seq + 1, f"le dossier a changé le {facts.updated_at.isoformat()}, après son dernier "
+            fail("removed", last.seq + 1, f"le dossier a changé le {fr_instant(facts.updated_at)}, après son dernier "
                                           f"événement (n°{last.seq}) : au moins un événement a été supprimé")
         if state != facts.status:
             fail("state_differs", None, f"l'historique donne l'état « {state} », la base « {facts.status} »")

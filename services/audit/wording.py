@@ -1,0 +1,138 @@
+"""French wording of what the auditor reads (PDF export, refusals, discrepancy details): dates as
+25/03/2021, instants as 25/03/2021 09:00 in Europe/Paris time, euros as « 17 500,00 € », and a
+French reading of each event. The JSON exports keep ISO 8601 (machines read them); only what
+people read is written here."""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+from notifications.rendering import DOCUMENT_LABELS, euros
+from rules.calendar import PARIS
+
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
+
+OUTCOME_LABELS = {"approved": "favorable", "rejected": "défavorable", "adjourned": "ajourné"}
+CLAIM_KIND_LABELS = {"advance": "avance", "final": "solde"}
+SIZE_LABELS = {"sme": "PME", "eti": "ETI"}
+
+
+def fr_day(value) -> str:
+    """A calendar day (date, ISO "2021-03-25", or an instant, taken in Paris) → « 25/03/2021 »."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00")) if len(value) > 10 else date.fromisoformat(value)
+    if isinstance(value, datetime):
+        value = value.astimezone(PARIS).date()
+    return value.strftime("%d/%m/%Y")
+
+
+def fr_instant(value) -> str:
+    """An aware instant (or ISO string with offset) → « 25/03/2021 09:00 », Paris wall time; the
+    seconds are shown when there are any (a forged event may be a few seconds off)."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    local = value.astimezone(PARIS)
+    return local.strftime("%d/%m/%Y %H:%M:%S" if local.second else "%d/%m/%Y %H:%M")
+
+
+def fr_value(value):
+    """A recorded value as a reader sees it: an ISO date or instant in French form, anything else
+    unchanged (None stays None)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return fr_day(value)
+    if isinstance(value, datetime):
+        return fr_instant(value)
+    if isinstance(value, str):
+        if _ISO_DAY.match(value):
+            return fr_day(value)
+        if _ISO_INSTANT.match(value):
+            try:
+                return fr_instant(value)
+            except ValueError:
+                return value
+    return value
+
+
+def _eur(value) -> str:
+    try:
+        return "—" if value in (None, "") else euros(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _kinds(kinds) -> str:
+    return ", ".join(DOCUMENT_LABELS.get(k, k) for k in kinds or [])
+
+
+def describe(e: dict) -> str:
+    """One event (as exported: `command`, `data`) read in French."""
+    d = e.get("data") or {}
+    c = e["command"]
+    if c == "start_candidacy":
+        return "Candidature commencée (brouillon)."
+    if c == "submit_candidacy":
+        n = len(d.get("documents", []))
+        return f"Candidature déposée ({d.get('programme', '')})" + (f", {n} pièce(s)." if n else ".")
+    if c == "take_for_review":
+        return f"Prise en instruction par {d.get('officer')}." if d.get("officer") else "Prise en instruction."
+    if c == "request_documents":
+        return f"Pièces demandées : {_kinds(d.get('kinds'))} — caducité le {fr_day(d.get('lapse_on'))} sans réponse."
+    if c == "provide_documents":
+        docs = ", ".join(f"{DOCUMENT_LABELS.get(x['kind'], x['kind'])} (v{x['version']})" for x in d.get("documents", []))
+        extra = " Demande de pièces satisfaite." if d.get("fulfilled_requests") else ""
+        return f"Pièces déposées : {docs}.{extra}"
+    if c == "review_document":
+        verdict = "acceptée" if d.get("decision") == "accepted" else "refusée"
+        return f"Pièce {DOCUMENT_LABELS.get(d.get('kind'), d.get('kind'))} (v{d.get('version')}) {verdict}."
+    if c == "declare_eligible":
+        p = d.get("phase1") or {}
+        return (f"Déclaré éligible ({SIZE_LABELS.get(d.get('size_class'), d.get('size_class'))}) ; prestataire "
+                f"{d.get('consultant')} ; phase 1 : {p.get('days')} j × {_eur(p.get('day_rate'))}.")
+    if c == "declare_ineligible":
+        return "Déclaré irrecevable."
+    if c == "accept_diagnostic":
+        return "Diagnostic accepté : le dossier passe au plan d'action."
+    if c == "submit_action_plan":
+        p = d.get("phase2") or {}
+        return f"Plan d'action déposé — phase 2 : {p.get('days')} j × {_eur(p.get('day_rate'))}."
+    if c == "propose_for_vote":
+        total = (d.get("proposal") or {}).get("total")
+        when = f" du {fr_day(d['session_date'])}" if d.get("session_date") else ""
+        return f"Proposé à la séance {d.get('session')}{when} — aide proposée {_eur(total)}."
+    if c == "record_vote":
+        outcome = OUTCOME_LABELS.get(d.get("outcome"), d.get("outcome"))
+        total = (d.get("voted") or {}).get("total")
+        text = f"Séance {d.get('session')} : vote {outcome}"
+        if d.get("deliberation"):
+            text += f" (délibération {d['deliberation']})"
+        if total:
+            text += f", aide votée {_eur(total)}"
+        return text + "."
+    if c == "claim_payment":
+        if d.get("kind") == "advance":
+            return f"Demande d'avance de la phase {d.get('phase')} : {_eur(d.get('amount'))}."
+        assessment = d.get("assessment") or {}
+        return (f"Demande de solde de la phase {d.get('phase')} : {len(d.get('invoices') or [])} ligne(s) de facture, "
+                f"dépense éligible {_eur(assessment.get('eligible_expense'))}.")
+    if c == "pay":
+        kind = CLAIM_KIND_LABELS.get(d.get("kind"), d.get("kind"))
+        text = f"Paiement ({kind}) de la phase {d.get('phase')} : {_eur(d.get('amount'))}"
+        if d.get("recovery"):
+            text += f" ; ordre de reversement de {_eur(d['recovery'])}"
+        if d.get("closed"):
+            text += " — dossier soldé et clôturé"
+        return text + "."
+    if c == "remind":
+        return f"Relance automatique J+{d.get('after_days')}."
+    if c == "lapse":
+        return "Dossier caduc : les pièces demandées n'ont pas été remises à temps."
+    if c == "withdraw":
+        return "Abandon par l'entreprise."
+    if c == "close":
+        return f"Clôture ({d.get('cause')}) ; reliquat annulé {_eur(d.get('cancelled_remainder'))}."
+    return c
