@@ -1,5 +1,6 @@
-"""`usine serve`, `usine sweep`, `usine deliver`, `usine digest`, `usine notifications ...`:
-the scheduled work and the outbox, from the command line. Registered by `cli.main`."""
+"""`usine serve`, `usine sweep`, `usine deliver`, `usine digest`, `usine notifications ...`,
+`usine mailbox ...`: the scheduled work, the outbox and the local mailbox, from the command line.
+Registered by `cli.main`."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,6 +15,8 @@ from pathlib import Path
 import typer
 
 notifications_app = typer.Typer(help="Messages : aperçu, file d'envoi, lettres mortes.", no_args_is_help=True)
+mailbox_app = typer.Typer(help="Boîte locale : les messages reçus par le serveur SMTP local de `usine serve` "
+                               "(un fichier .eml par message sous var/mailbox/).", no_args_is_help=True)
 
 
 def _out(obj) -> None:
@@ -37,12 +40,30 @@ def _clock(at: str | None):
 
 # -- one-shot runs ---------------------------------------------------------------------------------
 
-def sweep_command(at: str = typer.Option(None, "--at", help="Instant ISO 8601 avec décalage (défaut : maintenant, horloge du service)"),
+def future_refusal(at: str, instant, now) -> str | None:
+    """Why `usine sweep --at` refuses an instant after the workspace clock's now (None: allowed)."""
+    if instant <= now:
+        return None
+    from rules.calendar import PARIS
+
+    return (f"--at {at} est après l'heure de l'espace de travail ({now.astimezone(PARIS):%d/%m/%Y %H:%M:%S}, "
+            "Europe/Paris) : le balayage écrirait des événements et des lettres datés dans le futur (relances, "
+            "caducités, clôtures) ; les actions suivantes, datées de maintenant, passeraient avant eux dans "
+            "l'historique des dossiers. Sans --at, le balayage se fait maintenant ; --force pour le faire "
+            "quand même (base d'essai).")
+
+
+def sweep_command(at: str = typer.Option(None, "--at", help="Instant ISO 8601 avec décalage (défaut : maintenant, horloge du service). "
+                                              "Un instant après maintenant est refusé sans --force."),
                   part: list[str] = typer.Option(None, "--part", help="Un seul balayage (répétable) : documents, lapses, payment_deadlines, windows, agendas"),
-                  batch_size: int = typer.Option(5000, "--batch-size", min=1)):
+                  batch_size: int = typer.Option(5000, "--batch-size", min=1),
+                  force: bool = typer.Option(False, "--force", help="Accepter un --at après l'heure de l'espace de travail. "
+                                             "Sans lui, c'est refusé : les événements écrits seraient datés après "
+                                             "« maintenant », et les actions à venir passeraient avant eux dans "
+                                             "l'historique (à réserver à une base d'essai).")):
     """Run every sweep once as of an instant: reminders, lapses, payment deadlines, AMI window
     notices, council agenda reminders. Prints the report (JSON)."""
-    from services.runtime import default_uow_factory
+    from services.runtime import default_clock, default_uow_factory
     from services.sweep import PARTS, sweep
 
     parts = tuple(part) if part else PARTS
@@ -50,7 +71,13 @@ def sweep_command(at: str = typer.Option(None, "--at", help="Instant ISO 8601 av
     if unknown:
         typer.echo(f"--part : inconnu {', '.join(unknown)} (connus : {', '.join(PARTS)})", err=True)
         raise typer.Exit(2)
-    report = sweep(uow_factory=default_uow_factory(), clock=_clock(at), batch_size=batch_size, parts=parts)
+    clock = _clock(at)
+    if at and not force:
+        refusal = future_refusal(at, clock.now(), default_clock().now())
+        if refusal:
+            typer.echo(refusal, err=True)
+            raise typer.Exit(2)
+    report = sweep(uow_factory=default_uow_factory(), clock=clock, batch_size=batch_size, parts=parts)
     _out(report.as_dict())
     if report.errors:
         raise typer.Exit(1)
@@ -161,6 +188,81 @@ def notifications_retry(notification_id: int = typer.Argument(...)):
     typer.echo(f"Message {notification_id} remis en file.")
 
 
+# -- the local mailbox ---------------------------------------------------------------------------------
+
+def mailbox_dir(settings=None) -> Path:
+    """Where the local sink keeps its messages: `$USINE_VAR_DIR/mailbox` (./var/mailbox)."""
+    from services.config import get_settings
+
+    return Path((settings or get_settings()).var_dir) / "mailbox"
+
+
+def _paris(instant) -> str:
+    from rules.calendar import PARIS
+
+    return f"{instant.astimezone(PARIS):%d/%m/%Y %H:%M:%S}"
+
+
+@mailbox_app.command("list")
+def mailbox_list(limit: int = typer.Option(20, "--limit", min=1, help="Nombre de messages (les plus récents)"),
+                 to: str = typer.Option(None, "--to", help="Seulement les messages dont le destinataire contient ce texte"),
+                 as_json: bool = typer.Option(False, "--json")):
+    """The latest messages of the local mailbox, newest first: number, arrival, recipient, subject."""
+    from notifications.sink import Mailbox
+
+    box = Mailbox(mailbox_dir())
+    total = len(box)
+    messages = box.list(limit=limit, to=to)
+    if as_json:
+        _out([{"number": m.number, "received_at": m.received_at.isoformat(), "to": m.to, "kind": m.kind,
+               "subject": m.subject, "file": str(m.path)} for m in messages])
+        return
+    if not total:
+        typer.echo(f"Boîte locale {box.directory} : aucun message.")
+        return
+    typer.echo(f"Boîte locale {box.directory} : {total} message(s)"
+               + (f", les {len(messages)} plus récents" if len(messages) < total else "") + " — `usine mailbox show N`")
+    for m in messages:
+        typer.echo(f"{m.number:>6}  {_paris(m.received_at)}  {m.to:<48} {m.subject}")
+
+
+@mailbox_app.command("show")
+def mailbox_show(number: int = typer.Argument(None, help="Numéro du message (défaut : le dernier reçu)"),
+                 html: bool = typer.Option(False, "--html", help="La partie HTML au lieu du texte"),
+                 raw: bool = typer.Option(False, "--raw", help="Le fichier .eml tel quel")):
+    """One message of the local mailbox: its headers and its text (or HTML, or the raw .eml)."""
+    from notifications.sink import Mailbox
+
+    box = Mailbox(mailbox_dir())
+    message = box.get(number)
+    if message is None:
+        typer.echo(f"Boîte locale {box.directory} : " + (f"pas de message n° {number}." if number is not None
+                                                          else "aucun message."), err=True)
+        raise typer.Exit(1)
+    if raw:
+        typer.echo(message.path.read_bytes().decode("utf-8", "replace"), nl=False)
+        return
+    typer.echo(f"Message n° {message.number} — reçu le {_paris(message.received_at)} ({message.path.name})")
+    for header in ("From", "To", "Date", "Subject", "Message-ID", "X-Usine-Notification-Kind"):
+        if message.message.get(header):
+            typer.echo(f"{header} : {message.message[header]}")
+    typer.echo("")
+    body = message.body("html" if html else "plain")
+    typer.echo(body if body is not None else f"(pas de partie {'HTML' if html else 'texte'})", nl=False)
+
+
+@mailbox_app.command("serve")
+def mailbox_serve(host: str = typer.Option(None, "--host", help="Adresse (défaut : USINE_SMTP_HOST, boucle locale seulement)"),
+                  port: int = typer.Option(None, "--port", help="Port (défaut : USINE_SMTP_PORT)")):
+    """Run the local SMTP sink alone, in the foreground (what `usine serve` starts). Ctrl-C stops it."""
+    from notifications.sink import main as sink_main
+    from services.config import get_settings
+
+    settings = get_settings()
+    raise typer.Exit(sink_main(["--host", host or settings.smtp_host, "--port", str(port or settings.smtp_port),
+                                "--dir", str(mailbox_dir(settings))]))
+
+
 # -- usine serve ---------------------------------------------------------------------------------------
 
 class _Child:
@@ -206,14 +308,45 @@ class _Stop(Exception):
     pass
 
 
+def start_mailbox_sink(settings, mode: bool | None, env: dict, cwd: Path, timeout: float = 15) -> "_Child | None":
+    """Start the local SMTP sink (`python -m notifications.sink`) as `usine serve`'s child when
+    `notifications.sink.sink_decision` says so; None when it is not needed. `ValueError`: asked
+    for (`--smtp-sink`) but impossible; `RuntimeError`: it did not come up."""
+    from notifications.sink import port_in_use, sink_decision
+
+    start, reason = sink_decision(host=settings.smtp_host, port=settings.smtp_port, starttls=settings.smtp_starttls,
+                                  username=settings.smtp_username, mode=mode)
+    typer.echo(f"[usine serve] {reason}")
+    if not start:
+        return None
+    directory = mailbox_dir(settings).resolve()
+    child = _Child("serveur SMTP local", [sys.executable, "-m", "notifications.sink", "--host", settings.smtp_host,
+                                    "--port", str(settings.smtp_port), "--dir", str(directory)], env, cwd)
+    deadline = time.monotonic() + timeout
+    while not port_in_use(settings.smtp_host, settings.smtp_port):
+        if not child.alive() or time.monotonic() > deadline:
+            child.stop(timeout=5)
+            raise RuntimeError(f"la boîte locale n'a pas démarré sur {settings.smtp_host}:{settings.smtp_port}")
+        time.sleep(0.2)
+    typer.echo(f"[usine serve] boîte locale : SMTP {settings.smtp_host}:{settings.smtp_port} → {directory} "
+               "(`usine mailbox list`, `usine mailbox show N`)")
+    return child
+
+
 def serve_command(host: str = typer.Option("127.0.0.1", "--host", help="Adresse d'écoute"),
                   prefect_port: int = typer.Option(None, "--prefect-port", help="Port du serveur Prefect (défaut : USINE_PREFECT_PORT, 4200)"),
                   api_port: int = typer.Option(None, "--api-port", help="Port de l'API (défaut : USINE_API_PORT, 8000)"),
                   api: bool = typer.Option(True, "--api/--no-api", help="Démarrer aussi l'API (api.app)"),
                   migrate: bool = typer.Option(True, "--migrate/--no-migrate", help="Mettre la base à jour au démarrage"),
+                  smtp_sink: bool = typer.Option(None, "--smtp-sink/--no-smtp-sink",
+                                                 help="Boîte locale (serveur SMTP qui garde chaque message en .eml sous "
+                                                      "var/mailbox/). Défaut : démarrée quand USINE_SMTP_HOST est cette "
+                                                      "machine, sans STARTTLS ni identifiant, et que rien n'écoute sur "
+                                                      "USINE_SMTP_PORT"),
                   startup_timeout: float = typer.Option(120, "--startup-timeout", help="Secondes d'attente du serveur Prefect")):
-    """Start everything: a local Prefect server (database under ./var/prefect), the flows served
-    on their schedules (Europe/Paris), and the API. Ctrl-C (or SIGTERM) stops it all."""
+    """Start everything: a local SMTP sink when no mail server is there, a local Prefect server
+    (database under ./var/prefect), the flows served on their schedules (Europe/Paris), and the
+    API. Ctrl-C (or SIGTERM) stops it all."""
     from services.config import get_settings
 
     settings = get_settings()
@@ -251,6 +384,16 @@ def serve_command(host: str = typer.Option("127.0.0.1", "--host", help="Adresse 
     children: list[_Child] = []
 
     def run() -> int:
+        try:
+            sink = start_mailbox_sink(settings, smtp_sink, env, cwd)
+        except ValueError as exc:
+            typer.echo(f"[usine serve] {exc}", err=True)
+            return 2
+        except RuntimeError as exc:
+            typer.echo(f"[usine serve] {exc}", err=True)
+            return 1
+        if sink is not None:
+            children.append(sink)
         prefect_bin = Path(sys.executable).with_name("prefect")
         server_argv = ([str(prefect_bin)] if prefect_bin.exists() else [sys.executable, "-m", "prefect"]) + \
             ["server", "start", "--host", host, "--port", str(prefect_port), "--analytics-off"]
@@ -315,6 +458,7 @@ def register(app: typer.Typer) -> None:
     app.command("deliver")(deliver_command)
     app.command("digest")(digest_command)
     app.add_typer(notifications_app, name="notifications")
+    app.add_typer(mailbox_app, name="mailbox")
 
 
 __all__ = ["register"]

@@ -96,17 +96,50 @@ def programmes_check(path: Path):
     typer.echo(f"{path.name} : valide ({p.key}, {p.status})")
 
 
+def _count_dossiers(uow, *, state: str | None, programme: str | None) -> int:
+    """How many dossiers `services.queries.list_dossiers` would list without a limit."""
+    from sqlalchemy import func, select
+
+    from db import models as m
+
+    q = select(func.count()).select_from(m.Dossier)
+    if state:
+        q = q.where(m.Dossier.status == state)
+    if programme:
+        q = q.where(m.Dossier.programme_id == programme)
+    return uow.session.scalar(q)
+
+
+def listing_note(shown: int, offset: int, total: int) -> str | None:
+    """The line saying a listing is cut (None when it shows everything from `offset` on)."""
+    if offset + shown >= total:
+        return None
+    if offset == 0:
+        return f"{shown} premiers dossiers sur {total} — --limit pour plus"
+    return f"dossiers {offset + 1} à {offset + shown} sur {total} — --limit / --offset pour les autres"
+
+
 @dossier_app.command("list")
-def dossier_list(state: str = typer.Option(None), programme: str = typer.Option(None),
-                 limit: int = typer.Option(50), offset: int = typer.Option(0)):
+def dossier_list(state: str = typer.Option(None, help="Seulement cet état (ex. ready_for_vote)"),
+                 programme: str = typer.Option(None, help="Seulement ce programme (ex. occitanie-prif)"),
+                 limit: int = typer.Option(50, "--limit", min=1, help="Nombre de dossiers affichés au plus"),
+                 offset: int = typer.Option(0, "--offset", min=0, help="Sauter les N premiers")):
+    """The dossiers, by id; says so when the listing is cut (--limit, --offset)."""
     from services.queries import list_dossiers
     from services.runtime import default_uow_factory
 
     with default_uow_factory()() as uow:
         rows = list_dossiers(uow, state=state, programme=programme, limit=limit, offset=offset)
+        total = _count_dossiers(uow, state=state, programme=programme)
     for r in rows:
         typer.echo(f"{r['id']:>6}  {r['reference']:<18} {r['state']:<19} {r['programme']:<15} "
                    f"aide {r['aid_total'] or '-':>10}  payé {r['paid']:>10}  {r['company']}")
+    if not rows:
+        typer.echo("Aucun dossier." if not total else f"Aucun dossier après les {offset} premiers (sur {total}).")
+        return
+    note = listing_note(len(rows), offset, total)
+    if note:
+        typer.echo(note, err=True)
 
 
 def _dossier_id(uow, key: str) -> int:

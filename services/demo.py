@@ -1,6 +1,17 @@
 """The demo: realistic dossiers in every state, made by playing generated lives through the
 real services (never by inserting rows), as of the demo date (June 2022, while the Occitanie
-pathway was open). Seeded: the same seed gives the same demo."""
+pathway was open). Seeded: the same seed gives the same demo.
+
+Who acts: the demo users (`services.users.DEMO_USERS`), seeded first and then acting as the API
+would make them act (`services.users.actor_for`): the officer recorded on a dossier is the
+seeded officer's username, so `agent.occitanie` finds its dossiers under « Mes dossiers »; the
+head of service votes, finance pays, `cabinet.midi` files its reports. The other consultants and
+companies have no account; they act under their own name.
+
+What is left at the demo instant is what a workspace living on 15 June 2022 should show: every
+dossier proposed for a vote waits on a council session still to come (its agenda closing, its
+date after the demo instant), a few payment claims wait for finance, and no life goes past the
+demo instant — a step that would fall after it is not played (the dossier stays where it is)."""
 from __future__ import annotations
 
 import random
@@ -8,13 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from rules.calendar import PARIS
+from sqlalchemy import func, select
+
+from db import models as m
+from rules.calendar import PARIS, is_working_day
 from rules.errors import RuleViolation
 from services import commands
 from services.clock import FrozenClock
 from services.programme_sync import sync_programmes
 from services.sweep import sweep
-from services.users import DEMO_APPLICANT_SIRENS
+from services.users import DEMO_APPLICANT_SIRENS, DEMO_USERS, actor_for, get_user, seed_demo_users
 
 DEMO_NOW = datetime(2022, 6, 15, 9, 0, tzinfo=PARIS)
 
@@ -31,8 +45,51 @@ TARGETS = {  # share of dossiers by the state they end in
     "ready_for_vote": 8, "approved": 10, "in_payment": 12, "closed": 10, "rejected": 7, "withdrawn": 5,
     "lapsed": 5,
 }
-ROLE_NAMES = {"applicant": "Contact entreprise", "officer": "Claire Fabre, chargée de mission",
-              "head": "Paul Vidal, chef de service", "finance": "Service financier — Région Occitanie"}
+DEMO_REGION = "Occitanie"
+DEMO_PROGRAMME = "occitanie-prif"
+# Applicants without an account sign their candidacy as the company's contact.
+APPLICANT_CONTACT = "Contact entreprise"
+# Every `PENDING_CLAIM_EVERY`-th life of these targets ends with a payment claim filed in the
+# last weeks and not paid yet: finance's worklist at the demo instant.
+PENDING_CLAIM_EVERY = {"approved": 5, "in_payment": 4}
+
+
+class DemoInstantReached(Exception):
+    """A life's next step falls after the demo instant: it is not played."""
+
+
+@dataclass(frozen=True)
+class DemoCast:
+    """The seeded demo users the demo acts as, by role (one source of truth: `DEMO_USERS`)."""
+
+    officers: tuple[commands.Actor, ...]
+    head: commands.Actor
+    finance: commands.Actor
+    consultants: dict[str, commands.Actor]   # consultant firm -> its account's actor
+    applicants: dict[str, commands.Actor]    # SIREN -> its account's actor
+
+    def consultant(self, firm: str) -> commands.Actor:
+        return self.consultants.get(firm) or commands.Actor(firm, "consultant", consultant=firm)
+
+    def applicant(self, siren: str) -> commands.Actor:
+        return self.applicants.get(siren) or commands.Actor(APPLICANT_CONTACT, "applicant", siren=siren)
+
+
+def demo_cast(uow_factory, region: str = DEMO_REGION) -> DemoCast:
+    """The actors of the seeded demo users (call after `seed_demo_users`): the officers, head
+    and finance of `region`, the consultants' and applicants' accounts."""
+    with uow_factory() as uow:
+        actors = [actor_for(get_user(uow, spec["username"])) for spec in DEMO_USERS]
+
+    def regional(role: str) -> list[commands.Actor]:
+        return [a for a in actors if a.role == role and region in (a.regions or ())]
+
+    officers, heads, finances = regional("officer"), regional("head"), regional("finance")
+    if not (officers and heads and finances):
+        raise RuntimeError(f"demo users: an officer, a head and a finance account of {region} are needed")
+    return DemoCast(tuple(officers), heads[0], finances[0],
+                    {a.consultant: a for a in actors if a.role == "consultant" and a.consultant},
+                    {a.siren: a for a in actors if a.role == "applicant" and a.siren})
 
 
 def luhn_siren(rng: random.Random) -> str:
@@ -56,16 +113,45 @@ class _Life:
     rng: random.Random
     uow_factory: object
     clock: FrozenClock
+    cast: DemoCast
+    officer: commands.Actor
+    pending_claim: bool = False
+    siren: str | None = None
     dossier_id: int | None = None
     commands_run: int = 0
 
     def at(self, instant: datetime) -> None:
-        self.clock.set(min(instant, DEMO_NOW))
+        if instant > DEMO_NOW:
+            raise DemoInstantReached()
+        self.clock.set(instant)
+
+    def recent(self, after: datetime, days_back: tuple[int, int]) -> datetime:
+        """A working-day office hour `days_back` days before the demo instant, but not before
+        `after`: when a step is meant to be fresh at the demo instant (a proposal for the
+        coming session, a claim finance has not paid yet)."""
+        for _ in range(20):
+            day = (DEMO_NOW - timedelta(days=self.rng.randint(*days_back))).date()
+            if is_working_day(day):
+                break
+        instant = datetime(day.year, day.month, day.day, self.rng.randint(9, 16), self.rng.choice([0, 15, 30, 45]),
+                           tzinfo=PARIS)
+        return max(instant, after)
+
+    def actor(self, role: str, consultant: str | None) -> commands.Actor:
+        if role == "officer":
+            return self.officer
+        if role == "head":
+            return self.cast.head
+        if role == "finance":
+            return self.cast.finance
+        if role == "consultant":
+            return self.cast.consultant(consultant)
+        if role == "applicant":
+            return self.cast.applicant(self.siren)
+        raise ValueError(role)
 
     def do(self, fn, role: str, **kwargs):
-        actor = commands.Actor(ROLE_NAMES.get(role, role), role)
-        if role == "consultant":
-            actor = commands.Actor(kwargs.pop("_consultant"), "consultant")
+        actor = self.actor(role, kwargs.pop("_consultant", None))
         with self.uow_factory() as uow:
             out = fn(uow=uow, clock=self.clock, actor=actor,
                      **({"dossier_id": self.dossier_id} if self.dossier_id else {}), **kwargs)
@@ -93,13 +179,14 @@ def _play(life: _Life, target: str, start: datetime, siren: str | None = None) -
     t = start
     step = lambda days, hours=0: t + timedelta(days=days, hours=hours)  # noqa: E731
     company = _company(rng, target, siren)
+    life.siren = company["siren"]
     prior = []
     if rng.random() < 0.2:
         prior = [{"granted_on": (start - timedelta(days=rng.randint(60, 700))).date().isoformat(),
                   "amount": f"{rng.choice([20000, 60000, 120000, 185000])}.00"}]
     life.at(t)
     if target == "draft":
-        out = life.do(commands.start_candidacy, "applicant", programme_id="occitanie-prif", company=company,
+        out = life.do(commands.start_candidacy, "applicant", programme_id=DEMO_PROGRAMME, company=company,
                       de_minimis_prior=prior, documents=["kbis", "rib"])
         life.dossier_id = out.dossier_id
         return
@@ -107,7 +194,7 @@ def _play(life: _Life, target: str, start: datetime, siren: str | None = None) -
     docs = None
     if missing_tax:
         docs = ["kbis", "financial_statement", "social_certificate", "rib", "de_minimis_attestation", "consultant_quote"]
-    out = life.do(commands.submit_candidacy, "applicant", programme_id="occitanie-prif", company=company,
+    out = life.do(commands.submit_candidacy, "applicant", programme_id=DEMO_PROGRAMME, company=company,
                   de_minimis_prior=prior, documents=docs)
     life.dossier_id = out.dossier_id
     if target == "submitted":
@@ -159,7 +246,12 @@ def _play(life: _Life, target: str, start: datetime, siren: str | None = None) -
     p2_rate = rng.choice(["1000.00", "1150.00", "1200.00", "1300.00"])
     t = step(0, 1); life.at(t)
     life.do(commands.submit_action_plan, "applicant", phase2={"days": p2_days, "day_rate": p2_rate})
-    t = step(rng.randint(2, 8)); life.at(t)
+    t = step(rng.randint(2, 8))
+    if target == "ready_for_vote":
+        # Proposed in the last week before the demo instant: its session (14 days after the
+        # first proposal of that week) is still to come, its agenda still open.
+        t = life.recent(t, (1, 6))
+    life.at(t)
     # One council session per week of proposals: created by the first proposal of the week, its
     # agenda closes a week later, so every proposal of that week makes it.
     session_code = f"CP-{t:%G-S%V}"
@@ -174,28 +266,44 @@ def _play(life: _Life, target: str, start: datetime, siren: str | None = None) -
             raise
     if target == "ready_for_vote":
         return
-    t = step(15, 5); life.at(t)
+    # The council votes on the session's day (the session may have been created by another
+    # proposal of the same week, earlier or later than this one).
+    with life.uow_factory() as uow:
+        session_date = uow.session.scalar(select(m.CouncilSession.session_date)
+                                          .where(m.CouncilSession.code == session_code))
+    t = max(step(0, 1), datetime(session_date.year, session_date.month, session_date.day, 14, 30, tzinfo=PARIS))
+    life.at(t)
     if target == "rejected":
         life.do(commands.record_vote, "head", session=session_code, outcome="rejected",
                 deliberation=f"CP/{t:%Y-%m}/{rng.randint(1, 90)}")
         return
     life.do(commands.record_vote, "head", session=session_code, outcome="approved",
             deliberation=f"CP/{t:%Y-%m}/{rng.randint(1, 90)}")
-    if target == "approved":
+    if target == "approved" and not life.pending_claim:
         return
     # Phase 1 paid on its invoices, then the phase-2 advance, then (for closed) the balance.
-    t = step(rng.randint(5, 20)); life.at(t)
+    t = step(rng.randint(5, 20))
+    if target == "approved":  # the phase-1 claim is waiting for finance
+        t = life.recent(t, (2, 20))
+    life.at(t)
     life.do(commands.claim_payment, "applicant", phase=1, kind="final",
             invoices=[{"date": (t - timedelta(days=3)).date().isoformat(), "days": p1_days, "day_rate": p1_rate}])
+    if target == "approved":
+        return
     t = step(3); life.at(t)
     life.do(commands.pay, "finance")
-    t = step(rng.randint(5, 30)); life.at(t)
+    t = step(rng.randint(5, 30))
+    if target == "in_payment" and life.pending_claim:  # the advance claim is waiting for finance
+        t = life.recent(t, (2, 20))
+    life.at(t)
     with life.uow_factory() as uow:
         d = uow.dossier(life.dossier_id)
         aid2 = Decimal(next(line["aid"] for line in d.voted["lines"] if line["phase"] == 2))
     advance = (aid2 * Decimal(rng.choice(["0.30", "0.50", "0.70"]))).quantize(Decimal("0.01"))
     if advance > 0:
         life.do(commands.claim_payment, "applicant", phase=2, kind="advance", amount=str(advance))
+        if target == "in_payment" and life.pending_claim:
+            return
         t = step(4); life.at(t)
         life.do(commands.pay, "finance")
     if target == "in_payment":
@@ -221,6 +329,8 @@ def _start_for(rng: random.Random, target: str) -> datetime:
 
 
 def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021) -> dict:
+    """Play `dossiers` generated lives (seeded) as the demo users, up to the demo instant, then
+    sweep as of that instant. The report's counts are read after everything, sweep included."""
     rng = random.Random(seed)
     clock = FrozenClock(DEMO_NOW)
     with uow_factory() as uow:
@@ -236,26 +346,69 @@ def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021) -> dict:
         siren = DEMO_APPLICANT_SIRENS[(i // 20) % len(DEMO_APPLICANT_SIRENS)] if i % 20 == 0 else None
         lives.append((_start_for(rng, target), target, siren, random.Random(rng.random())))
     lives.sort(key=lambda x: x[0])
-    counts: dict[str, int] = {}
+    # The accounts exist before the first life starts; the demo then acts as them.
+    clock.set(lives[0][0] - timedelta(days=1) if lives else DEMO_NOW)
+    seeded_users = seed_demo_users(uow_factory, clock)
+    cast = demo_cast(uow_factory)
     commands_run = 0
     refused = []
-    for start, target, siren, life_rng in lives:
-        life = _Life(life_rng, uow_factory, clock)
+    cut_short = 0
+    dossier_ids = []
+    seen: dict[str, int] = {}
+    for n, (start, target, siren, life_rng) in enumerate(lives):
+        k = seen[target] = seen.get(target, -1) + 1
+        every = PENDING_CLAIM_EVERY.get(target)
+        life = _Life(life_rng, uow_factory, clock, cast, cast.officers[n % len(cast.officers)],
+                     pending_claim=bool(every) and k % every == 0)
         try:
             _play(life, target, start, siren)
         except RuleViolation as exc:
             refused.append({"target": target, "rule": exc.rule, "message": exc.message})
+        except DemoInstantReached:
+            cut_short += 1
         commands_run += life.commands_run
         if life.dossier_id:
-            with uow_factory() as uow:
-                state = uow.dossier(life.dossier_id).status
-            counts[state] = counts.get(state, 0) + 1
-    # Bring every dossier to the demo date: reminders due by then go out.
+            dossier_ids.append(life.dossier_id)
+    # Bring every dossier to the demo date: reminders due by then go out, requests lapse.
     clock.set(DEMO_NOW)
     report = sweep(uow_factory=uow_factory, clock=clock)
-    from services.users import seed_demo_users
+    with uow_factory() as uow:
+        return {"as_of": DEMO_NOW.isoformat(), "programmes_recorded": programmes, "dossiers": len(dossier_ids),
+                "by_state": demo_state_counts(uow, dossier_ids), "commands": commands_run, "refused": refused,
+                "cut_short_by_demo_instant": cut_short, "sweep": report.as_dict(),
+                "at_demo_instant": demo_worklists(uow, dossier_ids, DEMO_NOW), "users": seeded_users}
 
-    seeded_users = seed_demo_users(uow_factory)
-    return {"as_of": DEMO_NOW.isoformat(), "programmes_recorded": programmes, "dossiers": sum(counts.values()),
-            "by_state": dict(sorted(counts.items())), "commands": commands_run, "refused": refused,
-            "sweep": report.as_dict(), "users": seeded_users}
+
+def demo_state_counts(uow, dossier_ids: list[int]) -> dict[str, int]:
+    """The states of these dossiers, as they stand now (read from the database)."""
+    counts: dict[str, int] = {}
+    for chunk in _chunks(dossier_ids):
+        for state, n in uow.session.execute(select(m.Dossier.status, func.count()).where(m.Dossier.id.in_(chunk))
+                                            .group_by(m.Dossier.status)):
+            counts[state] = counts.get(state, 0) + n
+    return dict(sorted(counts.items()))
+
+
+def demo_worklists(uow, dossier_ids: list[int], now: datetime) -> dict:
+    """What the head of service and finance find waiting at the demo instant: the dossiers
+    proposed for a vote, by session (date after `now` or not), and the pending payment claims."""
+    today = now.astimezone(PARIS).date()
+    sessions: dict[str, dict] = {}
+    pending = 0
+    for chunk in _chunks(dossier_ids):
+        for code, day, n in uow.session.execute(
+                select(m.CouncilSession.code, m.CouncilSession.session_date, func.count())
+                .join(m.Dossier, m.Dossier.session_id == m.CouncilSession.id)
+                .where(m.Dossier.id.in_(chunk), m.Dossier.status == "ready_for_vote")
+                .group_by(m.CouncilSession.code, m.CouncilSession.session_date)):
+            entry = sessions.setdefault(code, {"session_date": day.isoformat(), "upcoming": day > today, "dossiers": 0})
+            entry["dossiers"] += n
+        pending += uow.session.scalar(select(func.count()).select_from(m.PaymentClaim)
+                                      .where(m.PaymentClaim.dossier_id.in_(chunk), m.PaymentClaim.status == "pending"))
+    return {"sessions_with_dossiers_to_vote": dict(sorted(sessions.items())),
+            "pending_payment_claims": pending}
+
+
+def _chunks(ids: list[int], size: int = 500):
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
