@@ -134,8 +134,10 @@ def start_server(url: str, folder: Path, port: int, workers: int) -> subprocess.
     env = {**os.environ, "USINE_DATABASE_URL": url, "USINE_STORAGE_DIR": str(folder / "documents"),
            "USINE_SECRET_KEY": secrets.token_hex(32), "USINE_CLOCK_START": CLOCK_START,
            "USINE_VAR_DIR": str(folder), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    from api.server import uvicorn_args
+
+    cmd = [sys.executable, "-m", "uvicorn", *uvicorn_args(host="127.0.0.1", port=port, workers=workers),
+           "--log-level", "warning", "--no-access-log"]
     return subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent)
 
 

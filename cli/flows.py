@@ -417,8 +417,10 @@ def serve_command(host: str = typer.Option("127.0.0.1", "--host", help="Adresse 
                 typer.echo("[usine serve] api/app.py absent : API non démarrée.")
             else:
                 typer.echo(f"[usine serve] API : http://{host}:{api_port}")
-                children.append(_Child("API", [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-                                               "--host", host, "--port", str(api_port)], env, cwd))
+                from api.server import uvicorn_args
+
+                children.append(_Child("API", [sys.executable, "-m", "uvicorn",
+                                               *uvicorn_args(host=host, port=api_port)], env, cwd))
         typer.echo("[usine serve] prêt — Ctrl-C pour tout arrêter.")
         while True:
             for child in children:
