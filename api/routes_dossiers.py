@@ -15,7 +15,7 @@ from api.schemas import CandidacyIn, ClaimOut, CommandOut, DossierOut, DossierPa
 from db import models as m
 from services import commands
 from services.commands import Actor
-from services.history import describe
+from services.wording import describe
 from services.queries import dossier_summary, history
 from services.search import SORTS, DossierQuery, search_dossiers
 from states.lifecycle import STATE_LABELS, STATES, allowed_triggers

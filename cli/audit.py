@@ -53,7 +53,7 @@ def verify(dossier: str = typer.Option(None, "--dossier", help="Identifiant ou r
     """Check every hash chain, every dossier against its history and every anchored head; name each
     edited, removed, inserted or reordered event and each deleted dossier. Exit 1 when anything is wrong."""
     from services.audit.verify import verify_database
-    from services.audit.wording import fr_value
+    from services.wording import fr_value
     from services.runtime import default_uow_factory
 
     factory = default_uow_factory()

@@ -6,9 +6,9 @@ import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from notifications.rendering import DOCUMENT_LABELS
 from rules.calendar import PARIS
 from states.lifecycle import STATE_LABELS, TRANSITIONS
+from services.wording import CLAIM_KIND_LABELS, KIND_LABELS, OUTCOME_LABELS  # noqa: F401  (the labels' one place)
 
 NBSP = "\u00a0"
 NNBSP = "\u202f"  # the narrow no-break space French uses between thousands
@@ -19,7 +19,6 @@ ROLE_LABELS = {
     "admin": "administrateur", "system": "Usine (automatique)",
 }
 
-KIND_LABELS = {**DOCUMENT_LABELS, "other": "autre pièce"}
 
 RULE_LABELS = {
     "window_closed": "fenêtre de l'AMI fermée", "size": "taille de l'entreprise", "first_fy": "premier exercice",
@@ -42,8 +41,6 @@ for _t in TRANSITIONS:
 TRIGGER_LABELS.update({"start_candidacy": "candidature commencée (brouillon)", "record_vote": "vote en séance",
                        "close": "clôture"})
 
-OUTCOME_LABELS = {"approved": "favorable", "rejected": "défavorable", "adjourned": "ajourné"}
-CLAIM_KIND_LABELS = {"advance": "avance", "final": "solde"}
 CLAIM_STATUS_LABELS = {"pending": "en attente", "paid": "payée"}
 REVIEW_LABELS = {"pending": "en attente d'examen", "accepted": "acceptée", "refused": "refusée"}
 NOTIFICATION_STATUS_LABELS = {"queued": "en file d'envoi", "sent": "envoyé", "dead": "échec définitif"}

@@ -19,7 +19,7 @@ from services.search import in_scope
 from web.app import PREFIX, render
 from web.auth import Forbidden, WebUser, current_user
 from web.dossier_view import OutOfScope, scoped_dossier
-from web.timeline import describe
+from services.wording import describe
 
 router = APIRouter()
 

@@ -26,6 +26,7 @@ from services.audit.records import iso, load_events
 from services.audit.replay import diff, replay_events, stored_state
 from services.audit.verify import verify_events
 from services.events import canonical_json
+from services.wording import describe
 from states.lifecycle import STATE_LABELS
 
 SCHEMA_VERSION = "1.0.0"
@@ -34,12 +35,7 @@ SCHEMA_PATH = Path(__file__).parent / "schema" / "dossier-history.v1.schema.json
 
 
 def _summary(e: dict) -> str:
-    from services.history import _what
-
-    try:
-        return _what(e)
-    except Exception:  # a tampered event must still export
-        return e["command"]
+    return describe(e)  # never raises: a tampered event must still export
 
 
 def export_dossier(session, dossier_id: int, *, clock, catalogue: Catalogue | None = None,

@@ -20,7 +20,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from notifications.rendering import DOCUMENT_LABELS, euros
-from services.audit.wording import describe, fr_day, fr_instant, fr_value
+from services.wording import describe, fr_day, fr_instant, fr_value
 from services.history import ROLE_LABELS
 from states.lifecycle import STATE_LABELS
 

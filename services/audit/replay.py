@@ -30,7 +30,7 @@ from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import InvalidInput, RuleViolation
 from rules.money import InvoiceLine, assess_final_claim, check_advance
 from services.audit.records import EventRecord, iso, load_events_for_replay
-from services.audit.wording import fr_day, fr_instant
+from services.wording import fr_day, fr_instant
 from states.lifecycle import STATE_LABELS, TRANSITIONS
 
 ZERO = Decimal("0.00")

@@ -36,7 +36,7 @@ from sqlalchemy import select
 
 from db import models as m
 from services.audit.records import EventRecord
-from services.audit.wording import fr_instant
+from services.wording import fr_instant
 from services.events import GENESIS, hash_of
 from states.lifecycle import STATES
 

@@ -1,7 +1,7 @@
-"""French wording of what the auditor reads (PDF export, refusals, discrepancy details): dates as
-25/03/2021, instants as 25/03/2021 09:00 in Europe/Paris time, euros as « 17 500,00 € », and a
-French reading of each event. The JSON exports keep ISO 8601 (machines read them); only what
-people read is written here."""
+"""French wording of what people read: dates as 25/03/2021, instants as 25/03/2021 09:00 in
+Europe/Paris time, euros as « 17 500,00 € », and the one French reading of each event, shared by
+the CLI history, the web timeline, the API's event list, the auditor's PDF and the JSON export's
+summaries. The JSON exports keep ISO 8601 for their values (machines read them)."""
 from __future__ import annotations
 
 import re
@@ -65,30 +65,41 @@ def _eur(value) -> str:
         return str(value)
 
 
+KIND_LABELS = {**DOCUMENT_LABELS, "other": "autre pièce"}
+
+
 def _kinds(kinds) -> str:
-    return ", ".join(DOCUMENT_LABELS.get(k, k) for k in kinds or [])
+    return ", ".join(KIND_LABELS.get(k, k) for k in kinds or [])
 
 
 def describe(e: dict) -> str:
-    """One event (as exported: `command`, `data`) read in French."""
+    """One event (`command`, `data`, as stored or exported) read in French. Never raises: an
+    event whose data is not what its command writes (a tampered one) is named by its command."""
+    try:
+        return _describe(e)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return e.get("command", "?")
+
+
+def _describe(e: dict) -> str:
     d = e.get("data") or {}
     c = e["command"]
     if c == "start_candidacy":
         return "Candidature commencée (brouillon)."
     if c == "submit_candidacy":
         n = len(d.get("documents", []))
-        return f"Candidature déposée ({d.get('programme', '')})" + (f", {n} pièce(s)." if n else ".")
+        return f"Candidature déposée au programme {d.get('programme', '')}" + (f", avec {n} pièce(s)." if n else ".")
     if c == "take_for_review":
         return f"Prise en instruction par {d.get('officer')}." if d.get("officer") else "Prise en instruction."
     if c == "request_documents":
         return f"Pièces demandées : {_kinds(d.get('kinds'))} — caducité le {fr_day(d.get('lapse_on'))} sans réponse."
     if c == "provide_documents":
-        docs = ", ".join(f"{DOCUMENT_LABELS.get(x['kind'], x['kind'])} (v{x['version']})" for x in d.get("documents", []))
+        docs = ", ".join(f"{KIND_LABELS.get(x['kind'], x['kind'])} (v{x['version']})" for x in d.get("documents", []))
         extra = " Demande de pièces satisfaite." if d.get("fulfilled_requests") else ""
         return f"Pièces déposées : {docs}.{extra}"
     if c == "review_document":
         verdict = "acceptée" if d.get("decision") == "accepted" else "refusée"
-        return f"Pièce {DOCUMENT_LABELS.get(d.get('kind'), d.get('kind'))} (v{d.get('version')}) {verdict}."
+        return f"Pièce {KIND_LABELS.get(d.get('kind'), d.get('kind'))} (v{d.get('version')}) {verdict}."
     if c == "declare_eligible":
         p = d.get("phase1") or {}
         return (f"Déclaré éligible ({SIZE_LABELS.get(d.get('size_class'), d.get('size_class'))}) ; prestataire "
