@@ -71,3 +71,22 @@ def row_counts(uow_factory) -> dict[str, int]:
         out["dossier_versions"] = tuple(uow.session.scalars(select(m.Dossier.version).order_by(m.Dossier.id)))
         out["states"] = tuple(uow.session.scalars(select(m.Dossier.status).order_by(m.Dossier.id)))
     return out
+
+
+def stop_with_ctrl_c(process, log=None, timeout: float = 120) -> int | None:
+    """Stop a `usine serve` started in its own process group as a user would (Ctrl-C), killing the
+    group if it does not stop in time; closes its log. The exit code, or None when it was killed."""
+    import os
+    import signal
+    import subprocess
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        code = None
+    if log is not None:
+        log.close()
+    return code

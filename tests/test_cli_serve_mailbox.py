@@ -5,7 +5,6 @@ server, real flows (the delivery schedule set to every minute); about a minute a
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from notifications.sink import Mailbox, port_in_use
+from tests.helpers import stop_with_ctrl_c
 from tests.smtp_sink import free_port
 
 pytestmark = pytest.mark.prefect
@@ -59,14 +59,7 @@ def test_usine_serve_delivers_the_demo_letters_into_its_local_mailbox(tmp_path):
         assert len(box) == queued, f"{len(box)} of {queued} letters in the mailbox\n{output}"
         assert "boîte locale démarrée" in output
     finally:
-        if serve.poll() is None:
-            serve.send_signal(signal.SIGINT)
-        try:
-            code = serve.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.pid, signal.SIGKILL)
-            code = None
-        log.close()
+        code = stop_with_ctrl_c(serve, log)  # Ctrl-C
     output = log_path.read_text()
     assert code == 0, output
     assert "[usine serve] serveur SMTP local arrêté (code 0)." in output

@@ -5,7 +5,6 @@ server, then stops everything with Ctrl-C (SIGINT). Takes about a minute."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import time
 import httpx
 import pytest
 
+from tests.helpers import stop_with_ctrl_c
 from tests.smtp_sink import free_port
 
 pytestmark = pytest.mark.prefect
@@ -67,14 +67,7 @@ def test_usine_serve_fires_the_scheduled_sweep_on_its_local_prefect_server_and_s
         assert any((tmp_path / "var" / "prefect").glob("*.db"))
         assert "Balayage au" in (tmp_path / "serve.log").read_text()
     finally:
-        if serve.poll() is None:
-            serve.send_signal(signal.SIGINT)   # Ctrl-C
-        try:
-            code = serve.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.pid, signal.SIGKILL)
-            code = None
-        log.close()
+        code = stop_with_ctrl_c(serve, log)  # Ctrl-C
     output = (tmp_path / "serve.log").read_text()
     assert code == 0, output
     assert "SIGINT reçu : arrêt." in output
