@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from db import models as m
 from notifications.rendering import render
@@ -47,6 +49,10 @@ def notification_row(*, kind: str, dedupe_key: str, now: datetime, recipient: di
 
 NOTIFICATIONS = m.Notification.__table__
 _QUEUED_KEYS = "usine.queued_dedupe_keys"
+_INSERT_ONCE = {
+    "sqlite": sqlite_insert(NOTIFICATIONS).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+    "postgresql": postgresql_insert(NOTIFICATIONS).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+}
 _QUEUED_WITH_KEY = select(NOTIFICATIONS.c.id).where(NOTIFICATIONS.c.dedupe_key == bindparam("dedupe_key"))
 
 
@@ -55,16 +61,22 @@ def enqueue(session, *, kind: str, dedupe_key: str, now: datetime, recipient: di
     """Queue one message in the session's transaction; None when a message with this key was
     already queued (idempotent). The row goes in with one Core INSERT: the outbox is append-only
     here, so it needs no place in the ORM's identity map, and the command's flush stays small.
-    A concurrent writer that queued the same key first makes the INSERT raise IntegrityError."""
+    On SQLite and PostgreSQL the duplicate check is the INSERT itself (ON CONFLICT DO NOTHING)."""
     queued = session.info.setdefault(_QUEUED_KEYS, set())
     if dedupe_key in queued:
         return None
-    with session.no_autoflush:
-        exists = session.scalar(_QUEUED_WITH_KEY, {"dedupe_key": dedupe_key})
-    if exists is not None:
-        return None
     row = notification_row(kind=kind, dedupe_key=dedupe_key, now=now, recipient=recipient, context=context,
                            dossier_id=dossier.id if dossier is not None else None)
-    session.execute(insert(NOTIFICATIONS), [row])
+    insert_once = _INSERT_ONCE.get(session.get_bind().dialect.name)
+    if insert_once is not None:
+        # One statement: the unique key refuses a second copy without an error, so a key queued
+        # by an earlier transaction (or a concurrent one, once it commits) leaves this one intact.
+        if session.execute(insert_once, row).rowcount == 0:
+            return None
+    else:
+        with session.no_autoflush:
+            if session.scalar(_QUEUED_WITH_KEY, {"dedupe_key": dedupe_key}) is not None:
+                return None
+        session.execute(insert(NOTIFICATIONS), [row])
     queued.add(dedupe_key)
     return row

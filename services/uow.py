@@ -17,13 +17,23 @@ from services.storage import FileStorage, InMemoryStorage, Storage
 _DOSSIER_BY_ID = select(m.Dossier).where(m.Dossier.id == bindparam("dossier_id"))
 
 
+_LOADED = "usine.loaded_dossiers"
+
+
 def load_dossier(session: Session, dossier_id: int) -> m.Dossier | None:
-    """`session.get(m.Dossier, id)`, at half the cost: the identity map first, then a statement
-    built once (`Session.get` builds and keys a new one at every call)."""
-    held = session.identity_map.get(identity_key(m.Dossier, dossier_id))
+    """`session.get(m.Dossier, id)`, at half the cost: what this unit of work already loaded,
+    then a statement built once (`Session.get` builds and keys a new one at every call). The
+    session holds what it loaded (its identity map keeps only weak references): the API's scope
+    check and the command it guards read the dossier once."""
+    loaded = session.info.setdefault(_LOADED, {})
+    held = loaded.get(dossier_id)
+    if held is None:
+        held = session.identity_map.get(identity_key(m.Dossier, dossier_id))
+    if held is None:
+        held = session.execute(_DOSSIER_BY_ID, {"dossier_id": dossier_id}).scalar_one_or_none()
     if held is not None:
-        return held
-    return session.execute(_DOSSIER_BY_ID, {"dossier_id": dossier_id}).scalar_one_or_none()
+        loaded[dossier_id] = held
+    return held
 
 
 class UnitOfWork:
