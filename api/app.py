@@ -34,7 +34,7 @@ fois et reçoit la même réponse (en-tête `Idempotent-Replayed: true`).
 
 ROUTERS = ("api.routes_health", "api.routes_auth", "api.routes_programmes", "api.routes_companies",
            "api.routes_dossiers", "api.routes_commands", "api.routes_documents", "api.routes_payments",
-           "api.routes_council", "api.routes_users")
+           "api.routes_council", "api.routes_users", "api.routes_opendata")
 # Routers written by other rooms, included when their module exists.
 OPTIONAL_ROUTERS = ("api.routes_audit",)
 

@@ -231,9 +231,9 @@ def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer
 
 def register_extensions() -> None:
     """Commands of the other rooms (flows, API and users, audit), each in its own module."""
-    from cli import api, audit, flows
+    from cli import api, audit, flows, opendata
 
-    for module in (flows, api, audit):
+    for module in (flows, api, audit, opendata):
         module.register(app)
 
 
