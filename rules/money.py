@@ -318,8 +318,10 @@ class ClaimAssessment:
 def assess_final_claim(programme: Programme, *, phase: int, invoices: list[InvoiceLine],
                        voted_aid: Decimal, voted_expense: Decimal) -> ClaimAssessment:
     """Pro rata of justified expense: each invoice line at min(day rate, cap); lines dated after
-    the expense cut-off (Europe/Paris calendar day, inclusive) do not count; at least the
-    phase's minimum days must be justified; the aid never exceeds what was voted."""
+    the expense cut-off (Europe/Paris calendar day, inclusive) do not count — they are cut, never
+    refused, even when every line is late (the justified aid is then 0, and what the phase
+    received is recovered); the service must have lasted the phase's minimum days (the days
+    invoiced, whenever they were worked); the aid never exceeds what was voted."""
     cap = programme.require(programme.money.day_rate_cap, "money.day_rate_cap")
     cutoff = programme.money.expense_cutoff
     rate = programme.require(programme.phase(phase).rate, f"phases[{phase}].rate")
@@ -349,13 +351,10 @@ def assess_final_claim(programme: Programme, *, phase: int, invoices: list[Invoi
     if cutoff_cut > 0:
         adjustments.append(Adjustment("expense_cutoff", phase, "expense", cutoff_cut,
                                       f"dépenses après le {cutoff.strftime('%d/%m/%Y')} non éligibles"))
-    if days == 0 and cutoff_cut > 0:
-        raise RuleViolation("expense_cutoff",
-                            f"Aucune dépense de la demande n'est antérieure à la date limite du {cutoff.strftime('%d/%m/%Y')}.",
-                            field="invoices")
-    if days < min_days:
+    performed = sum(line.days for line in invoices)
+    if performed < min_days:
         raise RuleViolation("day_minimum",
-                            f"Phase {phase} : {days} jour(s) justifié(s) pour un minimum de {min_days} jours.",
+                            f"Phase {phase} : {performed} jour(s) facturé(s) pour un minimum de {min_days} jours.",
                             field="invoices")
     justified_expense = min(eligible, voted_expense)
     justified_aid = min(cents(justified_expense * rate), voted_aid)

@@ -627,6 +627,15 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
         if council is None or (cmd.dossier.session_id != council.id and not adjourned):
             raise NotAllowed(f"Le dossier n'est pas inscrit à l'ordre du jour de la séance « {session} ».",
                              field="session")
+        if adjourned:
+            # An adjourned dossier waits for the next session (SPEC §3): not the one that
+            # adjourned it, nor any session held on or before it.
+            adjourning = cmd.session.get(m.CouncilSession, cmd.dossier.session_id)
+            if adjourning is not None and (council.id == adjourning.id
+                                           or council.session_date <= adjourning.session_date):
+                raise NotAllowed(
+                    f"Le dossier a été ajourné par la séance « {adjourning.code} » du "
+                    f"{adjourning.session_date:%d/%m/%Y} : il est voté à une séance suivante.", field="session")
 
     def amounts_within_caps() -> None:
         # The de minimis ceiling is judged at the grant date: the vote.

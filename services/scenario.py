@@ -3,6 +3,7 @@ services on a fresh database, the service clock set to each step's instant."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -130,10 +131,35 @@ def _validate_expect(expect, where: str) -> None:
     unknown = set(expect) - EXPECT_KEYS
     if unknown:
         raise ScenarioFileError(f"{where}.{sorted(unknown)[0]}", f"attente inconnue (connues : {', '.join(sorted(EXPECT_KEYS))})")
-    if "notifications" in expect and not isinstance(expect["notifications"], dict):
-        raise ScenarioFileError(f"{where}.notifications", "un objet {type: nombre} est attendu")
-    if "aid" in expect and not isinstance(expect["aid"], dict):
-        raise ScenarioFileError(f"{where}.aid", "un objet {phase1, phase2, total} est attendu")
+    if "notifications" in expect:
+        counts = expect["notifications"]
+        if not isinstance(counts, dict):
+            raise ScenarioFileError(f"{where}.notifications", "un objet {type: nombre} est attendu")
+        for kind, n in counts.items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ScenarioFileError(f"{where}.notifications.{kind}", "un nombre entier positif ou nul est attendu")
+    if "aid" in expect:
+        if not isinstance(expect["aid"], dict):
+            raise ScenarioFileError(f"{where}.aid", "un objet {phase1, phase2, total} est attendu")
+        for key, amount in expect["aid"].items():
+            _expected_amount(amount, f"{where}.aid.{key}")
+    if "paid" in expect:
+        _expected_amount(expect["paid"], f"{where}.paid")
+    for key in ("state", "refused"):
+        if key in expect and not isinstance(expect[key], str):
+            raise ScenarioFileError(f"{where}.{key}", "une chaîne est attendue")
+    if "events" in expect and (isinstance(expect["events"], bool) or not isinstance(expect["events"], int)):
+        raise ScenarioFileError(f"{where}.events", "un nombre entier est attendu")
+
+
+_AMOUNT = re.compile(r"^-?\d+\.\d{2}$")
+
+
+def _expected_amount(value, where: str) -> None:
+    """Amounts in a scenario are strings of euros with two decimals (SCENARIOS.md): a number
+    would compare unequal to every amount, so the file is refused instead."""
+    if not isinstance(value, str) or not _AMOUNT.match(value):
+        raise ScenarioFileError(where, f"un montant en euros, chaîne à deux décimales, est attendu (ex. \"17500.00\"), reçu {value!r}")
 
 
 @dataclass

@@ -203,6 +203,13 @@ def test_an_adjourned_dossier_stays_ready_for_the_next_session(life):
     life.do("propose_for_vote", "officer", session="CP-2021-02")
     life.at("2021-02-16T10:00:00+01:00").do("record_vote", "head", session="CP-2021-02", outcome="adjourned")
     assert life.dossier().status == "ready_for_vote"
+    version = life.dossier().version
+    # Not the session that adjourned it (SPEC §3: "for the next session"), and nothing is written.
+    with pytest.raises(RuleViolation) as same_session:
+        life.at("2021-02-17T10:00:00+01:00").do("record_vote", "head", session="CP-2021-02", outcome="approved",
+                                                deliberation="CP/2021-02/9")
+    assert (same_session.value.rule, same_session.value.field) == ("not_allowed", "session")
+    assert (life.dossier().status, life.dossier().version) == ("ready_for_vote", version)
     life.at("2021-03-16T10:00:00+01:00").do("record_vote", "head", session="CP-2021-03", outcome="approved",
                                             deliberation="CP/2021-03/4")
     assert life.dossier().status == "approved"

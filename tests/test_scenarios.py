@@ -28,6 +28,36 @@ def test_golden_scenario_passes(path, database_url):
         assert result["final"]["history_verified"] is True
 
 
+# Twenty more lives, written from SPEC.md alone by a reviewer who did not read the code, with
+# hand-computed figures: de minimis under both regulations around 1 January 2024, the advance cap
+# to the cent, recovery orders, Paris midnight at the cut-off and at the window, holidays moving
+# reminders, withdrawals, wrong roles, an adjourned vote.
+AUDITED = sorted((Path(__file__).parent / "scenarios").glob("audit-*.json"))
+
+
+def test_the_audited_scenarios_are_there():
+    assert len(AUDITED) == 20
+
+
+@pytest.mark.parametrize("path", AUDITED, ids=lambda p: p.stem)
+def test_audited_scenario_passes(path, database_url):
+    result = run_file(path, database_url=database_url)
+    assert result["expectations"]["failures"] == []
+    assert result["expectations"]["passed"] > 0
+    if result["final"]["state"] is not None:  # no dossier when every candidacy was refused
+        assert result["final"]["history_verified"] is True
+
+
+def test_a_number_where_an_amount_is_expected_makes_the_file_invalid(tmp_path):
+    doc = json.loads((SHARED / "golden-1-sme-full-life.json").read_text("utf-8"))
+    doc["steps"][10]["expect"]["paid"] = 5500.0
+    path = tmp_path / "float.json"
+    path.write_text(json.dumps(doc), "utf-8")
+    with pytest.raises(ScenarioFileError) as invalid:
+        run_file(path)
+    assert invalid.value.where == "steps[10].expect.paid"
+
+
 def test_the_output_carries_per_step_figures_and_the_final_record():
     result = run_file(SHARED / "golden-1-sme-full-life.json")
     step = result["steps"][11]
