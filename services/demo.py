@@ -28,7 +28,7 @@ from services import commands
 from services.clock import FrozenClock
 from services.programme_sync import sync_programmes
 from services.sweep import sweep
-from services.users import DEMO_APPLICANT_SIRENS, DEMO_USERS, actor_for, get_user, seed_demo_users
+from services.users import DEMO_APPLICANT_SIRENS, DEMO_COMPANIES, DEMO_USERS, actor_for, get_user, seed_demo_users
 
 DEMO_NOW = datetime(2022, 6, 15, 9, 0, tzinfo=PARIS)
 
@@ -164,13 +164,16 @@ def _company(rng: random.Random, target: str, siren: str | None = None) -> dict:
     if target == "rejected" and rng.random() < 0.5:
         employees = rng.choice([5200, 6400])
     name = f"{rng.choice(NAMES)} {rng.choice(PLACES)} {rng.choice(FORMS)}"
+    email = f"contact@{name.split()[0].lower().replace('é', 'e').replace('ô', 'o')}-{rng.randint(10, 99)}.example.fr"
+    if siren in DEMO_COMPANIES:  # a seeded applicant's company keeps its name and address
+        name, email = DEMO_COMPANIES[siren]["name"], DEMO_COMPANIES[siren]["email"]
     return {
         "siren": siren or luhn_siren(rng), "name": name, "employees": employees,
         "equity": f"{rng.choice([15000, 40000, 90000, 150000, 300000, 1200000])}.00",
         "region": "Occitanie", "first_fy_months": rng.choice([12, 18, 24, 36, 60]),
         "in_difficulty": False, "tax_social_up_to_date": True,
         "activity": rng.choice(["industrial"] * 8 + ["ess_ei_ea", "ess_production_50"]),
-        "email": f"contact@{name.split()[0].lower().replace('é', 'e').replace('ô', 'o')}-{rng.randint(10, 99)}.example.fr",
+        "email": email,
     }
 
 

@@ -30,6 +30,11 @@ PASSWORD_MAX = 256
 # The companies the demo's applicants act for (Luhn-valid SIRENs). The demo loader creates
 # dossiers for them so that `entreprise.garonne` and `entreprise.gironde` have something to see.
 DEMO_APPLICANT_SIRENS = ("732829320", "443061841")
+# The demo applicants' companies, as their candidacies name them (one SIREN, one name).
+DEMO_COMPANIES = {
+    "732829320": {"name": "Atelier Garonne SAS", "email": "contact@atelier-garonne.example.fr"},
+    "443061841": {"name": "Gironde Usinage SARL", "email": "contact@gironde-usinage.example.fr"},
+}
 # The one password of every demo user. Demo and training workspaces only.
 DEMO_PASSWORD = "demo-usine-2022"
 DEMO_USERS = (

@@ -107,3 +107,17 @@ def test_the_report_gives_the_states_after_the_final_sweep(uow_factory):
         in_db = dict(uow.session.execute(select(m.Dossier.status, func.count()).group_by(m.Dossier.status)).all())
     assert report["by_state"] == dict(sorted(in_db.items()))
     assert report["dossiers"] == sum(in_db.values()) == 24
+
+
+def test_the_demo_applicants_dossiers_name_their_own_company(uow_factory):
+    from services.users import DEMO_APPLICANT_SIRENS, DEMO_COMPANIES
+
+    load_demo(uow_factory, dossiers=60, seed=7)
+    with uow_factory() as uow:
+        for siren in DEMO_APPLICANT_SIRENS:
+            names = [d.company_facts["name"] for d in uow.session.scalars(select(m.Dossier))
+                     if d.company_facts["siren"] == siren]
+            assert names, siren
+            assert set(names) == {DEMO_COMPANIES[siren]["name"]}
+            company = uow.session.scalar(select(m.Company).where(m.Company.siren == siren))
+            assert company.name == DEMO_COMPANIES[siren]["name"]
