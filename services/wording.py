@@ -16,6 +16,16 @@ _ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z
 OUTCOME_LABELS = {"approved": "favorable", "rejected": "défavorable", "adjourned": "ajourné"}
 CLAIM_KIND_LABELS = {"advance": "avance", "final": "solde"}
 SIZE_LABELS = {"sme": "PME", "eti": "ETI"}
+REVIEW_LABELS = {"pending": "en attente d'examen", "accepted": "acceptée", "refused": "refusée"}
+NOTIFICATION_STATUS_LABELS = {"queued": "en file d'envoi", "sent": "envoyé", "dead": "échec définitif"}
+NOTIFICATION_KIND_LABELS = {
+    "candidacy_received": "accusé de réception", "documents_requested": "demande de pièces",
+    "documents_reminder": "relance", "documents_final_notice": "dernier rappel",
+    "eligibility_decision": "décision d'éligibilité", "vote_result": "résultat du vote",
+    "payment_issued": "paiement", "dossier_lapsed": "caducité", "dossier_closed": "clôture",
+    "daily_digest": "récapitulatif quotidien", "window_opening": "ouverture d'AMI", "window_closing": "clôture d'AMI",
+    "agenda_closing": "clôture d'ordre du jour",
+}
 
 
 def fr_day(value) -> str:

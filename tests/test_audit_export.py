@@ -137,6 +137,17 @@ def test_the_pdf_of_a_voted_dossier_shows_the_voted_aid_and_french_dates(uow_fac
     assert not ISO_TIME.search(content)
 
 
+def test_the_pdf_names_reviews_and_message_statuses_in_french(uow_factory, golden_1):
+    with uow_factory() as uow:
+        export = export_dossier(uow.session, golden_1, clock=NOW)
+    content = re.sub(r"\s+", " ", pdf_text(render_pdf(export)))  # table cells wrap
+    documents = content[content.index("Pièces et empreintes"):content.index("Messages envoyés")]
+    messages = content[content.index("Messages envoyés"):]
+    assert "en attente d'examen" in documents and "pending" not in documents
+    assert "en file d'envoi" in messages and "queued" not in messages
+    assert "accusé de réception" in messages and "candidacy_received" not in messages
+
+
 def test_the_pdf_prints_the_dates_of_document_requests_and_rule_checks_in_french(uow_factory):
     dossier = play(uow_factory, "golden-9-document-chase-lapse")
     with uow_factory.engine.begin() as conn:  # a lapse date the rules do not give: a discrepancy with dates

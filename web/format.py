@@ -8,7 +8,8 @@ from decimal import Decimal, InvalidOperation
 
 from rules.calendar import PARIS
 from states.lifecycle import STATE_LABELS, TRANSITIONS
-from services.wording import CLAIM_KIND_LABELS, KIND_LABELS, OUTCOME_LABELS  # noqa: F401  (the labels' one place)
+from services.wording import (CLAIM_KIND_LABELS, KIND_LABELS, NOTIFICATION_KIND_LABELS,  # noqa: F401
+                             NOTIFICATION_STATUS_LABELS, OUTCOME_LABELS, REVIEW_LABELS)  # (the labels' one place)
 
 NBSP = "\u00a0"
 NNBSP = "\u202f"  # the narrow no-break space French uses between thousands
@@ -42,18 +43,8 @@ TRIGGER_LABELS.update({"start_candidacy": "candidature commencée (brouillon)", 
                        "close": "clôture"})
 
 CLAIM_STATUS_LABELS = {"pending": "en attente", "paid": "payée"}
-REVIEW_LABELS = {"pending": "en attente d'examen", "accepted": "acceptée", "refused": "refusée"}
-NOTIFICATION_STATUS_LABELS = {"queued": "en file d'envoi", "sent": "envoyé", "dead": "échec définitif"}
 SIZE_LABELS = {"sme": "PME", "eti": "ETI", None: "non déterminée"}
 LEGAL_BASIS_LABELS = {"de_minimis": "de minimis", "SA.40453": "régime exempté SA.40453 (RGEC)"}
-NOTIFICATION_KIND_LABELS = {
-    "candidacy_received": "accusé de réception", "documents_requested": "demande de pièces",
-    "documents_reminder": "relance", "documents_final_notice": "dernier rappel",
-    "eligibility_decision": "décision d'éligibilité", "vote_result": "résultat du vote",
-    "payment_issued": "paiement", "dossier_lapsed": "caducité", "dossier_closed": "clôture",
-    "daily_digest": "récapitulatif quotidien", "window_opening": "ouverture d'AMI", "window_closing": "clôture d'AMI",
-    "agenda_closing": "clôture d'ordre du jour",
-}
 
 
 def _group(digits: str) -> str:

@@ -20,7 +20,8 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from notifications.rendering import DOCUMENT_LABELS, euros
-from services.wording import describe, fr_day, fr_instant, fr_value
+from services.wording import (NOTIFICATION_KIND_LABELS, NOTIFICATION_STATUS_LABELS, REVIEW_LABELS, describe,
+                             fr_day, fr_instant, fr_value)
 from services.history import ROLE_LABELS
 from states.lifecycle import STATE_LABELS
 
@@ -247,7 +248,8 @@ def render_pdf(export: dict) -> bytes:
     story.append(Paragraph("Pièces et empreintes SHA-256", st["h2"]))
     rows = [["Pièce", "V.", "Déposée", "Examen", "SHA-256"]]
     for x in export["documents"]:
-        review = x["review_status"] + (f" — {x['review_reason']}" if x.get("review_reason") else "")
+        review = REVIEW_LABELS.get(x["review_status"], x["review_status"]) + (
+            f" — {x['review_reason']}" if x.get("review_reason") else "")
         rows.append([f"{DOCUMENT_LABELS.get(x['kind'], x['kind'])} ({x['filename']}, {x['size']} o)", str(x["version"]),
                      f"{_when(x['uploaded_at'])}, {x['uploaded_by']}", review, _mono(x["sha256"], st)])
     if len(rows) == 1:
@@ -258,9 +260,10 @@ def render_pdf(export: dict) -> bytes:
     story.append(Paragraph("Messages envoyés", st["h2"]))
     rows = [["Date", "Message", "Destinataire", "Statut", "Empreinte du modèle"]]
     for n in export["notifications"]:
-        rows.append([_when(n["created_at"]), f"{n['kind']} — {n['subject']}",
+        status = NOTIFICATION_STATUS_LABELS.get(n["status"], n["status"])
+        rows.append([_when(n["created_at"]), f"{NOTIFICATION_KIND_LABELS.get(n['kind'], n['kind'])} — {n['subject']}",
                      f"{n.get('recipient_name') or ''} <{n.get('recipient_address') or ''}>",
-                     n["status"] + (f" le {_when(n['sent_at'])}" if n.get("sent_at") else ""), _mono(n["template_hash"], st)])
+                     status + (f" le {_when(n['sent_at'])}" if n.get("sent_at") else ""), _mono(n["template_hash"], st)])
     if len(rows) == 1:
         rows.append(["aucun message", "", "", "", ""])
     story.append(_table(rows, [22 * mm, 50 * mm, 38 * mm, 22 * mm, width - 132 * mm], st))
