@@ -5,9 +5,13 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from api.files import BodyLimitMiddleware
 from api.problems import PROBLEM_JSON, TITLES, FieldError, ProblemDetails, install_problem_handlers
@@ -104,7 +108,7 @@ def create_app(*, uow_factory=None, clock=None, secret_key: str | None = None,
 
         uow_factory = uow_factory or runtime.default_uow_factory()
         clock = clock or runtime.default_clock()
-    app = FastAPI(title="Usine — API", version=VERSION, description=DESCRIPTION,
+    app = FastAPI(title="Usine — API", version=VERSION, description=DESCRIPTION, docs_url=None, redoc_url=None,
                   openapi_tags=[{"name": n} for n in ("authentification", "programmes", "entreprises", "dossiers",
                                                       "commandes", "pièces", "paiements", "séances",
                                                       "utilisateurs", "santé")])
@@ -125,8 +129,27 @@ def create_app(*, uow_factory=None, clock=None, secret_key: str | None = None,
             continue
         app.include_router(module.router)
     if os.environ.get("USINE_WEB", "1") != "0": importlib.import_module("web.app").mount_web(app, uow_factory=uow_factory, clock=clock)  # noqa: E701 — the web workspace at /ui (issue 6)
+    _install_docs(app)
     _complete_openapi(app)
     return app
+
+
+SWAGGER_DIR = Path(__file__).parent / "static" / "swagger"
+
+
+def _install_docs(app: FastAPI) -> None:
+    """`/docs`, the interactive OpenAPI page, served from files shipped with Usine (swagger-ui-dist,
+    Apache-2.0, under api/static/swagger/): FastAPI's default page loads them from a CDN, which a
+    regional network without internet access cannot reach — the page stayed blank."""
+    app.mount("/api-static/swagger", StaticFiles(directory=str(SWAGGER_DIR)), name="swagger")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} — documentation",
+                                   swagger_js_url="/api-static/swagger/swagger-ui-bundle.js",
+                                   swagger_css_url="/api-static/swagger/swagger-ui.css",
+                                   swagger_favicon_url="/api-static/swagger/favicon-32x32.png",
+                                   oauth2_redirect_url="/api-static/swagger/oauth2-redirect.html")
 
 
 def _complete_openapi(app: FastAPI) -> None:

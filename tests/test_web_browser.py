@@ -399,3 +399,20 @@ def test_the_readme_screenshots_of_the_dossier_page_and_the_dashboard(live, tabs
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         for source, name in ((dossier, "dossier.png"), (dashboard, "tableau-de-bord.png")):
             (DOCS_SHOTS / name).write_bytes(source.read_bytes())
+
+
+def test_the_interactive_api_documentation_renders_without_the_internet(browser, live):
+    """/docs loads Swagger UI from files Usine ships, never from a CDN (this machine has none)."""
+    context = browser.new_context(locale="fr-FR")
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    try:
+        page.goto(live.url + "/docs")
+        page.wait_for_selector(".swagger-ui .info .title", timeout=15000)
+        assert "Usine" in page.inner_text(".swagger-ui .info .title")
+        page.wait_for_selector(".opblock-tag", timeout=15000)  # the operations, from /openapi.json
+        assert page.locator(".opblock-tag").count() >= 8
+        assert all(url.startswith(live.url) for url in requested), [u for u in requested if not u.startswith(live.url)]
+    finally:
+        context.close()
