@@ -115,6 +115,9 @@ DOCUMENT_LABELS: Mapping[str, str] = {
     "phase2_quote": "devis de la phase 2",
     "invoice": "facture acquittée",
     "end_of_mission_report": "rapport de fin de mission",
+    # Every kind an officer may request (services.commands.DOCUMENT_KINDS) has its label: a
+    # request for "other" used to fail at rendering (found by schemathesis).
+    "other": "autre pièce",
 }
 
 STATE_LABELS: Mapping[str, str] = {

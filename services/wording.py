@@ -75,7 +75,7 @@ def _eur(value) -> str:
         return str(value)
 
 
-KIND_LABELS = {**DOCUMENT_LABELS, "other": "autre pièce"}
+KIND_LABELS = DOCUMENT_LABELS
 
 
 def _kinds(kinds) -> str:

@@ -544,3 +544,12 @@ def test_rendering_is_fast_enough_to_run_inside_a_command_transaction():
     per_render = (time.perf_counter() - started) / rounds
     # Measured around 0.1 ms; the bound is loose so a busy CI machine does not flake.
     assert per_render < 0.005
+
+
+def test_every_kind_of_piece_an_officer_may_request_has_a_french_label_in_the_letters():
+    from notifications.rendering import DOCUMENT_LABELS
+    from services.commands import DOCUMENT_KINDS
+
+    assert set(DOCUMENT_KINDS) <= set(DOCUMENT_LABELS)
+    message = render("documents_requested", context_for("documents_requested", kinds=["other"]))
+    assert "autre pièce" in message.text
