@@ -22,7 +22,7 @@ $(BIN)/usine: pyproject.toml
 install: $(BIN)/usine
 
 run: install
-	$(BIN)/usine db upgrade
+	USINE_CLOCK_START=$(DEMO_CLOCK) $(BIN)/usine db upgrade
 	USINE_CLOCK_START=$(DEMO_CLOCK) $(BIN)/usine demo
 	USINE_CLOCK_START=$(DEMO_CLOCK) $(BIN)/usine serve
 

@@ -213,15 +213,17 @@ def mailbox_list(limit: int = typer.Option(20, "--limit", min=1, help="Nombre de
     box = Mailbox(mailbox_dir())
     total = len(box)
     messages = box.list(limit=limit, to=to)
+    matching = len(box.list(limit=None, to=to)) if to else total
     if as_json:
         _out([{"number": m.number, "received_at": m.received_at.isoformat(), "to": m.to, "kind": m.kind,
                "subject": m.subject, "file": str(m.path)} for m in messages])
         return
-    if not total:
-        typer.echo(f"Boîte locale {box.directory} : aucun message.")
+    if not matching:
+        typer.echo(f"Boîte locale {box.directory} : aucun message" + (f" pour « {to} » ({total} en tout)." if to else "."))
         return
-    typer.echo(f"Boîte locale {box.directory} : {total} message(s)"
-               + (f", les {len(messages)} plus récents" if len(messages) < total else "") + " — `usine mailbox show N`")
+    scope = f"{matching} message(s) pour « {to} » ({total} en tout)" if to else f"{total} message(s)"
+    typer.echo(f"Boîte locale {box.directory} : {scope}"
+               + (f", les {len(messages)} plus récents" if len(messages) < matching else "") + " — `usine mailbox show N`")
     for m in messages:
         typer.echo(f"{m.number:>6}  {_paris(m.received_at)}  {m.to:<48} {m.subject}")
 

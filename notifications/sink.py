@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
     finally:
         sink.stop()
-        print(f"[boîte locale] arrêtée : {sink.writer.written} message(s) reçu(s).", flush=True)
+        print(f"[boîte locale] arrêtée : {sink.writer.written} message(s) reçu(s) depuis son démarrage, "
+              f"{len(Mailbox(sink.directory))} dans la boîte.", flush=True)
     return 0
 
 
