@@ -202,7 +202,7 @@ def test_a_window_closing_notice_names_the_drafts_still_to_submit():
 def test_the_agenda_reminder_tells_the_officer_which_dossiers_to_propose_before_the_closing_day():
     message = render("agenda_closing", context_for("agenda_closing"))
     assert message.subject == ("Séance CP-2021-04 du 8 avril 2021 : ordre du jour clos le 1er avril 2021 — "
-                               "1 dossier à proposer")
+                               "1 dossier en plan d'action")
     assert "Bonjour Julien Martin," in message.text
     assert "  - OCC-2021-0042 — Mécanique Précise du Lauragais : plan d'action déposé : à proposer au vote" in message.text
     assert '<th scope="row">OCC-2021-0042</th>' in message.html

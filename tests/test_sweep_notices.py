@@ -92,7 +92,7 @@ def test_the_officer_is_reminded_once_of_the_dossiers_to_propose_before_the_agen
     assert reminder.recipient_role == "officer"
     assert reminder.recipient_address == "m.martin@agents.usine.invalid"
     assert reminder.subject == ("Séance CP-2021-04 du 8 avril 2021 : ordre du jour clos le 1er avril 2021 — "
-                                "2 dossiers à proposer")
+                                "2 dossiers en plan d'action")
     with uow_factory() as uow:
         ref_ready, ref_waiting = uow.dossier(ready).reference, uow.dossier(waiting).reference
         ref_proposed = uow.dossier(proposed).reference
