@@ -31,13 +31,15 @@ def db_upgrade(url: str = typer.Option(None, help="URL SQLAlchemy (défaut : USI
 
     target = url or get_settings().database_url
     upgrade(target)
-    from services.clock import SystemClock
     from services.programme_sync import sync_programmes
+    from services.runtime import default_clock
     from services.uow import unit_of_work_factory
 
     factory = unit_of_work_factory(target)
     with factory() as uow:
-        added = sync_programmes(uow=uow, clock=SystemClock())
+        # The workspace's clock (a demo's lives in 2022): a version is not recorded after the
+        # dossiers that were submitted under it.
+        added = sync_programmes(uow=uow, clock=default_clock())
     factory.engine.dispose()
     typer.echo(f"Base à jour : {target}" + (f" — programmes enregistrés : {', '.join(added)}" if added else ""))
 

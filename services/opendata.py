@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select
 
 from db import models as m
 from rules.calendar import paris_date
-from rules.errors import InvalidInput, UnknownFigure
+from rules.errors import InvalidInput, RuleViolation
 from rules.identifiers import InvalidIdentifier, validate_siret
 
 SCHEMA = "scdl/subventions"
@@ -70,7 +70,11 @@ def _attributor_siret(programme, given: str | None) -> str:
     """The SIRET given by whoever exports, else the programme file's; checked (Luhn)."""
     raw = given if given is not None else programme.attributing_siret
     if raw is None:
-        raise UnknownFigure(programme.id, "attributing_siret")
+        raise RuleViolation(
+            "programme_figure_unknown",
+            f"Le programme {programme.id} ne donne pas le SIRET de la collectivité qui attribue (attributing_siret) : "
+            f"indiquez-le (--attributor-siret, ou attributor_siret dans l'API) ; l'export ne l'invente pas.",
+            field="attributing_siret")
     try:
         return validate_siret(raw)
     except InvalidIdentifier as exc:

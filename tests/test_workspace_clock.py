@@ -26,3 +26,18 @@ def test_a_restarted_process_of_a_demo_workspace_does_not_turn_the_clock_back(tm
 
 def test_a_workspace_without_a_demo_clock_uses_real_time(tmp_path):
     assert _now(tmp_path).year >= 2026
+
+
+def test_a_demo_workspace_records_its_programme_versions_on_its_own_clock(tmp_path):
+    """`make run` migrates with the demo clock: versions are not recorded years after the dossiers
+    submitted under them."""
+    import sqlite3
+
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "USINE_VAR_DIR": str(tmp_path / "var"),
+           "USINE_DATABASE_URL": f"sqlite:///{tmp_path / 'usine.db'}", "USINE_CLOCK_START": "2022-06-15T09:00:00+02:00",
+           "DO_NOT_TRACK": "1"}
+    subprocess.run([sys.executable, "-m", "cli.main", "db", "upgrade"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True, timeout=300)
+    with sqlite3.connect(tmp_path / "usine.db") as db:
+        years = {row[0][:4] for row in db.execute("SELECT loaded_at FROM programme_versions")}
+    assert years == {"2022"}
