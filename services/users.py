@@ -107,6 +107,10 @@ def load_actor(uow_factory, username: str) -> Actor | None:
         lock.acquire()
     try:
         with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                # One read, no transaction to open and roll back: two round trips fewer a request.
+                # (SQLite keeps its BEGIN IMMEDIATE discipline: see db/engine.py.)
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             row = conn.execute(_ACTIVE_USER, {"username": username}).first()
     finally:
         if lock is not None:
