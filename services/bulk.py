@@ -107,8 +107,7 @@ class BatchWriter:
         row = event_row(dossier_id=dossier_id, dossier_reference=reference, seq=tip.seq + 1, prev_hash=tip.hash,
                         at=self.now, actor=actor, role=role, command=command, state_before=state_before,
                         state_after=state_after, programme=programme_key, data=data, reason=reason)
-        seq, digest = row["seq"], row["hash"]
-        tip.seq, tip.hash = seq, digest
+        tip.seq, tip.hash = row["seq"], row["hash"]
         tip.version += 1  # `_Command.record` bumps the dossier's version with each event
         self.events.append(row)
         self._dossier_changes.setdefault(dossier_id, {})

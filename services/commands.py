@@ -201,14 +201,13 @@ def _documents_complete(session, dossier: m.Dossier, kinds, stage_label: str) ->
 
 def _next_document_version(session, dossier_id: int, kind: str) -> int:
     """The next version number of a kind of document: the dossier's versions are read once per
-    unit of work (one query for every kind), then counted up as documents are added."""
+    unit of work (one query for every kind), then counted up here — `_store_document`, the only
+    place documents are made, numbers every one through this function."""
     cache = session.info.setdefault("document_versions", {})
     versions = cache.get(dossier_id)
     if versions is None:
         with session.no_autoflush:
             versions = dict(session.execute(_DOCUMENT_VERSIONS, {"dossier_id": dossier_id}).all())
-        versions.update({d.kind: max(d.version, versions.get(d.kind, 0)) for d in session.new
-                         if isinstance(d, m.Document) and d.dossier_id == dossier_id})
         cache[dossier_id] = versions
     versions[kind] = versions.get(kind, 0) + 1
     return versions[kind]

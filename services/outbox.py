@@ -48,7 +48,6 @@ def notification_row(*, kind: str, dedupe_key: str, now: datetime, recipient: di
 
 
 NOTIFICATIONS = m.Notification.__table__
-_QUEUED_KEYS = "usine.queued_dedupe_keys"
 _INSERT_ONCE = {
     "sqlite": sqlite_insert(NOTIFICATIONS).on_conflict_do_nothing(index_elements=["dedupe_key"]),
     "postgresql": postgresql_insert(NOTIFICATIONS).on_conflict_do_nothing(index_elements=["dedupe_key"]),
@@ -62,9 +61,6 @@ def enqueue(session, *, kind: str, dedupe_key: str, now: datetime, recipient: di
     already queued (idempotent). The row goes in with one Core INSERT: the outbox is append-only
     here, so it needs no place in the ORM's identity map, and the command's flush stays small.
     On SQLite and PostgreSQL the duplicate check is the INSERT itself (ON CONFLICT DO NOTHING)."""
-    queued = session.info.setdefault(_QUEUED_KEYS, set())
-    if dedupe_key in queued:
-        return None
     row = notification_row(kind=kind, dedupe_key=dedupe_key, now=now, recipient=recipient, context=context,
                            dossier_id=dossier.id if dossier is not None else None)
     insert_once = _INSERT_ONCE.get(session.get_bind().dialect.name)
@@ -78,5 +74,4 @@ def enqueue(session, *, kind: str, dedupe_key: str, now: datetime, recipient: di
             if session.scalar(_QUEUED_WITH_KEY, {"dedupe_key": dedupe_key}) is not None:
                 return None
         session.execute(insert(NOTIFICATIONS), [row])
-    queued.add(dedupe_key)
     return row

@@ -58,14 +58,23 @@ def fr_value(value):
     if isinstance(value, datetime):
         return fr_instant(value)
     if isinstance(value, str):
-        if _ISO_DAY.match(value):
-            return fr_day(value)
-        if _ISO_INSTANT.match(value):
-            try:
+        try:
+            if _ISO_DAY.match(value):
+                return fr_day(value)
+            if _ISO_INSTANT.match(value):
                 return fr_instant(value)
-            except ValueError:
-                return value
+        except ValueError:  # looks like a date, is not one (a forged value): shown as recorded
+            return value
     return value
+
+
+def fr_value_pair(value, other):
+    """`fr_value(value)`, unless it reads like `fr_value(other)` while the raw values differ (two
+    instants a fraction of a second apart): then the raw value, so that the difference shows."""
+    text = fr_value(value)
+    if value != other and text == fr_value(other):
+        return value
+    return text
 
 
 def _eur(value) -> str:

@@ -2,14 +2,14 @@
 document kinds, rules and commands. Jinja2 filters and globals of the web templates."""
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from rules.calendar import PARIS
 from states.lifecycle import STATE_LABELS, TRANSITIONS
 from services.wording import (CLAIM_KIND_LABELS, KIND_LABELS, NOTIFICATION_KIND_LABELS,  # noqa: F401
-                             NOTIFICATION_STATUS_LABELS, OUTCOME_LABELS, REVIEW_LABELS)  # (the labels' one place)
+                             NOTIFICATION_STATUS_LABELS, OUTCOME_LABELS, REVIEW_LABELS,  # (the labels' one place)
+                             fr_value, fr_value_pair)
 
 NBSP = "\u00a0"
 NNBSP = "\u202f"  # the narrow no-break space French uses between thousands
@@ -122,35 +122,6 @@ def day(value) -> str:
     return value.strftime("%d/%m/%Y")
 
 
-_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
-
-
-def reading(value):
-    """A raw recorded value (a replay's discrepancy or difference) as a French reader sees it:
-    an ISO date as « 25/03/2021 », an ISO instant as « 25/03/2021 09:00 » (Paris; seconds when
-    there are any), anything else unchanged."""
-    if isinstance(value, str):
-        try:
-            if _ISO_DAY.match(value):
-                return day(value)
-            if _ISO_INSTANT.match(value):
-                dt = _as_datetime(value).astimezone(PARIS)
-                return dt.strftime("%d/%m/%Y %H:%M:%S" if dt.second else "%d/%m/%Y %H:%M")
-        except ValueError:
-            return value
-    return value
-
-
-def reading_pair(value, other):
-    """`reading(value)`, unless it reads like `reading(other)` while the raw values differ (two
-    instants a fraction of a second apart): then the raw value, so that the difference shows."""
-    text = reading(value)
-    if value != other and text == reading(other):
-        return value
-    return text
-
-
 def state_label(state) -> str:
     return STATE_LABELS.get(state, state or "—")
 
@@ -170,8 +141,9 @@ def _labeller(mapping):
 def install(env) -> None:
     env.filters.update({
         "eur": eur, "number": number, "percent": percent, "instant": instant, "instant_iso": instant_iso,
-        "local_input": local_input, "day": day, "state_label": state_label, "reading": reading,
-        "reading_pair": reading_pair,
+        "local_input": local_input, "day": day, "state_label": state_label,
+        # a replay's raw values (discrepancies, differences) in French form
+        "reading": fr_value, "reading_pair": fr_value_pair,
     })
     for name, mapping in LABELS.items():
         env.filters[f"{name}_label"] = _labeller(mapping)

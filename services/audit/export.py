@@ -34,10 +34,6 @@ SCHEMA_ID = "https://usine.invalid/schemas/audit/dossier-history.v1.schema.json"
 SCHEMA_PATH = Path(__file__).parent / "schema" / "dossier-history.v1.schema.json"
 
 
-def _summary(e: dict) -> str:
-    return describe(e)  # never raises: a tampered event must still export
-
-
 def export_dossier(session, dossier_id: int, *, clock, catalogue: Catalogue | None = None,
                    exported_by: str | None = None) -> dict:
     catalogue = catalogue or default_catalogue()
@@ -78,7 +74,7 @@ def export_dossier(session, dossier_id: int, *, clock, catalogue: Catalogue | No
             "company": {"name": d.company_facts.get("name"), "siren": d.company_facts.get("siren")},
             "state": d.status, "state_label": STATE_LABELS.get(d.status, d.status),
         },
-        "events": [e.as_dict() | {"summary": _summary(e.as_dict())} for e in events],
+        "events": [e.as_dict() | {"summary": describe(e.as_dict())} for e in events],
         "verification": {"ok": verification.ok, "problems": verification.problems,
                          "anchor": dossier_anchor(session, d.reference)},
         "replay": replay.as_dict(),

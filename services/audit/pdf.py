@@ -20,8 +20,8 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from notifications.rendering import DOCUMENT_LABELS, euros
-from services.wording import (NOTIFICATION_KIND_LABELS, NOTIFICATION_STATUS_LABELS, REVIEW_LABELS, describe,
-                             fr_day, fr_instant, fr_value)
+from services.wording import (NOTIFICATION_KIND_LABELS, NOTIFICATION_STATUS_LABELS, REVIEW_LABELS, fr_day,
+                             fr_instant, fr_value_pair)
 from services.history import ROLE_LABELS
 from states.lifecycle import STATE_LABELS
 
@@ -69,22 +69,6 @@ def _short(value, limit: int = 240) -> str:
 def _when(iso: str | None) -> str:
     """An instant as a French reader reads it: 25/03/2021 09:00, Paris time."""
     return fr_instant(iso)
-
-
-def _value(value, other=None):
-    """A recorded value for a table cell: ISO dates and instants in French form — unless two
-    values that differ would then read alike (instants a fraction of a second apart)."""
-    text = fr_value(value)
-    if other is not None and value != other and text == fr_value(other):
-        return value
-    return text
-
-
-def _what(e: dict) -> str:
-    try:
-        return describe(e)
-    except Exception:  # a tampered event must still print
-        return e.get("summary") or e["command"]
 
 
 def _eur(value) -> str:
@@ -169,7 +153,7 @@ def render_pdf(export: dict) -> bytes:
                            st["ok"] if not differences else st["bad"]))
     if differences:
         rows = [["Champ", "Rejoué", "Enregistré"]] + [
-            [x["path"], _short(_value(x["replayed"], x["stored"])), _short(_value(x["stored"], x["replayed"]))]
+            [x["path"], _short(fr_value_pair(x["replayed"], x["stored"])), _short(fr_value_pair(x["stored"], x["replayed"]))]
             for x in differences[:60]]
         story.append(_table(rows, [60 * mm, (width - 60 * mm) / 2, (width - 60 * mm) / 2], st))
 
@@ -217,8 +201,8 @@ def render_pdf(export: dict) -> bytes:
         story.append(Paragraph(_t(f"Recalcul des règles : {len(rec['discrepancies'])} écart(s) sur {rec['checks']} contrôle(s)."),
                                st["bad"]))
         rows = [["N°", "Contrôle", "Enregistré", "Recalculé", "Détail"]] + [
-            [str(x["seq"] or "—"), x["check"], _short(_value(x["recorded"], x["recomputed"]), 120),
-             _short(_value(x["recomputed"], x["recorded"]), 120), x["detail"]]
+            [str(x["seq"] or "—"), x["check"], _short(fr_value_pair(x["recorded"], x["recomputed"]), 120),
+             _short(fr_value_pair(x["recomputed"], x["recorded"]), 120), x["detail"]]
             for x in rec["discrepancies"]]
         story.append(_table(rows, [10 * mm, 32 * mm, 38 * mm, 38 * mm, width - 118 * mm], st))
 
@@ -229,7 +213,7 @@ def render_pdf(export: dict) -> bytes:
         move = (f"{STATE_LABELS.get(e['state_before'], e['state_before'])} -> {STATE_LABELS.get(e['state_after'], e['state_after'])}"
                 if e["state_before"] != e["state_after"] else STATE_LABELS.get(e["state_after"], e["state_after"]))
         rows.append([str(e["seq"]), _when(e["at"]), f"{e['actor']} ({ROLE_LABELS.get(e['role'], e['role'])})",
-                     _what(e), e.get("reason") or "", move])
+                     e.get("summary") or e["command"], e.get("reason") or "", move])
     story.append(_table(rows, [8 * mm, 22 * mm, 36 * mm, width - 8 * mm - 22 * mm - 36 * mm - 30 * mm - 28 * mm,
                                30 * mm, 28 * mm], st))
 
