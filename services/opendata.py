@@ -33,7 +33,6 @@ REQUIRED = ("nomAttribuant", "idAttribuant", "dateConvention", "nomBeneficiaire"
             "conditionsVersement", "datesPeriodeVersement", "notificationUE", "pourcentageSubvention")
 VOTED_STATES = ("approved", "in_payment", "closed")
 OBJECT_MAX = 256
-PUBLICATION_DELAY_MONTHS = 3  # décret 2017-779: within three months of the attributive act
 
 _DAY = r"\d{4}-\d{2}-\d{2}"
 _PERIOD = re.compile(rf"^{_DAY}(_{_DAY})?$")
@@ -172,9 +171,3 @@ def export_subsidies(*, uow, programme_id: str, attributor_siret: str | None = N
         check_row(row, i)
     return Export(programme_id, rows)
 
-
-def publication_due(voted_on: date) -> date:
-    """The last day to publish an aid voted on `voted_on` (décret 2017-779: three months)."""
-    from rules.calendar import add_months
-
-    return add_months(voted_on, PUBLICATION_DELAY_MONTHS)
