@@ -32,6 +32,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 CLOCK_START = "2021-02-01T10:00:00+01:00"
 REGION = "Occitanie"
@@ -112,16 +113,17 @@ def service_floor(url: str, folder: Path, dossier_ids: list[int]) -> dict:
     calls = [("take_for_review", {}), ("request_documents", {"kinds": ["rib"]}),
              ("declare_eligible", {"consultant": "Cabinet Midi Conseil", "phase1": {"days": 5, "day_rate": "1100.00"}}),
              ("accept_diagnostic", {})]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for d in dossier_ids:
         for name, kwargs in calls:
             clock.advance(seconds=1)
             with factory() as uow:
                 getattr(commands, name)(uow=uow, clock=clock, actor=actor, dossier_id=d, **kwargs)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     factory.engine.dispose()
     n = 4 * len(dossier_ids)
-    return {"commands": n, "commands_per_second": round(n / seconds, 1), "ms_per_command": round(1000 * seconds / n, 2)}
+    return {"commands": n, "commands_per_second": round(n / seconds, 1), "ms_per_command": round(1000 * seconds / n, 2),
+            "cpu_ms_per_command": round(1000 * cpu / n, 2)}
 
 
 def free_port() -> int:
@@ -176,7 +178,8 @@ def run(args) -> dict:
             driver = subprocess.run(
                 [sys.executable, "-m", "bench.api_load", "--drive", base, "--dossier-file", str(folder / "dossiers.json"),
                  "--officers", str(args.officers), "--max-seconds", str(args.max_seconds),
-                 "--contention", str(args.contention), "--seed", str(args.seed)],
+                 "--contention", str(args.contention), "--seed", str(args.seed), "--server-pid", str(server.pid),
+                 "--client", args.client],
                 capture_output=True, text=True, timeout=args.max_seconds + 120,
                 cwd=Path(__file__).resolve().parent.parent)
             if driver.returncode != 0:
@@ -196,20 +199,163 @@ def run(args) -> dict:
 
 # -- the driver (second process) ------------------------------------------------------------------
 
-async def drive(base: str, ids: list[int], officers: int, max_seconds: float, contention: float, seed: int) -> dict:
-    import httpx
+def cpu_seconds_by_part(server_pid: int | None) -> dict[str, float]:
+    """CPU time spent so far (user + system, from /proc) by the API's processes (the uvicorn
+    supervisor and its workers), the PostgreSQL server's processes, and this driver: read at the
+    start and the end of the timed phase, it says where each command's CPU went on this machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        pid = int(entry)
+        names[pid] = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2:].split()
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
 
-    host = httpx.URL(base).host
+    def under(pid: int, root: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parents.get(pid, 1)
+        return False
+
+    out = {"api": 0.0, "postgresql": 0.0}
+    for pid, seconds in used.items():
+        if server_pid and under(pid, server_pid):
+            out["api"] += seconds
+        elif names[pid].startswith("postgres"):
+            out["postgresql"] += seconds
+    out["driver"] = time.process_time()
+    return out
+
+
+class LeanResponse:
+    """What the driver reads of an answer: the status, the headers, the JSON body."""
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes):
+        self.status_code, self.headers, self.content = status_code, headers, content
+
+    def json(self):
+        return json.loads(self.content)
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise RuntimeError(f"HTTP {self.status_code}: {self.content[:200]!r}")
+
+
+class LeanClient:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams, for the driver: a load generator
+    sharing the server's two cores should cost as little as possible, and httpx spends ~2 ms of
+    CPU a request here. Same calls as `httpx.AsyncClient` for what the driver uses; it speaks
+    real HTTP over TCP, one pooled connection per concurrent request, and checks every answer's
+    framing (Content-Length or chunked)."""
+
+    def __init__(self, base_url: str, limits=None, timeout: float = 30):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        self.host, self.port, self.timeout = parts.hostname, parts.port or 80, timeout
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def __aenter__(self) -> "LeanClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
+
+    async def get(self, path: str, headers: dict | None = None) -> LeanResponse:
+        return await self.request("GET", path, headers=headers)
+
+    async def post(self, path: str, json: Any = None, data: dict | None = None,
+                   headers: dict | None = None) -> LeanResponse:
+        from urllib.parse import urlencode
+
+        if data is not None:
+            body, kind = urlencode(data).encode(), "application/x-www-form-urlencoded"
+        elif json is not None:
+            body, kind = _json_bytes(json), "application/json"
+        else:
+            body, kind = b"", None
+        return await self.request("POST", path, body=body, content_type=kind, headers=headers)
+
+    async def request(self, method: str, path: str, *, body: bytes = b"", content_type: str | None = None,
+                      headers: dict | None = None) -> LeanResponse:
+        reader, writer = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        if method != "GET":
+            lines.append(f"Content-Length: {len(body)}")
+        if content_type:
+            lines.append(f"Content-Type: {content_type}")
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        response = await asyncio.wait_for(self._read(reader), self.timeout)
+        if response.headers.get("connection", "").lower() == "close":
+            writer.close()
+        else:
+            self._idle.append((reader, writer))
+        return response
+
+    @staticmethod
+    async def _read(reader: asyncio.StreamReader) -> LeanResponse:
+        head = await reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        headers = {}
+        for line in header_lines:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            content = await reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                chunk = await reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                chunks.append(chunk[:-2])
+            content = b"".join(chunks)
+        else:
+            raise RuntimeError(f"réponse sans longueur (HTTP {status})")
+        return LeanResponse(status, headers, content)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+async def drive(base: str, ids: list[int], officers: int, max_seconds: float, contention: float, seed: int,
+                server_pid: int | None = None, client_kind: str = "lean") -> dict:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(base).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("le banc ne vise que la boucle locale")
+    if client_kind == "httpx":
+        import httpx
+
+        client_class, limits = httpx.AsyncClient, httpx.Limits(max_connections=officers,
+                                                                max_keepalive_connections=officers)
+    else:
+        client_class, limits = LeanClient, None
     rng = random.Random(seed)
     state = {d: {"state": "submitted", "version": None} for d in ids}
     busy: set[int] = set()
     latencies: list[float] = []
     ok_latencies: list[float] = []
     outcomes: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=officers, max_keepalive_connections=officers)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+    async with client_class(base_url=base, limits=limits, timeout=30) as client:
         tokens = []
         for i in range(officers):
             r = await client.post("/auth/token", data={"username": f"bench.agent{i}", "password": PASSWORD})
@@ -219,6 +365,7 @@ async def drive(base: str, ids: list[int], officers: int, max_seconds: float, co
             r = await client.get(f"/dossiers/{d}", headers=tokens[0])
             state[d]["version"] = r.json()["version"]
         shares = [[d for k, d in enumerate(ids) if k % officers == i] for i in range(officers)]
+        cpu_before = cpu_seconds_by_part(server_pid)
         started = time.perf_counter()
         deadline = started + max_seconds
 
@@ -266,6 +413,7 @@ async def drive(base: str, ids: list[int], officers: int, max_seconds: float, co
 
         await asyncio.gather(*(officer(i) for i in range(officers)))
         seconds = time.perf_counter() - started
+        cpu_after = cpu_seconds_by_part(server_pid)
 
     def pct(values: list[float], p: float) -> float | None:
         if not values:
@@ -282,7 +430,9 @@ async def drive(base: str, ids: list[int], officers: int, max_seconds: float, co
             "p50_ms": pct(latencies, 0.50), "p99_ms": pct(latencies, 0.99),
             "p50_ms_applied": pct(ok_latencies, 0.50), "p99_ms_applied": pct(ok_latencies, 0.99),
             "mean_ms": round(1000 * statistics.fmean(latencies), 1) if latencies else None,
-            "dossiers_finished": sum(1 for d in ids if state[d]["state"] not in NEXT)}
+            "dossiers_finished": sum(1 for d in ids if state[d]["state"] not in NEXT), "client": client_kind,
+            "cpu_ms_per_command": {part: round(1000 * (cpu_after[part] - cpu_before[part]) / max(1, len(latencies)), 2)
+                                   for part in cpu_after}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -295,12 +445,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--contention", type=float, default=0.05, help="part des commandes visant n'importe quel dossier")
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--floor-dossiers", type=int, default=50, help="dossiers avancés directement par les services (plancher)")
+    p.add_argument("--client", choices=("lean", "httpx"), default="lean",
+                   help="client HTTP du pilote : lean (asyncio, HTTP/1.1, peu de CPU) ou httpx")
     p.add_argument("--drive", help=argparse.SUPPRESS)
     p.add_argument("--dossier-file", help=argparse.SUPPRESS)
+    p.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.drive:
         ids = json.loads(Path(args.dossier_file).read_text())
-        print(json.dumps(asyncio.run(drive(args.drive, ids, args.officers, args.max_seconds, args.contention, args.seed))))
+        print(json.dumps(asyncio.run(drive(args.drive, ids, args.officers, args.max_seconds, args.contention, args.seed,
+                                    args.server_pid, args.client))))
         return
     if not (1 <= args.dossiers <= 20_000 and 1 <= args.officers <= 64 and 0 < args.max_seconds <= 600):
         raise SystemExit("bornes : 1–20 000 dossiers, 1–64 agents, 600 s au plus")
@@ -310,10 +464,13 @@ def main(argv: list[str] | None = None) -> None:
           f"{result['dossiers']} dossiers : {result['commands_per_second']} commandes/s "
           f"(dont {result['applied_per_second']}/s appliquées), p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
           f"409 attendus {result['expected_409']}, autres erreurs {result['errors']}")
+    cpu = result["cpu_ms_per_command"]
+    print(f"CPU par commande : API {cpu['api']} ms, PostgreSQL {cpu['postgresql']} ms, pilote {cpu['driver']} ms "
+          f"(sur {result['cpus']} cœurs)")
     if result["service_floor"]:
         f = result["service_floor"]
         print(f"plancher (services en direct, séquentiel, sans HTTP) : {f['commands_per_second']} commandes/s, "
-              f"{f['ms_per_command']} ms par commande")
+              f"{f['ms_per_command']} ms par commande, dont {f['cpu_ms_per_command']} ms de CPU Python")
 
 
 if __name__ == "__main__":
