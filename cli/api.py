@@ -97,10 +97,11 @@ def serve_api(host: str | None = None, port: int | None = None, workers: int = 1
     from services.config import get_settings
 
     settings = get_settings()
-    from api.server import HTTP_PROTOCOL
+    from api.server import EVENT_LOOP, HTTP_PROTOCOL
 
     uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host, port=port or settings.api_port,
-                workers=workers, log_level=log_level, proxy_headers=False, server_header=False, http=HTTP_PROTOCOL)
+                workers=workers, log_level=log_level, proxy_headers=False, server_header=False, http=HTTP_PROTOCOL,
+                loop=EVENT_LOOP)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,10 +3,13 @@ uvicorn hands it a socket bound without IPPROTO_TCP (`--workers N`): otherwise e
 request waits for the client's delayed ACK."""
 import socket
 
-from api.server import HTTP_PROTOCOL, NoDelayHttpToolsProtocol, set_no_delay, uvicorn_args
+import pytest
+
+from api.server import EVENT_LOOP, HTTP_PROTOCOL, NoDelayHttpToolsProtocol, set_no_delay, uvicorn_args
 
 
-def test_a_keep_alive_connection_to_a_worker_socket_has_nagle_off():
+@pytest.mark.parametrize("loop", [EVENT_LOOP, "asyncio"])
+def test_a_keep_alive_connection_to_a_worker_socket_has_nagle_off(loop):
     """uvicorn's own path for --workers N: Config.bind_socket() (proto 0), then the server on it."""
     import http.client
     import threading
@@ -20,7 +23,8 @@ def test_a_keep_alive_connection_to_a_worker_socket_has_nagle_off():
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, http=HTTP_PROTOCOL, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, http=HTTP_PROTOCOL, loop=loop, log_level="warning",
+                            lifespan="off")
     sock = config.bind_socket()
     assert sock.proto == 0  # why asyncio would not set TCP_NODELAY on accepted connections itself
     server = uvicorn.Server(config)
@@ -56,10 +60,11 @@ def test_a_transport_without_a_tcp_socket_is_left_alone():
     assert set_no_delay(NoSocket()) is False
 
 
-def test_every_launch_of_the_api_uses_that_protocol():
+def test_every_launch_of_the_api_uses_that_protocol_on_uvloop():
     assert HTTP_PROTOCOL == f"{NoDelayHttpToolsProtocol.__module__}:{NoDelayHttpToolsProtocol.__name__}"
     args = uvicorn_args(host="127.0.0.1", port=8000, workers=2)
     assert args[args.index("--http") + 1] == HTTP_PROTOCOL
+    assert args[args.index("--loop") + 1] == EVENT_LOOP == "uvloop"
     import inspect
 
     import bench.api_load
@@ -68,4 +73,4 @@ def test_every_launch_of_the_api_uses_that_protocol():
 
     for module in (cli.api, cli.flows, bench.api_load):
         source = inspect.getsource(module)
-        assert "HTTP_PROTOCOL" in source or "uvicorn_args(" in source, module.__name__
+        assert ("HTTP_PROTOCOL" in source and "EVENT_LOOP" in source) or "uvicorn_args(" in source, module.__name__
