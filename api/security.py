@@ -80,10 +80,24 @@ class InvalidToken(Exception):
     pass
 
 
+# Tokens already verified by this process, with their claims: a client sends the same token
+# with every request, and checking its signature again costs more than the rest of the
+# authentication. Only the expiry can change once a token has been verified, so a hit is
+# judged on `exp` alone, against real time as PyJWT does. Bounded: emptied when full.
+_VERIFIED: dict[tuple[str, str], dict] = {}
+_VERIFIED_MAX = 4096
+
+
 def read_token(secret: str, token: str) -> dict:
     """The claims of a valid token; `InvalidToken` (with a French reason) otherwise."""
     if not token or len(token) > 4096:
         raise InvalidToken("jeton absent ou trop long")
+    known = _VERIFIED.get((secret, token))
+    if known is not None:
+        if time.time() < known["exp"]:
+            return known
+        _VERIFIED.pop((secret, token), None)
+        raise InvalidToken("jeton expiré : reconnectez-vous")
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER,
                             options={"require": ["sub", "exp", "iat", "iss"]})
@@ -91,6 +105,9 @@ def read_token(secret: str, token: str) -> dict:
         raise InvalidToken("jeton expiré : reconnectez-vous") from None
     except jwt.InvalidTokenError:
         raise InvalidToken("jeton invalide") from None
-    if not isinstance(claims.get("sub"), str):
+    if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("exp"), (int, float)):
         raise InvalidToken("jeton invalide")
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[(secret, token)] = claims
     return claims

@@ -10,12 +10,13 @@ import time
 
 import jwt
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from api.security import issue_token, load_or_create_secret
 from api_support import *  # noqa: F401,F403  (fixtures)
-from api_support import ADMIN, APPLICANT, OFFICER, SECRET, Session
+from api_support import ADMIN, APPLICANT, FINANCE, OFFICER, SECRET, Session
+from db import models as m
 from db.models_auth import ROLES, User
 from services.users import DEMO_APPLICANT_SIRENS, DEMO_PASSWORD, DEMO_USERS, seed_demo_users
 
@@ -61,6 +62,19 @@ def test_an_expired_token_is_refused(client):
     assert 'error="invalid_token"' in r.headers["www-authenticate"]
 
 
+def test_a_token_that_was_valid_is_refused_once_it_expires(client, monkeypatch):
+    """The API remembers the tokens it has verified: that memory must not outlive them."""
+    import api.security
+
+    token = issue_token(SECRET, username=OFFICER, role="officer", ttl_seconds=3600, now=time.time() - 3590)
+    assert client.get("/dossiers", headers=_bearer(token)).status_code == 200
+    assert client.get("/dossiers", headers=_bearer(token)).status_code == 200
+    later = time.time() + 11
+    monkeypatch.setattr(api.security.time, "time", lambda: later)
+    r = client.get("/dossiers", headers=_bearer(token))
+    assert r.status_code == 401 and "expiré" in r.json()["detail"]
+
+
 def _b64(obj: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
@@ -86,6 +100,39 @@ def test_a_disabled_accounts_tokens_stop_working_at_once(sign_in):
     assert officer.get("/dossiers").status_code == 200
     assert sign_in(ADMIN).post(f"/users/{OFFICER}/disable").json()["active"] is False
     assert officer.get("/dossiers").status_code == 401
+
+
+def _set_role(uow_factory, username: str, role: str) -> None:
+    with uow_factory() as uow:
+        uow.session.scalar(select(User).where(User.username == username)).role = role
+        uow.commit()
+
+
+def _dossier_version_and_events(uow_factory, dossier_id: int) -> tuple[int, int]:
+    with uow_factory() as uow:
+        version = uow.session.get(m.Dossier, dossier_id).version
+        events = uow.session.scalar(select(func.count()).select_from(m.Event).where(m.Event.dossier_id == dossier_id))
+        return version, events
+
+
+def test_a_disabled_account_cannot_send_a_command_and_the_dossier_is_untouched(sign_in, world, uow_factory):
+    officer = sign_in(OFFICER)
+    before = _dossier_version_and_events(uow_factory, world.fresh)
+    sign_in(ADMIN).post(f"/users/{OFFICER}/disable")
+    r = officer.command(world.fresh, "take_for_review", headers={"Idempotency-Key": "prise-1"})
+    assert r.status_code == 401 and r.json()["rule"] == "unauthenticated"
+    assert _dossier_version_and_events(uow_factory, world.fresh) == before
+
+
+def test_a_role_changed_after_sign_in_governs_the_next_command_both_ways(sign_in, world, uow_factory):
+    officer, finance = sign_in(OFFICER), sign_in(FINANCE)  # tokens issued for officer and finance
+    _set_role(uow_factory, OFFICER, "finance")
+    refused = officer.command(world.fresh, "take_for_review")
+    assert refused.status_code == 403 and refused.json()["rule"] == "not_allowed"
+    _set_role(uow_factory, FINANCE, "officer")  # its token still says « finance »
+    taken = finance.command(world.fresh, "take_for_review")
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["state"] == "eligibility_review"
 
 
 def test_passwords_are_stored_as_argon2id_hashes_never_in_clear(app, uow_factory):
