@@ -29,6 +29,7 @@ from api.problems import Problem, problem_response, response_for_exception
 from db import models as m
 from db.models_auth import IdempotencyKey
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
+from api.deps import Bearer
 from services.commands import Actor
 
 HEADER = "Idempotency-Key"
@@ -69,18 +70,22 @@ class Idempotency:
     def replay(self, uow_factory, request: Request | None = None) -> Response | None:
         """The stored answer for this key, a problem when it cannot be replayed, or None."""
         with uow_factory() as uow:
-            row = self._find(uow.session)
-            if row is None:
-                return None
-            if row.fingerprint != self.fingerprint:
-                return problem_response(422, f"La clé « {self.key} » a déjà servi pour une autre requête sur cette ressource.",
-                                        request=request, rule="idempotency_key_reused", field=HEADER)
-            if row.status_code is None:
-                return problem_response(409, f"La requête de clé « {self.key} » est en cours de traitement ; réessayez dans un instant.",
-                                        request=request, rule="idempotency_in_progress", field=HEADER,
-                                        headers={"Retry-After": "1"})
-            headers = {**(row.headers or {}), REPLAYED_HEADER: "true"}
-            return Response(content=row.body or "", status_code=row.status_code, headers=headers)
+            return self.replay_in(uow.session, request)
+
+    def replay_in(self, session, request: Request | None = None) -> Response | None:
+        """`replay`, read in a unit of work already open."""
+        row = self._find(session)
+        if row is None:
+            return None
+        if row.fingerprint != self.fingerprint:
+            return problem_response(422, f"La clé « {self.key} » a déjà servi pour une autre requête sur cette ressource.",
+                                    request=request, rule="idempotency_key_reused", field=HEADER)
+        if row.status_code is None:
+            return problem_response(409, f"La requête de clé « {self.key} » est en cours de traitement ; réessayez dans un instant.",
+                                    request=request, rule="idempotency_in_progress", field=HEADER,
+                                    headers={"Retry-After": "1"})
+        headers = {**(row.headers or {}), REPLAYED_HEADER: "true"}
+        return Response(content=row.body or "", status_code=row.status_code, headers=headers)
 
     def reserve(self, session) -> None:
         """Take the key inside the command's transaction (before the command runs)."""
@@ -132,17 +137,31 @@ def current_version(uow_factory, dossier_id: int | None) -> int | None:
 Work = Callable[[Any], tuple[int, Any, dict]]
 
 
-def execute(request: Request, *, actor: Actor, uow_factory, clock, payload: Any, work: Work,
-            dossier_id: int | None = None) -> Response:
+def execute(request: Request, *, actor: Actor | None = None, bearer: Bearer | None = None, uow_factory, clock,
+            payload: Any, work: Work, dossier_id: int | None = None) -> Response:
     """Run `work(uow)` (which calls one command and returns (status, body, headers)) in one unit
-    of work, under the request's Idempotency-Key when it carries one, and answer."""
-    idem = Idempotency.from_request(request, actor, payload, clock)
-    if idem is not None:
+    of work, under the request's Idempotency-Key when it carries one, and answer.
+
+    With `bearer` (`api.deps.bearer_with_roles`) instead of `actor`, the account is checked
+    first in that same unit of work, then the key is looked up there: one connection and one
+    transaction for the whole request; `work` finds the actor in `bearer.actor`. A refusal of
+    the account (401, 403) is not recorded under the key."""
+    idem = Idempotency.from_request(request, actor or bearer, payload, clock)
+    if idem is not None and bearer is None:
         replayed = idem.replay(uow_factory, request)
         if replayed is not None:
             return replayed
     try:
         with uow_factory() as uow:
+            if bearer is not None:
+                try:
+                    bearer.authorize(request, uow.session)
+                except Problem as exc:
+                    return response_for_exception(exc, request)
+                if idem is not None:
+                    replayed = idem.replay_in(uow.session, request)
+                    if replayed is not None:
+                        return replayed
             if idem is not None:
                 idem.reserve(uow.session)
             status, body, headers = work(uow)

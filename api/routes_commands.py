@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Request
 
-from api.deps import etag, get_clock, get_uow_factory, parse_if_match, require_roles, scoped_dossier_id
+from api.deps import Bearer, bearer_with_roles, etag, get_clock, get_uow_factory, parse_if_match, scoped_dossier_id
 from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.routes_dossiers import command_body
@@ -105,39 +105,40 @@ SPECS = (
 COMMANDS = {s.name: s for s in SPECS}
 
 
-def _run(spec: CommandSpec, request: Request, dossier_id: int, actor, uow_factory, clock, body) -> Any:
+def _run(spec: CommandSpec, request: Request, dossier_id: int, bearer: Bearer, uow_factory, clock, body) -> Any:
     expected = parse_if_match(request.headers.get("if-match"))
-    if spec.precheck is not None:
-        spec.precheck(actor, body)
 
     def work(uow):
+        actor = bearer.actor  # checked by `execute` in this unit of work
+        if spec.precheck is not None:
+            spec.precheck(actor, body)
         did = scoped_dossier_id(dossier_id, actor, uow)
         outcome = spec.run(body, uow=uow, clock=clock, actor=actor, dossier_id=did, expected_version=expected)
         return 200, command_body(outcome), {"ETag": etag(outcome.version)}
 
-    return execute(request, actor=actor, uow_factory=uow_factory, clock=clock,
+    return execute(request, bearer=bearer, uow_factory=uow_factory, clock=clock,
                    payload={"command": spec.name, "body": _b(body)}, work=work, dossier_id=dossier_id)
 
 
 def _endpoint(spec: CommandSpec):
-    guard = require_roles(*spec.roles)
+    guard = bearer_with_roles(*spec.roles)
 
     if spec.body is None:
-        def endpoint(request: Request, dossier_id: DossierId, actor=Depends(guard),
+        def endpoint(request: Request, dossier_id: DossierId, bearer=Depends(guard),
                      uow_factory=Depends(get_uow_factory), clock=Depends(get_clock),
                      if_match: IfMatch = None, idempotency_key: IdempotencyKey = None):
-            return _run(spec, request, dossier_id, actor, uow_factory, clock, None)
+            return _run(spec, request, dossier_id, bearer, uow_factory, clock, None)
     elif spec.optional_body:
         def endpoint(request: Request, dossier_id: DossierId,
-                     body: Annotated[spec.body | None, Body()] = None, actor=Depends(guard),
+                     body: Annotated[spec.body | None, Body()] = None, bearer=Depends(guard),
                      uow_factory=Depends(get_uow_factory), clock=Depends(get_clock),
                      if_match: IfMatch = None, idempotency_key: IdempotencyKey = None):
-            return _run(spec, request, dossier_id, actor, uow_factory, clock, body)
+            return _run(spec, request, dossier_id, bearer, uow_factory, clock, body)
     else:
         def endpoint(request: Request, dossier_id: DossierId, body: Annotated[spec.body, Body()],
-                     actor=Depends(guard), uow_factory=Depends(get_uow_factory), clock=Depends(get_clock),
+                     bearer=Depends(guard), uow_factory=Depends(get_uow_factory), clock=Depends(get_clock),
                      if_match: IfMatch = None, idempotency_key: IdempotencyKey = None):
-            return _run(spec, request, dossier_id, actor, uow_factory, clock, body)
+            return _run(spec, request, dossier_id, bearer, uow_factory, clock, body)
 
     endpoint.__name__ = f"command_{spec.name}"
     endpoint.__doc__ = (f"{spec.summary}.\n\nRôles : {', '.join(spec.roles)}. Réponse : nouvel état, version "

@@ -94,6 +94,18 @@ _ACTIVE_USER = (select(User.username, User.role, User.regions, User.siren, User.
                 .where(User.username == bindparam("username"), User.active.is_(True)))
 
 
+def active_actor(connection, username: str) -> Actor | None:
+    """The Actor of an active user, or None, read on `connection` (a Connection or a Session:
+    the API's commands read it in their own transaction)."""
+    row = connection.execute(_ACTIVE_USER, {"username": username}).first()
+    if row is None:
+        return None
+    return Actor(name=row.username, role=row.role,
+                 siren=row.siren if row.role == "applicant" else None,
+                 consultant=row.consultant if row.role == "consultant" else None,
+                 regions=tuple(row.regions or ()) if row.role in REGIONAL_ROLES else None)
+
+
 def load_actor(uow_factory, username: str) -> Actor | None:
     """The Actor of an active user, or None: what every API request checks. One light query on
     a pooled connection (no ORM session) when the factory exposes its engine."""
@@ -111,16 +123,10 @@ def load_actor(uow_factory, username: str) -> Actor | None:
                 # One read, no transaction to open and roll back: two round trips fewer a request.
                 # (SQLite keeps its BEGIN IMMEDIATE discipline: see db/engine.py.)
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            row = conn.execute(_ACTIVE_USER, {"username": username}).first()
+            return active_actor(conn, username)
     finally:
         if lock is not None:
             lock.release()
-    if row is None:
-        return None
-    return Actor(name=row.username, role=row.role,
-                 siren=row.siren if row.role == "applicant" else None,
-                 consultant=row.consultant if row.role == "consultant" else None,
-                 regions=tuple(row.regions or ()) if row.role in REGIONAL_ROLES else None)
 
 
 def known_regions(uow: UnitOfWork) -> list[str]:
