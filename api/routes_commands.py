@@ -11,9 +11,9 @@ API and the state machine cannot disagree. Order of checks: token (401) → role
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Request
+from fastapi import APIRouter, Body, Depends, Path, Request
 
-from api.deps import Bearer, bearer_with_roles, etag, get_clock, get_uow_factory, parse_if_match, scoped_dossier_id
+from api.deps import Bearer, bearer_with_roles, etag, parse_if_match, scoped_dossier_id
 from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.routes_dossiers import command_body
@@ -24,10 +24,14 @@ from states.lifecycle import TRANSITIONS
 
 router = APIRouter(tags=["commandes"])
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Identifiant du dossier")]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40,
-                                       description="Version lue du dossier (ETag) : la commande échoue (409) s'il a changé depuis")]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
-                                              description="Clé choisie par le client : une requête rejouée avec la même clé ne s'applique qu'une fois")]
+HEADERS = [
+    {"name": "If-Match", "in": "header", "required": False,
+     "description": "Version lue du dossier (ETag) : la commande échoue (409) s'il a changé depuis",
+     "schema": {"type": "string", "maxLength": 40, "title": "If-Match"}},
+    {"name": "Idempotency-Key", "in": "header", "required": False,
+     "description": "Clé choisie par le client : une requête rejouée avec la même clé ne s'applique qu'une fois",
+     "schema": {"type": "string", "maxLength": 200, "title": "Idempotency-Key"}},
+]
 
 
 def roles_of(*triggers: str) -> tuple[str, ...]:
@@ -122,23 +126,24 @@ def _run(spec: CommandSpec, request: Request, dossier_id: int, bearer: Bearer, u
 
 def _endpoint(spec: CommandSpec):
     guard = bearer_with_roles(*spec.roles)
+    # If-Match and Idempotency-Key are read by `_run` itself (`parse_if_match`, `execute`, which
+    # check them); they are documented as header parameters (HEADERS below) rather than declared
+    # as arguments: each declared parameter costs the dependency solver at every request.
 
     if spec.body is None:
-        def endpoint(request: Request, dossier_id: DossierId, bearer=Depends(guard),
-                     uow_factory=Depends(get_uow_factory), clock=Depends(get_clock),
-                     if_match: IfMatch = None, idempotency_key: IdempotencyKey = None):
-            return _run(spec, request, dossier_id, bearer, uow_factory, clock, None)
+        def endpoint(request: Request, dossier_id: DossierId, bearer=Depends(guard)):
+            state = request.app.state
+            return _run(spec, request, dossier_id, bearer, state.uow_factory, state.clock, None)
     elif spec.optional_body:
         def endpoint(request: Request, dossier_id: DossierId,
-                     body: Annotated[spec.body | None, Body()] = None, bearer=Depends(guard),
-                     uow_factory=Depends(get_uow_factory), clock=Depends(get_clock),
-                     if_match: IfMatch = None, idempotency_key: IdempotencyKey = None):
-            return _run(spec, request, dossier_id, bearer, uow_factory, clock, body)
+                     body: Annotated[spec.body | None, Body()] = None, bearer=Depends(guard)):
+            state = request.app.state
+            return _run(spec, request, dossier_id, bearer, state.uow_factory, state.clock, body)
     else:
         def endpoint(request: Request, dossier_id: DossierId, body: Annotated[spec.body, Body()],
-                     bearer=Depends(guard), uow_factory=Depends(get_uow_factory), clock=Depends(get_clock),
-                     if_match: IfMatch = None, idempotency_key: IdempotencyKey = None):
-            return _run(spec, request, dossier_id, bearer, uow_factory, clock, body)
+                     bearer=Depends(guard)):
+            state = request.app.state
+            return _run(spec, request, dossier_id, bearer, state.uow_factory, state.clock, body)
 
     endpoint.__name__ = f"command_{spec.name}"
     endpoint.__doc__ = (f"{spec.summary}.\n\nRôles : {', '.join(spec.roles)}. Réponse : nouvel état, version "
@@ -149,4 +154,5 @@ def _endpoint(spec: CommandSpec):
 for _spec in SPECS:
     router.add_api_route(f"/dossiers/{{dossier_id}}/commands/{_spec.name}", _endpoint(_spec), methods=["POST"],
                          response_model=CommandOut, summary=_spec.summary,
-                         responses=problem_responses(401, 403, 404, 409, 422), name=f"command_{_spec.name}")
+                         responses=problem_responses(401, 403, 404, 409, 422), name=f"command_{_spec.name}",
+                         openapi_extra={"parameters": HEADERS})

@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from db.models_auth import REGIONAL_ROLES, ROLES, User
 from rules.errors import InvalidInput, NotFound, RuleViolation
@@ -95,8 +96,11 @@ _ACTIVE_USER = (select(User.username, User.role, User.regions, User.siren, User.
 
 
 def active_actor(connection, username: str) -> Actor | None:
-    """The Actor of an active user, or None, read on `connection` (a Connection or a Session:
-    the API's commands read it in their own transaction)."""
+    """The Actor of an active user, or None, read on `connection` (a Connection, or a Session:
+    then on its connection, in its transaction, without the ORM's statement handling — the API's
+    commands read it so)."""
+    if isinstance(connection, Session):
+        connection = connection.connection()
     row = connection.execute(_ACTIVE_USER, {"username": username}).first()
     if row is None:
         return None
