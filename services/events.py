@@ -58,6 +58,7 @@ def event_row(*, dossier_id: int, dossier_reference: str, seq: int, prev_hash: s
 
 
 EVENTS = m.Event.__table__
+_INSERT_EVENT = insert(EVENTS)
 # Built once (binding is cheap, building a statement is not): the dossier's last event.
 _CHAIN_TIP = (select(EVENTS.c.seq, EVENTS.c.hash).where(EVENTS.c.dossier_id == bindparam("dossier_id"))
               .order_by(EVENTS.c.seq.desc()).limit(1))
@@ -75,5 +76,6 @@ def append_event(session, *, dossier: m.Dossier, at: datetime, actor: str, role:
                     actor=actor, role=role, command=command, state_before=state_before,
                     state_after=dossier.status, programme=f"{dossier.programme_id}@v{dossier.programme_version}",
                     data=data, reason=reason)
-    session.execute(insert(EVENTS), [row])
+    # One row, one execute (a list of one row would take the driver's executemany path).
+    session.execute(_INSERT_EVENT, row)
     return row
