@@ -7,13 +7,17 @@
    the URL, dropped and re-created: use a dedicated one), its schema, the officers' accounts
    and N submitted Occitanie dossiers (through the services, with their candidacy, diagnostic
    and action-plan pieces);
-2. starts the API with uvicorn in a subprocess on 127.0.0.1 (a free port), the service clock
-   set in 2021 so that the programme is open;
-3. starts a second process, the driver (httpx, asyncio), in which each officer signs in, then
+2. starts the API with uvicorn in a subprocess on 127.0.0.1 (a free port; `--workers`, default 1
+   on SQLite and 2 a core on PostgreSQL), the service clock set in 2021 so that the programme
+   is open;
+3. starts a second process, the driver (asyncio; `--client lean`, a minimal HTTP/1.1 client, by
+   default, or `--client httpx`), in which each officer signs in, then
    sends commands with `If-Match`: take_for_review → request_documents → declare_eligible →
    accept_diagnostic on the dossiers of its share, and now and then on any dossier — two
    officers on one dossier is the expected 409 (stale version or state);
-4. prints commands/s, p50/p99 latency, the expected 409s apart from any other error.
+4. prints commands/s, p50/p99 latency, the expected 409s apart from any other error, and the CPU
+   each command cost the API's processes, PostgreSQL's and the driver (from /proc, over the
+   timed phase).
 
 Bounded: at most 4 commands per dossier, `--max-seconds` of driving, loopback only."""
 from __future__ import annotations
@@ -439,7 +443,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dossiers", type=int, default=400)
     p.add_argument("--officers", type=int, default=8)
-    p.add_argument("--workers", type=int, default=2, help="processus uvicorn")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processus uvicorn (défaut : 1 sur SQLite, 2 par cœur sur PostgreSQL)")
     p.add_argument("--postgres", help="URL d'une base PostgreSQL dédiée (supprimée puis recréée)")
     p.add_argument("--max-seconds", type=float, default=60)
     p.add_argument("--contention", type=float, default=0.05, help="part des commandes visant n'importe quel dossier")
@@ -458,6 +463,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not (1 <= args.dossiers <= 20_000 and 1 <= args.officers <= 64 and 0 < args.max_seconds <= 600):
         raise SystemExit("bornes : 1–20 000 dossiers, 1–64 agents, 600 s au plus")
+    if args.workers is None:
+        args.workers = 2 * (os.cpu_count() or 1) if args.postgres else 1
     result = run(args)
     print(json.dumps(result, ensure_ascii=False, indent=2))
     print(f"\n{result['database']}, {result['uvicorn_workers']} worker(s) uvicorn, {result['officers']} agents, "
