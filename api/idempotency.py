@@ -25,11 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError, PendingRollbackError
 from sqlalchemy.orm.exc import StaleDataError
 
+from api.deps import Bearer
 from api.problems import Problem, problem_response, response_for_exception
 from db import models as m
 from db.models_auth import IdempotencyKey
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
-from api.deps import Bearer
 from services.commands import Actor
 
 HEADER = "Idempotency-Key"

@@ -109,8 +109,9 @@ SPECS = (
 COMMANDS = {s.name: s for s in SPECS}
 
 
-def _run(spec: CommandSpec, request: Request, dossier_id: int, bearer: Bearer, uow_factory, clock, body) -> Any:
+def _run(spec: CommandSpec, request: Request, dossier_id: int, bearer: Bearer, body) -> Any:
     expected = parse_if_match(request.headers.get("if-match"))
+    uow_factory, clock = request.app.state.uow_factory, request.app.state.clock
 
     def work(uow):
         actor = bearer.actor  # checked by `execute` in this unit of work
@@ -132,18 +133,15 @@ def _endpoint(spec: CommandSpec):
 
     if spec.body is None:
         def endpoint(request: Request, dossier_id: DossierId, bearer=Depends(guard)):
-            state = request.app.state
-            return _run(spec, request, dossier_id, bearer, state.uow_factory, state.clock, None)
+            return _run(spec, request, dossier_id, bearer, None)
     elif spec.optional_body:
         def endpoint(request: Request, dossier_id: DossierId,
                      body: Annotated[spec.body | None, Body()] = None, bearer=Depends(guard)):
-            state = request.app.state
-            return _run(spec, request, dossier_id, bearer, state.uow_factory, state.clock, body)
+            return _run(spec, request, dossier_id, bearer, body)
     else:
         def endpoint(request: Request, dossier_id: DossierId, body: Annotated[spec.body, Body()],
                      bearer=Depends(guard)):
-            state = request.app.state
-            return _run(spec, request, dossier_id, bearer, state.uow_factory, state.clock, body)
+            return _run(spec, request, dossier_id, bearer, body)
 
     endpoint.__name__ = f"command_{spec.name}"
     endpoint.__doc__ = (f"{spec.summary}.\n\nRôles : {', '.join(spec.roles)}. Réponse : nouvel état, version "

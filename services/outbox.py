@@ -54,7 +54,7 @@ _INSERT_ONCE_SQL = text(
     f"INSERT INTO {NOTIFICATIONS.name} ({', '.join(c.name for c in _ROW_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c.key for c in _ROW_COLUMNS)}) ON CONFLICT (dedupe_key) DO NOTHING"
 ).bindparams(*(bindparam(c.key, type_=c.type) for c in _ROW_COLUMNS))
-_INSERT_ONCE = {"sqlite": _INSERT_ONCE_SQL, "postgresql": _INSERT_ONCE_SQL}
+_INSERT_ONCE_DIALECTS = frozenset({"sqlite", "postgresql"})
 _QUEUED_WITH_KEY = select(NOTIFICATIONS.c.id).where(NOTIFICATIONS.c.dedupe_key == bindparam("dedupe_key"))
 
 
@@ -66,11 +66,10 @@ def enqueue(session, *, kind: str, dedupe_key: str, now: datetime, recipient: di
     On SQLite and PostgreSQL the duplicate check is the INSERT itself (ON CONFLICT DO NOTHING)."""
     row = notification_row(kind=kind, dedupe_key=dedupe_key, now=now, recipient=recipient, context=context,
                            dossier_id=dossier.id if dossier is not None else None)
-    insert_once = _INSERT_ONCE.get(session.get_bind().dialect.name)
-    if insert_once is not None:
+    if session.get_bind().dialect.name in _INSERT_ONCE_DIALECTS:
         # One statement: the unique key refuses a second copy without an error, so a key queued
         # by an earlier transaction (or a concurrent one, once it commits) leaves this one intact.
-        if session.execute(insert_once, row).rowcount == 0:
+        if session.execute(_INSERT_ONCE_SQL, row).rowcount == 0:
             return None
     else:
         with session.no_autoflush:

@@ -80,9 +80,10 @@ def user_view(user: User) -> dict:
     }
 
 
-def actor_for(user: User) -> Actor:
-    """The Actor the services receive for this user: its username (recorded in the events), its
-    role and its scope. Regional roles always carry a tuple (possibly empty: sees nothing)."""
+def actor_for(user) -> Actor:
+    """The Actor the services receive for this user (a User, or a row of its columns): its
+    username (recorded in the events), its role and its scope. Regional roles always carry a
+    tuple (possibly empty: sees nothing)."""
     return Actor(
         name=user.username, role=user.role,
         siren=user.siren if user.role == "applicant" else None,
@@ -102,12 +103,7 @@ def active_actor(connection, username: str) -> Actor | None:
     if isinstance(connection, Session):
         connection = connection.connection()
     row = connection.execute(_ACTIVE_USER, {"username": username}).first()
-    if row is None:
-        return None
-    return Actor(name=row.username, role=row.role,
-                 siren=row.siren if row.role == "applicant" else None,
-                 consultant=row.consultant if row.role == "consultant" else None,
-                 regions=tuple(row.regions or ()) if row.role in REGIONAL_ROLES else None)
+    return actor_for(row) if row is not None else None
 
 
 def load_actor(uow_factory, username: str) -> Actor | None:
