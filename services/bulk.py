@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, insert, update
 
 from db import models as m
 from db.types import Instant
-from services.events import GENESIS, event_row
+from services.events import GENESIS, event_row, forget_tips
 from services.outbox import applicant_recipient, dossier_context, notification_row
 
 SYSTEM_ACTOR = ("usine", "system")  # services.commands.SYSTEM
@@ -126,6 +126,7 @@ class BatchWriter:
     def write(self, session) -> int:
         """Executes the batch's statements (at most four); returns how many were executed.
         Raises VersionConflict when a dossier changed since it was read."""
+        forget_tips(session)  # tips `load_dossier` read in this transaction are no longer tips
         executed = 0
         groups: dict[tuple[str, ...], list[dict]] = {}
         for dossier_id, values in self._dossier_changes.items():

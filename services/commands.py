@@ -13,6 +13,7 @@ from typing import Callable
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from db import models as m
@@ -26,7 +27,7 @@ from rules.money import (ZERO, AidBreakdown, InvoiceLine, Quote, assess_final_cl
 from services.clock import Clock
 from services.events import append_event
 from services.outbox import applicant_recipient, dossier_context, enqueue
-from services.uow import UnitOfWork
+from services.uow import UnitOfWork, save_dossier
 from states.lifecycle import fire
 
 DOCUMENT_KINDS = (
@@ -110,12 +111,13 @@ class _Command:
 
     def record(self, command: str, data: dict, reason: str | None = None) -> dict:
         dossier_id, version = self.dossier.id, self.dossier.version
-        self.dossier.updated_at = self.now  # bumps the row's version: concurrent writers conflict
-        try:
-            self.session.flush()
-        except StaleDataError:
-            # the session is rolled back now: report with what was read before the flush
-            raise ConcurrencyConflict(dossier_id, version, -1) from None
+        self.dossier.updated_at = self.now
+        # Every event bumps the dossier's version, even when nothing else changed and the clock
+        # reads the instant already stored (a frozen clock, a scenario's two steps at one time):
+        # concurrent writers conflict, and the chain tip read with the version stays the tip.
+        flag_modified(self.dossier, "updated_at")
+        if not save_dossier(self.session, self.dossier):
+            raise ConcurrencyConflict(dossier_id, version, -1)
         return append_event(self.session, dossier=self.dossier, at=self.now, actor=self.actor.name,
                             role=self.actor.role, command=command, state_before=self.state_before,
                             data=data, reason=reason)

@@ -1,7 +1,7 @@
 """The unit of work: one command, one transaction (`with uow: ... uow.commit()`)."""
 from __future__ import annotations
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, inspect, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.util import identity_key
 
@@ -11,10 +11,11 @@ from programmes import Catalogue, default_catalogue
 from sqlalchemy.orm.exc import StaleDataError
 
 from rules.errors import ConcurrencyConflict, NotFound
+from services.events import CHAIN_TIP_COLUMNS, remember_tip
 from services.storage import FileStorage, InMemoryStorage, Storage
 
 
-_DOSSIER_BY_ID = select(m.Dossier).where(m.Dossier.id == bindparam("dossier_id"))
+_DOSSIER_BY_ID = select(m.Dossier, *CHAIN_TIP_COLUMNS).where(m.Dossier.id == bindparam("dossier_id"))
 
 
 _LOADED = "usine.loaded_dossiers"
@@ -24,16 +25,59 @@ def load_dossier(session: Session, dossier_id: int) -> m.Dossier | None:
     """`session.get(m.Dossier, id)`, at half the cost: what this unit of work already loaded,
     then a statement built once (`Session.get` builds and keys a new one at every call). The
     session holds what it loaded (its identity map keeps only weak references): the API's scope
-    check and the command it guards read the dossier once."""
+    check and the command it guards read the dossier once. The same statement reads the
+    dossier's chain tip for the event the command appends (`services.events.CHAIN_TIP_COLUMNS`)."""
     loaded = session.info.setdefault(_LOADED, {})
     held = loaded.get(dossier_id)
     if held is None:
         held = session.identity_map.get(identity_key(m.Dossier, dossier_id))
     if held is None:
-        held = session.execute(_DOSSIER_BY_ID, {"dossier_id": dossier_id}).scalar_one_or_none()
+        row = session.execute(_DOSSIER_BY_ID, {"dossier_id": dossier_id}).one_or_none()
+        if row is not None:
+            held = row[0]
+            remember_tip(session, dossier_id, row[1], row[2])
     if held is not None:
         loaded[dossier_id] = held
     return held
+
+
+_DOSSIERS = m.Dossier.__table__
+_DOSSIER_COLUMNS = frozenset(c.key for c in _DOSSIERS.c) - {"id", "version"}
+# Built once; the SET clause is the parameters' columns (what changed), plus the next version.
+_UPDATE_DOSSIER = update(_DOSSIERS).where(_DOSSIERS.c.id == bindparam("b_id"),
+                                          _DOSSIERS.c.version == bindparam("b_read_version"))
+
+
+def save_dossier(session: Session, dossier: m.Dossier) -> bool:
+    """Write a loaded dossier's changed columns and its next version: the UPDATE … WHERE id = …
+    AND version = <as read> that the ORM's flush emits (`version_id_col`), from one prebuilt
+    statement, without the flush's machinery (a sixth of a command's time in the API). False when
+    the row's version is no longer the one read: another writer committed first, nothing written.
+    Other pending changes of the session are flushed as before."""
+    state = inspect(dossier)
+    changed = state.committed_state
+    if state.key is None or not changed.keys() <= _DOSSIER_COLUMNS:
+        # not a plain column change of a loaded dossier (a new one, a relationship set): the ORM
+        try:
+            session.flush()
+        except StaleDataError:
+            return False
+        return True
+    read = dossier.version
+    values = {key: state.dict[key] for key in changed}
+    result = session.connection().execute(_UPDATE_DOSSIER, {**values, "version": read + 1, "b_id": dossier.id,
+                                                            "b_read_version": read})
+    if result.rowcount != 1:
+        return False
+    # What was written is now the dossier's committed state: what the flush itself does after
+    # its UPDATE (`InstanceState._commit_all`). Setting each value as committed one by one
+    # (`set_committed_value`) left the dossier in the session's modified set, and the commit's
+    # flush then walked it again for nothing: that cost more than the statement saved.
+    state.dict["version"] = read + 1
+    state._commit_all(state.dict, session.identity_map)
+    if session.new or session.deleted or session.dirty:
+        session.flush()
+    return True
 
 
 class UnitOfWork:

@@ -11,6 +11,7 @@ from services import commands
 from services.audit.verify import verify_dossier
 from services.queries import dossier_summary
 from services.sweep import sweep
+from tests.conftest import POSTGRES_URL
 from tests.helpers import COMPANY, Life, row_counts
 
 
@@ -134,6 +135,54 @@ def test_two_officers_acting_at_once_cannot_both_win(life, uow_factory, clock, a
     final = life.dossier().status
     assert final == ("withdrawn" if results["withdraw"] == "ok" else "rejected")
     with uow_factory() as uow:
+        assert verify_dossier(uow.session, life.dossier_id).ok
+
+
+def test_every_command_bumps_the_version_even_at_the_instant_of_the_previous_one(life, uow_factory, clock, actors):
+    # request_documents changes no column of the dossier but its version: a client holding the
+    # version read before it must be refused, even with the clock standing still.
+    life.submit()
+    life.do("take_for_review", "officer")
+    before = life.dossier().version
+    life.do("request_documents", "officer", kinds=["rib"])
+    assert life.dossier().version == before + 1
+    with uow_factory() as uow, pytest.raises(ConcurrencyConflict):
+        commands.declare_ineligible(uow=uow, clock=clock, actor=actors["officer"], dossier_id=life.dossier_id,
+                                    reason="x", expected_version=before)
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="on SQLite the first reader holds the write lock (BEGIN IMMEDIATE): "
+                                             "another transaction cannot commit between its read and its write")
+def test_an_event_committed_after_the_dossier_was_read_is_a_conflict_never_a_forked_chain(life, uow_factory, clock,
+                                                                                         actors):
+    # The chain tip is read with the dossier; another command commits an event in between.
+    life.submit()
+    life.do("take_for_review", "officer")
+    with uow_factory() as late:
+        late.dossier(life.dossier_id)  # read: version and chain tip as they are now
+        life.do("request_documents", "officer", kinds=["rib"])  # another transaction commits an event
+        with pytest.raises(ConcurrencyConflict):
+            commands.declare_ineligible(uow=late, clock=clock, actor=actors["officer"], dossier_id=life.dossier_id,
+                                        reason="x")
+    assert life.dossier().status == "eligibility_review"
+    with uow_factory() as uow:
+        assert [e.command for e in uow.session.scalars(
+            select(m.Event).where(m.Event.dossier_id == life.dossier_id).order_by(m.Event.seq))] == [
+            "submit_candidacy", "take_for_review", "request_documents"]
+        assert verify_dossier(uow.session, life.dossier_id).ok
+
+
+def test_two_commands_in_one_unit_of_work_chain_their_events(life, uow_factory, clock, actors):
+    # Each command commits; the next one reads the tip the first one wrote, not the one read before.
+    life.submit()
+    with uow_factory() as uow:
+        commands.take_for_review(uow=uow, clock=clock, actor=actors["officer"], dossier_id=life.dossier_id)
+        commands.request_documents(uow=uow, clock=clock, actor=actors["officer"], dossier_id=life.dossier_id,
+                                   kinds=["rib"])
+    with uow_factory() as uow:
+        seqs = uow.session.scalars(select(m.Event.seq).where(m.Event.dossier_id == life.dossier_id)
+                                   .order_by(m.Event.seq)).all()
+        assert seqs == [1, 2, 3]
         assert verify_dossier(uow.session, life.dossier_id).ok
 
 
