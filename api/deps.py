@@ -25,6 +25,7 @@ from typing import Annotated, Callable
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import select
 
 from api.problems import Problem
@@ -40,6 +41,8 @@ MAX_ID = 2**31 - 1
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False,
                                      description="Jeton obtenu par POST /auth/token (flux OAuth2 « password »).")
+# The OpenAPI security requirement of the routes guarded by `bearer_with_roles`.
+BEARER_SECURITY = [{oauth2_scheme.scheme_name: []}]
 
 
 # The dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in
@@ -60,6 +63,16 @@ def _unauthenticated(reason: str, error: str | None = None) -> Problem:
 
 async def bearer_claims(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> dict:
     """The claims of the request's bearer token (401 when absent, expired or forged)."""
+    return claims_of(request, token)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of `Authorization: Bearer …`, read as `oauth2_scheme` reads it."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    return token if scheme.lower() == "bearer" else None
+
+
+def claims_of(request: Request, token: str | None) -> dict:
     if not token:
         raise _unauthenticated("aucun jeton fourni (en-tête « Authorization: Bearer … »)")
     try:
@@ -125,10 +138,13 @@ def bearer_with_roles(*roles: str) -> Callable[..., Bearer]:
     claim (a role may have changed since the token was issued)."""
     allowed = tuple(roles)
 
-    async def dependency(request: Request, claims: Annotated[dict, Depends(bearer_claims)],
-                         uow_factory=Depends(get_uow_factory)) -> Bearer:
+    # One dependency reading the header itself, not three nested ones (`oauth2_scheme`,
+    # `bearer_claims`, `get_uow_factory`): the solver's cost is per dependency, at every request.
+    # The routes declare the OAuth2 scheme in the OpenAPI document (`BEARER_SECURITY`).
+    async def dependency(request: Request) -> Bearer:
+        claims = claims_of(request, bearer_token(request))
         if claims.get("role") not in allowed or claims.get("role") == "auditor":
-            actor = await run_in_threadpool(load_actor, uow_factory, claims["sub"])
+            actor = await run_in_threadpool(load_actor, request.app.state.uow_factory, claims["sub"])
             checked_actor(request, actor, allowed)
         return Bearer(claims["sub"], allowed)
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 
-from api.deps import Bearer, bearer_with_roles, etag, parse_if_match, scoped_dossier_id
+from api.deps import BEARER_SECURITY, Bearer, bearer_with_roles, etag, parse_if_match, scoped_dossier_id
 from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.routes_dossiers import command_body
@@ -153,4 +153,4 @@ for _spec in SPECS:
     router.add_api_route(f"/dossiers/{{dossier_id}}/commands/{_spec.name}", _endpoint(_spec), methods=["POST"],
                          response_model=CommandOut, summary=_spec.summary,
                          responses=problem_responses(401, 403, 404, 409, 422), name=f"command_{_spec.name}",
-                         openapi_extra={"parameters": HEADERS})
+                         openapi_extra={"parameters": HEADERS, "security": BEARER_SECURITY})
