@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, PendingRollbackErro
 from sqlalchemy.orm.exc import StaleDataError
 
 from api.deps import Bearer
-from api.problems import Problem, problem_response, response_for_exception
+from api.problems import Problem, database_unavailable, problem_response, response_for_exception
 from db import models as m
 from db.models_auth import IdempotencyKey
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
@@ -193,8 +193,7 @@ def execute(request: Request, *, actor: Actor | None = None, bearer: Bearer | No
         return problem_response(409, "Le dossier a été modifié en même temps par une autre requête ; relisez-le et réessayez.",
                                 request=request, rule="conflict", current_version=current_version(uow_factory, dossier_id))
     except OperationalError:
-        return problem_response(503, "Base de données momentanément indisponible ; réessayez.", request=request,
-                                headers={"Retry-After": "1"})
+        return database_unavailable(request)
     except (RuleViolation, NotFound, Problem) as exc:
         response = response_for_exception(exc, request)
         if idem is not None and response.status_code != 409:

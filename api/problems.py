@@ -23,6 +23,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
@@ -170,6 +171,11 @@ def validation_problem(exc: RequestValidationError, request: Request) -> JSONRes
                             rule="invalid_input", field=first["field"], errors=errors)
 
 
+def database_unavailable(request: Request) -> JSONResponse:
+    return problem_response(503, "Base de données momentanément indisponible ; réessayez.", request=request,
+                            headers={"Retry-After": "1"})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
@@ -203,6 +209,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound):
         return response_for_exception(exc, request)
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, exc: OperationalError):
+        # The database dropped the connection (a restart) or cannot be reached: the pool renews
+        # its connections on such an error, so the same request a moment later succeeds.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        return database_unavailable(request)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):

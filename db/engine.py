@@ -1,10 +1,12 @@
 """Engines for SQLite (the embedded default) and PostgreSQL."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -44,7 +46,39 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A connection back in use within this many seconds is taken as alive without asking the server.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """`pool_pre_ping`, for the connections that sat idle: a connection handed back moments ago is
+    alive, and pinging it cost each command a round trip to the server. The pool replaces one
+    whose ping fails (DisconnectionError: it connects again, up to three times). A connection
+    the server dropped within the last seconds (a restart) fails the statement instead: the API
+    answers 503 and SQLAlchemy renews the whole pool on that disconnect."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _known_alive(_dbapi_connection, record, *_):
+        if record is not None:
+            record.info["usine.checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _taken(dbapi_connection, record, _proxy):
+        handed_back = record.info.get("usine.checked_in_at")
+        if handed_back is not None and time.monotonic() - handed_back < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise DisconnectionError(str(exc)) from exc
+            raise
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

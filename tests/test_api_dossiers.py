@@ -6,12 +6,15 @@ from __future__ import annotations
 import threading
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from api_support import *  # noqa: F401,F403  (fixtures)
 from api_support import APPLICANT, FINANCE, GARONNE, HEAD, OFFICER, at, counts, submit, to_action_plan
 from db import models as m
+from db.engine import make_engine
 from db.models_auth import IdempotencyKey
+from tests.conftest import POSTGRES_URL
 
 
 def test_the_golden_sme_dossier_lives_its_whole_life_through_the_api(sign_in, clock):
@@ -251,3 +254,24 @@ def test_programmes_and_health_answer(sign_in, client):
     assert detail["money"]["day_rate_cap"] == "1200.00"
     assert sign_in(APPLICANT).get("/programmes/inconnu").status_code == 404
     assert client.get("/health").json() == {"status": "ok", "database": "ok", "version": "0.1.0"}
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="the server drops the connections (PostgreSQL suite)")
+def test_when_the_database_drops_its_connections_a_request_answers_503_and_the_next_one_succeeds(sign_in, uow_factory,
+                                                                                                 postgres_engine):
+    officer = sign_in(OFFICER)
+    dossier = submit(sign_in(APPLICANT), GARONNE)
+    assert officer.get(f"/dossiers/{dossier}").status_code == 200
+    # A restart of the server, as the API's pooled connections see it: every one is dropped.
+    admin = make_engine(uow_factory.engine.url.render_as_string(hide_password=False))
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        conn.commit()
+    admin.dispose()
+    postgres_engine.dispose()  # the test harness's own connections were dropped too
+    answer = officer.get(f"/dossiers/{dossier}")
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert officer.get(f"/dossiers/{dossier}").status_code == 200
+    assert officer.command(dossier, "take_for_review").status_code == 200
