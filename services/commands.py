@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Callable
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
@@ -70,10 +70,16 @@ class Outcome:
 _ID = bindparam("dossier_id")
 _DOCUMENTS_IN_ORDER = (select(m.Document).where(m.Document.dossier_id == _ID)
                        .order_by(m.Document.kind, m.Document.version))
+# In version order: a dict built from the rows keeps each kind's latest.
+_REVIEWS_IN_ORDER = (select(m.Document.kind, m.Document.review_status).where(m.Document.dossier_id == _ID)
+                     .order_by(m.Document.kind, m.Document.version))
 _DOCUMENT_VERSIONS = (select(m.Document.kind, func.max(m.Document.version))
                       .where(m.Document.dossier_id == _ID).group_by(m.Document.kind))
 _OPEN_REQUESTS = select(m.DocumentRequest).where(m.DocumentRequest.dossier_id == _ID,
                                                  m.DocumentRequest.status == "open")
+# A request is written once here and never read back in the command: one Core INSERT … RETURNING
+# id, not an ORM object and its flush.
+_INSERT_REQUEST = insert(m.DocumentRequest.__table__).returning(m.DocumentRequest.__table__.c.id)
 _COMPANY_BY_SIREN = select(m.Company).where(m.Company.siren == bindparam("siren"))
 _DE_MINIMIS_OF_UNDERTAKING = select(m.DeMinimisAid).where(
     ((m.DeMinimisAid.source == "attestation") & (m.DeMinimisAid.dossier_id == _ID))
@@ -182,18 +188,16 @@ def _reason(raw, field: str = "reason", *, required: bool = True) -> str | None:
 
 # -- documents -----------------------------------------------------------------------------
 
-def _latest_documents(session, dossier_id: int) -> dict[str, m.Document]:
-    docs = session.scalars(_DOCUMENTS_IN_ORDER, {"dossier_id": dossier_id}).all()
-    latest: dict[str, m.Document] = {}
-    for d in docs:
-        latest[d.kind] = d
-    return latest
+def _latest_review_statuses(session, dossier_id: int) -> dict[str, str | None]:
+    """The review status of each kind's latest version (the guards read nothing else: columns,
+    not Document objects)."""
+    return dict(session.execute(_REVIEWS_IN_ORDER, {"dossier_id": dossier_id}).all())
 
 
 def _documents_complete(session, dossier: m.Dossier, kinds, stage_label: str) -> Callable[[], None]:
     def guard() -> None:
-        latest = _latest_documents(session, dossier.id)
-        missing = [k for k in kinds if k not in latest or latest[k].review_status == "refused"]
+        latest = _latest_review_statuses(session, dossier.id)
+        missing = [k for k in kinds if k not in latest or latest[k] == "refused"]
         if missing:
             raise RuleViolation("documents_missing",
                                 f"Pièces manquantes ou refusées pour {stage_label} : {', '.join(missing)}.",
@@ -381,16 +385,15 @@ def request_documents(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id
     cmd.move("request_documents")
     r = cmd.programme.reminders
     lapse_on = deadline(cmd.today, r.lapse_after_days, shift_to_working_day=r.shift_to_working_day)
-    req = m.DocumentRequest(dossier_id=cmd.dossier.id, kinds=kinds, requested_by=actor.name,
-                            requested_at=cmd.now, requested_on=cmd.today, lapse_on=lapse_on, status="open")
-    cmd.session.add(req)
-    cmd.session.flush()
-    cmd.record("request_documents", {"request_id": req.id, "kinds": kinds, "requested_on": cmd.today.isoformat(),
+    request_id = cmd.session.execute(_INSERT_REQUEST, {
+        "dossier_id": cmd.dossier.id, "kinds": kinds, "requested_by": actor.name, "requested_at": cmd.now,
+        "requested_on": cmd.today, "lapse_on": lapse_on, "status": "open"}).scalar_one()
+    cmd.record("request_documents", {"request_id": request_id, "kinds": kinds, "requested_on": cmd.today.isoformat(),
                                      "lapse_on": lapse_on.isoformat()})
-    cmd.notify("documents_requested", f"docreq:{req.id}:requested", kinds=kinds,
+    cmd.notify("documents_requested", f"docreq:{request_id}:requested", kinds=kinds,
                requested_on=cmd.today.isoformat(), lapse_on=lapse_on.isoformat())
     _commit(uow, dossier_id)
-    return cmd.outcome(request_id=req.id, lapse_on=lapse_on.isoformat())
+    return cmd.outcome(request_id=request_id, lapse_on=lapse_on.isoformat())
 
 
 def upload_document(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, kind: str,
