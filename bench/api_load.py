@@ -464,8 +464,9 @@ def main(argv: list[str] | None = None) -> None:
     if not (1 <= args.dossiers <= 20_000 and 1 <= args.officers <= 64 and 0 < args.max_seconds <= 600):
         raise SystemExit("bornes : 1–20 000 dossiers, 1–64 agents, 600 s au plus")
     if args.workers is None:
-        # One a core: measured against two a core on 2 cores, 2 workers gave 280–416 commands/s
-        # (median 339, 15 runs) and 4 gave 239–397 (median 306, 15 runs), interleaved.
+        # One a core: in one interleaved series on 2 cores, 2 workers gave 280–416 commands/s
+        # (median 339, 15 runs) and 4 gave 239–397 (median 306, 15 runs). Both vary with how the
+        # officers' keep-alive connections happen to spread over the workers (docs/api.md, Load).
         args.workers = (os.cpu_count() or 1) if args.postgres else 1
     result = run(args)
     print(json.dumps(result, ensure_ascii=False, indent=2))
