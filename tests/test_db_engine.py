@@ -26,7 +26,7 @@ def _terminate(pid: int) -> None:
 
 
 @pytest.fixture
-def engine(postgres_engine):
+def engine():
     engine = make_engine(POSTGRES_URL)  # used one statement at a time: one pooled connection
     yield engine
     engine.dispose()
