@@ -140,10 +140,9 @@ def start_server(url: str, folder: Path, port: int, workers: int) -> subprocess.
     env = {**os.environ, "USINE_DATABASE_URL": url, "USINE_STORAGE_DIR": str(folder / "documents"),
            "USINE_SECRET_KEY": secrets.token_hex(32), "USINE_CLOCK_START": CLOCK_START,
            "USINE_VAR_DIR": str(folder), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    from api.server import uvicorn_args
+    from api.server import api_command
 
-    cmd = [sys.executable, "-m", "uvicorn", *uvicorn_args(host="127.0.0.1", port=port, workers=workers),
-           "--log-level", "warning", "--no-access-log"]
+    cmd = api_command(host="127.0.0.1", port=port, workers=workers, log_level="warning", access_log=False)
     return subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent)
 
 
@@ -239,6 +238,48 @@ def cpu_seconds_by_part(server_pid: int | None) -> dict[str, float]:
             out["postgresql"] += seconds
     out["driver"] = time.process_time()
     return out
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                raw = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(raw[raw.rindex(")") + 2:].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def connections_by_worker(server_pid: int | None, port: int) -> list[int]:
+    """How many established connections to `port` each API process holds (from /proc), largest
+    first: the officers' keep-alive connections stay where they were accepted, so this says
+    how the load was spread over the workers (one process holding them all is one GIL)."""
+    if not server_pid:
+        return []
+    established: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                established.add(fields[9])
+    counts = []
+    for pid in [server_pid, *children_of(server_pid)]:
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        held = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in established)
+        if held or pid != server_pid:
+            counts.append(held)
+    return sorted(counts, reverse=True)
 
 
 class LeanResponse:
@@ -372,6 +413,15 @@ async def drive(base: str, ids: list[int], officers: int, max_seconds: float, co
         cpu_before = cpu_seconds_by_part(server_pid)
         started = time.perf_counter()
         deadline = started + max_seconds
+        spread: list[int] = []
+
+        async def count_connections() -> None:
+            # The officers' connections open together as the timed phase starts; they are all
+            # accepted well within a second.
+            await asyncio.sleep(min(2.0, max_seconds / 4))
+            spread.extend(connections_by_worker(server_pid, urlsplit(base).port))
+
+        counting = asyncio.create_task(count_connections())
 
         def pick(i: int) -> int | None:
             pending = [d for d in ids if state[d]["state"] in NEXT] if rng.random() < contention else \
@@ -418,6 +468,7 @@ async def drive(base: str, ids: list[int], officers: int, max_seconds: float, co
         await asyncio.gather(*(officer(i) for i in range(officers)))
         seconds = time.perf_counter() - started
         cpu_after = cpu_seconds_by_part(server_pid)
+        counting.cancel()
 
     def pct(values: list[float], p: float) -> float | None:
         if not values:
@@ -435,6 +486,7 @@ async def drive(base: str, ids: list[int], officers: int, max_seconds: float, co
             "p50_ms_applied": pct(ok_latencies, 0.50), "p99_ms_applied": pct(ok_latencies, 0.99),
             "mean_ms": round(1000 * statistics.fmean(latencies), 1) if latencies else None,
             "dossiers_finished": sum(1 for d in ids if state[d]["state"] not in NEXT), "client": client_kind,
+            "connections_by_worker": spread,
             "cpu_ms_per_command": {part: round(1000 * (cpu_after[part] - cpu_before[part]) / max(1, len(latencies)), 2)
                                    for part in cpu_after}}
 
@@ -477,6 +529,7 @@ def main(argv: list[str] | None = None) -> None:
     cpu = result["cpu_ms_per_command"]
     print(f"CPU par commande : API {cpu['api']} ms, PostgreSQL {cpu['postgresql']} ms, pilote {cpu['driver']} ms "
           f"(sur {result['cpus']} cœurs)")
+    print("connexions des agents par worker : " + ("/".join(map(str, result["connections_by_worker"])) or "—"))
     if result["service_floor"]:
         f = result["service_floor"]
         print(f"plancher (services en direct, séquentiel, sans HTTP) : {f['commands_per_second']} commandes/s, "

@@ -92,16 +92,15 @@ def users_seed_demo():
 
 
 def serve_api(host: str | None = None, port: int | None = None, workers: int = 1, log_level: str = "info") -> None:
-    import uvicorn
-
+    from api.server import serve
     from services.config import get_settings
 
     settings = get_settings()
-    from api.server import EVENT_LOOP, HTTP_PROTOCOL
-
-    uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host, port=port or settings.api_port,
-                workers=workers, log_level=log_level, proxy_headers=False, server_header=False, http=HTTP_PROTOCOL,
-                loop=EVENT_LOOP)
+    # More than one worker: one SO_REUSEPORT socket each, under api.server's supervisor.
+    code = serve(host=host or settings.api_host, port=port or settings.api_port, workers=workers,
+                 log_level=log_level)
+    if code:
+        raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

@@ -419,10 +419,9 @@ def serve_command(host: str = typer.Option("127.0.0.1", "--host", help="Adresse 
                 typer.echo("[usine serve] api/app.py absent : API non démarrée.")
             else:
                 typer.echo(f"[usine serve] API : http://{host}:{api_port}")
-                from api.server import uvicorn_args
+                from api.server import api_command
 
-                children.append(_Child("API", [sys.executable, "-m", "uvicorn",
-                                               *uvicorn_args(host=host, port=api_port)], env, cwd))
+                children.append(_Child("API", api_command(host=host, port=api_port), env, cwd))
         typer.echo("[usine serve] prêt — Ctrl-C pour tout arrêter.")
         while True:
             for child in children:
