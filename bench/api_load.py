@@ -7,8 +7,9 @@
    the URL, dropped and re-created: use a dedicated one), its schema, the officers' accounts
    and N submitted Occitanie dossiers (through the services, with their candidacy, diagnostic
    and action-plan pieces);
-2. starts the API with uvicorn in a subprocess on 127.0.0.1 (a free port; `--workers`, default 1
-   on SQLite and 1 a core on PostgreSQL), the service clock set in 2021 so that the programme
+2. starts the API in a subprocess on 127.0.0.1 as `usine api` does (`python -m api.server`: uvicorn,
+   one SO_REUSEPORT socket a worker; a free port; `--workers`, default 1 on SQLite and 1 a core
+   on PostgreSQL), the service clock set in 2021 so that the programme
    is open;
 3. starts a second process, the driver (asyncio; `--client lean`, a minimal HTTP/1.1 client, by
    default, or `--client httpx`), in which each officer signs in, then
@@ -517,8 +518,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("bornes : 1–20 000 dossiers, 1–64 agents, 600 s au plus")
     if args.workers is None:
         # One a core: in one interleaved series on 2 cores, 2 workers gave 280–416 commands/s
-        # (median 339, 15 runs) and 4 gave 239–397 (median 306, 15 runs). Both vary with how the
-        # officers' keep-alive connections happen to spread over the workers (docs/api.md, Load).
+        # (median 339, 15 runs) and 4 gave 239–397 (median 306, 15 runs); with a socket a worker,
+        # 2 workers 418–680 (30 runs) and 4 workers 503–627 (3 runs) another morning (docs/api.md, Load).
         args.workers = (os.cpu_count() or 1) if args.postgres else 1
     result = run(args)
     print(json.dumps(result, ensure_ascii=False, indent=2))
