@@ -184,15 +184,17 @@ def test_connections_opened_together_are_spread_over_the_workers_each_on_its_own
     assert not _children(server.pid)
 
 
-def test_a_second_server_on_a_port_in_use_is_refused_and_the_first_keeps_serving():
+@pytest.mark.parametrize("second_workers", ["2", "1"])
+def test_a_second_server_on_a_port_in_use_is_refused_and_the_first_keeps_serving(second_workers):
     port = free_port()
     first = _start(port, "--workers", "2", "--app", PID_APP)
     try:
         workers = _wait_serving(first, port, 2)
-        second = _start(port, "--workers", "2", "--app", PID_APP)
+        second = _start(port, "--workers", second_workers, "--app", PID_APP, "--log-level", "info")
         _, err = second.communicate(timeout=30)
         assert second.returncode == STARTUP_FAILURE
         assert "address already in use" in err
+        assert "startup" not in err.lower()  # refused before the app starts, not after
         assert set(_answering_pids(port, 16)) <= workers
     finally:
         _stop(first)
@@ -224,3 +226,20 @@ def test_workers_that_cannot_start_stop_the_server_instead_of_restarting_forever
     assert server.returncode == STARTUP_FAILURE
     assert "ended before serving" in err
     assert not _children(server.pid)
+
+
+def test_usine_api_refuses_several_workers_on_sqlite_and_says_why(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app as cli_app, register_extensions
+    from services.config import get_settings
+
+    monkeypatch.setenv("USINE_DATABASE_URL", f"sqlite:///{tmp_path}/usine.db")
+    get_settings.cache_clear()
+    try:
+        register_extensions()
+        refused = CliRunner().invoke(cli_app, ["api", "--port", str(free_port()), "--workers", "2"])
+    finally:
+        get_settings.cache_clear()
+    assert refused.exit_code == 2
+    assert "--workers" in refused.output and "SQLite" in refused.output and "PostgreSQL" in refused.output
