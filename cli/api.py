@@ -21,6 +21,15 @@ def _clock():
     return default_clock()
 
 
+def _ask_password() -> str:
+    """Asked twice, hidden, until both entries agree (click's own confirmation speaks English)."""
+    while True:
+        password = typer.prompt("Mot de passe", hide_input=True)
+        if typer.prompt("Confirmez le mot de passe", hide_input=True) == password:
+            return password
+        typer.echo("Les deux saisies diffèrent : recommencez.", err=True)
+
+
 @users_app.command("add")
 def users_add(
     username: str = typer.Argument(..., help="Identifiant (a-z, 0-9, . _ -)"),
@@ -38,7 +47,7 @@ def users_add(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = typer.prompt("Mot de passe", hide_input=True, confirmation_prompt=True)
+        password = _ask_password()
     try:
         with _factory()() as uow:
             user = create_user(uow=uow, clock=_clock(), username=username, password=password, role=role,
@@ -96,6 +105,12 @@ def serve_api(host: str | None = None, port: int | None = None, workers: int = 1
     from services.config import get_settings
 
     settings = get_settings()
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        # The API serializes SQLite's writers on a lock of its process (every Usine transaction
+        # writes): a second process would only wait in SQLite's busy handler, up to 100 ms a try.
+        typer.echo("--workers : SQLite se sert avec un seul worker (ses écritures sont sérialisées dans le "
+                   "processus de l'API) ; pour plusieurs workers, USINE_DATABASE_URL vers PostgreSQL.", err=True)
+        raise typer.Exit(2)
     # More than one worker: one SO_REUSEPORT socket each, under api.server's supervisor.
     code = serve(host=host or settings.api_host, port=port or settings.api_port, workers=workers,
                  log_level=log_level)

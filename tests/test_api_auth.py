@@ -205,3 +205,22 @@ def test_usine_users_add_list_and_disable_from_the_command_line(uow_factory, clo
     assert [u["username"] for u in json.loads(listed.output)] == ["paul.finance"]
     assert runner.invoke(cli_app, ["users", "disable", "paul.finance"]).exit_code == 0
     assert json.loads(runner.invoke(cli_app, ["users", "list", "--json"]).output)[0]["active"] is False
+
+
+def test_usine_users_add_asks_the_password_twice_in_french_until_both_entries_agree(uow_factory, clock,
+                                                                                      fast_passwords, monkeypatch):
+    import cli.api
+    from cli.main import app as cli_app, register_extensions
+    from services.users import authenticate
+
+    monkeypatch.setattr(cli.api, "_factory", lambda: uow_factory)
+    monkeypatch.setattr(cli.api, "_clock", lambda: clock)
+    register_extensions()
+    added = CliRunner().invoke(cli_app, ["users", "add", "lea.agent", "--role", "officer", "--region", "Occitanie"],
+                               input="premier essai long\nautre chose encore\nle bon mot de passe\nle bon mot de passe\n")
+    assert added.exit_code == 0, added.output
+    assert "Confirmez le mot de passe" in added.output and "Les deux saisies diffèrent" in added.output
+    assert "Repeat" not in added.output
+    with uow_factory() as uow:
+        assert authenticate(uow=uow, username="lea.agent", password="le bon mot de passe").username == "lea.agent"
+        assert authenticate(uow=uow, username="lea.agent", password="premier essai long") is None
