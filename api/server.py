@@ -218,24 +218,20 @@ class Supervisor:
 def serve(*, host: str, port: int, workers: int = 1, log_level: str = "info", access_log: bool = True,
           app: str = APP) -> int:
     """Serve the API: in this process with one worker, under a Supervisor with more."""
-    if workers > 1:
-        logging.basicConfig(level=log_level.upper(), format=_LOG_FORMAT)
     try:
-        if workers <= 1:
-            # Refused before the app starts up (uvicorn binds after its lifespan has run, and
-            # would first log "Application startup complete" on a port it cannot have).
-            check_address_free(host, port)
-            return _serve_in_process(host=host, port=port, log_level=log_level, access_log=access_log, app=app)
-        return Supervisor(host=host, port=port, workers=workers, log_level=log_level, access_log=access_log,
-                          app=app).run()
+        if workers > 1:
+            logging.basicConfig(level=log_level.upper(), format=_LOG_FORMAT)
+            return Supervisor(host=host, port=port, workers=workers, log_level=log_level, access_log=access_log,
+                              app=app).run()
+        # Refused before the app starts up: uvicorn binds after its lifespan has run, and would
+        # first log "Application startup complete" on a port it cannot have.
+        check_address_free(host, port)
     except OSError as error:  # the address: in use, not this machine's, not allowed
+        # One worker logs only through uvicorn's own loggers; the supervisor's handler, if any, stays.
         logging.basicConfig(level=log_level.upper(), format=_LOG_FORMAT)
         logger.error("[Errno %s] error while attempting to bind on address %r: %s", error.errno, (host, port),
                      (error.strerror or str(error)).lower())
         return STARTUP_FAILURE
-
-
-def _serve_in_process(*, host: str, port: int, log_level: str, access_log: bool, app: str) -> int:
     import uvicorn
 
     server = uvicorn.Server(_uvicorn_config(host=host, port=port, log_level=log_level, access_log=access_log, app=app))

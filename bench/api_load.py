@@ -66,7 +66,7 @@ def prepare_database(postgres: str | None, folder: Path) -> str:
         admin = make_engine(f"{base}/postgres")
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
-                _check_only_bench_data(make_engine(postgres), name)
+                _check_only_bench_data(postgres, name)
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
@@ -79,22 +79,23 @@ def prepare_database(postgres: str | None, folder: Path) -> str:
     return url
 
 
-def _check_only_bench_data(engine, name: str) -> None:
+def _check_only_bench_data(url: str, name: str) -> None:
     """The bench drops the database it is given: refuse one that holds anything but an earlier
     bench's data (tables of another application, or accounts the bench did not create)."""
     from sqlalchemy import inspect, text
 
+    from db.engine import make_engine
+
+    engine = make_engine(url)
     try:
         tables = set(inspect(engine).get_table_names())
-        if not tables:
-            return
         foreign = None
         if "users" in tables:
             with engine.connect() as conn:
                 foreign = conn.scalar(text("SELECT username FROM users WHERE username NOT LIKE 'bench.%' LIMIT 1"))
     finally:
         engine.dispose()
-    if "users" not in tables or foreign is not None:
+    if tables and ("users" not in tables or foreign is not None):
         raise SystemExit(f"--postgres : la base « {name} » contient des données qui ne viennent pas du banc "
                          f"({'compte ' + repr(foreign) if foreign else 'tables ' + ', '.join(sorted(tables)[:5])}) ; "
                          f"elle serait supprimée : donnez une base dédiée (ex. usine_bench).")

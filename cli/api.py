@@ -101,11 +101,13 @@ def users_seed_demo():
 
 
 def serve_api(host: str | None = None, port: int | None = None, workers: int = 1, log_level: str = "info") -> None:
+    from sqlalchemy.engine import make_url
+
     from api.server import serve
     from services.config import get_settings
 
     settings = get_settings()
-    if workers > 1 and settings.database_url.startswith("sqlite"):
+    if workers > 1 and make_url(settings.database_url).get_backend_name() == "sqlite":
         # The API serializes SQLite's writers on a lock of its process (every Usine transaction
         # writes): a second process would only wait in SQLite's busy handler, up to 100 ms a try.
         typer.echo("--workers : SQLite se sert avec un seul worker (ses écritures sont sérialisées dans le "
