@@ -44,6 +44,8 @@ APP = "api.app:create_app"
 # uvicorn's exit code when the app or its socket cannot start (the supervisor's too, when a
 # worker ends before it served): restarting would fail the same way.
 STARTUP_FAILURE = 3
+# A worker killed by a signal while it starts is restarted, this many times in a row at most.
+MAX_KILLS_BEFORE_SERVING = 3
 # A worker's graceful stop (requests in flight finish) before it is killed.
 STOP_TIMEOUT_SECONDS = 25
 _ROOT = Path(__file__).resolve().parent.parent
@@ -140,8 +142,9 @@ class _Worker:
 
 
 class Supervisor:
-    """Starts one worker process a socket, restarts a worker that dies (unless it could not
-    start at all), and stops them all on SIGINT or SIGTERM."""
+    """Starts one worker process a socket, restarts a worker that dies (unless it ended by
+    itself before serving, or was killed before serving three times in a row), and stops them
+    all on SIGINT or SIGTERM."""
 
     def __init__(self, *, host: str, port: int, workers: int, log_level: str = "info", access_log: bool = True,
                  app: str = APP):
@@ -149,6 +152,7 @@ class Supervisor:
         self.log_level, self.access_log, self.app = log_level, access_log, app
         self.sockets: list[socket.socket] = []
         self.workers: list[_Worker] = []
+        self.killed_before_serving = [0] * workers  # consecutive, by socket
         self.stopping = False
 
     def _spawn(self, sock: socket.socket) -> _Worker:
@@ -180,16 +184,10 @@ class Supervisor:
                 for index, worker in enumerate(self.workers):
                     if worker.process.poll() is None or self.stopping:
                         continue
-                    if not worker.had_started():
-                        # The app, its settings or its database cannot start: every restart would
-                        # fail the same way.
-                        logger.error("Worker %d ended before serving (code %s): stopping the API.",
-                                     worker.process.pid, worker.process.returncode)
-                        self.stopping, code = True, STARTUP_FAILURE
+                    code = self._replace(index, worker)
+                    if code:
+                        self.stopping = True
                         break
-                    logger.warning("Worker %d ended (code %s): restarted on its socket.", worker.process.pid,
-                                   worker.process.returncode)
-                    self.workers[index] = self._spawn(self.sockets[index])
                 time.sleep(0.2)
         finally:
             self._stop_all()
@@ -198,6 +196,32 @@ class Supervisor:
             for sock in self.sockets:
                 sock.close()
         return code
+
+    def _replace(self, index: int, worker: _Worker) -> int:
+        """Restart the worker that ended on its socket, or answer STARTUP_FAILURE when restarting
+        would fail the same way."""
+        returncode = worker.process.returncode
+        if worker.had_started():
+            self.killed_before_serving[index] = 0
+            logger.warning("Worker %d ended (code %s): restarted on its socket.", worker.process.pid, returncode)
+        elif returncode >= 0:
+            # It stopped by itself before serving: the app, its settings or its database cannot
+            # start, and every restart would fail the same way.
+            logger.error("Worker %d ended before serving (code %s): stopping the API.", worker.process.pid,
+                         returncode)
+            return STARTUP_FAILURE
+        else:
+            # Killed while starting (the OOM killer, an operator): not the app's doing, unless it
+            # happens each time.
+            self.killed_before_serving[index] += 1
+            if self.killed_before_serving[index] >= MAX_KILLS_BEFORE_SERVING:
+                logger.error("Worker %d killed before serving (signal %d), %d times in a row on its socket: "
+                             "stopping the API.", worker.process.pid, -returncode, MAX_KILLS_BEFORE_SERVING)
+                return STARTUP_FAILURE
+            logger.warning("Worker %d killed before serving (signal %d): restarted on its socket.",
+                           worker.process.pid, -returncode)
+        self.workers[index] = self._spawn(self.sockets[index])
+        return 0
 
     def _stop_all(self) -> None:
         for worker in self.workers:
