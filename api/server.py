@@ -27,6 +27,7 @@ would refuse it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -77,6 +78,23 @@ def api_command(*, host: str, port: int, workers: int = 1, log_level: str = "inf
     argv = [sys.executable, "-m", "api.server", "--host", host, "--port", str(port), "--workers", str(workers),
             "--log-level", log_level]
     return argv if access_log else [*argv, "--no-access-log"]
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises the signal that stopped it once it has shut down gracefully, for a
+        program that embeds it: a KeyboardInterrupt traceback after a clean Ctrl-C, death by
+        SIGTERM. This process only serves: a stop it was asked for ends it with 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return Server
 
 
 def _uvicorn_config(*, host: str, port: int, log_level: str, access_log: bool, app: str = APP):
@@ -256,18 +274,15 @@ def serve(*, host: str, port: int, workers: int = 1, log_level: str = "info", ac
         logger.error("[Errno %s] error while attempting to bind on address %r: %s", error.errno, (host, port),
                      (error.strerror or str(error)).lower())
         return STARTUP_FAILURE
-    import uvicorn
-
-    server = uvicorn.Server(_uvicorn_config(host=host, port=port, log_level=log_level, access_log=access_log, app=app))
+    server = _server_class()(_uvicorn_config(host=host, port=port, log_level=log_level, access_log=access_log,
+                                             app=app))
     server.run()
     return 0 if server.started else STARTUP_FAILURE
 
 
 def _run_worker(fd: int, ready_fd: int | None, *, host: str, port: int, log_level: str, access_log: bool,
                 app: str) -> int:
-    import uvicorn
-
-    class Worker(uvicorn.Server):
+    class Worker(_server_class()):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             if self.started and ready_fd is not None:

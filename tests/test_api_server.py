@@ -251,6 +251,35 @@ def test_a_worker_killed_each_time_it_starts_stops_the_server_after_three_tries(
     assert not _children(server.pid)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stop_asked_by_a_signal_ends_the_server_with_0_and_no_traceback(workers, sig):
+    """Ctrl-C in a terminal, SIGINT from `usine serve`, SIGTERM from systemd: requests in flight
+    finish, then the process ends as one that was asked to stop."""
+    port = free_port()
+    server = _start(port, "--workers", str(workers), "--app", PID_APP, "--log-level", "info")
+    try:
+        if workers == 1:
+            deadline = time.monotonic() + 30
+            while True:
+                assert server.poll() is None and time.monotonic() < deadline, "not serving"
+                try:
+                    assert _answering_pids(port, 1) == [server.pid]  # served by the process itself
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        else:
+            _wait_serving(server, port, workers)
+        server.send_signal(sig)
+        _, err = server.communicate(timeout=40)
+    finally:
+        _stop(server)
+    assert server.returncode == 0
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.count("Finished server process") == workers
+    assert not _children(server.pid)
+
+
 def test_workers_that_cannot_start_stop_the_server_instead_of_restarting_forever():
     port = free_port()
     server = _start(port, "--workers", "2", "--app", "tests.asgi_pid_app:no_such_app")
