@@ -136,12 +136,16 @@ class BodyLimitMiddleware:
                 await self._refuse(scope, send, limit)
 
     async def _refuse(self, scope, send, limit: int) -> None:
-        detail = f"Contenu trop volumineux : {limit // (1024 * 1024)} Mo au plus pour cette requête."
+        # The same problem as the route's own exact check (a file) or as any other refusal (a body).
         if limit == self.upload_limit:
-            detail = f"Fichier trop volumineux : {MAX_UPLOAD_BYTES // (1024 * 1024)} Mo au plus."
-        body = json.dumps({"type": "/problems/file_too_large", "title": "Contenu trop volumineux", "status": 413,
-                           "detail": detail, "instance": scope["path"], "rule": "file_too_large", "field": "file"},
-                          ensure_ascii=False).encode("utf-8")
+            problem = {"type": "/problems/file_too_large", "title": "Fichier trop volumineux", "status": 413,
+                       "detail": f"Fichier trop volumineux : {MAX_UPLOAD_BYTES // (1024 * 1024)} Mo au plus.",
+                       "instance": scope["path"], "rule": "file_too_large", "field": "file"}
+        else:
+            problem = {"type": "/problems/body_too_large", "title": "Contenu trop volumineux", "status": 413,
+                       "detail": f"Contenu trop volumineux : {limit // (1024 * 1024)} Mo au plus pour cette requête.",
+                       "instance": scope["path"], "rule": "body_too_large"}
+        body = json.dumps(problem, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/problem+json"),
                                 (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})

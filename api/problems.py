@@ -42,6 +42,7 @@ RULE_TITLES = {
     "not_found": "Ressource introuvable", "unauthenticated": "Authentification requise",
     "forbidden_role": "Rôle non autorisé", "read_only_role": "Rôle en lecture seule",
     "invalid_grant": "Identifiants refusés", "file_too_large": "Fichier trop volumineux",
+    "body_too_large": "Contenu trop volumineux",
     "file_type": "Type de fichier refusé", "idempotency_key_reused": "Clé d'idempotence déjà utilisée",
     "idempotency_in_progress": "Requête déjà en cours", "window_closed": "Aucun appel ouvert",
     "before_first_event": "Le dossier n'existait pas encore",
@@ -52,6 +53,7 @@ RULE_TITLES = {
     "day_maximum": "Durée maximale dépassée", "advance_cap": "Plafond d'avance dépassé",
     "expense_cutoff": "Dépense hors délai", "payment_deadline": "Délai de paiement expiré",
     "de_minimis": "Plafond de minimis atteint", "agenda_closed": "Ordre du jour clos",
+    "unknown_command": "Commande inconnue", "unknown_programme": "Programme inconnu",
     "username_taken": "Identifiant déjà pris", "password_policy": "Mot de passe refusé",
 }
 

@@ -13,13 +13,15 @@ from typing import Annotated, Any, Callable
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 
-from api.deps import BEARER_SECURITY, Bearer, bearer_with_roles, etag, parse_if_match, scoped_dossier_id
+from api.deps import (BEARER_SECURITY, Bearer, bearer_with_roles, current_actor, etag, parse_if_match,
+                      scoped_dossier_id)
 from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.routes_dossiers import command_body
 from api.schemas import (ActionPlanIn, ClaimIn, CommandOut, DeclareEligibleIn, KindsIn, PayIn, ProposeIn, ReasonIn,
                          ReviewDocumentIn, VoteIn, WithdrawIn)
 from services import commands
+from services.commands import Actor
 from states.lifecycle import TRANSITIONS
 
 router = APIRouter(tags=["commandes"])
@@ -154,3 +156,11 @@ for _spec in SPECS:
                          response_model=CommandOut, summary=_spec.summary,
                          responses=problem_responses(401, 403, 404, 409, 422), name=f"command_{_spec.name}",
                          openapi_extra={"parameters": HEADERS, "security": BEARER_SECURITY})
+
+
+@router.post("/dossiers/{dossier_id}/commands/{command}", include_in_schema=False, name="command_unknown")
+def unknown_command(dossier_id: str, command: str, actor: Annotated[Actor, Depends(current_actor)]):
+    """After every command's own route: a name that is none of them. The same answer whether the
+    dossier exists or not, and an auditor is refused (403) first, as on every write."""
+    raise Problem(404, f"Commande inconnue : « {command[:64]} » (commandes : {', '.join(COMMANDS)}).",
+                  rule="unknown_command", field="command")

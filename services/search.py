@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
 
 from db import models as m
 from programmes import Catalogue
+from rules.errors import InvalidInput
 from services.commands import Actor
 from services.uow import UnitOfWork
 from states.lifecycle import STATE_LABELS, STATES
@@ -132,6 +133,10 @@ def search_dossiers(uow: UnitOfWork, actor: Actor, query: DossierQuery | None = 
     sort_key = query.sort.lstrip("-")
     if sort_key not in SORTS:
         raise ValueError(f"sort : tri inconnu « {query.sort} » (connus : {', '.join(SORTS)}, préfixe « - » pour décroissant).")
+    if query.programme and query.programme not in uow.catalogue.ids():
+        # A typo would otherwise read as "no dossier" (programmes are public: nothing is revealed).
+        raise InvalidInput("programme", f"programme : programme inconnu « {query.programme} » "
+                           f"(connus : {', '.join(uow.catalogue.ids())}).", rule="unknown_programme")
     limit = max(1, min(int(query.limit), MAX_LIMIT))
     offset = max(0, int(query.offset))
     where = [scope_clause(actor, uow.catalogue), *_filters(query)]

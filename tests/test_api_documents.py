@@ -81,6 +81,11 @@ def test_a_25_mb_upload_is_refused_and_nothing_is_stored(sign_in, dossier, uow_f
     r = sign_in(APPLICANT).upload(dossier, "rib", "gros.pdf", PDF + b"0" * (25 * 1024 * 1024))
     assert r.status_code == 413 and r.json()["rule"] == "file_too_large"
     assert counts(uow_factory) == before
+    # Refused from its Content-Length, with the very problem of the exact check below.
+    inside = sign_in(APPLICANT).upload(dossier, "rib", "limite.pdf", PDF + b"0" * (20 * 1024 * 1024))
+    fields = ("type", "title", "status", "detail", "rule", "field")
+    assert [r.json()[k] for k in fields] == [inside.json()[k] for k in fields]
+    assert r.json()["title"] == "Fichier trop volumineux" and "20 Mo au plus" in r.json()["detail"]
 
 
 def test_a_file_of_just_over_20_mb_inside_the_envelope_is_refused_too(sign_in, dossier, uow_factory):

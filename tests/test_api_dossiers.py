@@ -92,6 +92,20 @@ def test_a_command_in_the_wrong_state_is_a_conflict_and_a_malformed_body_names_t
     assert r.status_code == 422 and r.json()["field"] == "extra"
 
 
+def test_an_unknown_command_is_named_as_such_and_lists_the_commands_without_revealing_the_dossier(sign_in, uow_factory):
+    officer = sign_in(OFFICER)
+    d = submit(sign_in(APPLICANT), GARONNE)
+    before = counts(uow_factory)
+    r = officer.command(d, "fly")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert (r.json()["rule"], r.json()["field"]) == ("unknown_command", "command")
+    assert "« fly »" in r.json()["detail"] and "take_for_review" in r.json()["detail"]
+    missing = officer.command(999_999, "fly")
+    assert missing.status_code == 404 and missing.json()["detail"] == r.json()["detail"]  # exists or not: alike
+    assert counts(uow_factory) == before
+    assert "/dossiers/{dossier_id}/commands/{command}" not in officer.get("/openapi.json").json()["paths"]
+
+
 def test_the_etag_is_the_version_and_a_stale_if_match_answers_409_with_the_current_version(sign_in, uow_factory):
     officer = sign_in(OFFICER)
     d = submit(sign_in(APPLICANT), GARONNE)
@@ -212,6 +226,9 @@ def test_search_filters_by_state_programme_officer_deadline_and_text_with_pagina
     assert [x["id"] for x in listed(q=reference)["items"]] == [ids[3]]
     assert listed(q="garonne")["total"] == 5 and listed(q="732829")["total"] == 5
     assert officer.get("/dossiers", params={"sort": "password"}).status_code == 422
+    typo = officer.get("/dossiers", params={"programme": "occitanie-pirf"})  # not an empty list: a typo
+    assert typo.status_code == 422 and (typo.json()["rule"], typo.json()["field"]) == ("unknown_programme", "programme")
+    assert "occitanie-prif" in typo.json()["detail"]
     assert officer.get("/dossiers", params={"limit": 10_000}).status_code == 422
 
 
@@ -243,7 +260,7 @@ def test_a_ten_thousand_item_body_is_refused_cleanly_and_changes_nothing(sign_in
 def test_an_oversized_json_body_is_refused_before_it_is_parsed(sign_in):
     r = sign_in(OFFICER).post("/dossiers/1/commands/declare_ineligible", content=b'{"reason": "' + b"x" * (3 * 1024 * 1024) + b'"}',
                               headers={"Content-Type": "application/json"})
-    assert r.status_code == 413 and r.json()["rule"] == "file_too_large"
+    assert r.status_code == 413 and r.json()["rule"] == "body_too_large" and "2 Mo" in r.json()["detail"]
 
 
 def test_programmes_and_health_answer(sign_in, client):

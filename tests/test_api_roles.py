@@ -249,7 +249,10 @@ def api_routes(app):
 
 
 def _example_request(route, method: str, app) -> dict:
-    """A plausible request for a route: its documented body example, a real PDF for uploads."""
+    """A plausible request for a route: its documented body example, a real PDF for uploads
+    (none for a route left out of the document, such as the unknown-command answer)."""
+    if route.path_format not in app.openapi()["paths"]:
+        return {}
     operation = app.openapi()["paths"][route.path_format][method.lower()]
     content = (operation.get("requestBody") or {}).get("content", {})
     if "multipart/form-data" in content:
