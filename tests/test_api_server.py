@@ -237,13 +237,18 @@ def test_a_worker_killed_while_it_starts_is_restarted_and_the_others_keep_servin
     assert f"Worker {victim} killed before serving (signal 9): restarted on its socket." in err
 
 
-def test_a_worker_killed_each_time_it_starts_stops_the_server_after_three_tries():
-    port = free_port()
-    server = _start(port, "--workers", "2", "--app", "tests.asgi_pid_app:killed_at_startup_app")
+def _run_until_it_gives_up(app: str) -> tuple[subprocess.Popen, str]:
+    """Two workers of an app that cannot serve: the server, once ended, and what it logged."""
+    server = _start(free_port(), "--workers", "2", "--app", app)
     try:
         _, err = server.communicate(timeout=60)
     finally:
         _stop(server)
+    return server, err
+
+
+def test_a_worker_killed_each_time_it_starts_stops_the_server_after_three_tries():
+    server, err = _run_until_it_gives_up("tests.asgi_pid_app:killed_at_startup_app")
     assert server.returncode == STARTUP_FAILURE
     # Each of the 2 sockets restarts its worker twice at most; the first to fail a third time stops all.
     assert 2 <= err.count("killed before serving (signal 9): restarted on its socket.") <= 4
@@ -281,12 +286,7 @@ def test_a_stop_asked_by_a_signal_ends_the_server_with_0_and_no_traceback(worker
 
 
 def test_workers_that_cannot_start_stop_the_server_instead_of_restarting_forever():
-    port = free_port()
-    server = _start(port, "--workers", "2", "--app", "tests.asgi_pid_app:no_such_app")
-    try:
-        _, err = server.communicate(timeout=60)
-    finally:
-        _stop(server)
+    server, err = _run_until_it_gives_up("tests.asgi_pid_app:no_such_app")
     assert server.returncode == STARTUP_FAILURE
     assert "ended before serving" in err
     assert not _children(server.pid)
