@@ -3,18 +3,20 @@ declared type; names are reduced to a harmless base name; bodies are capped befo
 from __future__ import annotations
 
 import io
-import json
 import re
 import unicodedata
 import zipfile
 from urllib.parse import quote
 
-from api.problems import Problem
+from starlette.requests import Request
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-# Room for the multipart envelope around a 20 MB file; the file itself is checked exactly.
+from api.problems import Problem, response_for_exception
+
+MIB = 1024 * 1024
+MAX_UPLOAD_BYTES = 20 * MIB
+# Room for the multipart envelope around a 20 MiB file; the file itself is checked exactly.
 MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 256 * 1024
-MAX_JSON_REQUEST_BYTES = 2 * 1024 * 1024
+MAX_JSON_REQUEST_BYTES = 2 * MIB
 
 ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
 ALLOWED = {
@@ -110,7 +112,7 @@ class BodyLimitMiddleware:
             except ValueError:
                 size = limit + 1
             if size > limit:
-                return await self._refuse(scope, send, limit)
+                return await self._refuse(scope, receive, send, limit)
         received = 0
         started = False
 
@@ -120,7 +122,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge()
+                    raise _TooLarge(self._problem(limit))
             return message
 
         async def tracking_send(message):
@@ -133,28 +135,31 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(scope, send, limit)
+                await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope, send, limit: int) -> None:
-        # The same problem as the route's own exact check (a file) or as any other refusal (a body).
-        if limit == self.upload_limit:
-            problem = {"type": "/problems/file_too_large", "title": "Fichier trop volumineux", "status": 413,
-                       "detail": f"Fichier trop volumineux : {MAX_UPLOAD_BYTES // (1024 * 1024)} Mo au plus.",
-                       "instance": scope["path"], "rule": "file_too_large", "field": "file"}
-        else:
-            problem = {"type": "/problems/body_too_large", "title": "Contenu trop volumineux", "status": 413,
-                       "detail": f"Contenu trop volumineux : {limit // (1024 * 1024)} Mo au plus pour cette requête.",
-                       "instance": scope["path"], "rule": "body_too_large"}
-        body = json.dumps(problem, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"),
-                                (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+    def _problem(self, limit: int) -> Problem:
+        return file_too_large() if limit == self.upload_limit else body_too_large(limit)
+
+    async def _refuse(self, scope, receive, send, limit: int) -> None:
+        response = response_for_exception(self._problem(limit), Request(scope))
+        response.headers["connection"] = "close"  # the rest of the body is not read
+        await response(scope, receive, send)
+
+
+def file_too_large() -> Problem:
+    """A file over the limit, whether the route's exact check or the body's size tells it."""
+    return Problem(413, f"Fichier trop volumineux : {MAX_UPLOAD_BYTES // MIB} Mo au plus.", rule="file_too_large",
+                   field="file")
+
+
+def body_too_large(limit: int) -> Problem:
+    return Problem(413, f"Contenu trop volumineux : {limit // MIB} Mo au plus pour cette requête.",
+                   rule="body_too_large")
 
 
 class _TooLarge(Problem):
-    """Raised while the body streams in; FastAPI lets an HTTPException through its body parsing."""
+    """Raised while the body streams in; FastAPI lets an HTTPException through its body parsing
+    and answers it with the app's handlers: the same problem as the middleware's own answer."""
 
-    def __init__(self):
-        super().__init__(413, f"Contenu trop volumineux (fichiers : {MAX_UPLOAD_BYTES // (1024 * 1024)} Mo au plus).",
-                         rule="file_too_large", field="file")
+    def __init__(self, problem: Problem):
+        super().__init__(problem.status_code, str(problem.detail), rule=problem.rule, field=problem.field)

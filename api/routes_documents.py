@@ -1,4 +1,4 @@
-"""Documents (pièces) of a dossier: list, upload (multipart, SHA-256, 20 MB, PDF/JPEG/PNG/ODT/DOCX
+"""Documents (pièces) of a dossier: list, upload (multipart, SHA-256, 20 MiB, PDF/JPEG/PNG/ODT/DOCX
 checked by content), metadata and download. A new upload of a kind is a new version; nothing is
 ever overwritten."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from api.deps import etag, get_clock, get_uow_factory, parse_if_match, require_roles, scoped_dossier
-from api.files import ALLOWED, MAX_UPLOAD_BYTES, content_disposition, safe_filename, sniff
+from api.files import ALLOWED, MAX_UPLOAD_BYTES, content_disposition, file_too_large, safe_filename, sniff
 from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.schemas import DocumentKind, DocumentOut, UploadOut
@@ -63,8 +63,7 @@ def upload_document(request: Request, dossier_id: DossierId,
         raise Problem(403, f"Un prestataire ne dépose pas de pièce « {kind} ».", rule="not_allowed", field="kind")
     content = file.file.read(MAX_UPLOAD_BYTES + 1)
     if len(content) > MAX_UPLOAD_BYTES:
-        raise Problem(413, f"Fichier trop volumineux : {MAX_UPLOAD_BYTES // (1024 * 1024)} Mo au plus.",
-                      rule="file_too_large", field="file")
+        raise file_too_large()
     if not content:
         raise Problem(422, "Le fichier est vide.", rule="invalid_input", field="file")
     content_type = sniff(content)

@@ -9,7 +9,6 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
 
 
-
 def _with_startup(on_startup):
     async def lifespan_app(scope, receive, send):
         if scope["type"] == "lifespan":

@@ -86,6 +86,22 @@ def test_a_25_mb_upload_is_refused_and_nothing_is_stored(sign_in, dossier, uow_f
     fields = ("type", "title", "status", "detail", "rule", "field")
     assert [r.json()[k] for k in fields] == [inside.json()[k] for k in fields]
     assert r.json()["title"] == "Fichier trop volumineux" and "20 Mo au plus" in r.json()["detail"]
+    # Sent in chunks (no Content-Length), cut as it streams in: the same problem again.
+    head = (b'--XyZ\r\nContent-Disposition: form-data; name="kind"\r\n\r\nrib\r\n--XyZ\r\nContent-Disposition: '
+            b'form-data; name="file"; filename="flux.pdf"\r\nContent-Type: application/pdf\r\n\r\n' + PDF)
+
+    def chunks():
+        yield head
+        for _ in range(25):
+            yield b"0" * (1024 * 1024)
+        yield b"\r\n--XyZ--\r\n"
+
+    applicant = sign_in(APPLICANT)
+    streamed = applicant.client.post(f"/dossiers/{dossier}/documents", content=chunks(),
+                                     headers={**applicant.headers, "Content-Type": "multipart/form-data; boundary=XyZ"})
+    assert streamed.status_code == 413
+    assert [streamed.json()[k] for k in fields] == [inside.json()[k] for k in fields]
+    assert counts(uow_factory) == before
 
 
 def test_a_file_of_just_over_20_mb_inside_the_envelope_is_refused_too(sign_in, dossier, uow_factory):

@@ -263,6 +263,24 @@ def test_an_oversized_json_body_is_refused_before_it_is_parsed(sign_in):
     assert r.status_code == 413 and r.json()["rule"] == "body_too_large" and "2 Mo" in r.json()["detail"]
 
 
+def test_an_oversized_json_body_sent_in_chunks_gets_the_same_refusal(sign_in):
+    """No Content-Length: the body is cut as it streams in, and the answer is the same problem."""
+    officer = sign_in(OFFICER)
+
+    def chunks():
+        yield b'{"reason": "'
+        for _ in range(3 * 1024):
+            yield b"x" * 1024
+        yield b'"}'
+
+    streamed = officer.client.post("/dossiers/1/commands/declare_ineligible", content=chunks(),
+                                   headers={**officer.headers, "Content-Type": "application/json"})
+    declared = officer.post("/dossiers/1/commands/declare_ineligible", content=b"x" * (3 * 1024 * 1024),
+                            headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413 and streamed.json() == declared.json()
+    assert streamed.json()["rule"] == "body_too_large"
+
+
 def test_programmes_and_health_answer(sign_in, client):
     programmes = sign_in(OFFICER).get("/programmes").json()
     assert {p["id"] for p in programmes} == {"occitanie-prif", "naq-udf4", "pdl-ami-idf"}
