@@ -29,7 +29,7 @@ from services.clock import FrozenClock
 from services.storage import InMemoryStorage
 from services.uow import unit_of_work_factory
 
-SCENARIO = Path(__file__).resolve().parents[1].parent / "shared" / "scenarios" / "golden-1-sme-full-life.json"
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "golden" / "golden-1-sme-full-life.json"
 
 
 def raw_commit_rate(folder: Path, seconds: float = 3.0) -> float:

@@ -12,9 +12,9 @@ from services.clock import FrozenClock
 from services.scenario import DISPATCH, parse_instant
 from services.sweep import sweep
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
-if not SHARED.exists():
-    SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "scenarios"
+from tests.helpers import SCENARIOS
+
+SHARED = SCENARIOS / "golden"
 
 
 def scenario(name: str) -> dict:

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import func, select
 
 from db import models as m
 from services import commands
+
+# The scenario files are data of the repository (golden, audited, pathways): never read from outside it.
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 COMPANY = {"siren": "732829320", "name": "Atelier Garonne SAS", "employees": 45, "equity": "200000.00",
            "region": "Occitanie", "first_fy_months": 24, "in_difficulty": False, "tax_social_up_to_date": True,

@@ -15,14 +15,15 @@ from rules.errors import RuleViolation
 from services import commands
 from services.clock import FrozenClock
 from services.scenario import DISPATCH, _check, _snapshot
+from tests.helpers import SCENARIOS
 from workflows import runtime
 from workflows.flows import daily_digest, deliver_notifications, sweep_deadlines
 
 pytest_plugins = ["tests.conftest_prefect"]
 pytestmark = pytest.mark.prefect
 
-GOLDEN_9 = Path("/work/shared/scenarios/golden-9-document-chase-lapse.json")
-SCENARIO = json.loads(GOLDEN_9.read_text("utf-8")) if GOLDEN_9.exists() else None
+GOLDEN_9 = SCENARIOS / "golden" / "golden-9-document-chase-lapse.json"
+SCENARIO = json.loads(GOLDEN_9.read_text("utf-8"))
 APPLICANT = "contact+732829320@entreprises.usine.invalid"
 OFFICER = "officer.scenario@agents.usine.invalid"  # "officer (scénario)", the runner's officer
 
@@ -40,7 +41,6 @@ def smtp():
     sink.stop()
 
 
-@pytest.mark.skipif(SCENARIO is None, reason="golden scenarios not found")
 def test_golden_case_9_walked_day_by_day_through_the_flows_delivers_each_letter_once_on_its_day(
         prefect_harness, uow_factory, smtp):
     steps = SCENARIO["steps"]

@@ -1,5 +1,5 @@
-"""Every golden scenario of ../shared/scenarios passes through the real services, and the
-runner's contract (output shape, exit codes, invalid files) holds."""
+"""Every golden scenario (the repository's copy under scenarios/golden) passes through the real
+services, and the runner's contract (output shape, exit codes, invalid files) holds."""
 import json
 import subprocess
 import sys
@@ -9,9 +9,9 @@ import pytest
 
 from services.scenario import ScenarioFileError, run_file, run_scenario
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
-if not SHARED.exists():  # a checkout with shared/ beside the repository root
-    SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "scenarios"
+from tests.helpers import SCENARIOS
+
+SHARED = SCENARIOS / "golden"
 GOLDEN = sorted(SHARED.glob("*.json"))
 
 
@@ -32,7 +32,7 @@ def test_golden_scenario_passes(path, database_url):
 # hand-computed figures: de minimis under both regulations around 1 January 2024, the advance cap
 # to the cent, recovery orders, Paris midnight at the cut-off and at the window, holidays moving
 # reminders, withdrawals, wrong roles, an adjourned vote.
-AUDITED = sorted((Path(__file__).parent / "scenarios").glob("audit-*.json"))
+AUDITED = sorted((SCENARIOS / "audited").glob("audit-*.json"))
 
 
 def test_the_audited_scenarios_are_there():
