@@ -79,6 +79,21 @@ class Dossier(Base):
     submitted_at: Mapped[datetime] = mapped_column(Instant)
     updated_at: Mapped[datetime] = mapped_column(Instant)
     closed_at: Mapped[datetime | None] = mapped_column(Instant)
+    # SPEC §11: the programme line of this dossier, the call it was submitted under, the earlier
+    # dossier it cites (Pays de la Loire), the approved diagnostic dossier whose plan it carries
+    # out (Nouvelle-Aquitaine) and the plan's actions (of a diagnostic dossier: its plan; of an
+    # aid dossier: the action numbers it implements).
+    line: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    call_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    cites_id: Mapped[int | None] = mapped_column(ForeignKey("dossiers.id"))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    actions: Mapped[list[Any] | None] = mapped_column(JSON)
+    # The loan, once disbursed: its terms and disbursement date fix the schedule (rules.loans);
+    # the outstanding principal and the oldest unpaid due date are kept for the sweeps.
+    loan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    loan_outstanding: Mapped[Decimal | None] = mapped_column(Money)
+    loan_next_due_on: Mapped[date | None] = mapped_column(Date, index=True)
+    written_off: Mapped[Decimal | None] = mapped_column(Money)
 
     # Loaded only when asked for: a command reads the facts frozen on the dossier, not the company row.
     company: Mapped[Company] = relationship()
@@ -174,6 +189,22 @@ class RecoveryOrder(Base):
     phase: Mapped[int]
     amount: Mapped[Decimal] = mapped_column(Money)
     issued_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class Repayment(Base):
+    """A repayment of a loan received by finance: what it settled, oldest instalment first,
+    interest before principal (SPEC §11.3)."""
+
+    __tablename__ = "repayments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    received_on: Mapped[date] = mapped_column(Date)
+    principal: Mapped[Decimal] = mapped_column(Money)
+    interest: Mapped[Decimal] = mapped_column(Money)
+    early: Mapped[bool] = mapped_column(Boolean, default=False)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(Instant)
 
 
 class Notification(Base):

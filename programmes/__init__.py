@@ -46,9 +46,14 @@ class Frozen(BaseModel):
 
 
 class Window(Frozen):
+    """An AMI window; with a `code`, a named call (SPEC §11.1): open from 00:00 on its opening
+    day to the end of its closing day, Europe/Paris; published dates, never moved."""
+
     opens_on: date
     closes_on: date
     label: str = ""
+    code: str | None = None
+    committee_on: date | None = None
 
 
 class Eligibility(Frozen):
@@ -72,12 +77,19 @@ class SizeRules(Frozen):
 class MoneyRules(Frozen):
     day_rate_cap: OptDecimal
     pathway_cap: OptDecimal
+    # False where the programme sets no cap on the sum of a dossier's phases (not "unknown").
+    has_pathway_cap: bool = True
     pathway_cap_cut_from: Literal["latest"]
     equity_cap: bool
     aid_cap_cut_from: Literal["latest"]
     expense_cutoff: OptDate
+    # A cut-off relative to each dossier: its expenses count from its submission (or an aid
+    # dossier's opening) until this many months after its vote (SPEC §11.2, §11.4).
+    expense_window_months_after_vote: int | None = None
     payment_deadline_months: OptInt
     convention_threshold: Decimal
+    # EU base rate + this margin = the reference and discount rates of a loan's GGE (2008/C 14/02).
+    gge_margin: Annotated[Decimal, MoneyIn] = Decimal("0.0100")
 
 
 class LegalBasis(Frozen):
@@ -85,25 +97,98 @@ class LegalBasis(Frozen):
     eti: OptStr
 
 
+def _share(v):
+    if v is not None and not (Decimal(0) <= v <= Decimal(1)):
+        raise ValueError("un taux est compris entre 0 et 1")
+    return v
+
+
+class Instrument(Frozen):
+    """One instrument of an aid line (SPEC §11.2) with its own caps: `rate` of the eligible
+    expense (`rate_eti` for a mid-cap, `consulting_rate` when the expense is days of consulting)
+    and `max_amount`. A loan also has its annual rate, deferral and number of instalments."""
+
+    kind: Literal["subsidy", "zero_rate_loan", "subsidised_loan"]
+    rate: OptDecimal
+    rate_eti: OptDecimal = None
+    consulting_rate: OptDecimal = None
+    max_amount: OptDecimal = None
+    annual_rate: Annotated[Decimal, MoneyIn] = Decimal("0")
+    deferral_months: int = 0
+    instalments: OptInt = None
+    legal_basis: LegalBasis
+
+    @property
+    def is_loan(self) -> bool:
+        return self.kind != "subsidy"
+
+    @field_validator("rate", "rate_eti", "consulting_rate", "annual_rate")
+    @classmethod
+    def _a_share(cls, v):
+        return _share(v)
+
+    @field_validator("deferral_months")
+    @classmethod
+    def _whole_quarters(cls, v):
+        if v < 0 or v % 3:
+            raise ValueError("un différé se compte en trimestres entiers (0, 3, 6, 12… mois)")
+        return v
+
+
 class Phase(Frozen):
     number: int
     name: str
     instrument: Literal["subsidy", "zero_rate_loan", "subsidised_loan"]
-    rate: OptDecimal
-    min_days: OptInt
-    max_days: OptInt
-    advance_max_rate: OptDecimal
-    legal_basis: LegalBasis
+    # A line with `instruments` reads its rates, caps and legal bases there: these stay empty.
+    rate: OptDecimal = None
+    min_days: OptInt = None
+    max_days: OptInt = None
+    advance_max_rate: OptDecimal = None
+    legal_basis: LegalBasis | None = None
     loan_deferral_months: int | None = None
     loan_interest_rate: OptDecimal = None
     loan_max_amount: OptDecimal = None
+    # A line's own day-rate cap (else the programme's `money.day_rate_cap`).
+    day_rate_cap: OptDecimal = None
+    # What its eligible expense is: days of consulting, amounts of investment, or either.
+    expense: Literal["days", "investment", "days_or_investment"] = "days"
+    instruments: tuple[Instrument, ...] = ()
+    # Loan + subsidy together at most this share of the eligible expense (the excess cut from the subsidy).
+    combined_cap_rate: OptDecimal = None
 
-    @field_validator("rate", "advance_max_rate")
+    @field_validator("rate", "advance_max_rate", "combined_cap_rate")
     @classmethod
     def _a_share(cls, v):
-        if v is not None and not (Decimal(0) <= v <= Decimal(1)):
-            raise ValueError("un taux est compris entre 0 et 1")
-        return v
+        return _share(v)
+
+    def instrument_of(self, kind: str) -> "Instrument | None":
+        for i in self.instruments:
+            if (i.kind == "subsidy") == (kind == "subsidy"):
+                return i
+        return None
+
+    @property
+    def loan(self) -> "Instrument | None":
+        return next((i for i in self.instruments if i.is_loan), None)
+
+
+class Line(Frozen):
+    """What one dossier of the programme is (SPEC §11): its phases and the shape of its
+    lifecycle — `diagnostic` (eligibility → diagnostic → action plan → vote, as Occitanie),
+    `instruction` (eligibility → instruction → vote, every Pays de la Loire line) or `aid` (an aid
+    dossier opened from the approved plan of a `diagnostic` line, in instruction at once)."""
+
+    number: int
+    name: str
+    shape: Literal["diagnostic", "instruction", "aid"]
+    phases: tuple[int, ...]
+    # A diagnostic line's plan: phase-2 days and rate (Occitanie) or numbered actions (Nouvelle-Aquitaine).
+    plan: Literal["phase2", "actions"] | None = None
+    opened_from: int | None = None
+    may_cite: tuple[int, ...] = ()
+    # The pieces this line's vote needs, where they differ from the programme's `documents.vote`;
+    # and whether its dossier is created with the candidacy pieces (an aid dossier is not).
+    vote_documents: tuple[str, ...] | None = None
 
 
 class Documents(Frozen):
@@ -149,7 +234,8 @@ class Programme(Frozen):
     version: int
     name: str
     region: str
-    status: Literal["complete", "incomplete"]
+    # "example": illustrative figures (SPEC §11), labelled as such on every page, letter and export.
+    status: Literal["complete", "incomplete", "example"]
     target_companies: OptInt
     attributing_siret: OptStr
     calls_per_year: int | None = None
@@ -158,6 +244,8 @@ class Programme(Frozen):
     size: SizeRules
     money: MoneyRules
     phases: tuple[Phase, ...]
+    # Without `lines`, one line holds every phase with a diagnostic stage (Occitanie's shape).
+    lines: tuple[Line, ...] = ()
     documents: Documents
     reminders: Reminders
     council: Council
@@ -175,6 +263,31 @@ class Programme(Frozen):
             if p.number == number:
                 return p
         raise KeyError(number)
+
+    @property
+    def is_example(self) -> bool:
+        return self.status == "example"
+
+    @property
+    def dossier_lines(self) -> tuple[Line, ...]:
+        if self.lines:
+            return self.lines
+        return (Line(number=1, name=self.name, shape="diagnostic", phases=tuple(p.number for p in self.phases),
+                     plan="phase2"),)
+
+    def line(self, number: int) -> Line:
+        for line in self.dossier_lines:
+            if line.number == number:
+                return line
+        from rules.errors import InvalidInput
+
+        known = ", ".join(str(line.number) for line in self.dossier_lines)
+        raise InvalidInput("line", f"line : ligne d'aide inconnue « {number} » pour {self.name} (lignes : {known}).",
+                           rule="unknown_line")
+
+    def call_on(self, day: date) -> Window | None:
+        """The window (call) open on a Europe/Paris day, or None."""
+        return next((w for w in self.windows if w.opens_on <= day <= w.closes_on), None)
 
     def require(self, value, field: str):
         """The value of a figure a computation needs, or a refusal naming it."""
@@ -227,6 +340,29 @@ def load_programme_file(path: Path) -> Programme:
     for w in programme.windows:
         if w.closes_on < w.opens_on:
             raise ProgrammeFileError(path, "windows", "une fenêtre se ferme avant de s'ouvrir")
+    ordered = sorted(programme.windows, key=lambda w: w.opens_on)
+    for before, after in zip(ordered, ordered[1:]):
+        if after.opens_on <= before.closes_on:
+            raise ProgrammeFileError(path, "windows", f"les appels {before.code or before.label} et "
+                                     f"{after.code or after.label} se chevauchent")
+    phase_numbers = set(numbers)
+    for line in programme.lines:
+        unknown = [n for n in line.phases if n not in phase_numbers]
+        if unknown or not line.phases:
+            raise ProgrammeFileError(path, f"lines[{line.number}].phases", "une ligne nomme des phases du programme")
+        if line.shape == "aid" and (line.opened_from is None
+                                    or programme.line(line.opened_from).shape != "diagnostic"):
+            raise ProgrammeFileError(path, f"lines[{line.number}].opened_from",
+                                     "un dossier d'aide s'ouvre depuis une ligne de diagnostic")
+    for phase in programme.phases:
+        loans = [i for i in phase.instruments if i.is_loan]
+        if len(loans) > 1 or len(phase.instruments) - len(loans) > 1:
+            raise ProgrammeFileError(path, f"phases[{phase.number}].instruments",
+                                     "une ligne a au plus une subvention et un prêt")
+        for loan in loans:
+            if loan.instalments is None or loan.instalments < 1:
+                raise ProgrammeFileError(path, f"phases[{phase.number}].instruments.instalments",
+                                         "un prêt a un nombre d'échéances d'amortissement ≥ 1")
     return programme.model_copy(update={"content_hash": hashlib.sha256(raw_bytes).hexdigest()})
 
 

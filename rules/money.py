@@ -105,16 +105,28 @@ class PhaseLine:
     capped_day_rate: Decimal
     eligible_expense: Decimal
     rate: Decimal
-    aid: Decimal
+    aid: Decimal  # the subsidy of the line
     legal_basis: str
+    # A line with instruments (SPEC §11.2): the amount of each ("subsidy", "loan"), the loan's
+    # terms (rules.instruments.LoanTerms.as_dict()) and whether its expense is days or investment.
+    instruments: dict | None = None
+    loan: dict | None = None
+    expense_kind: str | None = None
+
+    @property
+    def loan_principal(self) -> Decimal:
+        return Decimal(self.loan["principal"]) if self.loan else ZERO
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "phase": self.phase, "days": self.days, "day_rate": str(self.day_rate),
             "capped_day_rate": str(self.capped_day_rate),
             "eligible_expense": str(self.eligible_expense), "rate": str(self.rate),
             "aid": str(self.aid), "legal_basis": self.legal_basis,
         }
+        if self.instruments is not None:
+            out |= {"instruments": self.instruments, "loan": self.loan, "expense_kind": self.expense_kind}
+        return out
 
 
 @dataclass(frozen=True)
@@ -123,10 +135,22 @@ class AidBreakdown:
     adjustments: tuple[Adjustment, ...] = field(default=())
     de_minimis_regulation: str | None = None
     de_minimis_headroom: Decimal | None = None
+    # Lines with instruments report {"subsidy", "loan", "total"}; phases report {"phase1", …}.
+    by_instrument: bool = False
+
+    @property
+    def subsidy_total(self) -> Decimal:
+        """What is granted as subsidies (paid out, never repaid)."""
+        return sum((line.aid for line in self.lines), ZERO)
+
+    @property
+    def loan_total(self) -> Decimal:
+        return sum((line.loan_principal for line in self.lines), ZERO)
 
     @property
     def total(self) -> Decimal:
-        return sum((line.aid for line in self.lines), ZERO)
+        """Subsidies and loans voted (a loan at its nominal: what the council decides)."""
+        return self.subsidy_total + self.loan_total
 
     def aid(self, phase: int) -> Decimal:
         for line in self.lines:
@@ -141,18 +165,38 @@ class AidBreakdown:
         return None
 
     def as_dict(self) -> dict:
-        out = {f"phase{line.phase}": str(line.aid) for line in self.lines}
-        out["total"] = str(self.total)
-        return out
+        return aid_figures(self.to_record())
 
     def to_record(self) -> dict:
-        return {
+        record = {
             "lines": [line.as_dict() for line in self.lines],
             "adjustments": [a.as_dict() | {"reason": a.reason} for a in self.adjustments],
             "total": str(self.total),
             "de_minimis_regulation": self.de_minimis_regulation,
             "de_minimis_headroom": None if self.de_minimis_headroom is None else str(self.de_minimis_headroom),
         }
+        if self.by_instrument:
+            record |= {"by_instrument": True, "subsidy_total": str(self.subsidy_total),
+                       "loan_total": str(self.loan_total)}
+        return record
+
+
+def aid_figures(record: dict) -> dict:
+    """The aid as scenarios, the API and the pages read it, from a proposal or vote record:
+    {"phase1", "phase2", "total"} for phases, {"subsidy", "loan", "total"} for instrument lines
+    (each key the line has)."""
+    if record.get("by_instrument"):
+        out: dict[str, str] = {}
+        for line in record["lines"]:
+            for key in ("subsidy", "loan"):
+                if key in (line.get("instruments") or {}):
+                    out[key] = str(Decimal(out.get(key, "0")) + Decimal(line["instruments"][key]))
+        out = {k: str(cents(Decimal(v))) for k, v in out.items()}
+        out["total"] = record["total"]
+        return out
+    out = {f"phase{line['phase']}": line["aid"] for line in record["lines"]}
+    out["total"] = record["total"]
+    return out
 
 
 def _cut_from_latest(amounts: dict[int, Decimal], excess: Decimal, phases: list[int]) -> dict[int, Decimal]:
@@ -166,6 +210,14 @@ def _cut_from_latest(amounts: dict[int, Decimal], excess: Decimal, phases: list[
             cuts[number] = cut
             excess -= cut
     return cuts
+
+
+def phase_day_rate_cap(programme: Programme, phase_number: int) -> Decimal:
+    """A phase's own day-rate cap, else the programme's."""
+    phase = programme.phase(phase_number)
+    if phase.day_rate_cap is not None:
+        return phase.day_rate_cap
+    return programme.require(programme.money.day_rate_cap, "money.day_rate_cap")
 
 
 def legal_basis(programme: Programme, phase_number: int, size_class: str) -> str:
@@ -190,12 +242,12 @@ def compute_aid(
     de minimis at the grant date; None means "not computed" (no de minimis line, or caller
     checks later)."""
     money = programme.money
-    cap = programme.require(money.day_rate_cap, "money.day_rate_cap")
     adjustments: list[Adjustment] = []
     expense: dict[int, Decimal] = {}
     capped_rates: dict[int, Decimal] = {}
     for number in sorted(quotes):
         q = quotes[number]
+        cap = phase_day_rate_cap(programme, number)
         capped = min(q.day_rate, cap)
         capped_rates[number] = capped
         expense[number] = cents(q.days * capped)
@@ -203,9 +255,9 @@ def compute_aid(
             cut = cents(q.days * q.day_rate) - expense[number]
             adjustments.append(Adjustment("day_rate_cap", number, "expense", cut,
                                           f"taux journalier {q.day_rate} € plafonné à {cap} € HT"))
-    pathway_cap = programme.require(money.pathway_cap, "money.pathway_cap")
+    pathway_cap = programme.require(money.pathway_cap, "money.pathway_cap") if money.has_pathway_cap else None
     total_expense = sum(expense.values(), ZERO)
-    if total_expense > pathway_cap:
+    if pathway_cap is not None and total_expense > pathway_cap:
         for number, cut in _cut_from_latest(expense, total_expense - pathway_cap, list(expense)).items():
             expense[number] -= cut
             adjustments.append(Adjustment("pathway_cap", number, "expense", cut,
@@ -316,14 +368,16 @@ class ClaimAssessment:
 
 
 def assess_final_claim(programme: Programme, *, phase: int, invoices: list[InvoiceLine],
-                       voted_aid: Decimal, voted_expense: Decimal) -> ClaimAssessment:
+                       voted_aid: Decimal, voted_expense: Decimal, window=None) -> ClaimAssessment:
     """Pro rata of justified expense: each invoice line at min(day rate, cap); lines dated after
     the expense cut-off (Europe/Paris calendar day, inclusive) do not count — they are cut, never
     refused, even when every line is late (the justified aid is then 0, and what the phase
     received is recovered); the service must have lasted the phase's minimum days (the days
     invoiced, whenever they were worked); the aid never exceeds what was voted."""
-    cap = programme.require(programme.money.day_rate_cap, "money.day_rate_cap")
-    cutoff = programme.money.expense_cutoff
+    cap = phase_day_rate_cap(programme, phase)
+    # `window` (rules.instruments.ExpenseWindow): the dossier's own expense window where the
+    # programme counts it from each dossier; else the programme's fixed cut-off.
+    cutoff = window.ends_on if window is not None else programme.money.expense_cutoff
     rate = programme.require(programme.phase(phase).rate, f"phases[{phase}].rate")
     min_days = programme.require(programme.phase(phase).min_days, f"phases[{phase}].min_days")
     adjustments: list[Adjustment] = []
@@ -337,10 +391,12 @@ def assess_final_claim(programme: Programme, *, phase: int, invoices: list[Invoi
         gross = cents(line.days * line.day_rate)
         claimed += gross
         capped = cents(line.days * min(line.day_rate, cap))
-        if cutoff is not None and line.date > cutoff:
+        outside = window.excludes(line.date) if window is not None else (
+            f"dépense postérieure à la date limite du {cutoff.strftime('%d/%m/%Y')}"
+            if cutoff is not None and line.date > cutoff else None)
+        if outside:
             cutoff_cut += capped
-            excluded.append({"date": line.date.isoformat(), "amount": str(capped),
-                             "reason": f"dépense postérieure à la date limite du {cutoff.strftime('%d/%m/%Y')}"})
+            excluded.append({"date": line.date.isoformat(), "amount": str(capped), "reason": outside})
             continue
         rate_cut += gross - capped
         eligible += capped
@@ -350,7 +406,8 @@ def assess_final_claim(programme: Programme, *, phase: int, invoices: list[Invoi
                                       f"taux journalier plafonné à {cap} € HT"))
     if cutoff_cut > 0:
         adjustments.append(Adjustment("expense_cutoff", phase, "expense", cutoff_cut,
-                                      f"dépenses après le {cutoff.strftime('%d/%m/%Y')} non éligibles"))
+                                      f"dépenses après le {cutoff.strftime('%d/%m/%Y')} non éligibles" if cutoff
+                                      else "dépenses hors de la période d'éligibilité"))
     performed = sum(line.days for line in invoices)
     if performed < min_days:
         raise RuleViolation("day_minimum",

@@ -22,6 +22,8 @@ from rules.calendar import add_months, deadline, paris_date
 from rules.de_minimis import PriorAid, headroom
 from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import ConcurrencyConflict, InvalidInput, NotAllowed, RuleViolation
+from rules.instruments import (ExpenseWindow, LineRequest, assess_line_claim, check_request_days, compute_line_aid,
+                               parse_request, validate_invoice_kinds)
 from rules.money import (ZERO, AidBreakdown, InvoiceLine, Quote, assess_final_claim, check_advance,
                          check_phase_days, compute_aid, parse_amount)
 from services.clock import Clock
@@ -110,10 +112,11 @@ class _Command:
             raise ConcurrencyConflict(dossier_id, expected_version, self.dossier.version)
         check_scope(actor, self.dossier, uow.catalogue)
         self.programme: Programme = uow.catalogue.get(self.dossier.programme_id, self.dossier.programme_version)
+        self.line = self.programme.line(self.dossier.line)
         self.state_before = self.dossier.status
 
     def move(self, trigger: str, guards: dict[str, Callable[[], None]] | None = None) -> str:
-        return _move(self.dossier, trigger, self.actor, guards)
+        return _move(self.dossier, trigger, self.actor, guards, self.line.shape)
 
     def record(self, command: str, data: dict, reason: str | None = None) -> dict:
         dossier_id, version = self.dossier.id, self.dossier.version
@@ -139,8 +142,9 @@ class _Command:
                        [a if isinstance(a, dict) else a.as_dict() for a in adjustments], details)
 
 
-def _move(dossier: m.Dossier, trigger: str, actor: Actor, guards: dict[str, Callable[[], None]] | None = None) -> str:
-    after = fire(dossier.status, trigger, role=actor.role, guards=guards or {})
+def _move(dossier: m.Dossier, trigger: str, actor: Actor, guards: dict[str, Callable[[], None]] | None = None,
+          shape: str = "diagnostic") -> str:
+    after = fire(dossier.status, trigger, role=actor.role, guards=guards or {}, shape=shape)
     # The only assignment of a dossier's status in the code base: always what the lifecycle fired.
     dossier.status = after
     return after
@@ -266,17 +270,21 @@ def start_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id
 def submit_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str | None = None,
                      company: dict | None = None, de_minimis_prior: list | None = None,
                      documents: list | None = None, dossier_id: int | None = None,
+                     line: int | None = None, cites: int | None = None,
                      expected_version: int | None = None) -> Outcome:
-    """Submit within an open AMI window of the programme: a new candidacy in one go, or a draft
-    started earlier (`dossier_id`)."""
+    """Submit within an open AMI window (a call) of the programme: a new candidacy in one go, or a
+    draft started earlier (`dossier_id`). `line` is the programme's aid line (default 1); `cites`
+    the company's earlier dossier of the same programme (Pays de la Loire)."""
     if dossier_id is None:
         if programme_id is None or company is None:
             raise InvalidInput("company", "company et programme sont obligatoires pour une nouvelle candidature.")
         return _create(uow=uow, clock=clock, actor=actor, programme_id=programme_id, company=company,
-                       de_minimis_prior=de_minimis_prior, documents=documents, submit=True)
+                       de_minimis_prior=de_minimis_prior, documents=documents, submit=True, line=line, cites=cites)
     cmd = _Command(uow, clock, actor, dossier_id, expected_version)
     cmd.move("submit_candidacy", {"window_open": _window_open(cmd.programme, cmd.today)})
-    cmd.record("submit_candidacy", {"programme": cmd.programme.key, "from_draft": True})
+    call = cmd.programme.call_on(cmd.today)
+    cmd.dossier.call_code = call.code if call else None
+    cmd.record("submit_candidacy", {"programme": cmd.programme.key, "from_draft": True, "call": cmd.dossier.call_code})
     cmd.notify("candidacy_received", "candidacy_received", submitted_at=cmd.now.isoformat())
     _commit(uow, dossier_id)
     return cmd.outcome()
@@ -284,19 +292,54 @@ def submit_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_i
 
 def _window_open(programme: Programme, today: date) -> Callable[[], None]:
     def guard() -> None:
-        if not any(w.opens_on <= today <= w.closes_on for w in programme.windows):
-            windows = ", ".join(f"{w.opens_on:%d/%m/%Y}–{w.closes_on:%d/%m/%Y}" for w in programme.windows) or "aucune"
+        if programme.call_on(today) is None:
+            ordered = sorted(programme.windows, key=lambda w: w.opens_on)
+            # Name the calls around the day rather than every call of every year.
+            nearest = [w for w in ordered if w.closes_on < today][-1:] + [w for w in ordered if w.opens_on > today][:1]
+            windows = ", ".join(f"{(w.code + ' ') if w.code else ''}{w.opens_on:%d/%m/%Y}–{w.closes_on:%d/%m/%Y}"
+                                for w in nearest) or "aucune"
             raise RuleViolation("window_closed",
                                 f"Aucun appel à manifestation d'intérêt ouvert le {today:%d/%m/%Y} "
                                 f"pour {programme.name} (fenêtres : {windows}).", field="at")
     return guard
 
 
+def _line_number(programme: Programme, raw) -> int:
+    if raw is None:
+        return programme.dossier_lines[0].number
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise InvalidInput("line", f"line : un numéro de ligne d'aide entier est attendu (reçu « {raw} »).")
+    line = programme.line(raw)
+    if line.shape == "aid":
+        raise InvalidInput("line", f"line : un dossier de la ligne « {line.name} » s'ouvre depuis un plan de progrès "
+                           f"approuvé (open_aid_dossier), pas par une candidature.")
+    return line.number
+
+
+def _cited(session, programme: Programme, line_number: int, siren: str, cites) -> int | None:
+    """The earlier dossier a candidacy cites: the same company's, in the same programme, of a
+    line this line may cite."""
+    if cites is None:
+        return None
+    if isinstance(cites, bool) or not isinstance(cites, int):
+        raise InvalidInput("cites", "cites : l'identifiant d'un dossier antérieur de l'entreprise est attendu.")
+    cited = session.get(m.Dossier, cites)
+    line = programme.line(line_number)
+    if cited is None or cited.company_facts["siren"] != siren or cited.programme_id != programme.id:
+        raise InvalidInput("cites", "cites : ce dossier n'est pas un dossier antérieur de l'entreprise dans ce programme.")
+    if cited.line not in line.may_cite:
+        raise InvalidInput("cites", f"cites : la ligne « {line.name} » ne cite pas un dossier de la ligne {cited.line}.")
+    return cited.id
+
+
 def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, company: dict,
-            de_minimis_prior: list | None, documents: list | None, submit: bool) -> Outcome:
+            de_minimis_prior: list | None, documents: list | None, submit: bool,
+            line: int | None = None, cites: int | None = None) -> Outcome:
     now = clock.now()
     today = paris_date(now)
     programme = uow.catalogue.latest(programme_id)
+    line_number = _line_number(programme, line)
+    shape = programme.line(line_number).shape
     facts = CompanyFacts.parse(company)
     if actor.siren is not None and actor.siren != facts.siren:
         raise NotAllowed("Vous ne pouvez déposer une candidature que pour votre entreprise.", field="company.siren")
@@ -306,14 +349,17 @@ def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, c
     kinds = list(programme.documents.candidacy) if documents is None else (
         _list_of_kinds(documents, "documents") if documents else [])
     session = uow.session
+    cites_id = _cited(session, programme, line_number, facts.siren, cites)
     dossier = m.Dossier(
         reference="", programme_id=programme.id, programme_version=programme.version, status="draft",
         company_facts=facts.as_dict(), quotes={}, paid_total=ZERO, recovered_total=ZERO,
-        submitted_at=now, updated_at=now,
+        submitted_at=now, updated_at=now, line=line_number, cites_id=cites_id,
     )
     if submit:
         # Refused here, nothing has been added to the session yet.
-        _move(dossier, "submit_candidacy", actor, {"window_open": _window_open(programme, today)})
+        _move(dossier, "submit_candidacy", actor, {"window_open": _window_open(programme, today)}, shape)
+        call = programme.call_on(today)
+        dossier.call_code = call.code if call else None
     company_row = session.scalar(_COMPANY_BY_SIREN, {"siren": facts.siren})
     if company_row is None:
         company_row = m.Company(siren=facts.siren, name=facts.name, email=facts.email, created_at=now)
@@ -337,7 +383,8 @@ def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, c
     append_event(session, dossier=dossier, at=now, actor=actor.name, role=actor.role,
                  command="submit_candidacy" if submit else "start_candidacy", state_before="draft",
                  data={"programme": programme.key, "programme_hash": programme.content_hash,
-                       "company": facts.as_dict(),
+                       "company": facts.as_dict(), "line": line_number, "call": dossier.call_code,
+                       "cites": cites_id,
                        "de_minimis_prior": [{"granted_on": a.granted_on.isoformat(), "amount": str(a.amount)} for a in prior],
                        "documents": [{"kind": d.kind, "version": d.version, "sha256": d.sha256,
                                       "filename": d.filename, "size": d.size} for d in docs]})
@@ -462,35 +509,79 @@ def review_document(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: 
 
 # -- eligibility and diagnostic --------------------------------------------------------------
 
-def declare_eligible(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, consultant: str,
-                     phase1: dict, expected_version: int | None = None) -> Outcome:
-    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
-    if not isinstance(consultant, str) or not consultant.strip():
+def _consultant_name(consultant, *, required: bool) -> str | None:
+    if consultant is None and not required:
+        return None
+    if not isinstance(consultant, str) or not consultant.strip() or len(consultant) > 200:
         raise InvalidInput("consultant", "consultant : le nom du prestataire référencé est obligatoire.")
-    quote = Quote.parse(phase1, "phase1")
+    return consultant.strip()
+
+
+def declare_eligible(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, consultant: str | None = None,
+                     phase1: dict | None = None, expenses: list | None = None, instruments: dict | None = None,
+                     expected_version: int | None = None) -> Outcome:
+    """The officer declares the dossier eligible. On a line with a diagnostic stage: the chosen
+    consultant and the phase-1 quote (`phase1` days and day rate); on a line with instruments:
+    its consulting days (`phase1`) or investment `expenses`, and the split asked between its
+    `instruments` ({"subsidy", "loan"}, each cut to its caps). The amounts are estimated at once
+    (the proposal freezes them later)."""
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    by_instrument = any(cmd.programme.phase(n).instruments for n in cmd.line.phases)
+    if by_instrument:
+        request = parse_request(cmd.programme, cmd.line.phases[0], days=phase1, expenses=expenses, instruments=instruments)
+        consultant = _consultant_name(consultant, required=False)
+        quote = request.quote
+    else:
+        consultant = _consultant_name(consultant, required=True)
+        quote = Quote.parse(phase1, "phase1")
+        request = None
     facts = CompanyFacts.parse(cmd.dossier.company_facts)
     found: dict = {}
 
     def company_eligible() -> None:
         found["size_class"] = check_eligibility(cmd.programme, facts)
 
+    def line_amounts() -> None:
+        if request is not None:
+            check_request_days(cmd.programme, request, "phase1")
+        else:
+            check_phase_days(cmd.programme, cmd.line.phases[0], quote.days)
+
     cmd.move("declare_eligible", {
         "candidacy_documents_complete": _documents_complete(cmd.session, cmd.dossier, cmd.programme.documents.candidacy, "la candidature"),
         "company_eligible": company_eligible,
-        "phase1_days": lambda: check_phase_days(cmd.programme, 1, quote.days),
+        "line_amounts": line_amounts,
     })
     cmd.dossier.size_class = found["size_class"]
-    cmd.dossier.consultant = consultant.strip()
-    cmd.dossier.quotes = {"1": quote.as_dict()}
-    cap = cmd.programme.money.day_rate_cap
-    eligible_expense = str(quote.days * min(quote.day_rate, cap)) if cap is not None else None
-    cmd.record("declare_eligible", {"consultant": cmd.dossier.consultant, "phase1": quote.as_dict(),
-                                    "size_class": found["size_class"], "company": facts.as_dict()})
+    cmd.dossier.consultant = consultant
+    cmd.dossier.quotes = {"line_request": request.to_record()} if request is not None else {"1": quote.as_dict()}
+    estimate = _estimate(cmd)
+    data = {"consultant": cmd.dossier.consultant, "size_class": found["size_class"], "company": facts.as_dict()}
+    data |= {"request": request.to_record()} if request is not None else {"phase1": quote.as_dict()}
+    data["estimate"] = estimate.to_record() if estimate else None
+    cmd.record("declare_eligible", data)
+    phase1 = None
+    if quote is not None:
+        line1 = estimate.lines[0] if estimate else None
+        phase1 = {"days": quote.days, "day_rate": str(quote.day_rate),
+                  "eligible_expense": str(line1.eligible_expense) if line1 else None}
     cmd.notify("eligibility_decision", "eligibility", decision="eligible", reason=None,
-               consultant=cmd.dossier.consultant,
-               phase1={"days": quote.days, "day_rate": str(quote.day_rate), "eligible_expense": eligible_expense})
+               consultant=cmd.dossier.consultant, phase1=phase1,
+               aid=estimate.as_dict() if estimate and request is not None else None)
     _commit(uow, dossier_id)
-    return cmd.outcome()
+    return cmd.outcome(estimate.adjustments if estimate else (), aid=estimate.as_dict() if estimate else None)
+
+
+def _estimate(cmd: _Command) -> AidBreakdown | None:
+    """The amounts as they would be, without the de minimis ceiling (judged at the proposal and
+    the vote): shown to the officer and the company until the proposal freezes them. None when
+    a figure the programme does not give is needed."""
+    try:
+        breakdown = compute_from_inputs(cmd.programme, rule_inputs(cmd.dossier, [], cmd.today), de_minimis=False)
+    except RuleViolation:
+        return None
+    cmd.dossier.proposal = breakdown.to_record() | {"estimate": True}
+    return breakdown
 
 
 def declare_ineligible(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, reason: str,
@@ -517,13 +608,48 @@ def accept_diagnostic(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id
     return cmd.outcome()
 
 
-def submit_action_plan(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, phase2: dict,
-                       expected_version: int | None = None) -> Outcome:
+ACTION_THEMES = ("economic", "social", "environmental")
+
+
+def parse_actions(raw, field: str = "actions") -> list[dict]:
+    """A progress plan: numbered actions, each with a theme and an estimated budget (SPEC §11.4)."""
+    if not isinstance(raw, list) or not raw:
+        raise InvalidInput(field, f"{field} : au moins une action {{number, theme, budget}} est attendue.")
+    if len(raw) > 100:
+        raise InvalidInput(field, f"{field} : 100 actions au plus.")
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        where = f"{field}[{i}]"
+        if not isinstance(item, dict):
+            raise InvalidInput(where, f"{where} : {{number, theme, budget}} attendu.")
+        number = item.get("number")
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise InvalidInput(f"{where}.number", f"{where}.number : un numéro d'action entier ≥ 1 est attendu.")
+        if number in seen:
+            raise InvalidInput(f"{where}.number", f"{where}.number : l'action n°{number} figure deux fois.")
+        seen.add(number)
+        if item.get("theme") not in ACTION_THEMES:
+            raise InvalidInput(f"{where}.theme", f"{where}.theme : « economic », « social » ou « environmental ».")
+        out.append({"number": number, "theme": item["theme"],
+                    "budget": str(parse_amount(item.get("budget"), f"{where}.budget"))})
+    return out
+
+
+def submit_action_plan(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, phase2: dict | None = None,
+                       actions: list | None = None, expected_version: int | None = None) -> Outcome:
+    """The company files its plan: the phase-2 days and rate (Occitanie), or the numbered actions
+    of a progress plan (Nouvelle-Aquitaine), as its line's `plan` says."""
     cmd = _Command(uow, clock, actor, dossier_id, expected_version)
-    quote = Quote.parse(phase2, "phase2")
-    cmd.move("submit_action_plan", {"phase2_days": lambda: check_phase_days(cmd.programme, 2, quote.days)})
-    cmd.dossier.quotes = {**cmd.dossier.quotes, "2": quote.as_dict()}
-    cmd.record("submit_action_plan", {"phase2": quote.as_dict()})
+    if cmd.line.plan == "actions":
+        plan = parse_actions(actions)
+        cmd.move("submit_action_plan", {"plan_valid": lambda: None})
+        cmd.dossier.actions = plan
+        cmd.record("submit_action_plan", {"actions": plan})
+    else:
+        quote = Quote.parse(phase2, "phase2")
+        cmd.move("submit_action_plan", {"plan_valid": lambda: check_phase_days(cmd.programme, 2, quote.days)})
+        cmd.dossier.quotes = {**cmd.dossier.quotes, "2": quote.as_dict()}
+        cmd.record("submit_action_plan", {"phase2": quote.as_dict()})
     _commit(uow, dossier_id)
     return cmd.outcome()
 
@@ -548,16 +674,37 @@ def rule_inputs(dossier: m.Dossier, prior: list[PriorAid], granted_on: date) -> 
     }
 
 
-def compute_from_inputs(programme: Programme, inputs: dict) -> AidBreakdown:
-    """The aid breakdown from recorded rule inputs: used at the vote and by audit replays alike."""
-    quotes = {int(k): Quote(v["days"], Decimal(v["day_rate"])) for k, v in inputs["quotes"].items()}
+def compute_from_inputs(programme: Programme, inputs: dict, *, de_minimis: bool = True) -> AidBreakdown:
+    """The aid breakdown from recorded rule inputs: used at the vote and by audit replays alike.
+    Without `de_minimis`, an estimate: no ceiling applied, no loan GGE (no base rate needed)."""
     granted_on = date.fromisoformat(inputs["granted_on"])
-    prior = [PriorAid(date.fromisoformat(a["granted_on"]), Decimal(a["amount"]), a["source"])
-             for a in inputs["de_minimis_prior"]]
-    room = headroom(regulations(), granted_on=granted_on, prior=prior)
+    room = None
+    if de_minimis:
+        prior = [PriorAid(date.fromisoformat(a["granted_on"]), Decimal(a["amount"]), a["source"])
+                 for a in inputs["de_minimis_prior"]]
+        room = headroom(regulations(), granted_on=granted_on, prior=prior)
+    if "line_request" in inputs["quotes"]:
+        request = LineRequest.from_record(inputs["quotes"]["line_request"])
+        return compute_line_aid(programme, size_class=inputs["size_class"], request=request,
+                                equity=Decimal(inputs["equity"]),
+                                de_minimis_headroom=room.remaining if room else None,
+                                de_minimis_regulation=room.regulation if room else None,
+                                gge_of=_gge_at(programme, granted_on) if de_minimis else None)
+    quotes = {int(k): Quote(v["days"], Decimal(v["day_rate"])) for k, v in inputs["quotes"].items()}
     return compute_aid(programme, size_class=inputs["size_class"], quotes=quotes,
-                       equity=Decimal(inputs["equity"]), de_minimis_headroom=room.remaining,
-                       de_minimis_regulation=room.regulation)
+                       equity=Decimal(inputs["equity"]), de_minimis_headroom=room.remaining if room else None,
+                       de_minimis_regulation=room.regulation if room else None)
+
+
+def _gge_at(programme: Programme, granted_on: date):
+    """The loan's gross grant equivalent at the grant date, on the schedule it would have if
+    disbursed that day (SPEC §11.3); refused where no base-rate period covers the date."""
+    from rules.gge import loan_gge
+
+    def gge_of(terms) -> dict:
+        return loan_gge(terms.principal, terms.annual_rate, terms.deferral_months, terms.instalments, granted_on,
+                        regulations(), margin=programme.money.gge_margin).as_dict()
+    return gge_of
 
 
 def _session_for(cmd: _Command, code, *, create: bool) -> m.CouncilSession | None:
@@ -577,6 +724,10 @@ def _session_for(cmd: _Command, code, *, create: bool) -> m.CouncilSession | Non
     return session_row
 
 
+def _vote_documents(cmd: _Command) -> tuple[str, ...]:
+    return cmd.line.vote_documents if cmd.line.vote_documents is not None else cmd.programme.documents.vote
+
+
 def propose_for_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, session: str,
                      expected_version: int | None = None) -> Outcome:
     cmd = _Command(uow, clock, actor, dossier_id, expected_version)
@@ -585,7 +736,11 @@ def propose_for_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id:
     found: dict = {}
 
     def action_plan_submitted() -> None:
-        if "2" not in cmd.dossier.quotes:
+        if cmd.line.plan == "actions":
+            if not cmd.dossier.actions:
+                raise RuleViolation("documents_missing", "Le plan de progrès (ses actions numérotées) n'a pas été déposé.",
+                                    field="actions")
+        elif "2" not in cmd.dossier.quotes:
             raise RuleViolation("documents_missing", "Le plan d'action (jours et taux de la phase 2) n'a pas été déposé.",
                                 field="phase2")
 
@@ -600,7 +755,7 @@ def propose_for_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id:
 
     cmd.move("propose_for_vote", {
         "action_plan_submitted": action_plan_submitted,
-        "vote_documents_complete": _documents_complete(cmd.session, cmd.dossier, cmd.programme.documents.vote, "le vote"),
+        "vote_documents_complete": _documents_complete(cmd.session, cmd.dossier, _vote_documents(cmd), "le vote"),
         "agenda_open": agenda_open,
         "amounts_within_caps": amounts_within_caps,
     })
@@ -655,18 +810,27 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
         breakdown: AidBreakdown = found["breakdown"]
         adjustments = breakdown.adjustments
         cmd.dossier.voted = breakdown.to_record()
-        cmd.dossier.aid_total = breakdown.total
+        # What is paid out as grants; a loan is disbursed and repaid apart (SPEC §11.3).
+        cmd.dossier.aid_total = breakdown.subsidy_total
         cmd.dossier.deliberation = deliberation
         cmd.dossier.voted_on = cmd.today
-        cutoff = cmd.programme.money.expense_cutoff
+        cutoff = expense_window(cmd.programme, cmd.dossier).ends_on
         months = cmd.programme.money.payment_deadline_months
         if cutoff is not None and months is not None:
             cmd.dossier.payment_deadline_on = deadline(add_months(cutoff, months), 0,
                                                        shift_to_working_day=cmd.programme.reminders.shift_to_working_day)
         for line in breakdown.lines:
+            counted = []
             if line.legal_basis == "de_minimis" and line.aid > 0:
+                counted.append(line.aid)
+            # A loan counts at its gross grant equivalent, never at its nominal (SPEC §11.3).
+            if line.loan and line.loan["legal_basis"] == "de_minimis" and line.loan.get("gge"):
+                gge = Decimal(line.loan["gge"]["gge"])
+                if gge > 0:
+                    counted.append(gge)
+            for amount in counted:
                 cmd.session.add(m.DeMinimisAid(siren=cmd.dossier.company_facts["siren"], dossier_id=cmd.dossier.id,
-                                               source="usine", granted_on=cmd.today, amount=line.aid,
+                                               source="usine", granted_on=cmd.today, amount=amount,
                                                regulation=breakdown.de_minimis_regulation))
         aid = breakdown.as_dict()
         data |= {"rule_inputs": found["inputs"], "voted": breakdown.to_record(),
@@ -677,10 +841,12 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
     else:
         cmd.dossier.proposal = {**(cmd.dossier.proposal or {}), "adjourned": True}
     cmd.record("record_vote", data)
-    total = Decimal(aid["total"]) if aid else None
+    subsidies = found["breakdown"].subsidy_total if outcome == "approved" else None
+    loans = [line.loan for line in found["breakdown"].lines if line.loan] if outcome == "approved" else []
     cmd.notify("vote_result", f"vote:{council.code}:{outcome}", outcome=outcome, session=council.code,
                session_date=council.session_date.isoformat(), deliberation=deliberation, aid=aid,
-               convention_required=bool(total is not None and total > cmd.programme.money.convention_threshold))
+               convention_required=bool(subsidies is not None and subsidies > cmd.programme.money.convention_threshold),
+               loans=loans)
     _commit(uow, dossier_id)
     return cmd.outcome(adjustments, aid=aid)
 
@@ -688,10 +854,25 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
 # -- payments ----------------------------------------------------------------------------------
 
 def _voted_line(dossier: m.Dossier, phase: int) -> dict:
-    for line in (dossier.voted or {}).get("lines", []):
+    lines = (dossier.voted or {}).get("lines", [])
+    for line in lines:
         if line["phase"] == phase:
             return line
+    # A dossier of one line may call it 1 (a Nouvelle-Aquitaine aid dossier carries out the
+    # programme's line 2 but has one phase of its own).
+    if phase == 1 and len(lines) == 1:
+        return lines[0]
     raise InvalidInput("phase", f"phase : la phase {phase} n'a pas été votée pour ce dossier.")
+
+
+def expense_window(programme: Programme, dossier: m.Dossier) -> ExpenseWindow:
+    """The days an expense of the dossier counts: the programme's fixed cut-off, or from the
+    dossier's submission (an aid dossier's opening) to N months after its vote."""
+    months = programme.money.expense_window_months_after_vote
+    if months is not None:
+        ends = add_months(dossier.voted_on, months) if dossier.voted_on else None
+        return ExpenseWindow(paris_date(dossier.submitted_at), ends)
+    return ExpenseWindow(None, programme.money.expense_cutoff)
 
 
 def _claims(session, dossier_id: int) -> list[m.PaymentClaim]:
@@ -716,12 +897,16 @@ def claim_payment(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: in
         raise InvalidInput("kind", "kind : « advance » ou « final ».")
     claims = _claims(cmd.session, cmd.dossier.id)
     parsed_amount = parse_amount(amount, "amount", allow_zero=False) if kind == "advance" else None
+    voted_lines = (cmd.dossier.voted or {}).get("lines", [])
+    by_instrument = bool((cmd.dossier.voted or {}).get("by_instrument"))
     if kind == "final":
-        if not isinstance(invoices, list) or not invoices:
-            raise InvalidInput("invoices", "invoices : au moins une ligne de facture {date, days, day_rate}.")
-        if len(invoices) > 500:
-            raise InvalidInput("invoices", "invoices : 500 lignes au plus par demande.")
-        lines = [InvoiceLine.parse(raw, f"invoices[{i}]") for i, raw in enumerate(invoices)]
+        consulting = True
+        if by_instrument:
+            try:
+                consulting = _voted_line(cmd.dossier, phase).get("expense_kind") == "days"
+            except InvalidInput:
+                consulting = bool(voted_lines) and voted_lines[0].get("expense_kind") == "days"
+        lines = validate_invoice_kinds(invoices, consulting=consulting)
     found: dict = {}
 
     def payment_deadline_open() -> None:
@@ -733,19 +918,28 @@ def claim_payment(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: in
     def claim_valid() -> None:
         line = _voted_line(cmd.dossier, phase)
         voted_aid = Decimal(line["aid"])
-        same_phase = [c for c in claims if c.phase == phase]
+        same_phase = [c for c in claims if c.phase == line["phase"]]
         if any(c.kind == "final" for c in same_phase):
             raise NotAllowed(f"La demande de solde de la phase {phase} a déjà été faite.", field="kind")
+        if voted_aid <= 0 and by_instrument:
+            raise NotAllowed(f"La ligne {line['phase']} n'a pas de subvention votée à demander.", field="phase")
         if kind == "advance":
             advances = sum((c.amount_claimed for c in same_phase if c.kind == "advance"), ZERO)
-            check_advance(cmd.programme, phase=phase, amount=parsed_amount, voted_aid=voted_aid,
+            check_advance(cmd.programme, phase=line["phase"], amount=parsed_amount, voted_aid=voted_aid,
                           advances_so_far=advances)
+        elif by_instrument:
+            found["assessment"] = assess_line_claim(cmd.programme, size_class=cmd.dossier.size_class, voted_line=line,
+                                                    invoices=lines, window=expense_window(cmd.programme, cmd.dossier))
         else:
-            found["assessment"] = assess_final_claim(cmd.programme, phase=phase, invoices=lines,
-                                                     voted_aid=voted_aid, voted_expense=Decimal(line["eligible_expense"]))
+            window = expense_window(cmd.programme, cmd.dossier)
+            found["assessment"] = assess_final_claim(cmd.programme, phase=line["phase"], invoices=lines,
+                                                     voted_aid=voted_aid, voted_expense=Decimal(line["eligible_expense"]),
+                                                     window=window)
+        found["phase"] = line["phase"]
 
     cmd.move("claim_payment", {"payment_deadline_open": payment_deadline_open, "claim_valid": claim_valid})
     assessment = found.get("assessment")
+    phase = found["phase"]
     claim = m.PaymentClaim(
         dossier_id=cmd.dossier.id, phase=phase, kind=kind,
         amount_claimed=parsed_amount if kind == "advance" else assessment.claimed_expense,
@@ -798,9 +992,7 @@ def pay(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, claim_i
     claim.status = "paid"
     claim.paid_at = cmd.now
     net_paid = cmd.dossier.paid_total - cmd.dossier.recovered_total
-    phases_voted = {line["phase"] for line in cmd.dossier.voted["lines"]}
-    finals_paid = {c.phase for c in claims if c.kind == "final" and c.status == "paid"}
-    closing = finals_paid >= phases_voted
+    closing = subsidies_settled(cmd.dossier, claims) and loan_settled(cmd.dossier)
     data = {"claim_id": claim.id, "phase": claim.phase, "kind": claim.kind, "amount": str(amount),
             "recovery": str(recovery) if recovery is not None else None, "paid_total": str(net_paid)}
     cmd.notify("payment_issued", f"payment:{claim.id}", phase=claim.phase, payment_kind=claim.kind,
@@ -814,6 +1006,25 @@ def pay(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, claim_i
     cmd.record("pay", data)
     _commit(uow, dossier_id)
     return cmd.outcome(paid=str(amount), recovery=str(recovery) if recovery is not None else None)
+
+
+def subsidies_settled(dossier: m.Dossier, claims: list[m.PaymentClaim]) -> bool:
+    """Every voted phase's final claim paid — on a line with instruments, every line whose
+    subsidy is not zero (a loan-only line has no claim to make)."""
+    record = dossier.voted or {}
+    lines = record.get("lines", [])
+    if record.get("by_instrument"):
+        lines = [line for line in lines if Decimal(line["aid"]) > 0]
+    finals_paid = {c.phase for c in claims if c.kind == "final" and c.status == "paid"}
+    return {line["phase"] for line in lines} <= finals_paid
+
+
+def loan_settled(dossier: m.Dossier) -> bool:
+    """No loan voted, or the loan disbursed and its principal repaid."""
+    voted_loan = any(line.get("loan") for line in (dossier.voted or {}).get("lines", []))
+    if not voted_loan:
+        return True
+    return dossier.loan is not None and dossier.loan_outstanding == 0
 
 
 def _close(cmd: _Command, *, reason: str) -> None:

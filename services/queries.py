@@ -6,18 +6,22 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from db import models as m
+from rules.money import aid_figures
 from services.uow import UnitOfWork
 from states.lifecycle import STATE_LABELS
 
 
+# Before the vote the proposal is what the amounts would be: from the eligibility decision (an
+# estimate at its date) and frozen at the proposal.
+ESTIMATED_STATES = ("diagnostic", "action_plan", "instruction", "ready_for_vote")
+
+
 def aid_of(dossier: m.Dossier) -> dict | None:
     """What the council voted; before the vote, what the proposal computes."""
-    record = dossier.voted or (dossier.proposal if dossier.status == "ready_for_vote" else None)
+    record = dossier.voted or (dossier.proposal if dossier.status in ESTIMATED_STATES else None)
     if not record or "lines" not in record:
         return None
-    out = {f"phase{line['phase']}": line["aid"] for line in record["lines"]}
-    out["total"] = record["total"]
-    return out
+    return aid_figures(record)
 
 
 def adjustments_of(session, dossier: m.Dossier) -> list[dict]:

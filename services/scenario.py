@@ -12,7 +12,7 @@ from typing import Any, Callable
 from db.engine import create_schema
 from programmes import Catalogue, default_catalogue
 from rules.errors import ConcurrencyConflict, RuleViolation
-from services import commands
+from services import commands, loans, pathways
 from services.audit.verify import verify_dossier
 from services.clock import FrozenClock
 from services.queries import adjustments_of, aid_of, notification_counts
@@ -20,8 +20,10 @@ from services.sweep import sweep
 from services.uow import UnitOfWork, unit_of_work_factory
 
 ROLES = ("applicant", "consultant", "officer", "head", "finance", "auditor", "admin")
-STEP_KEYS = {"at", "as", "do", "with", "expect", "note", "comment"}
-EXPECT_KEYS = {"state", "refused", "aid", "paid", "notifications", "adjustments", "events", "history_verified"}
+STEP_KEYS = {"at", "as", "do", "with", "expect", "note", "comment", "dossier"}
+EXPECT_KEYS = {"state", "refused", "aid", "paid", "notifications", "adjustments", "events", "history_verified",
+               "call", "loan", "dossiers"}
+LOAN_KEYS = {"principal", "disbursed", "repaid", "interest_paid", "outstanding", "instalments", "next_due"}
 
 
 class ScenarioFileError(Exception):
@@ -42,23 +44,39 @@ def _with(step: dict, key: str, default: Any = ...):
     return w[key]
 
 
-# Each entry: (needs an existing dossier, runner(step, uow, clock, actor, dossier_id, programme_id) -> Outcome)
+def _label(labels: dict, step: dict, key: str) -> int | None:
+    """The dossier a `with` key names by its label (`cites`, `plan`)."""
+    label = (step.get("with") or {}).get(key)
+    if label is None:
+        return None
+    if label not in labels:
+        raise RuleViolation("invalid_input", f"with.{key} : aucun dossier « {label} » dans ce scénario.", field=f"with.{key}")
+    return labels[label]
+
+
+# Each entry: (needs an existing dossier,
+#              runner(step, uow, clock, actor, dossier_id, programme_id, labels) -> Outcome)
 DISPATCH: dict[str, tuple[bool, Callable]] = {
-    "submit_candidacy": (False, lambda s, u, c, a, d, p: commands.submit_candidacy(
+    "submit_candidacy": (False, lambda s, u, c, a, d, p, labels={}: commands.submit_candidacy(
         uow=u, clock=c, actor=a, programme_id=p, company=_with(s, "company"),
-        de_minimis_prior=_with(s, "de_minimis_prior", []), documents=_with(s, "documents", None))),
+        de_minimis_prior=_with(s, "de_minimis_prior", []), documents=_with(s, "documents", None),
+        line=_with(s, "line", None), cites=_label(labels, s, "cites"))),
+    "open_aid_dossier": (False, lambda s, u, c, a, d, p, labels={}: pathways.open_aid_dossier(
+        uow=u, clock=c, actor=a, plan_id=_label(labels, s, "plan") if "plan" in (s.get("with") or {}) else _with(s, "plan"),
+        actions=_with(s, "actions"), consulting=_with(s, "consulting", None), investment=_with(s, "investment", None))),
     "take_for_review": (True, lambda s, u, c, a, d, p: commands.take_for_review(uow=u, clock=c, actor=a, dossier_id=d)),
     "request_documents": (True, lambda s, u, c, a, d, p: commands.request_documents(
         uow=u, clock=c, actor=a, dossier_id=d, kinds=_with(s, "kinds"))),
     "provide_documents": (True, lambda s, u, c, a, d, p: commands.provide_documents(
         uow=u, clock=c, actor=a, dossier_id=d, kinds=_with(s, "kinds"))),
     "declare_eligible": (True, lambda s, u, c, a, d, p: commands.declare_eligible(
-        uow=u, clock=c, actor=a, dossier_id=d, consultant=_with(s, "consultant"), phase1=_with(s, "phase1"))),
+        uow=u, clock=c, actor=a, dossier_id=d, consultant=_with(s, "consultant", None), phase1=_with(s, "phase1", None),
+        expenses=_with(s, "expenses", None), instruments=_with(s, "instruments", None))),
     "declare_ineligible": (True, lambda s, u, c, a, d, p: commands.declare_ineligible(
         uow=u, clock=c, actor=a, dossier_id=d, reason=_with(s, "reason"))),
     "accept_diagnostic": (True, lambda s, u, c, a, d, p: commands.accept_diagnostic(uow=u, clock=c, actor=a, dossier_id=d)),
     "submit_action_plan": (True, lambda s, u, c, a, d, p: commands.submit_action_plan(
-        uow=u, clock=c, actor=a, dossier_id=d, phase2=_with(s, "phase2"))),
+        uow=u, clock=c, actor=a, dossier_id=d, phase2=_with(s, "phase2", None), actions=_with(s, "actions", None))),
     "propose_for_vote": (True, lambda s, u, c, a, d, p: commands.propose_for_vote(
         uow=u, clock=c, actor=a, dossier_id=d, session=_with(s, "session"))),
     "record_vote": (True, lambda s, u, c, a, d, p: commands.record_vote(
@@ -70,7 +88,13 @@ DISPATCH: dict[str, tuple[bool, Callable]] = {
     "pay": (True, lambda s, u, c, a, d, p: commands.pay(uow=u, clock=c, actor=a, dossier_id=d)),
     "withdraw": (True, lambda s, u, c, a, d, p: commands.withdraw(
         uow=u, clock=c, actor=a, dossier_id=d, reason=_with(s, "reason"))),
+    "disburse_loan": (True, lambda s, u, c, a, d, p: loans.disburse_loan(uow=u, clock=c, actor=a, dossier_id=d)),
+    "record_repayment": (True, lambda s, u, c, a, d, p: loans.record_repayment(
+        uow=u, clock=c, actor=a, dossier_id=d, amount=_with(s, "amount"), received_on=_with(s, "received_on"))),
+    "write_off": (True, lambda s, u, c, a, d, p: loans.write_off(
+        uow=u, clock=c, actor=a, dossier_id=d, reason=_with(s, "reason"))),
 }
+CREATING = ("submit_candidacy", "open_aid_dossier")
 COMMANDS = tuple(DISPATCH) + ("sweep",)
 
 
@@ -119,6 +143,8 @@ def validate(doc: Any, catalogue: Catalogue) -> None:
                 raise ScenarioFileError(f"{where}.as", f"rôle inconnu « {step.get('as')} » (connus : {', '.join(ROLES)})")
         if "with" in step and not isinstance(step["with"], dict):
             raise ScenarioFileError(f"{where}.with", "un objet est attendu")
+        if "dossier" in step and (not isinstance(step["dossier"], str) or not step["dossier"].strip()):
+            raise ScenarioFileError(f"{where}.dossier", "une étiquette de dossier (texte) est attendue")
         _validate_expect(step.get("expect"), f"{where}.expect")
     _validate_expect(doc.get("expect"), "expect")
 
@@ -145,6 +171,30 @@ def _validate_expect(expect, where: str) -> None:
             _expected_amount(amount, f"{where}.aid.{key}")
     if "paid" in expect:
         _expected_amount(expect["paid"], f"{where}.paid")
+    if "loan" in expect:
+        loan = expect["loan"]
+        if not isinstance(loan, dict) or set(loan) - LOAN_KEYS:
+            raise ScenarioFileError(f"{where}.loan", f"un objet aux clés {', '.join(sorted(LOAN_KEYS))} est attendu")
+        for key in ("principal", "disbursed", "repaid", "interest_paid", "outstanding"):
+            if key in loan:
+                _expected_amount(loan[key], f"{where}.loan.{key}")
+        if "instalments" in loan and (isinstance(loan["instalments"], bool) or not isinstance(loan["instalments"], int)):
+            raise ScenarioFileError(f"{where}.loan.instalments", "un nombre entier est attendu")
+        next_due = loan.get("next_due")
+        if next_due is not None:
+            if not isinstance(next_due, dict) or set(next_due) != {"date", "principal", "interest"}:
+                raise ScenarioFileError(f"{where}.loan.next_due", "{date, principal, interest} ou null est attendu")
+            _expected_amount(next_due["principal"], f"{where}.loan.next_due.principal")
+            _expected_amount(next_due["interest"], f"{where}.loan.next_due.interest")
+    if "dossiers" in expect:
+        if where != "expect" or not isinstance(expect["dossiers"], dict):
+            raise ScenarioFileError(f"{where}.dossiers", "un objet {étiquette: attentes} est attendu, dans l'attente finale")
+        for label, sub in expect["dossiers"].items():
+            if isinstance(sub, dict) and "dossiers" in sub:
+                raise ScenarioFileError(f"{where}.dossiers.{label}.dossiers", "attente inconnue")
+            _validate_expect(sub, f"{where}.dossiers.{label}")
+    if "call" in expect and expect["call"] is not None and not isinstance(expect["call"], str):
+        raise ScenarioFileError(f"{where}.call", "un code d'appel (texte) ou null est attendu")
     for key in ("state", "refused"):
         if key in expect and not isinstance(expect[key], str):
             raise ScenarioFileError(f"{where}.{key}", "une chaîne est attendue")
@@ -170,6 +220,8 @@ class _Snapshot:
     notifications: dict
     adjustments: list
     events: int
+    loan: dict | None = None
+    call: str | None = None
 
 
 def _snapshot(uow_factory, dossier_id: int | None) -> _Snapshot:
@@ -182,7 +234,18 @@ def _snapshot(uow_factory, dossier_id: int | None) -> _Snapshot:
         d = uow.dossier(dossier_id)
         events = uow.session.scalar(select(func.count()).select_from(m.Event).where(m.Event.dossier_id == d.id))
         return _Snapshot(d.status, aid_of(d), str(d.paid_total - d.recovered_total),
-                         notification_counts(uow.session, d.id), adjustments_of(uow.session, d), events)
+                         notification_counts(uow.session, d.id), adjustments_of(uow.session, d), events,
+                         loans.loan_figures(uow.session, d), d.call_code)
+
+
+def _final_of(snap: _Snapshot, verified: bool | None) -> dict:
+    out = {"state": snap.state, "aid": snap.aid, "paid": snap.paid, "adjustments": snap.adjustments,
+           "notifications": snap.notifications, "events": snap.events, "history_verified": verified}
+    if snap.loan is not None:
+        out["loan"] = snap.loan
+    if snap.call is not None:
+        out["call"] = snap.call
+    return out
 
 
 def _check(expect: dict | None, snap: _Snapshot, refused: dict | None, where: str, extra: dict | None = None) -> list[dict]:
@@ -213,6 +276,12 @@ def _check(expect: dict | None, snap: _Snapshot, refused: dict | None, where: st
         add("adjustments", ok, expect["adjustments"], snap.adjustments)
     if "events" in expect:
         add("events", snap.events == expect["events"], expect["events"], snap.events)
+    if "call" in expect:
+        add("call", snap.call == expect["call"], expect["call"], snap.call)
+    if "loan" in expect:
+        actual = snap.loan or {}
+        ok = snap.loan is not None and all(actual.get(k) == v for k, v in expect["loan"].items())
+        add("loan", ok, expect["loan"], snap.loan)
     if "history_verified" in expect and extra is not None:
         add("history_verified", extra.get("history_verified") == expect["history_verified"],
             expect["history_verified"], extra.get("history_verified"))
@@ -226,6 +295,7 @@ def run_scenario(doc: dict, *, database_url: str = "sqlite://", catalogue: Catal
     create_schema(uow_factory.engine)
     clock = FrozenClock(parse_instant(doc["steps"][0]["at"], "steps[0].at"))
     dossier_id: int | None = None
+    labels: dict[str, int] = {}
     step_outputs = []
     checks: list[dict] = []
     for index, step in enumerate(doc["steps"]):
@@ -233,25 +303,41 @@ def run_scenario(doc: dict, *, database_url: str = "sqlite://", catalogue: Catal
         refused = None
         adjustments: list = []
         needs_dossier, runner = DISPATCH.get(step["do"], (False, None))
+        label = step.get("dossier")
+        # A step acts on its labelled dossier, or on the dossier created last.
+        target = labels.get(label, dossier_id if label is None else None)
         try:
             if step["do"] == "sweep":
                 sweep(uow_factory=uow_factory, clock=clock)
-            elif needs_dossier and dossier_id is None:
-                raise RuleViolation("not_allowed", "Aucun dossier n'existe encore dans ce scénario.", field="do")
+            elif needs_dossier and target is None:
+                raise RuleViolation("not_allowed", f"Aucun dossier « {label} » n'existe encore dans ce scénario."
+                                    if label else "Aucun dossier n'existe encore dans ce scénario.", field="dossier")
             else:
                 actor = commands.Actor(name=f"{step['as']} (scénario)", role=step["as"])
                 with uow_factory() as uow:
-                    outcome = runner(step, uow, clock, actor, dossier_id, doc["programme"])
-                if step["do"] == "submit_candidacy":
-                    dossier_id = outcome.dossier_id
+                    if step["do"] in CREATING:
+                        outcome = runner(step, uow, clock, actor, target, doc["programme"], labels)
+                    else:
+                        outcome = runner(step, uow, clock, actor, target, doc["programme"])
+                if step["do"] in CREATING:
+                    dossier_id = target = outcome.dossier_id
+                    if label is not None:
+                        labels[label] = outcome.dossier_id
                 adjustments = outcome.adjustments
         except RuleViolation as exc:
             refused = exc.as_dict()
         except ConcurrencyConflict as exc:  # pragma: no cover - a scenario is single-threaded
             refused = {"rule": "conflict", "message": str(exc)}
-        snap = _snapshot(uow_factory, dossier_id)
+        shown = target if target is not None else (dossier_id if label is None else None)
+        snap = _snapshot(uow_factory, shown)
         out = {"index": index, "do": step["do"], "ok": refused is None, "state": snap.state,
                "aid": snap.aid, "paid": snap.paid, "notifications": snap.notifications}
+        if label is not None:
+            out["dossier"] = label
+        if snap.loan is not None:
+            out["loan"] = snap.loan
+        if snap.call is not None:
+            out["call"] = snap.call
         if refused:
             out["refused"] = refused
         if adjustments:
@@ -264,12 +350,27 @@ def run_scenario(doc: dict, *, database_url: str = "sqlite://", catalogue: Catal
                            "actual": refused})
     snap = _snapshot(uow_factory, dossier_id)
     verified = None
-    if dossier_id is not None:
+    every = sorted(set(labels.values()) | ({dossier_id} if dossier_id is not None else set()))
+    proofs: dict[int, bool] = {}
+    if every:
         with uow_factory() as uow:
-            verified = verify_dossier(uow.session, dossier_id).ok
-    final = {"state": snap.state, "aid": snap.aid, "paid": snap.paid, "adjustments": snap.adjustments,
-             "notifications": snap.notifications, "events": snap.events, "history_verified": verified}
-    checks += _check(doc.get("expect"), snap, None, "expect", {"history_verified": verified})
+            proofs = {d: verify_dossier(uow.session, d).ok for d in every}
+        verified = all(proofs.values())
+    final = _final_of(snap, verified)
+    top = dict(doc.get("expect") or {})
+    per_label = top.pop("dossiers", None)
+    if labels:
+        final["dossiers"] = {}
+        for name, d in labels.items():
+            final["dossiers"][name] = _final_of(_snapshot(uow_factory, d), proofs.get(d))
+    checks += _check(top, snap, None, "expect", {"history_verified": verified})
+    for name, sub in (per_label or {}).items():
+        if name not in labels:
+            checks.append({"where": f"expect.dossiers.{name}", "key": "dossier", "ok": False,
+                           "expected": "un dossier de ce nom", "actual": None})
+            continue
+        checks += _check(sub, _snapshot(uow_factory, labels[name]), None, f"expect.dossiers.{name}",
+                         {"history_verified": proofs.get(labels[name])})
     if verified is False:
         checks.append({"where": "final", "key": "history_verified", "ok": False, "expected": True, "actual": False})
     failures = [c for c in checks if not c["ok"]]

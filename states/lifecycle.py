@@ -16,18 +16,29 @@ from transitions import Machine, MachineError
 from rules.errors import NotAllowed
 
 STATES: tuple[str, ...] = (
-    "draft", "submitted", "eligibility_review", "diagnostic", "action_plan", "ready_for_vote",
-    "approved", "in_payment", "closed", "rejected", "withdrawn", "lapsed",
+    "draft", "submitted", "eligibility_review", "diagnostic", "action_plan", "instruction", "ready_for_vote",
+    "approved", "in_payment", "in_repayment", "in_default", "closed", "rejected", "withdrawn", "lapsed",
 )
 FINAL_STATES = frozenset({"closed", "rejected", "withdrawn", "lapsed"})
 OPEN_STATES = tuple(s for s in STATES if s not in FINAL_STATES)
-WORKING_STATES = ("submitted", "eligibility_review", "diagnostic", "action_plan", "ready_for_vote", "approved", "in_payment")
+# A disbursed loan is owed: the company can no longer withdraw, nor the dossier lapse.
+LOAN_STATES = ("in_repayment", "in_default")
+EXIT_STATES = tuple(s for s in OPEN_STATES if s not in LOAN_STATES)
+WORKING_STATES = ("submitted", "eligibility_review", "diagnostic", "action_plan", "instruction", "ready_for_vote",
+                  "approved", "in_payment", "in_repayment", "in_default")
+
+# The shapes a programme line gives a dossier's life (programmes.Line.shape): with a diagnostic
+# stage (Occitanie, the Nouvelle-Aquitaine diagnostic dossier), without one (every Pays de la Loire
+# line), or an aid dossier opened from an approved progress plan (Nouvelle-Aquitaine).
+SHAPES = ("diagnostic", "instruction", "aid")
 
 STATE_LABELS = {
     "draft": "brouillon", "submitted": "candidature déposée",
     "eligibility_review": "instruction de recevabilité", "diagnostic": "diagnostic (phase 1)",
-    "action_plan": "plan d'action (phase 2)", "ready_for_vote": "proposé au vote",
-    "approved": "voté / conventionné", "in_payment": "en paiement", "closed": "clôturé",
+    "action_plan": "plan d'action (phase 2)", "instruction": "instruction du projet",
+    "ready_for_vote": "proposé au vote",
+    "approved": "voté / conventionné", "in_payment": "en paiement", "in_repayment": "en remboursement",
+    "in_default": "défaut de remboursement", "closed": "clôturé",
     "rejected": "refusé / irrecevable", "withdrawn": "abandonné", "lapsed": "caduc / classé sans suite",
 }
 
@@ -42,36 +53,68 @@ class TransitionSpec:
     roles: tuple[str, ...]
     guards: tuple[str, ...] = ()
     label: str = ""
+    shapes: tuple[str, ...] = SHAPES
 
 
 T = TransitionSpec
+WITH_DIAGNOSTIC = ("diagnostic",)
+WITHOUT_DIAGNOSTIC = ("instruction",)
 TRANSITIONS: tuple[TransitionSpec, ...] = (
-    T("submit_candidacy", ("draft",), "submitted", ("applicant",), ("window_open",), "dépôt de la candidature"),
-    T("take_for_review", ("submitted",), "eligibility_review", ("officer",), (), "prise en instruction"),
+    T("submit_candidacy", ("draft",), "submitted", ("applicant",), ("window_open",), "dépôt de la candidature",
+      ("diagnostic", "instruction")),
+    # An aid dossier is opened from the company's approved progress plan, straight into instruction.
+    T("open_aid_dossier", ("draft",), "instruction", ("applicant",), ("plan_approved", "actions_available"),
+      "ouverture d'un dossier d'aide", ("aid",)),
+    T("take_for_review", ("submitted",), "eligibility_review", ("officer",), (), "prise en instruction",
+      ("diagnostic", "instruction")),
     T("request_documents", WORKING_STATES, None, ("officer",), (), "demande de pièces"),
     T("review_document", WORKING_STATES, None, ("officer",), (), "examen d'une pièce"),
     # An officer may file a piece received by post or by hand on the applicant's behalf.
     T("provide_documents", OPEN_STATES, None, ("applicant", "consultant", "officer"), ("uploader_may_provide",), "dépôt de pièces"),
     T("declare_eligible", ("eligibility_review",), "diagnostic", ("officer",),
-      ("candidacy_documents_complete", "company_eligible", "phase1_days"), "déclaration d'éligibilité"),
-    T("declare_ineligible", ("submitted", "eligibility_review"), "rejected", ("officer",), (), "déclaration d'irrecevabilité"),
-    T("accept_diagnostic", ("diagnostic",), "action_plan", ("officer",), ("diagnostic_documents_complete",), "acceptation du diagnostic"),
-    T("submit_action_plan", ("action_plan",), None, ("applicant",), ("phase2_days",), "dépôt du plan d'action"),
+      ("candidacy_documents_complete", "company_eligible", "line_amounts"), "déclaration d'éligibilité", WITH_DIAGNOSTIC),
+    T("declare_eligible", ("eligibility_review",), "instruction", ("officer",),
+      ("candidacy_documents_complete", "company_eligible", "line_amounts"), "déclaration d'éligibilité", WITHOUT_DIAGNOSTIC),
+    T("declare_ineligible", ("submitted", "eligibility_review"), "rejected", ("officer",), (), "déclaration d'irrecevabilité",
+      ("diagnostic", "instruction")),
+    T("accept_diagnostic", ("diagnostic",), "action_plan", ("officer",), ("diagnostic_documents_complete",),
+      "acceptation du diagnostic", WITH_DIAGNOSTIC),
+    T("submit_action_plan", ("action_plan",), None, ("applicant",), ("plan_valid",), "dépôt du plan d'action", WITH_DIAGNOSTIC),
     T("propose_for_vote", ("action_plan",), "ready_for_vote", ("officer",),
-      ("action_plan_submitted", "vote_documents_complete", "agenda_open", "amounts_within_caps"), "proposition au vote"),
+      ("action_plan_submitted", "vote_documents_complete", "agenda_open", "amounts_within_caps"), "proposition au vote",
+      WITH_DIAGNOSTIC),
+    T("propose_for_vote", ("instruction",), "ready_for_vote", ("officer",),
+      ("vote_documents_complete", "agenda_open", "amounts_within_caps"), "proposition au vote", ("instruction", "aid")),
     T("vote_approved", ("ready_for_vote",), "approved", ("head",), ("on_session_agenda", "amounts_within_caps"), "vote favorable"),
     T("vote_rejected", ("ready_for_vote",), "rejected", ("head",), ("on_session_agenda",), "vote défavorable"),
     T("vote_adjourned", ("ready_for_vote",), None, ("head",), ("on_session_agenda",), "ajournement"),
-    T("claim_payment", ("approved", "in_payment"), None, ("applicant",), ("payment_deadline_open", "claim_valid"), "demande de paiement"),
+    T("claim_payment", ("approved", "in_payment", "in_repayment"), None, ("applicant",),
+      ("payment_deadline_open", "claim_valid"), "demande de paiement"),
     T("pay", ("approved",), "in_payment", ("finance",), ("claim_pending",), "paiement"),
-    T("pay", ("in_payment",), None, ("finance",), ("claim_pending",), "paiement"),
-    T("close", ("in_payment", "approved"), "closed", ("finance", "system"), (), "clôture"),
+    T("pay", ("in_payment", "in_repayment", "in_default"), None, ("finance",), ("claim_pending",), "paiement"),
+    # SPEC §11.3: the voted principal, once; the dossier is then repaid on its schedule.
+    T("disburse_loan", ("approved", "in_payment"), "in_repayment", ("finance",), ("loan_to_disburse",),
+      "versement du prêt", WITHOUT_DIAGNOSTIC),
+    T("record_repayment", ("in_repayment", "in_default"), None, ("finance",), ("repayment_valid",),
+      "remboursement reçu", WITHOUT_DIAGNOSTIC),
+    T("cure_default", ("in_default",), "in_repayment", ("finance",), (), "retour à jour des remboursements",
+      WITHOUT_DIAGNOSTIC),
+    T("remind_repayment", LOAN_STATES, None, ("system",), (), "relance de remboursement", WITHOUT_DIAGNOSTIC),
+    T("declare_default", ("in_repayment",), "in_default", ("system",), (), "défaut de remboursement",
+      WITHOUT_DIAGNOSTIC),
+    T("write_off", ("in_default",), "closed", ("head",), (), "passage en perte", WITHOUT_DIAGNOSTIC),
+    T("close", ("in_payment", "approved", "in_repayment"), "closed", ("finance", "system"), (), "clôture"),
     T("remind", OPEN_STATES, None, ("system",), (), "relance"),
-    T("withdraw", OPEN_STATES, "withdrawn", ("applicant",), (), "abandon"),
-    T("lapse", OPEN_STATES, "lapsed", ("system",), (), "caducité"),
+    T("withdraw", EXIT_STATES, "withdrawn", ("applicant",), (), "abandon"),
+    T("lapse", EXIT_STATES, "lapsed", ("system",), (), "caducité"),
 )
 
 TRIGGERS = tuple(dict.fromkeys(t.trigger for t in TRANSITIONS))
+
+
+def transitions_of(shape: str) -> tuple[TransitionSpec, ...]:
+    """The rows of one line shape's machine."""
+    return tuple(t for t in TRANSITIONS if shape in t.shapes)
 
 Guard = Callable[[], None]
 
@@ -106,9 +149,9 @@ def _guard_condition(name: str):
     return condition
 
 
-def _machine_rows() -> list[dict]:
+def _machine_rows(shape: str) -> list[dict]:
     rows = []
-    for spec in TRANSITIONS:
+    for spec in transitions_of(shape):
         rows.append({
             "trigger": spec.trigger,
             "source": list(spec.source),
@@ -118,25 +161,30 @@ def _machine_rows() -> list[dict]:
     return rows
 
 
-_ROWS = _machine_rows()
-# One machine per thread, holding one status object for good: firing sets that object's state
-# and calls the trigger (~7 µs), where adding and removing a model per call cost ~60 µs and
-# building a Machine ~0.4 ms. A thread-local machine needs no lock.
+_ROWS = {shape: _machine_rows(shape) for shape in SHAPES}
+# One machine per line shape and thread, holding one status object for good: firing sets that
+# object's state and calls the trigger (~7 µs), where adding and removing a model per call cost
+# ~60 µs and building a Machine ~0.4 ms. A thread-local machine needs no lock.
 _local = threading.local()
 
 
-def _machine() -> tuple[Machine, "_Status"]:
+def _machine(shape: str) -> tuple[Machine, "_Status"]:
     held = getattr(_local, "held", None)
     if held is None:
+        held = _local.held = {}
+    pair = held.get(shape)
+    if pair is None:
         status = _Status("draft")
-        machine = Machine(model=status, states=list(STATES), transitions=_ROWS, initial="draft",
+        machine = Machine(model=status, states=list(STATES), transitions=_ROWS[shape], initial="draft",
                           auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
-        held = _local.held = (machine, status)
-    return held
+        pair = held[shape] = (machine, status)
+    return pair
 
 
-def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | None = None) -> str:
-    """The state after `trigger` fired from `state` by `role`, or a refusal.
+def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | None = None,
+         shape: str = "diagnostic") -> str:
+    """The state after `trigger` fired from `state` by `role` on a dossier of this line shape,
+    or a refusal.
 
     Order of checks: the trigger must exist from this state (else `not_allowed`), the role must
     be allowed (`not_allowed`), then each guard in its declared order."""
@@ -144,7 +192,9 @@ def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | N
         raise NotAllowed(f"Commande inconnue : « {trigger} ».", field="do")
     if state not in STATES:
         raise NotAllowed(f"État inconnu : « {state} ».")
-    machine, status = _machine()
+    if shape not in SHAPES:
+        raise NotAllowed(f"Forme de parcours inconnue : « {shape} ».")
+    machine, status = _machine(shape)
     machine.set_state(state, model=status)
     try:
         moved = getattr(status, trigger)(role=role, guards=guards or {})
@@ -158,20 +208,21 @@ def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | N
     return status.state
 
 
-def allowed_triggers(state: str, role: str | None = None) -> list[str]:
-    """Triggers that exist from `state` (and for `role`, when given) — for UIs and the API."""
+def allowed_triggers(state: str, role: str | None = None, shape: str | None = None) -> list[str]:
+    """Triggers that exist from `state` (and for `role`, and on a line `shape`, when given) —
+    for UIs and the API."""
     out = []
-    for spec in TRANSITIONS:
+    for spec in (TRANSITIONS if shape is None else transitions_of(shape)):
         if state in spec.source and (role is None or role in spec.roles) and spec.trigger not in out:
             out.append(spec.trigger)
     return out
 
 
-def mermaid() -> str:
-    """The state chart in Mermaid syntax (`usine states --format mermaid`)."""
+def mermaid(shape: str | None = None) -> str:
+    """The state chart in Mermaid syntax (`usine states --format mermaid`), of every shape or one."""
     lines = ["stateDiagram-v2", "    [*] --> draft"]
     seen = set()
-    for spec in TRANSITIONS:
+    for spec in (TRANSITIONS if shape is None else transitions_of(shape)):
         for src in spec.source:
             dest = spec.dest
             if dest is None:

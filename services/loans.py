@@ -1,0 +1,256 @@
+"""Use cases of a voted loan (SPEC §11.3): finance disburses it and records the repayments, the
+deadline sweep reminds and declares the default, the head of service writes it off. Each is one
+unit of work through the command frame of `services.commands` (lifecycle, event, outbox, one
+commit); the schedule and the allocation are the pure rules of `rules.loans`."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
+
+from db import models as m
+from rules import loans as rules
+from rules.errors import InvalidInput, NotAllowed, RuleViolation
+from rules.money import ZERO, parse_amount
+from services.clock import Clock
+from services.commands import SYSTEM, Actor, Outcome, _claims, _close, _Command, _commit, _reason, subsidies_settled
+from services.uow import UnitOfWork
+
+# The company is told this many days before each due date (SPEC §11.3).
+DUE_NOTICE_DAYS = 15
+
+_REPAYMENTS = (select(m.Repayment.amount, m.Repayment.received_on)
+               .where(m.Repayment.dossier_id == bindparam("dossier_id")).order_by(m.Repayment.id))
+
+
+def voted_loan(dossier: m.Dossier) -> dict | None:
+    """The loan terms the council voted (rules.instruments.LoanTerms.as_dict()), or None."""
+    for line in (dossier.voted or {}).get("lines", []):
+        if line.get("loan"):
+            return line["loan"] | {"phase": line["phase"]}
+    return None
+
+
+def plan_of(dossier: m.Dossier) -> tuple[rules.Instalment, ...]:
+    """The schedule drawn at disbursement (its terms and date are on the dossier)."""
+    loan = dossier.loan
+    return rules.schedule(Decimal(loan["principal"]), Decimal(loan["annual_rate"]),
+                          date.fromisoformat(loan["disbursed_on"]), loan["deferral_months"], loan["instalments"])
+
+
+def repayments_of(session, dossier_id: int) -> list[rules.Repayment]:
+    with session.no_autoflush:
+        return [rules.Repayment(amount, received_on)
+                for amount, received_on in session.execute(_REPAYMENTS, {"dossier_id": dossier_id}).all()]
+
+
+def loan_figures(session, dossier: m.Dossier) -> dict | None:
+    """The loan as SCENARIOS.md reports it: principal, disbursed, repaid, interest_paid,
+    outstanding, instalments, next_due — None when the dossier has no loan voted."""
+    if dossier.loan is None:
+        terms = voted_loan(dossier)
+        return rules.undisbursed_status(Decimal(terms["principal"])).as_dict() if terms else None
+    return rules.loan_status(plan_of(dossier), repayments_of(session, dossier.id)).as_dict()
+
+
+def _keep_columns(dossier: m.Dossier, status: rules.LoanStatus) -> None:
+    """The two columns the sweeps select on, written with the change that moves them."""
+    dossier.loan_outstanding = status.outstanding
+    dossier.loan_next_due_on = status.next_due.due_on if status.next_due else None
+
+
+def disburse_loan(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
+                  expected_version: int | None = None) -> Outcome:
+    """Finance disburses the voted principal, once and never more; the day fixes the schedule,
+    sent to the company with the `loan_disbursed` letter."""
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    terms = voted_loan(cmd.dossier)
+
+    def loan_to_disburse() -> None:
+        if terms is None:
+            raise NotAllowed("Aucun prêt n'a été voté pour ce dossier.", field="do")
+        if cmd.dossier.loan is not None:
+            raise NotAllowed(f"Le prêt a déjà été versé le {date.fromisoformat(cmd.dossier.loan['disbursed_on']):%d/%m/%Y}.",
+                             field="do")
+
+    cmd.move("disburse_loan", {"loan_to_disburse": loan_to_disburse})
+    cmd.dossier.loan = {"kind": terms["kind"], "principal": terms["principal"], "annual_rate": terms["annual_rate"],
+                        "deferral_months": terms["deferral_months"], "instalments": terms["instalments"],
+                        "disbursed_on": cmd.today.isoformat(), "phase": terms["phase"]}
+    plan = plan_of(cmd.dossier)
+    status = rules.loan_status(plan, [])
+    _keep_columns(cmd.dossier, status)
+    cmd.record("disburse_loan", {"loan": cmd.dossier.loan, "instalments": len(plan),
+                                 "first_due_on": plan[0].due_on.isoformat()})
+    cmd.notify("loan_disbursed", "loan:disbursed", loan=cmd.dossier.loan, principal=terms["principal"],
+               disbursed_on=cmd.today.isoformat(), schedule=[i.as_dict() for i in plan])
+    _commit(uow, dossier_id)
+    return cmd.outcome(loan=status.as_dict())
+
+
+def _parse_received_on(raw, today: date, disbursed_on: date) -> date:
+    if not isinstance(raw, str):
+        raise InvalidInput("received_on", "received_on : une date AAAA-MM-JJ est attendue.")
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput("received_on", f"received_on : « {raw} » n'est pas une date AAAA-MM-JJ.") from None
+    if day > today:
+        raise InvalidInput("received_on", f"received_on : le {day:%d/%m/%Y} est postérieur à aujourd'hui "
+                           f"({today:%d/%m/%Y}) : un remboursement s'enregistre une fois reçu.")
+    if day < disbursed_on:
+        raise InvalidInput("received_on", f"received_on : le {day:%d/%m/%Y} précède le versement du prêt "
+                           f"({disbursed_on:%d/%m/%Y}).")
+    return day
+
+
+def record_repayment(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, amount, received_on,
+                     expected_version: int | None = None) -> Outcome:
+    """Finance records a repayment received: it settles the oldest instalment first, interest
+    before principal; more than is due is refused (`overpayment`) unless it is exactly the full
+    early repayment. A loan in default brought up to date goes back to repayment; a loan repaid
+    with every subsidy settled closes the dossier."""
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    if cmd.dossier.loan is None:
+        raise NotAllowed("Le prêt de ce dossier n'a pas été versé : aucun remboursement à enregistrer.", field="do")
+    value = parse_amount(amount, "amount", allow_zero=False)
+    day = _parse_received_on(received_on, cmd.today, date.fromisoformat(cmd.dossier.loan["disbursed_on"]))
+    plan = plan_of(cmd.dossier)
+    before = repayments_of(cmd.session, cmd.dossier.id)
+    found: dict = {}
+
+    def repayment_valid() -> None:
+        found["result"] = rules.apply_repayment(plan, before, value, day)
+
+    cmd.move("record_repayment", {"repayment_valid": repayment_valid})
+    result: rules.RepaymentResult = found["result"]
+    cmd.session.add(m.Repayment(dossier_id=cmd.dossier.id, amount=value, received_on=day, principal=result.principal,
+                                interest=result.interest, early=result.early_repayment, recorded_by=actor.name,
+                                recorded_at=cmd.now))
+    _keep_columns(cmd.dossier, result.status)
+    data = {"amount": str(value), "received_on": day.isoformat(), "principal": str(result.principal),
+            "interest": str(result.interest), "early_repayment": result.early_repayment,
+            "allocations": [a.as_dict() for a in result.allocations], "outstanding": str(result.status.outstanding)}
+    history = [*before, result.repayment]
+    if cmd.dossier.status == "in_default" and not rules.in_default(plan, history, cmd.today) \
+            and rules.amount_due(plan, history, cmd.today) == ZERO:
+        cmd.move("cure_default")
+        data["default_cured"] = True
+    if result.status.repaid_in_full and subsidies_settled(cmd.dossier, _claims(cmd.session, cmd.dossier.id)):
+        cmd.move("close")
+        _close(cmd, reason="prêt remboursé")
+        data["closed"] = True
+    cmd.record("record_repayment", data)
+    _commit(uow, dossier_id)
+    return cmd.outcome(loan=result.status.as_dict())
+
+
+def write_off(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, reason: str,
+              expected_version: int | None = None) -> Outcome:
+    """The head of service writes off a loan in default, with a reason: the dossier closes and
+    the outstanding principal is recorded as written off (passage en perte)."""
+    cmd = _Command(uow, clock, actor, dossier_id, expected_version)
+    reason = _reason(reason)
+    cmd.move("write_off")
+    written = cmd.dossier.loan_outstanding or ZERO
+    cmd.dossier.written_off = written
+    cmd.dossier.loan_next_due_on = None
+    _close(cmd, reason="prêt passé en perte")
+    cmd.record("write_off", {"written_off": str(written)}, reason)
+    _commit(uow, dossier_id)
+    return cmd.outcome(written_off=str(written))
+
+
+# -- what the deadline sweep does, once per instalment and step -----------------------------------
+
+def due_notice_window(today: date) -> date:
+    """The sweep looks at loans whose oldest unpaid instalment is due by this day (or overdue)."""
+    return today + timedelta(days=DUE_NOTICE_DAYS)
+
+
+def sweep_loan(*, uow_factory, clock: Clock, dossier_id: int, actor: Actor = SYSTEM) -> list[str]:
+    """One loan's due notices, reminders and default as of the clock's day: each at most once
+    (the outbox key names the instalment and the step; the default is a state change)."""
+    done: list[str] = []
+    with uow_factory() as uow:
+        cmd = _Command(uow, clock, actor, dossier_id, None)
+        if cmd.dossier.loan is None or cmd.dossier.status not in ("in_repayment", "in_default"):
+            return done
+        plan = plan_of(cmd.dossier)
+        payments = repayments_of(cmd.session, cmd.dossier.id)
+        steps = rules.arrears_steps(plan, payments, cmd.today)
+        status = rules.loan_status(plan, payments)
+    upcoming = [i for i in plan if cmd.today < i.due_on <= due_notice_window(cmd.today)]
+    for inst in upcoming:
+        if _notice(uow_factory, clock, actor, dossier_id, "repayment_due", f"loan:{inst.number}:due",
+                   instalment=inst.as_dict(), due_on=inst.due_on.isoformat(), outstanding=str(status.outstanding)):
+            done.append(f"repayment_due:{inst.number}")
+    for step in steps:
+        if step.step == "reminder":
+            if _notice(uow_factory, clock, actor, dossier_id, "repayment_reminder", f"loan:{step.instalment}:reminder",
+                       instalment={"number": step.instalment, "date": step.due_on.isoformat()},
+                       due_on=step.due_on.isoformat(), unpaid=str(step.unpaid)):
+                done.append(f"repayment_reminder:{step.instalment}")
+    defaults = [s for s in steps if s.step == "default"]
+    if defaults and _declare_default(uow_factory, clock, actor, dossier_id, defaults[0]):
+        done.append("default")
+    return done
+
+
+def _notice(uow_factory, clock, actor, dossier_id, kind: str, dedupe: str, **context) -> bool:
+    try:
+        with uow_factory() as uow:
+            cmd = _Command(uow, clock, actor, dossier_id, None)
+            cmd.move("remind_repayment")
+            if cmd.notify(kind, dedupe, **context) is None:
+                return False
+            cmd.record("remind_repayment", {"kind": kind, **{k: v for k, v in context.items() if k != "instalment"},
+                                            "instalment": context["instalment"]["number"]})
+            _commit(uow, dossier_id)
+            return True
+    except IntegrityError:  # another sweep queued it first
+        return False
+
+
+def _declare_default(uow_factory, clock, actor, dossier_id, step: rules.ArrearsStep) -> bool:
+    with uow_factory() as uow:
+        cmd = _Command(uow, clock, actor, dossier_id, None)
+        if cmd.dossier.status != "in_repayment":
+            return False
+        cmd.move("declare_default")
+        context = {"instalment": {"number": step.instalment, "date": step.due_on.isoformat()},
+                   "due_on": step.due_on.isoformat(), "unpaid": str(step.unpaid),
+                   "outstanding": str(cmd.dossier.loan_outstanding)}
+        cmd.record("declare_default", {"instalment": step.instalment, "due_on": step.due_on.isoformat(),
+                                       "unpaid": str(step.unpaid)})
+        cmd.notify("default_notice", f"loan:{step.instalment}:default", **context)
+        # The head of service is told too (SPEC §11.3): an internal copy to the service.
+        from services.outbox import dossier_context, enqueue
+
+        enqueue(cmd.session, kind="default_notice", dedupe_key=f"{cmd.dossier.reference}:loan:{step.instalment}:default:head",
+                now=cmd.now, recipient=head_of_service_recipient(cmd.programme),
+                context={"dossier": dossier_context(cmd.dossier, cmd.programme), "internal": True, **context},
+                dossier=cmd.dossier)
+        _commit(uow, dossier_id)
+        return True
+
+
+def head_of_service_recipient(programme) -> dict:
+    slug = programme.region.lower().replace(" ", "-").replace("'", "")
+    return {"role": "head", "name": f"Chef(fe) du service Industrie du Futur — Région {programme.region}",
+            "email": f"chef-de-service@{slug}.usine.invalid"}
+
+
+def loan_dossiers_due(session, today: date) -> list[int]:
+    """The dossiers in repayment or default whose oldest unpaid instalment is due within the
+    notice period or overdue: one indexed query, whatever the number of loans."""
+    return list(session.scalars(
+        select(m.Dossier.id).where(m.Dossier.status.in_(("in_repayment", "in_default")),
+                                   m.Dossier.loan_next_due_on.is_not(None),
+                                   m.Dossier.loan_next_due_on <= due_notice_window(today))
+        .order_by(m.Dossier.id)))
+
+
+__all__ = ["disburse_loan", "loan_figures", "record_repayment", "sweep_loan", "write_off"]
