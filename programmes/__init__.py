@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator, model_validator
 
 from rules.errors import UnknownFigure
 
@@ -305,8 +305,47 @@ class DeMinimisRegime(Frozen):
     years: int
 
 
+class BaseRatePeriod(Frozen):
+    """One period of the EU base rate of a Member State (Commission communication 2008/C 14/02),
+    as the Commission's notice in the Official Journal (C series) publishes it: in percent."""
+
+    valid_from: date
+    valid_until: date | None = None  # inclusive; None: still in force
+    percent: Annotated[Decimal, MoneyIn]
+    oj_reference: str
+
+    @property
+    def rate(self) -> Decimal:
+        """The rate as a fraction (-0.22 % → -0.0022), as loan rates are written."""
+        return self.percent / 100
+
+    def covers(self, day: date) -> bool:
+        return self.valid_from <= day and (self.valid_until is None or day <= self.valid_until)
+
+
+class BaseRates(Frozen):
+    """EU base rates by Member State; the margins of the Communication (in fraction of one)."""
+
+    reference_margin: Annotated[Decimal, MoneyIn] = Decimal("0.0100")
+    discount_margin: Annotated[Decimal, MoneyIn] = Decimal("0.0100")
+    FR: tuple[BaseRatePeriod, ...] = ()
+
+    @model_validator(mode="after")
+    def _periods_in_order(self):
+        periods = self.FR
+        for i, period in enumerate(periods):
+            if period.valid_until is not None and period.valid_until < period.valid_from:
+                raise ValueError(f"base_rates.FR[{i}] : la période finit avant de commencer")
+            if i + 1 < len(periods):
+                nxt = periods[i + 1]
+                if period.valid_until is None or period.valid_until >= nxt.valid_from:
+                    raise ValueError(f"base_rates.FR[{i}] : les périodes se chevauchent ou ne sont pas dans l'ordre")
+        return self
+
+
 class Regulations(Frozen):
     de_minimis: tuple[DeMinimisRegime, ...]
+    base_rates: BaseRates = BaseRates()
 
 
 class ProgrammeFileError(Exception):
