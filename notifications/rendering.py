@@ -86,6 +86,10 @@ KINDS: tuple[str, ...] = (
     "window_opening",
     "window_closing",
     "agenda_closing",
+    "loan_disbursed",
+    "repayment_due",
+    "repayment_reminder",
+    "default_notice",
 )
 
 # Kinds about no single dossier: a programme's AMI window (to companies) or a council session
@@ -126,9 +130,12 @@ STATE_LABELS: Mapping[str, str] = {
     "eligibility_review": "instruction de recevabilité",
     "diagnostic": "diagnostic (phase 1)",
     "action_plan": "plan d'action (phase 2)",
+    "instruction": "instruction du projet",
     "ready_for_vote": "proposé au vote",
     "approved": "voté",
     "in_payment": "en paiement",
+    "in_repayment": "en remboursement",
+    "in_default": "défaut de remboursement",
     "closed": "clôturé",
     "rejected": "refusé",
     "withdrawn": "abandonné",
@@ -276,6 +283,13 @@ def state_label(state: str) -> str:
         raise ValueError(f"no French label for dossier state {state!r}") from None
 
 
+def percent(value: Any) -> str:
+    """A rate as a fraction, "0.0203" -> "2,03 %" (Decimal, no trailing zeros beyond the cent of a point)."""
+    rate = (_to_decimal(value) * 100).quantize(CENT, rounding=ROUND_HALF_UP).normalize()
+    text = f"{rate:f}".replace(".", ",")
+    return f"{text}{NBSP}%"
+
+
 def siren(value: Any) -> str:
     """"123456789" -> "123 456 789" (grouped the way French letters print it)."""
     text = str(value).replace(" ", "").replace(NBSP, "")
@@ -307,6 +321,7 @@ FILTERS: Mapping[str, Callable[..., str]] = {
     "document_label": document_label,
     "state_label": state_label,
     "siren": siren,
+    "percent": percent,
 }
 
 

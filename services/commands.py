@@ -995,7 +995,10 @@ def pay(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, claim_i
     closing = subsidies_settled(cmd.dossier, claims) and loan_settled(cmd.dossier)
     data = {"claim_id": claim.id, "phase": claim.phase, "kind": claim.kind, "amount": str(amount),
             "recovery": str(recovery) if recovery is not None else None, "paid_total": str(net_paid)}
-    cmd.notify("payment_issued", f"payment:{claim.id}", phase=claim.phase, payment_kind=claim.kind,
+    line_label = None
+    if (cmd.dossier.voted or {}).get("by_instrument"):
+        line_label = f"ligne « {cmd.programme.phase(claim.phase).name} »"
+    cmd.notify("payment_issued", f"payment:{claim.id}", phase=claim.phase, payment_kind=claim.kind, line_label=line_label,
                amount=str(amount), paid_total=str(net_paid),
                recovery_amount=str(recovery) if recovery is not None else None,
                excluded_lines=(claim.assessment or {}).get("excluded_lines", []))

@@ -25,6 +25,8 @@ def dossier_context(dossier: m.Dossier, programme) -> dict:
         "reference": dossier.reference, "programme_id": programme.id, "programme_name": programme.name,
         "region": programme.region, "company_name": facts["name"], "siren": facts["siren"],
         "state": dossier.status, "state_label": STATE_LABELS[dossier.status],
+        # SPEC §11: every letter of a dossier under an example programme says so.
+        "example": programme.status == "example",
     }
 
 

@@ -46,9 +46,9 @@ from services.bulk import (BatchWriter, VersionConflict, company_recipient, doss
 from services.clock import Clock
 from services.outbox import applicant_recipient
 from services.uow import UnitOfWork
-from states.lifecycle import OPEN_STATES, fire
+from states.lifecycle import EXIT_STATES, OPEN_STATES, fire
 
-PARTS = ("documents", "lapses", "payment_deadlines", "windows", "agendas")
+PARTS = ("documents", "lapses", "payment_deadlines", "windows", "agendas", "loans")
 
 DEFAULT_BATCH_SIZE = 5000
 # Not in the programme files yet (their schema is closed): Usine-wide choices, see docs/flows.md.
@@ -68,6 +68,8 @@ class SweepReport:
     closed_after_deadline: int = 0
     window_notices: int = 0
     agenda_reminders: int = 0
+    loan_notices: int = 0    # repayment due notices and reminders (SPEC §11.3)
+    loan_defaults: int = 0
     skipped: int = 0
     batches: int = 0
     retries: int = 0
@@ -78,12 +80,13 @@ class SweepReport:
         return {"as_of": self.as_of.isoformat(), "reminders": self.reminders, "final_notices": self.final_notices,
                 "lapsed": self.lapsed, "closed_after_deadline": self.closed_after_deadline,
                 "window_notices": self.window_notices, "agenda_reminders": self.agenda_reminders,
+                "loan_notices": self.loan_notices, "loan_defaults": self.loan_defaults,
                 "skipped": self.skipped, "batches": self.batches, "retries": self.retries,
                 "queries": self.queries, "errors": self.errors}
 
     def merge(self, other: "SweepReport") -> "SweepReport":
         for name in ("reminders", "final_notices", "lapsed", "closed_after_deadline", "window_notices",
-                     "agenda_reminders", "skipped", "batches", "retries", "queries"):
+                     "agenda_reminders", "loan_notices", "loan_defaults", "skipped", "batches", "retries", "queries"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
         return self
@@ -283,7 +286,7 @@ def _find_lapses(today: date):
             select(R.id, R.lapse_on, D.id.label("dossier_id"), D.reference, D.programme_id, D.programme_version,
                    D.status, D.version, D.company_facts, last_seq, last_hash)
             .join(D, D.id == R.dossier_id)
-            .where(R.status == "open", R.lapse_on <= today, R.id > after, D.status.in_(OPEN_STATES))
+            .where(R.status == "open", R.lapse_on <= today, R.id > after, D.status.in_(EXIT_STATES))
             .order_by(R.id).limit(limit)
         ).all()
     return find
@@ -540,7 +543,31 @@ def sweep_part(part: str, *, uow_factory: Callable[[], UnitOfWork], clock: Clock
         # is applied to its sessions when the batch is written.
         longest = max(catalogue.latest(pid).notices.agenda_reminder_days for pid in catalogue.ids())
         _batches(run, "ordres du jour", _find_agenda_items(today, longest), _apply_agenda_reminders(run))
+    elif part == "loans":
+        _sweep_loans(run, clock)
     return run.report
+
+
+def _sweep_loans(run: _Run, clock: Clock) -> None:
+    """Loans: the notice 15 days before each due date, the reminder at due + 30 days, the default
+    at due + 60 days — each once (`services.loans.sweep_loan`). One indexed query finds the loans
+    concerned; each is then handled in its own units of work."""
+    from services.loans import loan_dossiers_due, sweep_loan
+
+    with run.uow_factory() as uow:
+        due = loan_dossiers_due(uow.session, run.today)
+    run.report.queries += 1
+    for dossier_id in due:
+        try:
+            done = sweep_loan(uow_factory=run.uow_factory, clock=clock, dossier_id=dossier_id)
+        except (RuleViolation, VersionConflict) as exc:
+            run.report.skipped += 1
+            run.report.errors.append(f"prêt du dossier {dossier_id} : {exc}")
+            continue
+        run.report.loan_notices += sum(1 for d in done if d.startswith("repayment_"))
+        run.report.loan_defaults += sum(1 for d in done if d == "default")
+        for _ in done:
+            run.item("loan")
 
 
 def sweep(*, uow_factory: Callable[[], UnitOfWork], clock: Clock, batch_size: int = DEFAULT_BATCH_SIZE,

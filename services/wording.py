@@ -25,6 +25,8 @@ NOTIFICATION_KIND_LABELS = {
     "payment_issued": "paiement", "dossier_lapsed": "caducité", "dossier_closed": "clôture",
     "daily_digest": "récapitulatif quotidien", "window_opening": "ouverture d'AMI", "window_closing": "clôture d'AMI",
     "agenda_closing": "clôture d'ordre du jour",
+    "loan_disbursed": "versement du prêt", "repayment_due": "avis d'échéance",
+    "repayment_reminder": "relance de remboursement", "default_notice": "défaut de remboursement",
 }
 
 

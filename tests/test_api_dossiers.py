@@ -283,7 +283,8 @@ def test_an_oversized_json_body_sent_in_chunks_gets_the_same_refusal(sign_in):
 
 def test_programmes_and_health_answer(sign_in, client):
     programmes = sign_in(OFFICER).get("/programmes").json()
-    assert {p["id"] for p in programmes} == {"occitanie-prif", "naq-udf4", "pdl-ami-idf"}
+    assert {p["id"] for p in programmes} == {"occitanie-prif", "naq-udf4", "pdl-ami-idf", "naq-udf4-exemple",
+                                             "pdl-ami-idf-exemple"}
     assert next(p for p in programmes if p["id"] == "occitanie-prif")["open"] is True
     detail = sign_in(APPLICANT).get("/programmes/occitanie-prif").json()
     assert detail["money"]["day_rate_cap"] == "1200.00"

@@ -5,23 +5,44 @@ import pytest
 from programmes import Catalogue, ProgrammeFileError, default_catalogue, load_programme_file
 from rules.errors import NotAllowed, RuleViolation, UnknownFigure
 from states import lifecycle
-from states.lifecycle import FINAL_STATES, OPEN_STATES, STATES, TRANSITIONS, fire
+from states.lifecycle import EXIT_STATES, FINAL_STATES, LOAN_STATES, OPEN_STATES, STATES, TRANSITIONS, fire
 
 FILES = Path(__file__).resolve().parents[1] / "programmes" / "files"
 
 
-def test_the_lifecycle_has_the_twelve_states_of_the_spec():
-    assert STATES == ("draft", "submitted", "eligibility_review", "diagnostic", "action_plan", "ready_for_vote",
-                      "approved", "in_payment", "closed", "rejected", "withdrawn", "lapsed")
+def test_the_lifecycle_has_the_twelve_states_of_the_spec_and_the_three_of_loans_and_lines():
+    assert STATES == ("draft", "submitted", "eligibility_review", "diagnostic", "action_plan", "instruction",
+                      "ready_for_vote", "approved", "in_payment", "in_repayment", "in_default", "closed", "rejected",
+                      "withdrawn", "lapsed")
 
 
-def test_any_non_final_state_can_be_withdrawn_or_lapse():
-    for state in OPEN_STATES:
-        assert fire(state, "withdraw", role="applicant") == "withdrawn"
-        assert fire(state, "lapse", role="system") == "lapsed"
-    for state in FINAL_STATES:
+def test_any_non_final_state_can_be_withdrawn_or_lapse_until_a_loan_is_disbursed():
+    for shape in ("diagnostic", "instruction", "aid"):
+        for state in EXIT_STATES:
+            assert fire(state, "withdraw", role="applicant", shape=shape) == "withdrawn"
+            assert fire(state, "lapse", role="system", shape=shape) == "lapsed"
+    for state in (*FINAL_STATES, *LOAN_STATES):
         with pytest.raises(NotAllowed):
-            fire(state, "withdraw", role="applicant")
+            fire(state, "withdraw", role="applicant", shape="instruction")
+
+
+def test_a_line_without_a_diagnostic_goes_from_eligibility_to_instruction_and_one_with_it_to_diagnostic():
+    guards = {"candidacy_documents_complete": lambda: None, "company_eligible": lambda: None,
+              "line_amounts": lambda: None}
+    assert fire("eligibility_review", "declare_eligible", role="officer", guards=guards, shape="instruction") == "instruction"
+    assert fire("eligibility_review", "declare_eligible", role="officer", guards=guards, shape="diagnostic") == "diagnostic"
+    with pytest.raises(NotAllowed):
+        fire("instruction", "accept_diagnostic", role="officer", shape="instruction")
+    with pytest.raises(NotAllowed):
+        fire("approved", "disburse_loan", role="finance", guards={"loan_to_disburse": lambda: None}, shape="diagnostic")
+
+
+def test_only_the_head_writes_off_and_only_a_loan_in_default():
+    assert fire("in_default", "write_off", role="head", shape="instruction") == "closed"
+    with pytest.raises(NotAllowed):
+        fire("in_default", "write_off", role="finance", shape="instruction")
+    with pytest.raises(NotAllowed):
+        fire("in_repayment", "write_off", role="head", shape="instruction")
 
 
 def test_the_mission_order_is_enforced():

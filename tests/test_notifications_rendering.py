@@ -39,6 +39,7 @@ DOSSIER = {
     "company_name": "Mécanique Précise du Lauragais",
     "siren": "732829320",
     "state": "submitted",
+    "example": False,
 }
 APPLICANT = {"role": "applicant", "name": "Claire Dupont", "email": "claire.dupont@example.fr"}
 
@@ -61,14 +62,32 @@ SAMPLES: dict[str, dict] = {
         "outcome": "approved", "session": "CP-2021-04", "session_date": "2021-04-09",
         "deliberation": "CP/21-04/07.12",
         "aid": {"phase1": "5500.00", "phase2": "12000.00", "total": "17500.00"},
-        "convention_required": False,
+        "convention_required": False, "loans": [],
     },
     "payment_issued": {
         "phase": 2, "payment_kind": "final", "amount": "2400.00", "paid_total": "16300.00",
-        "recovery_amount": None,
+        "recovery_amount": None, "line_label": None,
         "excluded_lines": [{"date": "2023-01-02", "amount": "1200.00",
                             "reason": "dépense postérieure à la date limite d'éligibilité"}],
     },
+    "loan_disbursed": {
+        "loan": {"kind": "subsidised_loan", "principal": "400000.00", "annual_rate": "0.0203", "deferral_months": 12,
+                 "instalments": 20, "disbursed_on": "2020-07-15", "phase": 3},
+        "principal": "400000.00", "disbursed_on": "2020-07-15",
+        "schedule": [{"number": 1, "date": "2020-10-15", "principal": "0.00", "interest": "2030.00",
+                      "amount": "2030.00", "outstanding_after": "400000.00"},
+                     {"number": 5, "date": "2021-10-15", "principal": "20000.00", "interest": "2030.00",
+                      "amount": "22030.00", "outstanding_after": "380000.00"}],
+    },
+    "repayment_due": {
+        "instalment": {"number": 6, "date": "2022-01-15", "principal": "20000.00", "interest": "1928.50",
+                       "amount": "21928.50", "outstanding_after": "360000.00"},
+        "due_on": "2022-01-15", "outstanding": "380000.00",
+    },
+    "repayment_reminder": {"instalment": {"number": 2, "date": "2022-09-01"}, "due_on": "2022-09-01",
+                           "unpaid": "6250.00"},
+    "default_notice": {"instalment": {"number": 2, "date": "2022-09-01"}, "due_on": "2022-09-01",
+                       "unpaid": "6250.00", "outstanding": "93750.00"},
     "dossier_lapsed": {"reason": "pièces manquantes non transmises dans le délai", "lapsed_on": "2021-03-31"},
     "dossier_closed": {
         "aid_total": "17500.00", "paid_total": "16300.00", "cancelled_remainder": "1200.00",
@@ -553,3 +572,35 @@ def test_every_kind_of_piece_an_officer_may_request_has_a_french_label_in_the_le
     assert set(DOCUMENT_KINDS) <= set(DOCUMENT_LABELS)
     message = render("documents_requested", context_for("documents_requested", kinds=["other"]))
     assert "autre pièce" in message.text
+
+
+def test_every_letter_of_an_example_programme_says_its_figures_are_not_official():
+    for kind in ("candidacy_received", "vote_result", "loan_disbursed", "repayment_reminder"):
+        context = context_for(kind)
+        context["dossier"]["example"] = True
+        letter = render(kind, context)
+        assert "Programme d'exemple — chiffres non officiels" in letter.text
+        assert "Programme d'exemple — chiffres non officiels" in letter.html
+    assert "chiffres non officiels" not in render("vote_result", context_for("vote_result")).text
+
+
+def test_a_vote_letter_for_a_line_with_a_loan_gives_the_subsidy_the_loan_and_its_grant_equivalent():
+    context = context_for("vote_result", aid={"subsidy": "20000.00", "loan": "100000.00", "total": "120000.00"},
+                          loans=[{"kind": "zero_rate_loan", "principal": "100000.00", "annual_rate": "0.00",
+                                  "deferral_months": 12, "instalments": 16, "legal_basis": "de_minimis",
+                                  "gge": {"gge": "3012.34", "reference_rate": "0.0055", "discount_rate": "0.0055",
+                                          "base_rate": "-0.0045", "granted_on": "2021-02-17",
+                                          "oj_reference": "JO C 33 du 29.1.2021"}}])
+    letter = render("vote_result", context)
+    assert f"subvention : 20{NBSP}000,00{NBSP}€" in letter.text
+    assert f"prêt : 100{NBSP}000,00{NBSP}€" in letter.text
+    assert "à taux zéro" in letter.text and "16 échéances trimestrielles" in letter.text
+    assert f"3{NBSP}012,34{NBSP}€" in letter.text and f"0,55{NBSP}%" in letter.text
+    assert "phase 1" not in letter.text
+
+
+def test_the_disbursement_letter_carries_the_schedule_as_a_table():
+    letter = render("loan_disbursed", context_for("loan_disbursed"))
+    assert "<caption>Échéancier de remboursement</caption>" in letter.html
+    assert "15/10/2021" in letter.text
+    assert f"2,03{NBSP}%" in letter.text

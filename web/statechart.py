@@ -7,7 +7,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from states.lifecycle import FINAL_STATES, OPEN_STATES, STATE_LABELS, TRANSITIONS, WORKING_STATES
+from states.lifecycle import EXIT_STATES, FINAL_STATES, OPEN_STATES, STATE_LABELS, TRANSITIONS, WORKING_STATES
 from web.format import ROLE_LABELS
 
 GUARD_LABELS = {
@@ -26,13 +26,20 @@ GUARD_LABELS = {
     "payment_deadline_open": "délai de demande de paiement ouvert",
     "claim_valid": "demande valide (plafond des avances, factures, date limite)",
     "claim_pending": "une demande de paiement est en attente",
+    "line_amounts": "jours ou dépenses de la ligne dans les bornes",
+    "plan_valid": "plan déposé valide (jours de la phase 2 ou actions numérotées)",
+    "plan_approved": "plan de progrès approuvé par un vote",
+    "actions_available": "actions du plan, non couvertes par un autre dossier",
+    "loan_to_disburse": "un prêt voté, pas encore versé",
+    "repayment_valid": "montant dû ou remboursement anticipé exact",
 }
 
 # Where each state sits: (column, row).
 LAYOUT = {
     "draft": (0, 0), "submitted": (0, 1), "eligibility_review": (0, 2), "diagnostic": (0, 3),
     "action_plan": (0, 4), "ready_for_vote": (0, 5), "approved": (0, 6), "in_payment": (0, 7), "closed": (0, 8),
-    "rejected": (1, 2), "withdrawn": (1, 7), "lapsed": (1, 8),
+    "rejected": (1, 2), "instruction": (1, 4), "in_default": (1, 5), "in_repayment": (1, 6),
+    "withdrawn": (1, 7), "lapsed": (1, 8),
 }
 EVERYWHERE = ("withdraw", "lapse")  # from every non-final state: drawn once, from a note
 BOX_W, BOX_H, ROW, TOP = 230, 40, 72, 40
@@ -131,8 +138,10 @@ def state_chart_svg() -> Markup:
 def _sources(source: tuple[str, ...]) -> list[str]:
     if set(source) == set(OPEN_STATES):
         return ["tout état non final"]
+    if set(source) == set(EXIT_STATES):
+        return ["tout état non final, sauf un prêt versé (en remboursement, en défaut)"]
     if set(source) == set(WORKING_STATES):
-        return ["tout état en cours, de « candidature déposée » à « en paiement »"]
+        return ["tout état en cours, de « candidature déposée » au remboursement d'un prêt"]
     return [STATE_LABELS[s] for s in source]
 
 
