@@ -602,5 +602,5 @@ def test_a_vote_letter_for_a_line_with_a_loan_gives_the_subsidy_the_loan_and_its
 def test_the_disbursement_letter_carries_the_schedule_as_a_table():
     letter = render("loan_disbursed", context_for("loan_disbursed"))
     assert "<caption>Échéancier de remboursement</caption>" in letter.html
-    assert "15/10/2021" in letter.text
+    assert "15 octobre 2021" in letter.text and "22\u00a0030,00\u00a0€" in letter.text
     assert f"2,03{NBSP}%" in letter.text
