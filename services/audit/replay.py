@@ -28,7 +28,9 @@ from rules.calendar import PARIS, add_months, paris_date
 from rules.calendar import deadline as _deadline
 from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import InvalidInput, RuleViolation
-from rules.money import InvoiceLine, assess_final_claim, check_advance
+from rules import loans as loan_rules
+from rules.instruments import ExpenseWindow, assess_line_claim, validate_invoice_kinds
+from rules.money import InvoiceLine, aid_figures, assess_final_claim, check_advance
 from services.audit.records import EventRecord, iso, load_events_for_replay
 from services.wording import fr_day, fr_instant
 from states.lifecycle import STATE_LABELS, TRANSITIONS
@@ -37,11 +39,12 @@ ZERO = Decimal("0.00")
 REPLAY_VERSION = "1"
 
 # The lifecycle as a lookup table, built from the one declaration in `states/`:
-# (trigger, source state) -> (destination or None, roles allowed).
-_ALLOWED: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
+# (trigger, source state, line shape) -> (destination or None, roles allowed).
+_ALLOWED: dict[tuple[str, str, str], tuple[str | None, tuple[str, ...]]] = {}
 for _t in TRANSITIONS:
     for _source in _t.source:
-        _ALLOWED.setdefault((_t.trigger, _source), (_t.dest, _t.roles))
+        for _shape in _t.shapes:
+            _ALLOWED.setdefault((_t.trigger, _source, _shape), (_t.dest, _t.roles))
 
 
 @lru_cache(maxsize=4096)
@@ -74,6 +77,9 @@ def _triggers(e: EventRecord) -> list[str]:
         return [f"vote_{data.get('outcome')}"]
     if c == "pay":
         return ["pay", "close"] if data.get("closed") else ["pay"]
+    if c == "record_repayment":
+        return ["record_repayment"] + (["cure_default"] if data.get("default_cured") else []) + \
+            (["close"] if data.get("closed") else [])
     return [c]
 
 
@@ -132,12 +138,12 @@ class Replay:
 _MOVES: dict[tuple, tuple] = {}
 
 
-def _lifecycle_move(e: EventRecord, state: str, data: dict) -> tuple:
+def _lifecycle_move(e: EventRecord, state: str, data: dict, shape: str) -> tuple:
     """What the lifecycle says of a recorded state change: () when it allows it, else the
     problems as (recorded, recomputed, detail)."""
     problems = []
     for trigger in _triggers(e):
-        allowed = _ALLOWED.get((trigger, state))
+        allowed = _ALLOWED.get((trigger, state, shape))
         if allowed is None or e.role not in allowed[1]:
             why = ("interdit depuis cet état" if allowed is None else f"interdit au rôle « {e.role} »")
             problems.append((f"{e.state_before} → {e.state_after}", None,
@@ -187,6 +193,15 @@ class _Fold:
         self.discrepancies: list[Discrepancy] = []
         self.sha256_candidates: dict[tuple[str, int], list[str]] = {}
         self._programmes: dict[str, Programme | None] = {}
+        # SPEC §11: the line (and so the lifecycle's shape), the call, the plan's actions, the loan.
+        self.line = 1
+        self.shape = "diagnostic"
+        self.call = None
+        self.actions = None
+        self.plan = None
+        self.loan = None
+        self.repayments: list[loan_rules.Repayment] = []
+        self.written_off: Decimal | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     def programme(self, e: EventRecord) -> Programme | None:
@@ -245,14 +260,15 @@ class _Fold:
     def _move(self, e: EventRecord) -> None:
         """The state change, re-computed through the lifecycle's transitions."""
         command = e.command
-        if command == "record_vote" or command == "pay":
+        if command in ("record_vote", "pay", "record_repayment"):
             data = e.data or {}
-            key = (command, self.status, e.role, e.state_after, data.get("outcome"), bool(data.get("closed")))
+            key = (command, self.status, e.role, e.state_after, data.get("outcome"), bool(data.get("closed")),
+                   bool(data.get("default_cured")), self.shape)
         else:
-            key = (command, self.status, e.role, e.state_after)
+            key = (command, self.status, e.role, e.state_after, self.shape)
         outcome = _MOVES.get(key)
         if outcome is None:
-            outcome = _MOVES[key] = _lifecycle_move(e, self.status, e.data or {})
+            outcome = _MOVES[key] = _lifecycle_move(e, self.status, e.data or {}, self.shape)
         self.checks += 1
         if outcome:
             for problem in outcome:
@@ -275,9 +291,19 @@ class _Fold:
         self.programme_key = e.programme
         self.company = d.get("company")
         self.submitted_at = e.at
+        self.line = d.get("line", 1)
+        self.call = d.get("call")
         self.de_minimis_attested = [{"granted_on": a["granted_on"], "amount": a["amount"]}
                                     for a in d.get("de_minimis_prior", [])]
         programme = self.programme(e)
+        if programme is not None:
+            try:
+                self.shape = programme.line(self.line).shape
+            except RuleViolation:
+                self.flag(e, "line_unknown", self.line, None, f"ligne d'aide {self.line} inconnue du programme")
+            call = programme.call_on(_paris_day(e.at)) if e.command == "submit_candidacy" else None
+            if e.command == "submit_candidacy":
+                self.compare(e, "call", d.get("call"), call.code if call else None, "appel ouvert au jour du dépôt")
         if programme is not None and "programme_hash" in d:
             self.compare(e, "programme_hash", d["programme_hash"], programme.content_hash,
                          "le fichier du programme a changé depuis le dépôt : les règles rejouées ne sont plus celles appliquées")
@@ -337,11 +363,47 @@ class _Fold:
             return
         doc.update(review_status=d.get("decision"), review_reason=e.reason, reviewed_by=e.actor, reviewed_at=self.at_iso)
 
+    def on_open_aid_dossier(self, e, d) -> None:
+        self.programme_key = e.programme
+        self.company = d.get("company")
+        self.submitted_at = e.at
+        self.line = d.get("line", 1)
+        self.shape = "aid"
+        self.actions = d.get("actions")
+        self.plan = d.get("plan")
+        self.quotes = {"line_request": d.get("request")}
+        self._estimate(e, d)
+        programme = self.programme(e)
+        if programme is not None and "programme_hash" in d:
+            self.compare(e, "programme_hash", d["programme_hash"], programme.content_hash,
+                         "le fichier du programme a changé depuis l'ouverture du dossier")
+
+    def _estimate(self, e, d) -> None:
+        """The amounts estimated at the eligibility decision (or an aid dossier's opening),
+        recomputed without the de minimis ceiling, as the command computes them."""
+        from services.commands import compute_from_inputs
+
+        recorded = d.get("estimate")
+        if recorded is None:
+            return
+        programme = self.programme(e)
+        if programme is not None and self.size_class is not None:
+            inputs = {"size_class": self.size_class, "equity": (self.company or {}).get("equity"),
+                      "quotes": self.quotes, "granted_on": _paris_day(e.at).isoformat(), "de_minimis_prior": []}
+            try:
+                recomputed = compute_from_inputs(programme, inputs, de_minimis=False).to_record()
+            except RuleViolation as exc:
+                recomputed = {"refused": exc.rule}
+            self.compare(e, "estimate", recorded, recomputed, "aide estimée recalculée avec les règles du programme")
+        self.proposal = recorded | {"estimate": True}
+
     def on_declare_eligible(self, e, d) -> None:
         self.consultant = d.get("consultant")
         self.size_class = d.get("size_class")
         if "phase1" in d:
             self.quotes = {"1": d["phase1"]}
+        if "request" in d:
+            self.quotes = {"line_request": d["request"]}
         if d.get("company"):
             self.company = d["company"]
         programme = self.programme(e)
@@ -352,6 +414,7 @@ class _Fold:
                 size = f"refus : {exc.rule}"
             self.compare(e, "eligibility", d.get("size_class"), size,
                          "catégorie d'entreprise (éligibilité) selon les règles du programme")
+        self._estimate(e, d)
 
     def on_declare_ineligible(self, e, d) -> None:
         self.closed_at = self.at_iso
@@ -360,7 +423,10 @@ class _Fold:
         pass
 
     def on_submit_action_plan(self, e, d) -> None:
-        self.quotes = {**self.quotes, "2": d["phase2"]}
+        if "actions" in d:
+            self.actions = d["actions"]
+        else:
+            self.quotes = {**self.quotes, "2": d["phase2"]}
 
     def _recompute_aid(self, e, d, record_key: str, granted_on: str) -> None:
         from services.commands import compute_from_inputs
@@ -404,13 +470,13 @@ class _Fold:
             today = _paris_day(e.at)
             self._recompute_aid(e, d, "voted", today.isoformat())
             self.voted = d.get("voted")
-            self.aid_total = _money((self.voted or {}).get("total"))
+            self.aid_total = _money((self.voted or {}).get("subsidy_total") or (self.voted or {}).get("total"))
             self.deliberation = d.get("deliberation")
             self.voted_on = today.isoformat()
             self.payment_deadline_on = d.get("payment_deadline_on")
             programme = self.programme(e)
             if programme is not None:
-                cutoff, months = programme.money.expense_cutoff, programme.money.payment_deadline_months
+                cutoff, months = self._window(programme).ends_on, programme.money.payment_deadline_months
                 due = None
                 if cutoff is not None and months is not None:
                     due = deadline(add_months(cutoff, months), 0,
@@ -418,14 +484,34 @@ class _Fold:
                 self.compare(e, "payment_deadline_on", d.get("payment_deadline_on"), due,
                              "date limite de demande de solde (date limite des dépenses + délai du programme)")
             for line in (self.voted or {}).get("lines", []):
+                regulation = (self.voted or {}).get("de_minimis_regulation")
                 if line.get("legal_basis") == "de_minimis" and Decimal(line["aid"]) > 0:
                     self.de_minimis_granted.append({"granted_on": today.isoformat(), "amount": line["aid"],
-                                                    "regulation": (self.voted or {}).get("de_minimis_regulation")})
+                                                    "regulation": regulation})
+                loan = line.get("loan")
+                if loan and loan.get("legal_basis") == "de_minimis" and loan.get("gge") \
+                        and Decimal(loan["gge"]["gge"]) > 0:
+                    self.de_minimis_granted.append({"granted_on": today.isoformat(), "amount": _s(Decimal(loan["gge"]["gge"])),
+                                                    "regulation": regulation})
         elif outcome == "rejected":
             self.deliberation = d.get("deliberation")
             self.closed_at = self.at_iso
         else:
             self.proposal = {**(self.proposal or {}), "adjourned": True}
+
+    def _window(self, programme) -> ExpenseWindow:
+        months = programme.money.expense_window_months_after_vote
+        if months is not None:
+            ends = add_months(date_of(self.voted_on), months) if self.voted_on else None
+            return ExpenseWindow(_paris_day(self.submitted_at), ends)
+        return ExpenseWindow(None, programme.money.expense_cutoff)
+
+    def _voted_line_alias(self, phase) -> dict | None:
+        line = self._voted_line(phase)
+        lines = (self.voted or {}).get("lines", [])
+        if line is None and phase == 1 and len(lines) == 1:
+            return lines[0]
+        return line
 
     def on_claim_payment(self, e, d) -> None:
         phase, kind = d.get("phase"), d.get("kind")
@@ -435,7 +521,7 @@ class _Fold:
                  "claimed_at": self.at_iso, "paid_at": None}
         self.claims[claim["claim_id"]] = claim
         programme = self.programme(e)
-        line = self._voted_line(phase)
+        line = self._voted_line_alias(phase)
         if programme is None:
             return
         if line is None:
@@ -452,10 +538,16 @@ class _Fold:
                 self.flag(e, "advance_cap", d.get("amount"), exc.rule, exc.message)
         else:
             try:
-                invoices = [InvoiceLine.parse(raw, f"invoices[{i}]") for i, raw in enumerate(d.get("invoices") or [])]
-                recomputed = assess_final_claim(programme, phase=phase, invoices=invoices,
-                                                voted_aid=Decimal(line["aid"]),
-                                                voted_expense=Decimal(line["eligible_expense"])).to_record()
+                if (self.voted or {}).get("by_instrument"):
+                    invoices = validate_invoice_kinds(d.get("invoices") or [], consulting=line.get("expense_kind") == "days")
+                    recomputed = assess_line_claim(programme, size_class=self.size_class, voted_line=line,
+                                                   invoices=invoices, window=self._window(programme)).to_record()
+                else:
+                    invoices = [InvoiceLine.parse(raw, f"invoices[{i}]") for i, raw in enumerate(d.get("invoices") or [])]
+                    recomputed = assess_final_claim(programme, phase=phase, invoices=invoices,
+                                                    voted_aid=Decimal(line["aid"]),
+                                                    voted_expense=Decimal(line["eligible_expense"]),
+                                                    window=self._window(programme)).to_record()
             except RuleViolation as exc:
                 recomputed = {"refused": exc.rule}
             recorded = d.get("assessment") or {}
@@ -495,12 +587,76 @@ class _Fold:
         claim["status"], claim["paid_at"] = "paid", self.at_iso
         self.compare(e, "pay.paid_total", d.get("paid_total"), _s(self.paid_total - self.recovered_total),
                      "total net payé après ce paiement")
-        phases_voted = {ln["phase"] for ln in (self.voted or {}).get("lines", [])}
-        finals_paid = {c["phase"] for c in self.claims.values() if c["kind"] == "final" and c["status"] == "paid"}
-        self.compare(e, "pay.closing", bool(d.get("closed")), bool(phases_voted) and finals_paid >= phases_voted,
-                     "clôture : toutes les phases votées ont leur solde payé")
+        self.compare(e, "pay.closing", bool(d.get("closed")), self._subsidies_settled() and self._loan_settled(),
+                     "clôture : toutes les phases votées ont leur solde payé (et le prêt est remboursé)")
         if d.get("closed"):
             self._close(e)
+
+    def _subsidies_settled(self) -> bool:
+        voted = self.voted or {}
+        lines = voted.get("lines", [])
+        if voted.get("by_instrument"):
+            lines = [ln for ln in lines if Decimal(ln["aid"]) > 0]
+        finals_paid = {c["phase"] for c in self.claims.values() if c["kind"] == "final" and c["status"] == "paid"}
+        return bool(voted.get("lines")) and {ln["phase"] for ln in lines} <= finals_paid
+
+    def _loan_settled(self) -> bool:
+        voted_loan = any(ln.get("loan") for ln in (self.voted or {}).get("lines", []))
+        return not voted_loan or (self.loan is not None and self._loan_status().outstanding == 0)
+
+    def _plan(self):
+        loan = self.loan
+        return loan_rules.schedule(Decimal(loan["principal"]), Decimal(loan["annual_rate"]),
+                                   date_of(loan["disbursed_on"]), loan["deferral_months"], loan["instalments"])
+
+    def _loan_status(self):
+        return loan_rules.loan_status(self._plan(), self.repayments)
+
+    def on_disburse_loan(self, e, d) -> None:
+        self.loan = d.get("loan")
+        voted = next((ln.get("loan") for ln in (self.voted or {}).get("lines", []) if ln.get("loan")), None)
+        if voted is None or self.loan is None:
+            self.flag(e, "loan_unknown", None, None, "versement d'un prêt que l'historique ne vote pas")
+            return
+        self.compare(e, "loan.principal", self.loan["principal"], voted["principal"], "principal versé = principal voté")
+        self.compare(e, "loan.disbursed_on", self.loan["disbursed_on"], _paris_day(e.at).isoformat(),
+                     "jour du versement (Europe/Paris)")
+        self.compare(e, "loan.instalments", d.get("instalments"), len(self._plan()), "échéances de l'échéancier")
+
+    def on_record_repayment(self, e, d) -> None:
+        if self.loan is None:
+            self.flag(e, "loan_unknown", None, None, "remboursement d'un prêt non versé selon l'historique")
+            return
+        try:
+            result = loan_rules.apply_repayment(self._plan(), self.repayments, Decimal(d["amount"]),
+                                                date_of(d["received_on"]))
+        except (RuleViolation, KeyError, ArithmeticError) as exc:
+            self.flag(e, "repayment", d.get("amount"), getattr(exc, "rule", str(exc)),
+                      "remboursement refusé par les règles du prêt")
+            return
+        self.repayments.append(result.repayment)
+        self.compare(e, "repayment.allocation", (d.get("principal"), d.get("interest")),
+                     (str(result.principal), str(result.interest)), "capital et intérêts réglés (plus ancienne échéance d'abord)")
+        self.compare(e, "repayment.outstanding", d.get("outstanding"), str(result.status.outstanding), "capital restant dû")
+        if d.get("closed"):
+            self.compare(e, "repayment.closing", True, result.status.repaid_in_full and self._subsidies_settled(),
+                         "clôture : prêt remboursé et subventions soldées")
+            self._close(e)
+
+    def on_remind_repayment(self, e, d) -> None:
+        pass
+
+    def on_declare_default(self, e, d) -> None:
+        if self.loan is None:
+            return
+        self.compare(e, "default.due", True, loan_rules.in_default(self._plan(), self.repayments, _paris_day(e.at)),
+                     "une échéance reste impayée 60 jours après son terme")
+
+    def on_write_off(self, e, d) -> None:
+        outstanding = self._loan_status().outstanding if self.loan is not None else ZERO
+        self.compare(e, "write_off.amount", d.get("written_off"), _s(outstanding), "montant passé en perte = capital restant dû")
+        self.written_off = outstanding
+        self._close(e)
 
     def _close(self, e) -> Decimal:
         net = self.paid_total - self.recovered_total
@@ -561,6 +717,9 @@ class _Fold:
             payments=self.payments, recoveries=self.recoveries, documents=list(self.documents.values()),
             requests=list(self.requests.values()), de_minimis_attested=self.de_minimis_attested,
             de_minimis_granted=self.de_minimis_granted, catalogue=self.catalogue, as_of=as_of,
+            line=self.line, call=self.call, actions=self.actions,
+            loan=(self._loan_status().as_dict() if self.loan is not None else _undisbursed(self.voted)),
+            written_off=self.written_off,
         )
 
 
@@ -573,17 +732,23 @@ def date_of(value: str):
     return date.fromisoformat(value)
 
 
+def _undisbursed(voted: dict | None) -> dict | None:
+    for line in (voted or {}).get("lines", []):
+        if line.get("loan"):
+            return loan_rules.undisbursed_status(Decimal(line["loan"]["principal"])).as_dict()
+    return None
+
+
 def build_state(*, reference, programme, status, company, size_class, consultant, officer, quotes, proposal,
                 session, voted, aid_total, deliberation, voted_on, payment_deadline_on, paid_total,
                 recovered_total, cancelled_remainder, submitted_at, updated_at, closed_at, claims, payments,
                 recoveries, documents, requests, de_minimis_attested, de_minimis_granted, catalogue,
-                as_of: datetime | None) -> dict:
+                as_of: datetime | None, line=1, call=None, actions=None, loan=None, written_off=None) -> dict:
     """The one shape of a dossier's state, for the replay and the stored tables alike."""
-    record = voted or (proposal if status == "ready_for_vote" else None)
-    aid = None
-    if record and "lines" in record:
-        aid = {f"phase{line['phase']}": line["aid"] for line in record["lines"]}
-        aid["total"] = record["total"]
+    from services.queries import ESTIMATED_STATES
+
+    record = voted or (proposal if status in ESTIMATED_STATES else None)
+    aid = aid_figures(record) if record and "lines" in record else None
     net = paid_total - recovered_total
     requests = sorted(requests, key=lambda r: r["request_id"])
     open_requests = [_outlook(r, programme, catalogue, as_of) for r in requests if r["status"] == "open"]
@@ -609,6 +774,7 @@ def build_state(*, reference, programme, status, company, size_class, consultant
         "de_minimis": {"attested": sorted(de_minimis_attested, key=lambda a: (a["granted_on"], a["amount"])),
                        "granted": sorted(de_minimis_granted, key=lambda a: (a["granted_on"], a["amount"]))},
         "submitted_at": submitted_at, "updated_at": updated_at, "closed_at": closed_at,
+        "line": line, "call": call, "actions": actions, "loan": loan, "written_off": _s(written_off),
     }
 
 
@@ -745,6 +911,8 @@ def audit_replay(session, dossier_id: int, *, at: datetime | None = None, compar
 def stored_state(session, dossier_id: int, *, catalogue: Catalogue | None = None,
                  as_of: datetime | None = None) -> dict:
     """The dossier as the tables hold it now, in the replay's shape."""
+    from services.loans import loan_figures
+
     d = session.get(m.Dossier, dossier_id)
     s = session
     claims = [{"claim_id": c.id, "phase": c.phase, "kind": c.kind, "amount_claimed": _s(c.amount_claimed),
@@ -789,7 +957,8 @@ def stored_state(session, dossier_id: int, *, catalogue: Catalogue | None = None
         submitted_at=iso(d.submitted_at), updated_at=iso(d.updated_at), closed_at=iso(d.closed_at),
         claims=claims, payments=payments, recoveries=recoveries, documents=documents, requests=requests,
         de_minimis_attested=attested, de_minimis_granted=granted, catalogue=catalogue or default_catalogue(),
-        as_of=as_of,
+        as_of=as_of, line=d.line, call=d.call_code, actions=d.actions, loan=loan_figures(s, d),
+        written_off=d.written_off,
     )
 
 
