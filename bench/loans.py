@@ -20,7 +20,7 @@ from decimal import Decimal
 from rules.gge import gross_grant_equivalent
 from rules.loans import schedule
 
-RATES = (Decimal("0"), Decimal("0.0100"), Decimal("0.0203"))
+RATES = (Decimal(0), Decimal("0.0100"), Decimal("0.0203"))
 REFERENCE = Decimal("0.0069")
 
 

@@ -48,8 +48,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import (ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation,
-                     Overflow, localcontext)
+from decimal import (
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from typing import NamedTuple
 
 from rules.calendar import add_months
@@ -208,7 +216,7 @@ def schedule(principal: Decimal, annual_rate: Decimal, disbursed_on: date, defer
             elif k == last:
                 repaid = outstanding
             else:
-                repaid = share if share < outstanding else outstanding
+                repaid = min(outstanding, share)
             interest = (outstanding * quarter_rate).quantize(CENT, rounding=ROUND_HALF_UP)
             if repaid or interest:
                 if day <= 28:  # every month has the day: add_months() would give the same date
@@ -306,7 +314,7 @@ class RepaymentResult:
 class _Book:
     """What has been paid of each instalment, replayed from the recorded repayments."""
 
-    __slots__ = ("plan", "interest_paid", "principal_paid", "ended", "ended_early", "last_on")
+    __slots__ = ("ended", "ended_early", "interest_paid", "last_on", "plan", "principal_paid")
 
     def __init__(self, plan: Sequence[Instalment]):
         if not plan:

@@ -13,9 +13,25 @@ from pydantic import ValidationError
 
 from programmes import BaseRatePeriod, BaseRates, Regulations, regulations
 from rules.errors import InvalidInput, RuleViolation
-from rules.gge import base_rate_period, discount_rate, gross_grant_equivalent, loan_gge, reference_rate
-from rules.loans import (Repayment, amount_due, apply_repayment, arrears_steps, early_repayment_amount, in_default,
-                         loan_status, quarter_outstandings, schedule, undisbursed_status)
+from rules.gge import (
+    base_rate_period,
+    discount_rate,
+    gross_grant_equivalent,
+    loan_gge,
+    reference_rate,
+)
+from rules.loans import (
+    Repayment,
+    amount_due,
+    apply_repayment,
+    arrears_steps,
+    early_repayment_amount,
+    in_default,
+    loan_status,
+    quarter_outstandings,
+    schedule,
+    undisbursed_status,
+)
 
 D = Decimal
 CENT = D("0.01")
