@@ -13,9 +13,25 @@ from pydantic import ValidationError
 
 from programmes import BaseRatePeriod, BaseRates, Regulations, regulations
 from rules.errors import InvalidInput, RuleViolation
-from rules.gge import base_rate_period, discount_rate, gross_grant_equivalent, loan_gge, reference_rate
-from rules.loans import (Repayment, amount_due, apply_repayment, arrears_steps, early_repayment_amount, in_default,
-                         loan_status, quarter_outstandings, schedule, undisbursed_status)
+from rules.gge import (
+    base_rate_period,
+    discount_rate,
+    gross_grant_equivalent,
+    loan_gge,
+    reference_rate,
+)
+from rules.loans import (
+    Repayment,
+    amount_due,
+    apply_repayment,
+    arrears_steps,
+    early_repayment_amount,
+    in_default,
+    loan_status,
+    quarter_outstandings,
+    schedule,
+    undisbursed_status,
+)
 
 D = Decimal
 CENT = D("0.01")
@@ -356,6 +372,8 @@ def test_a_schedule_repays_the_principal_to_the_cent_and_nothing_is_ever_negativ
     outstanding = [i.outstanding_before for i in plan]
     assert outstanding == sorted(outstanding, reverse=True) and plan[-1].outstanding_after == 0
     assert len(plan) <= deferral // 3 + n
+    walked = [(o, p) for o, p in quarter_outstandings(principal, deferral, n) if p or cents(o * rate / 4)]
+    assert [(i.outstanding_before, i.principal) for i in plan] == walked  # the GGE walks the same quarters
     if principal >= 1000:  # an ordinary loan: every quarter has a cent of interest or principal
         assert len(plan) == (deferral // 3 + n if rate > 0 else n)
     for i in plan:
