@@ -162,6 +162,7 @@ def _machine_rows(shape: str) -> list[dict]:
 
 
 _ROWS = {shape: _machine_rows(shape) for shape in SHAPES}
+_SHAPE_TRIGGERS = {shape: frozenset(t.trigger for t in transitions_of(shape)) for shape in SHAPES}
 # One machine per line shape and thread, holding one status object for good: firing sets that
 # object's state and calls the trigger (~7 µs), where adding and removing a model per call cost
 # ~60 µs and building a Machine ~0.4 ms. A thread-local machine needs no lock.
@@ -194,6 +195,8 @@ def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | N
         raise NotAllowed(f"État inconnu : « {state} ».")
     if shape not in SHAPES:
         raise NotAllowed(f"Forme de parcours inconnue : « {shape} ».")
+    if trigger not in _SHAPE_TRIGGERS[shape]:
+        raise NotAllowed(f"« {trigger} » n'existe pas dans ce parcours (dossier sans cette étape).", field="do")
     machine, status = _machine(shape)
     machine.set_state(state, model=status)
     try:

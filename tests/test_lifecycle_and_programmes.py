@@ -104,9 +104,10 @@ def test_the_state_chart_prints_as_mermaid():
     assert "ready_for_vote --> approved: vote_approved" in chart
 
 
-def test_the_three_seed_programmes_load():
+def test_the_three_seed_programmes_load_beside_the_two_example_configurations():
     catalogue = default_catalogue()
-    assert catalogue.ids() == ["naq-udf4", "occitanie-prif", "pdl-ami-idf"]
+    assert catalogue.ids() == ["naq-udf4", "naq-udf4-exemple", "occitanie-prif", "pdl-ami-idf", "pdl-ami-idf-exemple"]
+    assert [p.status for p in catalogue.all() if p.id.endswith("-exemple")] == ["example", "example"]
     occ = catalogue.latest("occitanie-prif")
     assert str(occ.money.day_rate_cap) == "1200.00" and str(occ.money.pathway_cap) == "36000.00"
     assert occ.phase(2).max_days == 25 and str(occ.phase(2).advance_max_rate) == "0.70"
@@ -147,3 +148,28 @@ def test_a_dossier_stays_bound_to_its_programme_version(tmp_path):
     catalogue = Catalogue(tmp_path)
     assert catalogue.latest("occitanie-prif").version == 2
     assert str(catalogue.get("occitanie-prif", 1).money.day_rate_cap) == "1200.00"
+
+
+def test_the_pays_de_la_loire_example_has_three_calls_a_year_and_three_lines_without_diagnostic():
+    pdl = default_catalogue().latest("pdl-ami-idf-exemple")
+    assert [w.code for w in pdl.windows if w.opens_on.year == 2020] == ["AMI-2020-1", "AMI-2020-2", "AMI-2020-3"]
+    assert [line.shape for line in pdl.dossier_lines] == ["instruction"] * 3
+    from datetime import date
+
+    assert pdl.call_on(date(2020, 6, 30)).code == "AMI-2020-2" and pdl.call_on(date(2020, 7, 1)) is None
+    line3 = pdl.phase(3)
+    assert {i.kind for i in line3.instruments} == {"subsidy", "subsidised_loan"}
+    assert str(line3.loan.annual_rate) == "0.0203" and str(line3.loan.max_amount) == "400000.00"
+
+
+def test_a_fourth_region_is_a_data_file_and_a_call_overlapping_another_is_refused(tmp_path):
+    text = (FILES / "pdl-ami-idf-exemple.v1.toml").read_text("utf-8")
+    fourth = text.replace('id = "pdl-ami-idf-exemple"', 'id = "bretagne-exemple"').replace(
+        'region = "Pays de la Loire"', 'region = "Bretagne"')
+    (tmp_path / "bretagne-exemple.v1.toml").write_text(fourth, "utf-8")
+    assert Catalogue(tmp_path).latest("bretagne-exemple").region == "Bretagne"
+    overlapping = fourth.replace("opens_on = 2019-05-01", "opens_on = 2019-03-01")
+    (tmp_path / "bretagne-exemple.v1.toml").write_text(overlapping, "utf-8")
+    with pytest.raises(ProgrammeFileError) as bad:
+        Catalogue(tmp_path)
+    assert bad.value.field == "windows" and "chevauchent" in bad.value.reason

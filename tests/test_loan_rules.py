@@ -327,7 +327,7 @@ def test_a_programme_margin_changes_the_reference_rate_but_not_the_discount_rate
     assert discount_rate(date(2020, 4, 1), regs) == D("0.0069")
 
 
-@pytest.mark.parametrize("granted_on", [date(2020, 6, 16), date(2021, 2, 17), date(2007, 12, 31)])
+@pytest.mark.parametrize("granted_on", [date(2019, 6, 17), date(2022, 2, 17), date(2007, 12, 31)])
 def test_a_grant_date_no_base_rate_period_covers_is_refused_never_guessed(granted_on):
     with pytest.raises(RuleViolation) as refused:
         loan_gge(D("100000.00"), D("0"), 12, 16, granted_on, regulations())
