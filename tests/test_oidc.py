@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from db import models as m
 from db.models_auth import User
 from db.models_oidc import OidcIdentity
 from rules.errors import InvalidInput, RuleViolation
@@ -21,7 +22,8 @@ from services.users import authenticate, disable_user, get_user
 from web.app import create_standalone_app
 from web.devserver import ServerThread, free_port
 from oidc_support import ACCOUNTS, Provider, oidc_env, query_of, walk_sign_in, with_query
-from web_support import SECRET, World, seed_users, use_fast_passwords
+from services.clock import FrozenClock
+from web_support import DEMO_NOW, SECRET, World, seed_users, use_fast_passwords
 
 pytestmark = pytest.mark.xdist_group("oidc")
 
@@ -303,3 +305,108 @@ def test_an_address_bound_to_one_provider_identity_opens_nothing_under_another(u
         with pytest.raises(oidc_service.OidcRefused) as unverified:
             oidc_service.sign_in(uow=uow, clock=clock, issuer=issuer, claims={**claims, "email_verified": False})
     assert unverified.value.rule == "oidc_email_unverified"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+        pw.stop()
+
+
+@pytest.mark.browser
+def test_an_officer_signs_in_with_proconnect_works_on_his_region_s_queue_and_signs_out_at_the_provider_too(
+        workspace, browser):
+    ws = workspace()
+    claire = ACCOUNTS["claire"]
+    ws.register(claire.email, role="officer", regions=["Occitanie"])
+    dossier = ws.world.dossier("submitted")
+    with ws.uow_factory() as uow:
+        reference = uow.session.scalar(select(m.Dossier.reference).where(m.Dossier.id == dossier))
+    context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris", viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(15000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        page.goto(ws.url + "/ui/login")
+        page.screenshot(path=str(SHOTS / "oidc-01-connexion.png"))
+        with page.expect_navigation():
+            page.get_by_role("link", name="Se connecter avec ProConnect").click()
+        assert page.url.startswith(ws.issuer + "/interaction/")
+        page.get_by_label("Adresse électronique").fill(claire.email)
+        page.get_by_label("Mot de passe").fill(claire.password)
+        with page.expect_navigation(url=ws.url + "/ui/dossiers"):
+            page.get_by_role("button", name="Valider").click()
+
+        # Back in the workspace as the officer the administrator registered: his role, his region, his queue.
+        assert page.inner_text(".who-name") == "Claire Martin"
+        assert page.inner_text(".who-role").endswith("— Occitanie")
+        assert "Bienvenue, Claire Martin : votre compte vient d'être ouvert." in page.inner_text("#flashes")
+        page.get_by_role("link", name=reference).wait_for()
+        page.screenshot(path=str(SHOTS / "oidc-02-file-de-travail.png"), full_page=True)
+
+        # Signing out of Usine ends the provider's session too (RP-initiated logout).
+        with page.expect_navigation():
+            page.get_by_role("button", name="Se déconnecter").click()
+        assert page.url.startswith(ws.issuer + "/session/end")
+        with page.expect_navigation(url=ws.url + "/ui/login"):
+            page.get_by_role("button", name="Me déconnecter").click()
+        assert "Vous êtes déconnecté(e) d'Usine et de ProConnect." in page.inner_text("#flashes")
+        page.screenshot(path=str(SHOTS / "oidc-03-deconnecte.png"))
+        page.goto(ws.url + "/ui/dossiers")
+        assert page.url.startswith(ws.url + "/ui/login")
+        # The provider asks for the password again: its session is over, not only Usine's.
+        with page.expect_navigation():
+            page.get_by_role("link", name="Se connecter avec ProConnect").click()
+        assert page.url.startswith(ws.issuer + "/interaction/")
+        page.get_by_label("Mot de passe").wait_for()
+    finally:
+        context.close()
+    assert not errors, errors
+
+
+def test_an_administrator_registers_agents_addresses_and_checks_the_provider_from_the_command_line(
+        database_url, provider, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.oidc import oidc_app
+    from services import runtime
+    from services.config import get_settings
+
+    monkeypatch.setenv("USINE_DATABASE_URL", database_url)
+    monkeypatch.setenv("USINE_VAR_DIR", str(tmp_path))
+    monkeypatch.delenv("USINE_CLOCK_START", raising=False)
+    oidc_env(monkeypatch, provider.issuer)
+    get_settings.cache_clear()
+    runtime.default_clock.cache_clear()
+    monkeypatch.setattr(runtime, "default_clock", lambda: FrozenClock(DEMO_NOW))
+    try:
+        runner = CliRunner()
+        added = runner.invoke(oidc_app, ["add", "Claire.Martin@occitanie.example.fr", "--role", "officer",
+                                         "--region", "Occitanie"])
+        assert added.exit_code == 0, added.output
+        assert json.loads(added.output)["email"] == "claire.martin@occitanie.example.fr"
+        no_role = runner.invoke(oidc_app, ["add", "sans.role@occitanie.example.fr"])
+        assert no_role.exit_code == 1
+        assert "role : obligatoire pour une adresse sans compte (aucun rôle par défaut)." in no_role.output
+        listed = runner.invoke(oidc_app, ["list"])
+        assert listed.output.split() == ["claire.martin@occitanie.example.fr", "à", "ouvrir", ":", "officer",
+                                         "Occitanie", "jamais", "connecté(e)"]
+        checked = runner.invoke(oidc_app, ["check"])
+        assert checked.exit_code == 0, checked.output
+        assert f"end_session_endpoint     {provider.issuer}/session/end" in checked.output
+        monkeypatch.setenv("USINE_OIDC_ACR_VALUES", "eidas4")
+        wrong = runner.invoke(oidc_app, ["check"])
+        assert wrong.exit_code == 1 and "À corriger : acr « eidas4 » non annoncé." in wrong.output
+    finally:
+        get_settings.cache_clear()
