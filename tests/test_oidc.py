@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,11 +19,11 @@ from db.models_auth import User
 from db.models_oidc import OidcIdentity
 from rules.errors import InvalidInput, RuleViolation
 from services import oidc as oidc_service
+from services.clock import FrozenClock
 from services.users import authenticate, disable_user, get_user
 from web.app import create_standalone_app
 from web.devserver import ServerThread, free_port
 from oidc_support import ACCOUNTS, Provider, oidc_env, query_of, walk_sign_in, with_query
-from services.clock import FrozenClock
 from web_support import DEMO_NOW, SECRET, World, seed_users, use_fast_passwords
 
 pytestmark = pytest.mark.xdist_group("oidc")
@@ -126,6 +127,10 @@ def test_an_agent_pre_registered_with_a_role_and_region_gets_that_account_at_fir
     queue = browser_client.get(ws.url + "/ui/dossiers")
     assert queue.status_code == 200
     assert who(queue.text) == ("Claire Martin", "Occitanie")
+    # The session keeps the ID token (the logout's id_token_hint): it still fits a browser's cookie.
+    cookie = browser_client.cookies.get("usine_session", path="/ui")
+    print(f"session cookie after an OpenID sign-in: {len(cookie)} bytes")
+    assert len(cookie) < 4000
     # The account opened has no password: the password form never lets anyone into it.
     with ws.uow_factory() as uow:
         for guess in (oidc_service.NO_LOCAL_PASSWORD, "mot-de-passe-claire", "clé-du-coffre-123"):
@@ -340,6 +345,8 @@ def test_an_officer_signs_in_with_proconnect_works_on_his_region_s_queue_and_sig
     try:
         page.goto(ws.url + "/ui/login")
         page.screenshot(path=str(SHOTS / "oidc-01-connexion.png"))
+        if os.environ.get("USINE_DOCS_SCREENSHOTS") == "1":  # docs/oidc.md's picture
+            page.screenshot(path=str(SHOTS.parent.parent / "docs" / "screenshots" / "oidc-connexion.png"))
         with page.expect_navigation():
             page.get_by_role("link", name="Se connecter avec ProConnect").click()
         assert page.url.startswith(ws.issuer + "/interaction/")
@@ -410,3 +417,27 @@ def test_an_administrator_registers_agents_addresses_and_checks_the_provider_fro
         assert wrong.exit_code == 1 and "À corriger : acr « eidas4 » non annoncé." in wrong.output
     finally:
         get_settings.cache_clear()
+
+
+def test_a_sign_in_the_person_cancels_at_the_provider_or_a_provider_out_of_reach_gets_a_french_page(
+        workspace, browser_client, monkeypatch, free_tcp_port):
+    ws = workspace()
+    browser_client.get(ws.url + "/ui/oidc/connexion")
+    cancelled = browser_client.get(ws.url + "/ui/oidc/retour", params={
+        "error": "access_denied", "error_description": "End-User aborted interaction"})
+    assert cancelled.status_code == 400
+    assert refusal(cancelled) == "ProConnect a refusé la connexion (access_denied : End-User aborted interaction)."
+
+    oidc_env(monkeypatch, f"http://127.0.0.1:{free_tcp_port}", label="Connexion régionale")
+    unreachable = create_standalone_app(uow_factory=ws.uow_factory, clock=ws.world.clock, secret_key=SECRET)
+    with ServerThread(unreachable) as server, httpx.Client(timeout=15) as other:
+        assert "Se connecter avec Connexion régionale" in other.get(server.url + "/ui/login").text
+        down = other.get(server.url + "/ui/oidc/connexion")
+        assert down.status_code == 503
+        assert refusal(down).startswith("Connexion régionale ne répond pas")
+
+
+@pytest.fixture
+def free_tcp_port():
+    """A loopback port nothing listens on."""
+    return free_port()
