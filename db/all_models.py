@@ -3,3 +3,4 @@ create_schema). A new concern with its own tables adds its module here."""
 from db import models  # noqa: F401
 from db import models_auth  # noqa: F401
 from db import models_audit  # noqa: F401
+from db import models_oidc  # noqa: F401

@@ -33,7 +33,8 @@ HERE = Path(__file__).parent
 log = logging.getLogger("usine.web")
 
 ROUTERS = ("web.routes_auth", "web.routes_queue", "web.routes_dossier", "web.routes_council",
-           "web.routes_payments", "web.routes_audit", "web.routes_dashboard", "web.routes_lifecycle")
+           "web.routes_payments", "web.routes_audit", "web.routes_dashboard", "web.routes_lifecycle",
+           "web.routes_oidc")
 
 SECURITY_HEADERS = {
     "content-security-policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -173,6 +174,9 @@ def build_web_app(*, uow_factory, clock, secret_key: str, secure_cookie: bool | 
             response.headers.setdefault("cache-control", "no-store")
         return response
 
+    from web.routes_oidc import configure_oidc
+
+    configure_oidc(web_app)  # USINE_OIDC_*: the agents' OpenID provider, if any (docs/oidc.md)
     _install_handlers(web_app)
     web_app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for name in ROUTERS:

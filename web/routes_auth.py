@@ -75,6 +75,10 @@ async def login(request: Request):
 @router.post("/logout")
 async def logout(request: Request):
     await check_csrf(request)
+    from web.routes_oidc import logout_redirect  # a session opened by the OpenID provider ends there too
+
+    if (to_provider := await logout_redirect(request)) is not None:
+        return to_provider
     request.session.clear()
     flash(request, "success", "Vous êtes déconnecté(e).")
     return RedirectResponse(PREFIX + "/login", status_code=303)
