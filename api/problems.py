@@ -141,8 +141,9 @@ def response_for_exception(exc: Exception, request: Request | None = None) -> JS
 _FR_MESSAGES = {
     "missing": "champ obligatoire", "extra_forbidden": "champ inconnu",
     "string_too_long": "texte trop long", "string_too_short": "texte trop court",
-    "string_pattern_mismatch": "format invalide", "string_type": "texte attendu",
-    "int_type": "entier attendu", "int_parsing": "entier attendu", "bool_type": "vrai ou faux attendu",
+    "string_pattern_mismatch": "format invalide", "string_type": "texte attendu (entre guillemets)",
+    "int_type": "entier attendu (un nombre JSON sans guillemets ni décimales)", "int_parsing": "entier attendu",
+    "bool_type": "vrai ou faux attendu (true ou false, sans guillemets)",
     "bool_parsing": "vrai ou faux attendu", "greater_than_equal": "valeur trop petite",
     "less_than_equal": "valeur trop grande", "greater_than": "valeur trop petite", "less_than": "valeur trop grande",
     "too_long": "liste trop longue", "too_short": "liste trop courte", "list_type": "liste attendue",
