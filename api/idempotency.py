@@ -19,8 +19,10 @@ A refused request (4xx: a rule, a scope, a role) is recorded too, so a retry get
 answer; it changed nothing, so its answer is stored in a transaction of its own. Conflicts (409)
 and server errors are not recorded, so the client may retry them with the same key. The same
 key sent with a different request (body, If-Match) is refused with 422 `idempotency_key_reused`.
-A key whose row holds no answer (`idempotency_in_progress`) is a bulk vote still running (its
-votes are separate units of work), or a key left by a version before this one."""
+A bulk vote's votes are separate units of work: each vote's result is stored under a key of its
+own (the request's key and the vote's rank) in the vote's transaction, the whole answer once
+all are done (`api.routes_council`). A key whose row holds no answer can only have been left by
+a version before this one: 409 `idempotency_answer_lost`, final (re-read the resource)."""
 from __future__ import annotations
 
 import hashlib
@@ -85,6 +87,10 @@ class Idempotency:
         route = f"{request.method} {request.url.path}"[:300]
         return cls(key, actor.name, route, fingerprint_of(payload, request.headers.get("if-match")), clock)
 
+    def vote(self, index: int) -> "Idempotency":
+        """The key of one vote of a bulk vote: the request's key, on the route and the vote's rank."""
+        return Idempotency(self.key, self.username, f"{self.route}#{index}"[:300], self.fingerprint, self.clock)
+
     def _find(self, session) -> IdempotencyKey | None:
         return session.scalar(select(IdempotencyKey).where(
             IdempotencyKey.key == self.key, IdempotencyKey.username == self.username,
@@ -104,9 +110,13 @@ class Idempotency:
             return problem_response(422, f"La clé « {self.key} » a déjà servi pour une autre requête sur cette ressource.",
                                     request=request, rule="idempotency_key_reused", field=HEADER)
         if row.status_code is None:
-            return problem_response(409, f"La requête de clé « {self.key} » est en cours de traitement ; réessayez dans un instant.",
-                                    request=request, rule="idempotency_in_progress", field=HEADER,
-                                    headers={"Retry-After": "1"})
+            # Committed without its answer: only a version before this one did that (it recorded
+            # the answer in a second transaction, and a crash in between lost it). Its command
+            # was applied; saying "in progress, retry" would be answered so forever.
+            return problem_response(409, f"La requête de clé « {self.key} » a été enregistrée par une version "
+                                         "précédente d'Usine, arrêtée avant d'en conserver la réponse : relisez la "
+                                         "ressource avant de renvoyer la requête avec une nouvelle clé.",
+                                    request=request, rule="idempotency_answer_lost", field=HEADER)
         headers = {**(row.headers or {}), REPLAYED_HEADER: "true"}
         return Response(content=row.body or "", status_code=row.status_code, headers=headers)
 

@@ -44,7 +44,7 @@ RULE_TITLES = {
     "invalid_grant": "Identifiants refusés", "file_too_large": "Fichier trop volumineux",
     "body_too_large": "Contenu trop volumineux",
     "file_type": "Type de fichier refusé", "idempotency_key_reused": "Clé d'idempotence déjà utilisée",
-    "idempotency_in_progress": "Requête déjà en cours", "outcome_unknown": "Issue inconnue",
+    "idempotency_answer_lost": "Réponse non conservée", "outcome_unknown": "Issue inconnue",
     "siren_checksum": "SIREN invalide", "window_closed": "Aucun appel ouvert",
     "before_first_event": "Le dossier n'existait pas encore",
     "documents_missing": "Pièces manquantes", "size": "Taille d'entreprise non éligible",

@@ -21,7 +21,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session as OrmSession
 
 from api_support import *  # noqa: F401,F403  (fixtures)
-from api_support import APPLICANT, GARONNE, OFFICER, SECRET, counts, submit
+from api_support import APPLICANT, GARONNE, HEAD, OFFICER, SECRET, counts, submit
+from api.idempotency import fingerprint_of
 from api.security import issue_token
 from db import models as m
 from db.engine import make_engine
@@ -123,6 +124,46 @@ def test_a_connection_lost_before_the_commit_answers_503_and_the_retry_with_its_
     assert retried.status_code == replayed.status_code == 201 and "idempotent-replayed" not in retried.headers
     assert replayed.json() == retried.json()
     assert counts(uow_factory)["dossiers"] == 1 and _events(uow_factory, "submit_candidacy") == 1
+
+
+def test_a_bulk_vote_cut_short_by_a_crash_is_completed_on_retry_each_vote_applied_once(
+        app, sign_in, clock, uow_factory, fault_after_next_commit):
+    from fastapi.testclient import TestClient
+    from test_api_council import _two_proposed
+
+    a, b, _ = _two_proposed(sign_in, clock)
+    head = sign_in(HEAD)
+    votes = {"votes": [{"dossier_id": a, "outcome": "approved", "deliberation": "CP/2021-04/17"},
+                       {"dossier_id": b, "outcome": "adjourned"}]}
+    events = counts(uow_factory)["events"]
+    key = {**head.headers, "Idempotency-Key": "seance-CP-2021-04-panne"}
+    with TestClient(app, raise_server_exceptions=False) as c:
+        fault_after_next_commit(ProcessDied(), after=True)  # dies once the first vote committed
+        assert c.post("/council-sessions/CP-2021-04/votes", json=votes, headers=key).status_code == 500
+        assert counts(uow_factory)["events"] == events + 1
+        retried = c.post("/council-sessions/CP-2021-04/votes", json=votes, headers=key)
+        again = c.post("/council-sessions/CP-2021-04/votes", json=votes, headers=key)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["applied"] == 2
+    assert [r["state"] for r in retried.json()["results"]] == ["approved", "ready_for_vote"]
+    assert again.json() == retried.json() and again.headers["idempotent-replayed"] == "true"
+    assert counts(uow_factory)["events"] == events + 2
+
+
+def test_a_key_an_earlier_version_left_without_its_answer_gets_a_final_answer_not_in_progress(
+        sign_in, uow_factory, clock):
+    officer = sign_in(OFFICER)
+    d = submit(sign_in(APPLICANT), GARONNE)
+    with uow_factory() as uow:  # what a crash between the old two transactions left
+        uow.session.add(IdempotencyKey(key="ancienne-cle", username=OFFICER, route=f"POST /dossiers/{d}/commands/take_for_review",
+                                       fingerprint=fingerprint_of({"command": "take_for_review", "body": {}}, None),
+                                       created_at=clock.now()))
+        uow.commit()
+    events = counts(uow_factory)["events"]
+    r = officer.command(d, "take_for_review", headers={"Idempotency-Key": "ancienne-cle"})
+    assert r.status_code == 409 and r.json()["rule"] == "idempotency_answer_lost", r.text
+    assert "retry-after" not in r.headers and "nouvelle clé" in r.json()["detail"]
+    assert counts(uow_factory)["events"] == events
 
 
 # -- a real API process, killed or cut off from its database mid-burst --------------------------
