@@ -33,7 +33,13 @@ ou non. Un auditeur ne modifie rien (403 sur toute méthode autre que GET).
 **Concurrence** : `GET /dossiers/{id}` donne la version en `ETag` ; `If-Match` sur une commande la
 rend conditionnelle (409 et `current_version` si le dossier a changé). **Idempotence** :
 `Idempotency-Key` sur tout POST ; la même requête rejouée avec la même clé ne s'applique qu'une
-fois et reçoit la même réponse (en-tête `Idempotent-Replayed: true`).
+fois et reçoit la même réponse (en-tête `Idempotent-Replayed: true`), même après un arrêt brutal
+du service : la réponse est enregistrée dans la transaction de la commande. Une réponse 503 veut
+dire que rien n'a été enregistré, sauf celle de règle `outcome_unknown` (requête sans clé dont
+l'issue n'a pu être relue : relisez le dossier avant de la renvoyer).
+
+**Types stricts** : un booléen est `true` ou `false`, un entier un nombre JSON entier, une date le
+texte `AAAA-MM-JJ`, un montant un texte (« 1100.00 ») ; sinon 422 `invalid_input` nommant le champ.
 """
 
 # The commands come first: the router tries the routes in this order at every request, and the

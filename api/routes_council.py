@@ -2,6 +2,7 @@
 one `record_vote` per dossier, each in its own unit of work, each with its own result."""
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
@@ -12,7 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from api.deps import get_clock, get_uow_factory, require_roles, scoped_dossier
 from api.idempotency import Idempotency, _stale_write
-from api.problems import Problem, problem_responses, response_for_exception
+from api.problems import Problem, problem_response, problem_responses, response_for_exception
 from api.routes_dossiers import command_body
 from api.schemas import AgendaOut, BulkVoteIn, BulkVoteOut, CouncilSessionOut
 from db import models as m
@@ -66,11 +67,73 @@ def agenda(code: SessionCode, actor: Annotated[Actor, Depends(require_roles(*SES
 
 def _refusal(exc: Exception, request: Request) -> tuple[int, dict]:
     response = response_for_exception(exc, request)
-    import json
-
     body = json.loads(response.body)
     body.pop("instance", None)
     return response.status_code, body
+
+
+def _stored_vote(session, idem: Idempotency) -> dict | None | bool:
+    """The result a vote's key holds; False when the key was taken by another request."""
+    row = idem._find(session)
+    if row is None or row.status_code is None:
+        return None
+    if row.fingerprint != idem.fingerprint:
+        return False
+    return json.loads(row.body)
+
+
+def _vote(request: Request, code: str, item, actor: Actor, uow_factory, clock, idem: Idempotency | None) -> dict | None:
+    """One vote of a bulk vote, in its own unit of work. Under a key, the vote's own key (the
+    request's key and the vote's rank) holds its result, written in the vote's transaction: a
+    bulk vote retried after a crash is answered, vote by vote, from what committed, and runs
+    the votes that did not."""
+    try:
+        with uow_factory() as uow:
+            if idem is not None:
+                stored = _stored_vote(uow.session, idem)
+                if stored is False:
+                    return None
+                if stored is not None:
+                    return stored
+                idem.reserve(uow.session)
+                uow.hold_commit()
+            dossier = scoped_dossier(item.dossier_id, actor, uow)
+            outcome = commands.record_vote(uow=uow, clock=clock, actor=actor, dossier_id=dossier.id, session=code,
+                                           outcome=item.outcome, deliberation=item.deliberation,
+                                           expected_version=item.expected_version)
+            out = command_body(outcome)
+            result = {"dossier_id": item.dossier_id, "ok": True, "status": 200, "state": out["state"],
+                      "version": out["version"], "adjustments": out["adjustments"]}
+            if idem is not None:
+                idem.complete(JSONResponse(result))
+                uow.commit_held()
+            return result
+    except IntegrityError:
+        if idem is None:
+            raise
+        with uow_factory() as uow:  # a concurrent duplicate took this vote's key first
+            stored = _stored_vote(uow.session, idem)
+        if stored is False:
+            return None
+        if stored is not None:
+            return stored
+        return _conflict(item)
+    except (RuleViolation, ConcurrencyConflict, NotFound, Problem) as exc:
+        status, refused = _refusal(exc, request)
+        result = {"dossier_id": item.dossier_id, "ok": False, "status": status, "refused": refused}
+        if idem is not None and status != 409:
+            idem.record(uow_factory, JSONResponse(result))
+        return result
+    except (StaleDataError, PendingRollbackError) as exc:
+        if not _stale_write(exc):
+            raise
+        return _conflict(item)
+
+
+def _conflict(item) -> dict:
+    return {"dossier_id": item.dossier_id, "ok": False, "status": 409, "refused": {
+        "type": "/problems/conflict", "title": "Version périmée", "status": 409, "rule": "conflict",
+        "field": None, "detail": "Le dossier a été modifié en même temps par une autre requête."}}
 
 
 @router.post("/council-sessions/{code}/votes", response_model=BulkVoteOut,
@@ -94,36 +157,13 @@ def bulk_vote(request: Request, code: SessionCode, body: Annotated[BulkVoteIn, B
         s = uow.session.scalar(select(m.CouncilSession).where(m.CouncilSession.code == code))
         if s is not None and not programme_in_scope(actor, s.programme_id, uow.catalogue):
             raise Problem(404, "Séance introuvable.", rule="not_found")
-    if idem is not None:
-        try:
-            with uow_factory() as uow:
-                idem.reserve(uow.session)
-                uow.commit()
-        except IntegrityError:
-            replayed = idem.replay(uow_factory, request)
-            if replayed is not None:
-                return replayed
-            raise
     results = []
-    for item in body.votes:
-        try:
-            with uow_factory() as uow:
-                dossier = scoped_dossier(item.dossier_id, actor, uow)
-                outcome = commands.record_vote(uow=uow, clock=clock, actor=actor, dossier_id=dossier.id, session=code,
-                                               outcome=item.outcome, deliberation=item.deliberation,
-                                               expected_version=item.expected_version)
-            out = command_body(outcome)
-            results.append({"dossier_id": item.dossier_id, "ok": True, "status": 200, "state": out["state"],
-                            "version": out["version"], "adjustments": out["adjustments"]})
-        except (RuleViolation, ConcurrencyConflict, NotFound, Problem) as exc:
-            status, refused = _refusal(exc, request)
-            results.append({"dossier_id": item.dossier_id, "ok": False, "status": status, "refused": refused})
-        except (StaleDataError, PendingRollbackError) as exc:
-            if not _stale_write(exc):
-                raise
-            results.append({"dossier_id": item.dossier_id, "ok": False, "status": 409, "refused": {
-                "type": "/problems/conflict", "title": "Version périmée", "status": 409, "rule": "conflict",
-                "field": None, "detail": "Le dossier a été modifié en même temps par une autre requête."}})
+    for index, item in enumerate(body.votes):
+        result = _vote(request, code, item, actor, uow_factory, clock, idem.vote(index) if idem is not None else None)
+        if result is None:  # the key already holds the votes of another request
+            return problem_response(422, f"La clé « {idem.key} » a déjà servi pour une autre requête sur cette ressource.",
+                                    request=request, rule="idempotency_key_reused", field="Idempotency-Key")
+        results.append(result)
     applied = sum(1 for r in results if r["ok"])
     response = JSONResponse({"session": code, "applied": applied, "refused": len(results) - applied,
                              "results": results})

@@ -13,6 +13,8 @@ from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.schemas import CandidacyIn, ClaimOut, CommandOut, DossierOut, DossierPage, EventOut
 from db import models as m
+from rules.errors import InvalidInput
+from rules.identifiers import InvalidIdentifier, validate_siren
 from services import commands
 from services.commands import Actor
 from services.wording import describe
@@ -115,7 +117,13 @@ def create_dossier(request: Request, body: Annotated[CandidacyIn, Body()],
     """La candidature est déposée dans une fenêtre ouverte du programme (règle `window_closed`
     sinon). Une entreprise ne dépose que pour son propre SIREN. Réponse 201, `Location` et `ETag`."""
     payload = body.model_dump(mode="json", exclude_none=True)
-    if "".join(body.company.siren.split()) != actor.siren:
+    # The number first (422 siren_format / siren_checksum, as for any malformed input), then
+    # whose it is (403): a mistyped SIREN is a typing mistake, not somebody else's company.
+    try:
+        siren = validate_siren(body.company.siren)
+    except InvalidIdentifier as exc:
+        raise InvalidInput("company.siren", exc.message, rule=exc.rule) from None
+    if siren != actor.siren:
         raise Problem(403, "Vous ne pouvez déposer une candidature que pour votre entreprise.",
                       rule="not_allowed", field="company.siren")
 

@@ -2,14 +2,20 @@
 
 Request bodies check the shape (types, bounds, lengths, enumerations); the services check the
 domain rules and answer with their rule ids. Amounts are strings of euros with at most two
-decimals ("1100.00"): JSON numbers are refused, so no amount ever passes through a float."""
+decimals ("1100.00"): JSON numbers are refused, so no amount ever passes through a float.
+
+Every request body is validated in pydantic's strict mode: a boolean is `true` or `false` (not
+"yes", 1 or "true"), an integer a JSON integer (not "45", 45.0 or `true`), a text a JSON string;
+dates are the one text form "AAAA-MM-JJ" (`IsoDate`). A refusal is 422 `invalid_input` naming the
+field (`api.problems.validation_problem`)."""
 from __future__ import annotations
 
 import datetime as dt
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from services.commands import DOCUMENT_KINDS
 
@@ -24,8 +30,24 @@ DocumentKind = Literal[DOCUMENT_KINDS]  # type: ignore[valid-type]
 Activity = Literal["industrial", "ess_ei_ea", "ess_production_50", "other"]
 
 
+def _iso_date(value: Any) -> Any:
+    """A JSON date is the text "AAAA-MM-JJ", read here: strict mode takes only `date` objects,
+    and lax mode would also take a number of seconds or a date-time at midnight."""
+    if isinstance(value, date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("date_type", "date AAAA-MM-JJ attendue")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
 def _example(example: dict, **extra) -> ConfigDict:
-    return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}, **extra)
+    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [example]}, **extra)
 
 
 class Out(BaseModel):
@@ -59,7 +81,7 @@ class CompanyIn(BaseModel):
 
 class PriorAidIn(BaseModel):
     model_config = _example({"granted_on": "2020-06-15", "amount": "190000.00"})
-    granted_on: date = Field(ge=EARLIEST, le=LATEST)
+    granted_on: IsoDate = Field(ge=EARLIEST, le=LATEST)
     amount: str = Amount
 
 
@@ -83,7 +105,7 @@ class QuoteIn(BaseModel):
 
 class InvoiceLineIn(BaseModel):
     model_config = _example({"date": "2021-03-10", "days": 5, "day_rate": "1100.00"})
-    date: dt.date = Field(ge=EARLIEST, le=LATEST)
+    date: IsoDate = Field(ge=EARLIEST, le=LATEST)
     days: int = Field(ge=0, le=1000)
     day_rate: str = Amount
 

@@ -36,9 +36,9 @@ class User(Base):
 
 
 class IdempotencyKey(Base):
-    """One `Idempotency-Key` of one user on one route. The row is written in the same transaction
-    as the command it protects, so the command and the key commit together or not at all; the
-    response is recorded right after, and a retry with the same key is answered from it."""
+    """One `Idempotency-Key` of one user on one route. The row and the command's answer are
+    written in the same transaction as the command it protects, so the command, its answer and
+    the key commit together or not at all; a retry with the same key is answered from it."""
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("key", "username", "route", name="uq_idempotency_key_user_route"),)
@@ -48,7 +48,8 @@ class IdempotencyKey(Base):
     route: Mapped[str] = mapped_column(String(300))
     # SHA-256 of what the request asked (body, If-Match): the same key with another request is refused.
     fingerprint: Mapped[str] = mapped_column(String(64))
-    # None while the command's transaction is committed but its answer not yet recorded.
+    # None only inside the command's transaction, until its answer is written (a committed row
+    # without one was left by a version that stored the answer in a second transaction).
     status_code: Mapped[int | None] = mapped_column(Integer)
     body: Mapped[str | None] = mapped_column(Text)
     headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -77,6 +77,7 @@ def _tip_column(column):
 # `services.bulk`); and the (dossier, seq) unique index refuses any writer that got it wrong.
 CHAIN_TIP_COLUMNS = (_tip_column(EVENTS.c.seq), _tip_column(EVENTS.c.hash))
 _TIPS = "usine.chain_tips"
+_APPENDED = "usine.appended_events"
 
 
 def remember_tip(session, dossier_id: int, seq: int | None, digest: str | None) -> None:
@@ -95,6 +96,13 @@ def _forget_tips_with_the_transaction(session, transaction) -> None:
     # subtransaction each flush opens (parent set, not nested).
     if transaction.parent is None or transaction.nested:
         forget_tips(session)
+        session.info.pop(_APPENDED, None)
+
+
+def appended_events(session) -> tuple[tuple[int, int, str], ...]:
+    """(dossier id, seq, hash) of each event appended in the session's current transaction: what
+    tells, once a commit's answer was lost with its connection, whether that commit happened."""
+    return tuple(session.info.get(_APPENDED, ()))
 
 
 def _tip(session, dossier_id: int) -> tuple[int, str]:
@@ -121,4 +129,5 @@ def append_event(session, *, dossier: m.Dossier, at: datetime, actor: str, role:
     # One row, one execute (a list of one row would take the driver's executemany path).
     session.execute(_INSERT_EVENT, row)
     remember_tip(session, dossier.id, seq, row["hash"])
+    session.info.setdefault(_APPENDED, []).append((dossier.id, seq, row["hash"]))
     return row

@@ -88,12 +88,16 @@ class UnitOfWork:
         self.storage = storage or InMemoryStorage()
         self.session: Session | None = None
         self._committed = False
+        self._holding = False
+        self.commit_asked = False
 
     def __enter__(self) -> "UnitOfWork":
         if self.session is not None:
             raise RuntimeError("unit of work already open")
         self.session = self.session_factory()
         self._committed = False
+        self._holding = False
+        self.commit_asked = False
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -109,11 +113,30 @@ class UnitOfWork:
             raise ConcurrencyConflict(0, -1, -1) from exc
 
     def commit(self) -> None:
+        if self._holding:
+            # The caller commits later, with what it adds (`hold_commit`): the command's changes
+            # are written now (a stale version, a unique index refuse here as at a commit).
+            self.session.flush()
+            self.commit_asked = True
+            return
         self.session.commit()
         self._committed = True
 
+    def hold_commit(self) -> None:
+        """The command's `commit()` only flushes; `commit_held()` commits it later, in the same
+        transaction as what the caller adds after the command returned: the API stores the
+        request's answer under its `Idempotency-Key` in the command's own transaction, so the
+        command, its event and the answer commit together or not at all."""
+        self._holding = True
+
+    def commit_held(self) -> None:
+        """Commit what the held command asked to commit, and what was added since."""
+        self._holding = False
+        self.commit()
+
     def rollback(self) -> None:
         self.session.rollback()
+        self.commit_asked = False
 
     # -- loading -----------------------------------------------------------------------------
     def dossier(self, dossier_id: int) -> m.Dossier:
