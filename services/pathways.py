@@ -112,6 +112,7 @@ def open_aid_dossier(*, uow: UnitOfWork, clock: Clock, actor: Actor, plan_id: in
                  data={"programme": programme.key, "programme_hash": programme.content_hash,
                        "company": dossier.company_facts, "line": aid_line.number, "plan": plan.reference,
                        "plan_id": plan.id, "actions": numbers, "request": request.to_record(),
+                       "size_class": plan.size_class,
                        "estimate": estimate.to_record()})
     enqueue(session, kind="candidacy_received", dedupe_key=f"{dossier.reference}:candidacy_received", now=now,
             recipient=applicant_recipient(dossier),

@@ -249,6 +249,8 @@ class _Fold:
     # -- the fold ------------------------------------------------------------------------------
     def apply(self, e: EventRecord) -> None:
         self.at_iso = e.at_iso or e.at.isoformat()
+        if e.command == "open_aid_dossier":
+            self.shape = "aid"  # the dossier is born on the aid line: its first move is that shape's
         self._move(e)
         handler = _HANDLERS.get(e.command)
         if handler is None:
@@ -368,8 +370,8 @@ class _Fold:
         self.company = d.get("company")
         self.submitted_at = e.at
         self.line = d.get("line", 1)
-        self.shape = "aid"
         self.actions = d.get("actions")
+        self.size_class = d.get("size_class")
         self.plan = d.get("plan")
         self.quotes = {"line_request": d.get("request")}
         self._estimate(e, d)
