@@ -24,7 +24,7 @@ from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import ConcurrencyConflict, InvalidInput, NotAllowed, RuleViolation
 from rules.instruments import (ExpenseWindow, LineRequest, assess_line_claim, check_request_days, compute_line_aid,
                                parse_request, validate_invoice_kinds)
-from rules.money import (ZERO, AidBreakdown, InvoiceLine, Quote, assess_final_claim, check_advance,
+from rules.money import (ZERO, AidBreakdown, Quote, assess_final_claim, check_advance,
                          check_phase_days, compute_aid, parse_amount)
 from services.clock import Clock
 from services.events import append_event

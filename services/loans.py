@@ -8,14 +8,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
 
 from db import models as m
 from rules import loans as rules
-from rules.errors import InvalidInput, NotAllowed, RuleViolation
+from rules.errors import InvalidInput, NotAllowed
 from rules.money import ZERO, parse_amount
 from services.clock import Clock
-from services.commands import SYSTEM, Actor, Outcome, _claims, _close, _Command, _commit, _reason, subsidies_settled
+from services.commands import Actor, Outcome, _claims, _close, _Command, _commit, _reason, subsidies_settled
 from services.uow import UnitOfWork
 
 # The company is told this many days before each due date (SPEC §11.3).
@@ -33,11 +32,15 @@ def voted_loan(dossier: m.Dossier) -> dict | None:
     return None
 
 
-def plan_of(dossier: m.Dossier) -> tuple[rules.Instalment, ...]:
-    """The schedule drawn at disbursement (its terms and date are on the dossier)."""
-    loan = dossier.loan
+def plan_from_terms(loan: dict) -> tuple[rules.Instalment, ...]:
+    """The schedule of a disbursed loan, from the terms and date kept on its dossier."""
     return rules.schedule(Decimal(loan["principal"]), Decimal(loan["annual_rate"]),
                           date.fromisoformat(loan["disbursed_on"]), loan["deferral_months"], loan["instalments"])
+
+
+def plan_of(dossier: m.Dossier) -> tuple[rules.Instalment, ...]:
+    """The schedule drawn at disbursement (its terms and date are on the dossier)."""
+    return plan_from_terms(dossier.loan)
 
 
 def repayments_of(session, dossier_id: int) -> list[rules.Repayment]:
@@ -163,78 +166,11 @@ def write_off(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, r
     return cmd.outcome(written_off=str(written))
 
 
-# -- what the deadline sweep does, once per instalment and step -----------------------------------
+# -- what the deadline sweep reads (services.sweep, part "loans") -----------------------------------
 
 def due_notice_window(today: date) -> date:
     """The sweep looks at loans whose oldest unpaid instalment is due by this day (or overdue)."""
     return today + timedelta(days=DUE_NOTICE_DAYS)
-
-
-def sweep_loan(*, uow_factory, clock: Clock, dossier_id: int, actor: Actor = SYSTEM) -> list[str]:
-    """One loan's due notices, reminders and default as of the clock's day: each at most once
-    (the outbox key names the instalment and the step; the default is a state change)."""
-    done: list[str] = []
-    with uow_factory() as uow:
-        cmd = _Command(uow, clock, actor, dossier_id, None)
-        if cmd.dossier.loan is None or cmd.dossier.status not in ("in_repayment", "in_default"):
-            return done
-        plan = plan_of(cmd.dossier)
-        payments = repayments_of(cmd.session, cmd.dossier.id)
-        steps = rules.arrears_steps(plan, payments, cmd.today)
-        status = rules.loan_status(plan, payments)
-    upcoming = [i for i in plan if cmd.today < i.due_on <= due_notice_window(cmd.today)]
-    for inst in upcoming:
-        if _notice(uow_factory, clock, actor, dossier_id, "repayment_due", f"loan:{inst.number}:due",
-                   instalment=inst.as_dict(), due_on=inst.due_on.isoformat(), outstanding=str(status.outstanding)):
-            done.append(f"repayment_due:{inst.number}")
-    for step in steps:
-        if step.step == "reminder":
-            if _notice(uow_factory, clock, actor, dossier_id, "repayment_reminder", f"loan:{step.instalment}:reminder",
-                       instalment={"number": step.instalment, "date": step.due_on.isoformat()},
-                       due_on=step.due_on.isoformat(), unpaid=str(step.unpaid)):
-                done.append(f"repayment_reminder:{step.instalment}")
-    defaults = [s for s in steps if s.step == "default"]
-    if defaults and _declare_default(uow_factory, clock, actor, dossier_id, defaults[0]):
-        done.append("default")
-    return done
-
-
-def _notice(uow_factory, clock, actor, dossier_id, kind: str, dedupe: str, **context) -> bool:
-    try:
-        with uow_factory() as uow:
-            cmd = _Command(uow, clock, actor, dossier_id, None)
-            cmd.move("remind_repayment")
-            if cmd.notify(kind, dedupe, **context) is None:
-                return False
-            cmd.record("remind_repayment", {"kind": kind, **{k: v for k, v in context.items() if k != "instalment"},
-                                            "instalment": context["instalment"]["number"]})
-            _commit(uow, dossier_id)
-            return True
-    except IntegrityError:  # another sweep queued it first
-        return False
-
-
-def _declare_default(uow_factory, clock, actor, dossier_id, step: rules.ArrearsStep) -> bool:
-    with uow_factory() as uow:
-        cmd = _Command(uow, clock, actor, dossier_id, None)
-        if cmd.dossier.status != "in_repayment":
-            return False
-        cmd.move("declare_default")
-        context = {"instalment": {"number": step.instalment, "date": step.due_on.isoformat()},
-                   "due_on": step.due_on.isoformat(), "unpaid": str(step.unpaid),
-                   "outstanding": str(cmd.dossier.loan_outstanding)}
-        cmd.record("declare_default", {"instalment": step.instalment, "due_on": step.due_on.isoformat(),
-                                       "unpaid": str(step.unpaid)})
-        cmd.notify("default_notice", f"loan:{step.instalment}:default", **context)
-        # The head of service is told too (SPEC §11.3): an internal copy to the service.
-        from services.outbox import dossier_context, enqueue
-
-        enqueue(cmd.session, kind="default_notice", dedupe_key=f"{cmd.dossier.reference}:loan:{step.instalment}:default:head",
-                now=cmd.now, recipient=head_of_service_recipient(cmd.programme),
-                context={"dossier": dossier_context(cmd.dossier, cmd.programme), "internal": True, **context},
-                dossier=cmd.dossier)
-        _commit(uow, dossier_id)
-        return True
 
 
 def head_of_service_recipient(programme) -> dict:
@@ -243,14 +179,4 @@ def head_of_service_recipient(programme) -> dict:
             "email": f"chef-de-service@{slug}.usine.invalid"}
 
 
-def loan_dossiers_due(session, today: date) -> list[int]:
-    """The dossiers in repayment or default whose oldest unpaid instalment is due within the
-    notice period or overdue: one indexed query, whatever the number of loans."""
-    return list(session.scalars(
-        select(m.Dossier.id).where(m.Dossier.status.in_(("in_repayment", "in_default")),
-                                   m.Dossier.loan_next_due_on.is_not(None),
-                                   m.Dossier.loan_next_due_on <= due_notice_window(today))
-        .order_by(m.Dossier.id)))
-
-
-__all__ = ["disburse_loan", "loan_figures", "record_repayment", "sweep_loan", "write_off"]
+__all__ = ["disburse_loan", "loan_figures", "record_repayment", "write_off"]

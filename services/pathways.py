@@ -12,7 +12,7 @@ from db import models as m
 from programmes import regulations
 from rules.calendar import paris_date
 from rules.de_minimis import PriorAid, headroom
-from rules.errors import InvalidInput, NotAllowed, RuleViolation
+from rules.errors import InvalidInput, RuleViolation
 from rules.instruments import parse_request
 from rules.money import ZERO
 from services.clock import Clock

@@ -17,7 +17,7 @@ from services.audit.verify import verify_dossier
 from services.clock import FrozenClock
 from services.queries import adjustments_of, aid_of, notification_counts
 from services.sweep import sweep
-from services.uow import UnitOfWork, unit_of_work_factory
+from services.uow import unit_of_work_factory
 
 ROLES = ("applicant", "consultant", "officer", "head", "finance", "auditor", "admin")
 STEP_KEYS = {"at", "as", "do", "with", "expect", "note", "comment", "dossier"}

@@ -149,7 +149,7 @@ def _batches(run: _Run, name: str, find: Callable, apply: Callable[[object, list
 
 
 _COUNTED = ("reminders", "final_notices", "lapsed", "closed_after_deadline", "window_notices",
-            "agenda_reminders", "skipped")
+            "agenda_reminders", "loan_notices", "loan_defaults", "skipped")
 
 
 def _counts(report: SweepReport) -> dict:
@@ -162,13 +162,14 @@ def _restore(report: SweepReport, counts: dict) -> None:
     del report.errors[counts["errors"]:]
 
 
-def _fire(fired: dict, state: str, trigger: str) -> str:
-    """The lifecycle's answer for (state, trigger) by the system, asked once per batch: these
-    triggers have no guards, so the answer depends on nothing else (and `fire` costs ~0.2 ms)."""
-    key = (state, trigger)
+def _fire(fired: dict, state: str, trigger: str, shape: str = "diagnostic") -> str:
+    """The lifecycle's answer for (state, trigger, line shape) by the system, asked once per
+    batch: these triggers have no guards, so the answer depends on nothing else (and `fire`
+    costs ~0.2 ms)."""
+    key = (state, trigger, shape)
     if key not in fired:
         try:
-            fired[key] = fire(state, trigger, role="system")
+            fired[key] = fire(state, trigger, role="system", shape=shape)
         except RuleViolation as exc:
             fired[key] = exc
     if isinstance(fired[key], RuleViolation):
@@ -549,25 +550,112 @@ def sweep_part(part: str, *, uow_factory: Callable[[], UnitOfWork], clock: Clock
 
 
 def _sweep_loans(run: _Run, clock: Clock) -> None:
-    """Loans: the notice 15 days before each due date, the reminder at due + 30 days, the default
-    at due + 60 days — each once (`services.loans.sweep_loan`). One indexed query finds the loans
-    concerned; each is then handled in its own units of work."""
-    from services.loans import loan_dossiers_due, sweep_loan
+    """Loans (SPEC §11.3): the notice 15 days before each due date, the reminder at due + 30
+    days, the default at due + 60 days — each once per instalment and step. Set-based like the
+    other parts: a batch of loans whose oldest unpaid instalment is due within the notice period
+    or overdue (one indexed query), their repayments and the loan letters already queued (one
+    query each), then the batch writer's statements — the same count whatever the number of loans."""
+    _batches(run, "prêts", _find_loans(run.today), _apply_loans(run), key=lambda item: item[0].id)
 
-    with run.uow_factory() as uow:
-        due = loan_dossiers_due(uow.session, run.today)
-    run.report.queries += 1
-    for dossier_id in due:
-        try:
-            done = sweep_loan(uow_factory=run.uow_factory, clock=clock, dossier_id=dossier_id)
-        except (RuleViolation, VersionConflict) as exc:
-            run.report.skipped += 1
-            run.report.errors.append(f"prêt du dossier {dossier_id} : {exc}")
-            continue
-        run.report.loan_notices += sum(1 for d in done if d.startswith("repayment_"))
-        run.report.loan_defaults += sum(1 for d in done if d == "default")
-        for _ in done:
-            run.item("loan")
+
+def _find_loans(today: date):
+    from services.loans import due_notice_window
+
+    last_seq, last_hash = _last_event_columns()
+    P = m.Repayment
+
+    def find(session, after: int, limit: int):
+        rows = session.execute(
+            select(D.id, D.reference, D.programme_id, D.programme_version, D.line, D.status, D.version,
+                   D.company_facts, D.loan, D.loan_outstanding, last_seq, last_hash)
+            .where(D.status.in_(("in_repayment", "in_default")), D.loan_next_due_on.is_not(None),
+                   D.loan_next_due_on <= due_notice_window(today), D.id > after)
+            .order_by(D.id).limit(limit)
+        ).all()
+        if not rows:
+            return rows
+        ids = [r.id for r in rows]
+        repaid: dict[int, list] = {}
+        for dossier_id, amount, received_on in session.execute(
+                select(P.dossier_id, P.amount, P.received_on).where(P.dossier_id.in_(ids)).order_by(P.id)):
+            repaid.setdefault(dossier_id, []).append((amount, received_on))
+        sent = set(session.scalars(select(N.dedupe_key).where(N.dossier_id.in_(ids), N.dedupe_key.like("%:loan:%"))))
+        return [(r, repaid.get(r.id, []), sent) for r in rows]
+    return find
+
+
+def _apply_loans(run: _Run):
+    from rules import loans as loan_rules
+    from services.loans import due_notice_window, head_of_service_recipient, plan_from_terms
+
+    def apply(catalogue, items, writer: BatchWriter) -> None:
+        fired: dict = {}
+        for row, repaid, sent in items:
+            programme = catalogue.get(row.programme_id, row.programme_version)
+            shape = programme.line(row.line).shape
+            try:
+                plan = plan_from_terms(row.loan)
+                payments = [loan_rules.Repayment(a, d) for a, d in repaid]
+                steps = loan_rules.arrears_steps(plan, payments, run.today)
+                status = loan_rules.loan_status(plan, payments)
+                state = row.status
+                letters = []  # (kind, dedupe, context, command, data, state_after)
+                for inst in plan:
+                    if run.today < inst.due_on <= due_notice_window(run.today):
+                        letters.append(("repayment_due", f"loan:{inst.number}:due",
+                                        {"instalment": inst.as_dict(), "due_on": inst.due_on.isoformat(),
+                                         "outstanding": str(status.outstanding)}))
+                for step in steps:
+                    if step.step == "reminder":
+                        letters.append(("repayment_reminder", f"loan:{step.instalment}:reminder",
+                                        {"instalment": {"number": step.instalment, "date": step.due_on.isoformat()},
+                                         "due_on": step.due_on.isoformat(), "unpaid": str(step.unpaid)}))
+                defaults = [s for s in steps if s.step == "default"]
+                letters = [x for x in letters if f"{row.reference}:{x[1]}" not in sent]
+                to_default = bool(defaults) and state == "in_repayment"
+                if not letters and not to_default:
+                    continue
+                tip = writer.tip(dossier_id=row.id, last_seq=row.last_seq, last_hash=row.last_hash,
+                                 version=row.version)
+                for kind, dedupe, context in letters:
+                    after = _fire(fired, state, "remind_repayment", shape)
+                    stand_in = dossier_stand_in(reference=row.reference, company_facts=row.company_facts, status=after)
+                    writer.notify(notification_row(kind=kind, dedupe_key=f"{row.reference}:{dedupe}", now=run.now,
+                                                   recipient=applicant_recipient(stand_in), dossier_id=row.id,
+                                                   context=letter_context(stand_in, programme, **context)))
+                    writer.event(tip, dossier_id=row.id, reference=row.reference, programme_key=_programme_key(row),
+                                 command="remind_repayment", state_before=state, state_after=after,
+                                 data={"kind": kind, "instalment": context["instalment"]["number"],
+                                       "due_on": context["due_on"]})
+                    run.report.loan_notices += 1
+                    run.item("loan")
+                if to_default:
+                    step = defaults[0]
+                    after = _fire(fired, state, "declare_default", shape)
+                    stand_in = dossier_stand_in(reference=row.reference, company_facts=row.company_facts, status=after)
+                    context = {"instalment": {"number": step.instalment, "date": step.due_on.isoformat()},
+                               "due_on": step.due_on.isoformat(), "unpaid": str(step.unpaid),
+                               "outstanding": str(row.loan_outstanding)}
+                    writer.change_dossier(row.id, status=after)
+                    writer.event(tip, dossier_id=row.id, reference=row.reference, programme_key=_programme_key(row),
+                                 command="declare_default", state_before=state, state_after=after,
+                                 data={"instalment": step.instalment, "due_on": step.due_on.isoformat(),
+                                       "unpaid": str(step.unpaid)})
+                    base = f"{row.reference}:loan:{step.instalment}:default"
+                    writer.notify(notification_row(kind="default_notice", dedupe_key=base, now=run.now,
+                                                   recipient=applicant_recipient(stand_in), dossier_id=row.id,
+                                                   context=letter_context(stand_in, programme, **context)))
+                    # The head of service is told too (SPEC §11.3).
+                    writer.notify(notification_row(kind="default_notice", dedupe_key=f"{base}:head", now=run.now,
+                                                   recipient=head_of_service_recipient(programme), dossier_id=row.id,
+                                                   context=letter_context(stand_in, programme, internal=True, **context)))
+                    run.report.loan_defaults += 1
+                    run.item("loan")
+            except (RuleViolation, ValueError, LookupError) as exc:
+                run.report.skipped += 1
+                run.report.errors.append(f"prêt {row.reference} : {exc}")
+                continue
+    return apply
 
 
 def sweep(*, uow_factory: Callable[[], UnitOfWork], clock: Clock, batch_size: int = DEFAULT_BATCH_SIZE,
