@@ -19,6 +19,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, fi
 from rules.errors import UnknownFigure
 
 FILES = Path(__file__).parent / "files"
+# What every page, letter, export and CLI output of a dossier under an example programme says.
+EXAMPLE_NOTICE = "Programme d'exemple — chiffres non officiels"
 REGULATIONS = Path(__file__).parent / "regulations.toml"
 
 

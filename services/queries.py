@@ -6,6 +6,7 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from db import models as m
+from programmes import EXAMPLE_NOTICE
 from rules.money import aid_figures
 from services.uow import UnitOfWork
 from states.lifecycle import STATE_LABELS
@@ -45,7 +46,10 @@ def notification_counts(session, dossier_id: int) -> dict[str, int]:
 def dossier_summary(uow: UnitOfWork, dossier_id: int) -> dict:
     s = uow.session
     d = uow.dossier(dossier_id)
+    programme = uow.catalogue.get(d.programme_id, d.programme_version)
     events = s.scalar(select(func.count()).select_from(m.Event).where(m.Event.dossier_id == d.id))
+    from services.loans import loan_figures
+
     return {
         "id": d.id, "reference": d.reference, "programme": f"{d.programme_id}@v{d.programme_version}",
         "company": d.company_facts["name"], "siren": d.company_facts["siren"],
@@ -57,6 +61,8 @@ def dossier_summary(uow: UnitOfWork, dossier_id: int) -> dict:
         "payment_deadline_on": d.payment_deadline_on.isoformat() if d.payment_deadline_on else None,
         "adjustments": adjustments_of(s, d), "notifications": notification_counts(s, d.id), "events": events,
         "submitted_at": d.submitted_at.isoformat(), "updated_at": d.updated_at.isoformat(),
+        "line": d.line, "call": d.call_code, "loan": loan_figures(s, d),
+        **({"avertissement": EXAMPLE_NOTICE} if programme.is_example else {}),
     }
 
 

@@ -178,3 +178,31 @@ def test_only_the_head_writes_off_a_loan_in_default_and_the_outstanding_is_recor
         dossier = uow.session.scalars(select(m.Dossier)).one()
         assert str(dossier.written_off) == "93750.00"
     factory.engine.dispose()
+
+
+def test_a_loan_dossier_exports_to_the_schema_and_its_pdf_says_the_figures_are_an_example(database_url):
+    import io
+    from datetime import datetime
+
+    import jsonschema
+    from pypdf import PdfReader
+
+    from services.audit.export import export_dossier, schema
+    from services.audit.pdf import render_pdf
+    from services.clock import FrozenClock
+    from services.queries import dossier_summary
+
+    run_file(SCENARIOS / "pathways" / "golden-13-pdl-zero-rate-loan-default.json", database_url=database_url)
+    factory = unit_of_work_factory(database_url, storage=InMemoryStorage())
+    with factory() as uow:
+        dossier_id = uow.session.scalar(select(m.Dossier.id))
+        export = export_dossier(uow.session, dossier_id, clock=FrozenClock(datetime.fromisoformat("2023-01-05T10:00:00+01:00")))
+        summary = dossier_summary(uow, dossier_id)
+    factory.engine.dispose()
+    jsonschema.validate(export, schema())
+    assert export["dossier"]["example_notice"] == "Programme d'exemple — chiffres non officiels"
+    assert export["replay"]["state"]["loan"]["repaid"] == "100000.00"
+    assert summary["avertissement"] == "Programme d'exemple — chiffres non officiels"
+    assert summary["call"] == "AMI-2021-1" and summary["loan"]["outstanding"] == "0.00"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(render_pdf(export))).pages)
+    assert "Programme d'exemple — chiffres non officiels" in text

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from db import models as m
-from programmes import Catalogue, default_catalogue
+from programmes import EXAMPLE_NOTICE, Catalogue, default_catalogue
 from rules.errors import NotFound
 from services.audit.anchors import dossier_anchor, list_anchors
 from services.audit.records import iso, load_events
@@ -47,8 +47,9 @@ def export_dossier(session, dossier_id: int, *, clock, catalogue: Catalogue | No
     try:
         programme = catalogue.get(d.programme_id, d.programme_version)
         programme_name, region, programme_hash = programme.name, programme.region, programme.content_hash
+        example_notice = EXAMPLE_NOTICE if programme.is_example else None
     except Exception:
-        programme_name = region = programme_hash = None
+        programme_name = region = programme_hash = example_notice = None
     documents = [{
         "id": x.id, "kind": x.kind, "version": x.version, "filename": x.filename, "content_type": x.content_type,
         "size": x.size, "sha256": x.sha256, "uploaded_by": x.uploaded_by, "uploaded_role": x.uploaded_role,
@@ -73,6 +74,7 @@ def export_dossier(session, dossier_id: int, *, clock, catalogue: Catalogue | No
             "programme_name": programme_name, "region": region, "programme_hash": programme_hash,
             "company": {"name": d.company_facts.get("name"), "siren": d.company_facts.get("siren")},
             "state": d.status, "state_label": STATE_LABELS.get(d.status, d.status),
+            "example_notice": example_notice,
         },
         "events": [e.as_dict() | {"summary": describe(e.as_dict())} for e in events],
         "verification": {"ok": verification.ok, "problems": verification.problems,

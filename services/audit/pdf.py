@@ -121,6 +121,8 @@ def render_pdf(export: dict) -> bytes:
     width = A4[0] - 28 * mm
     story = []
     story.append(Paragraph(_t(f"Dossier {d['reference']} — historique certifié"), st["title"]))
+    if d.get("example_notice"):
+        story.append(Paragraph(_t(d["example_notice"]), st["bad"]))
     story.append(Paragraph(_t(f"{d.get('programme_name') or d['programme']} ({d['programme']}, région {d.get('region') or '—'})"), st["body"]))
     story.append(Paragraph(_t(f"Entreprise : {d['company']['name']} — SIREN {d['company']['siren']}"), st["body"]))
     story.append(Paragraph(_t(f"État : {d['state_label']} ({d['state']})"), st["body"]))
