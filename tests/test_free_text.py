@@ -109,3 +109,12 @@ def test_a_consultant_name_and_an_account_display_name_are_checked_too(world, uo
             create_user(uow=uow, clock=clock, username="agent.test", password="un mot de passe long", role="officer",
                         display_name="Agent\x00Test", regions=["Occitanie"])
     assert (refused.value.rule, refused.value.field) == (RULE, "display_name")
+
+
+def test_an_investment_expense_label_with_a_bidi_override_is_refused():
+    from rules.instruments import parse_expenses
+
+    with pytest.raises(RuleViolation) as refused:
+        parse_expenses([{"label": "Robot \u202eexe.pdf", "amount": "12000.00"}], "expenses")
+    assert (refused.value.rule, refused.value.field) == (RULE, "expenses[0].label")
+    assert parse_expenses([{"label": "Robot de soudage", "amount": "12000.00"}], "expenses")[0].label == "Robot de soudage"
