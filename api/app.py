@@ -2,6 +2,7 @@
 (`uvicorn --factory api.app:create_app`)."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
@@ -106,22 +107,46 @@ def _serialized_if_sqlite(uow_factory):
     return uow_factory
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    anchoring = getattr(app.state, "anchoring", None)
+    if anchoring is None:
+        yield
+        return
+    async with anchoring.running():
+        yield
+
+
 def create_app(*, uow_factory=None, clock=None, secret_key: str | None = None,
-               token_ttl_seconds: int | None = None) -> FastAPI:
+               token_ttl_seconds: int | None = None, anchor_every: float | None = None) -> FastAPI:
     """The API on the given unit-of-work factory and clock (defaults: the configured service,
     `services.runtime`), signing tokens with `secret_key` (default: USINE_SECRET_KEY, else the
-    generated `var/secret_key`)."""
+    generated `var/secret_key`). While it runs it anchors the histories every `anchor_every`
+    seconds and at shutdown (`api.anchoring`); by default, USINE_API_ANCHOR_SECONDS (900) when it
+    serves the configured database, off when it is given a unit-of-work factory (tests); 0: off."""
+    serving_configured = uow_factory is None
     if uow_factory is None or clock is None:
         from services import runtime
 
         uow_factory = uow_factory or runtime.default_uow_factory()
         clock = clock or runtime.default_clock()
+    if anchor_every is None and serving_configured:
+        from api.anchoring import interval_from_environment
+
+        anchor_every = interval_from_environment()
     app = FastAPI(title="Usine — API", version=VERSION, description=DESCRIPTION, docs_url=None, redoc_url=None,
+                  lifespan=_lifespan,
                   openapi_tags=[{"name": n} for n in ("authentification", "programmes", "entreprises", "dossiers",
                                                       "commandes", "pièces", "paiements", "séances",
                                                       "utilisateurs", "santé")])
     app.state.uow_factory = _serialized_if_sqlite(uow_factory)
     app.state.clock = clock
+    app.state.anchoring = None
+    if anchor_every:
+        from api.anchoring import Anchoring
+
+        app.state.anchoring = Anchoring(app.state.uow_factory, clock, every=anchor_every,
+                                        journal=os.environ.get("USINE_AUDIT_JOURNAL") or None)
     app.state.secret_key = resolve_secret(secret_key)
     app.state.token_ttl = token_ttl_seconds or _token_ttl()
     install_problem_handlers(app)

@@ -2,15 +2,15 @@
 declared type; names are reduced to a harmless base name; bodies are capped before parsing."""
 from __future__ import annotations
 
-import io
 import re
 import unicodedata
-import zipfile
 from urllib.parse import quote
 
 from starlette.requests import Request
 
 from api.problems import Problem, response_for_exception
+from rules.text import check_text
+from services.office_package import inspect_package
 
 MIB = 1024 * 1024
 MAX_UPLOAD_BYTES = 20 * MIB
@@ -18,7 +18,6 @@ MAX_UPLOAD_BYTES = 20 * MIB
 MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 256 * 1024
 MAX_JSON_REQUEST_BYTES = 2 * MIB
 
-ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
 ALLOWED = {
     "application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png",
     "application/vnd.oasis.opendocument.text": ".odt",
@@ -30,7 +29,9 @@ EXTENSIONS = {".pdf": "application/pdf", ".jpg": "image/jpeg", ".jpeg": "image/j
 
 
 def sniff(content: bytes) -> str | None:
-    """The content type of an allowed file (PDF, JPEG, PNG, ODT, DOCX), or None."""
+    """The content type of an allowed file (PDF, JPEG, PNG, ODT, DOCX), or None. A ZIP that
+    claims to be an office document is checked as a package (`services.office_package`): one
+    that is not a real DOCX/ODT, a zip bomb, or one carrying macros raises its `RuleViolation`."""
     if content.startswith(b"%PDF-"):
         return "application/pdf"
     if content.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -38,28 +39,7 @@ def sniff(content: bytes) -> str | None:
     if content.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
     if content.startswith(b"PK\x03\x04"):
-        return _sniff_zip(content)
-    return None
-
-
-def _sniff_zip(content: bytes) -> str | None:
-    # Only the central directory and, for ODT, the tiny `mimetype` member are read: nothing is
-    # decompressed beyond a few bytes, whatever the archive claims.
-    try:
-        with zipfile.ZipFile(io.BytesIO(content)) as zf:
-            infos = zf.infolist()
-            if len(infos) > 5000:
-                return None
-            names = {i.filename for i in infos}
-            if "mimetype" in names:
-                info = zf.getinfo("mimetype")
-                if info.file_size <= 100 and info.compress_type == zipfile.ZIP_STORED \
-                        and zf.read("mimetype").strip() == ODT_MIMETYPE:
-                    return "application/vnd.oasis.opendocument.text"
-            if "[Content_Types].xml" in names and "word/document.xml" in names:
-                return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, OSError, NotImplementedError):
-        return None
+        return inspect_package(content)
     return None
 
 
@@ -68,8 +48,10 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*/\\]')
 
 def safe_filename(raw: str | None, content_type: str, fallback: str) -> str:
     """A base name with no directory part, no control or reserved characters, not hidden, at
-    most 120 characters, ending with the extension of the type found in the content."""
-    name = unicodedata.normalize("NFC", raw or "")
+    most 120 characters, ending with the extension of the type found in the content. A name
+    holding a control or bidirectional format character (« \u202efdp.exe ») is refused
+    (`rules.text`, `text_forbidden_character`, field `filename`) rather than silently rewritten."""
+    name = unicodedata.normalize("NFC", check_text(raw or "", "filename"))
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE.sub("_", name)
     name = " ".join(name.split()).lstrip(". ").rstrip(". ")

@@ -56,6 +56,9 @@ RULE_TITLES = {
     "de_minimis": "Plafond de minimis atteint", "agenda_closed": "Ordre du jour clos",
     "unknown_command": "Commande inconnue", "unknown_programme": "Programme inconnu",
     "username_taken": "Identifiant déjà pris", "password_policy": "Mot de passe refusé",
+    "text_forbidden_character": "Caractère interdit", "office_package_invalid": "Document bureautique invalide",
+    "office_package_too_large": "Archive trop volumineuse une fois décompressée",
+    "office_package_macro": "Document bureautique avec macros ou exécutable",
 }
 
 
@@ -163,16 +166,36 @@ def _field_path(loc: tuple) -> tuple[str, str]:
     return location, path or location
 
 
+def _forbidden_character(err: dict, field: str) -> str | None:
+    """The `rules.text` refusal when a text field failed its pattern for a forbidden character."""
+    from rules.text import LINE_PATTERN, TEXT_PATTERN, forbidden_message
+
+    pattern = (err.get("ctx") or {}).get("pattern")
+    value = err.get("input")
+    if err.get("type") != "string_pattern_mismatch" or pattern not in (LINE_PATTERN, TEXT_PATTERN) \
+            or not isinstance(value, str):
+        return None
+    return forbidden_message(field, value, multiline=pattern == TEXT_PATTERN)
+
+
 def validation_problem(exc: RequestValidationError, request: Request) -> JSONResponse:
     errors = []
+    rule, detail = "invalid_input", None
     for err in exc.errors()[:20]:
         location, field = _field_path(tuple(err.get("loc", ())))
         message = _FR_MESSAGES.get(err.get("type", ""), err.get("msg", "valeur invalide"))
+        forbidden = _forbidden_character(err, field)
+        if forbidden is not None:
+            message = forbidden.split(" : ", 1)[1].rstrip(".")
+            if not errors:
+                rule, detail = "text_forbidden_character", forbidden
         errors.append({"field": field, "message": message, "location": location})
     first = errors[0] if errors else {"field": "body", "message": "requête invalide", "location": "body"}
     more = f" (et {len(errors) - 1} autre(s) erreur(s))" if len(errors) > 1 else ""
-    return problem_response(422, f"{first['field']} : {first['message']}{more}.", request=request,
-                            rule="invalid_input", field=first["field"], errors=errors)
+    if detail is not None:
+        detail = detail.rstrip(".") + f"{more}."
+    return problem_response(422, detail or f"{first['field']} : {first['message']}{more}.", request=request,
+                            rule=rule, field=first["field"], errors=errors)
 
 
 def database_unavailable(request: Request) -> JSONResponse:

@@ -17,13 +17,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from rules.text import LINE_PATTERN, TEXT_PATTERN
 from services.commands import DOCUMENT_KINDS
 
 AMOUNT = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
-# Text fields: no control characters (a NUL byte is refused by PostgreSQL, the others are noise);
-# free-text reasons may span lines.
-LINE = r"^[^\x00-\x1f\x7f]*$"
-TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# Text fields: no control characters (a NUL byte is refused by PostgreSQL, the others are noise)
+# and no bidirectional format characters; free-text reasons may span lines. The one definition is
+# `rules.text`; a mismatch is answered with its rule `text_forbidden_character` (api/problems.py).
+LINE = LINE_PATTERN
+TEXT = TEXT_PATTERN
 EARLIEST, LATEST = date(1990, 1, 1), date(2100, 12, 31)
 Amount = Field(pattern=AMOUNT, max_length=13, description="Montant en euros HT, en texte, deux décimales au plus")
 DocumentKind = Literal[DOCUMENT_KINDS]  # type: ignore[valid-type]

@@ -188,6 +188,23 @@ def anchors(limit: int = typer.Option(20, help="Nombre d'ancres (les plus récen
         _out(list_anchors(uow.session, limit))
 
 
+@audit_app.command("export-anchors")
+def export_anchors(output: Path = typer.Option(..., "-o", "--output", help="Fichier à écrire (JSON lines)")):
+    """Write every anchor with the dossier heads it recorded, in the journal format, to keep
+    outside the database (another machine, a mail to the controller): `usine audit verify
+    --journal FILE` then checks the database against that copy."""
+    from services.audit.anchors import export_journal
+    from services.wording import fr_value
+    from services.runtime import default_uow_factory
+
+    with default_uow_factory()() as uow:
+        written = export_journal(uow.session, output)
+    last = written["last"]
+    typer.echo(f"{output} : {written['anchors']} ancre(s)"
+               + (f", la dernière n°{last['seq']} du {fr_value(last['anchored_at'])} ({last['hash']})" if last else "")
+               + f" ; empreinte SHA-256 du fichier {written['sha256']}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 

@@ -214,7 +214,8 @@ def dossier_do(dossier: str, command: str, as_role: str = typer.Option(..., "--a
 def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer"),
          seed: int = typer.Option(2021, help="Graine du générateur"),
          force: bool = typer.Option(False, help="Ajouter la démo même si la base contient des dossiers")):
-    """Load the demo: the three programmes and dossiers in every state, played through the services."""
+    """Load the demo: the three programmes and dossiers in every state, played through the services,
+    then anchored (the anchor is appended to $USINE_AUDIT_JOURNAL when set)."""
     from sqlalchemy import func, select
 
     from db import models as m
@@ -227,7 +228,9 @@ def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer
     if existing and not force:
         typer.echo(f"La base contient déjà {existing} dossier(s) : démo non rechargée (--force pour ajouter).")
         return
-    report = load_demo(factory, dossiers=dossiers, seed=seed)
+    import os
+
+    report = load_demo(factory, dossiers=dossiers, seed=seed, journal=os.environ.get("USINE_AUDIT_JOURNAL") or None)
     _out(report)
 
 

@@ -9,6 +9,7 @@ from programmes import Programme
 from rules.errors import InvalidInput, RuleViolation
 from rules.identifiers import validate_siren
 from rules.money import parse_amount
+from rules.text import check_text
 
 ACTIVITIES = ("industrial", "ess_ei_ea", "ess_production_50", "other")
 
@@ -52,6 +53,7 @@ class CompanyFacts:
         name = raw["name"]
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             raise InvalidInput(f"{field}.name", f"{field}.name : raison sociale de 1 à 200 caractères.")
+        check_text(name, f"{field}.name")
         for key in ("employees", "first_fy_months"):
             v = raw[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -64,6 +66,7 @@ class CompanyFacts:
                                f"{field}.activity : « {raw['activity']} » n'est pas l'une de {', '.join(ACTIVITIES)}.")
         if not isinstance(raw["region"], str) or not raw["region"].strip():
             raise InvalidInput(f"{field}.region", f"{field}.region : région attendue.")
+        check_text(raw["region"], f"{field}.region")
         linked = raw.get("linked_sirens") or []
         if not isinstance(linked, list):
             raise InvalidInput(f"{field}.linked_sirens", f"{field}.linked_sirens : liste de SIREN attendue.")
@@ -77,6 +80,8 @@ class CompanyFacts:
         email = raw.get("email")
         if email is not None and (not isinstance(email, str) or "@" not in email or len(email) > 254):
             raise InvalidInput(f"{field}.email", f"{field}.email : adresse électronique invalide.")
+        if email is not None:
+            check_text(email, f"{field}.email")
         return cls(
             siren=siren, name=name.strip(), employees=raw["employees"],
             equity=parse_amount(raw["equity"], f"{field}.equity"),

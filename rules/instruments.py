@@ -21,6 +21,7 @@ from programmes import Instrument, Phase, Programme
 from rules.errors import InvalidInput, RuleViolation
 from rules.money import (ZERO, Adjustment, AidBreakdown, PhaseLine, Quote, cents, check_phase_days,
                          parse_amount, parse_days, phase_day_rate_cap)
+from rules.text import check_text
 
 KEYS = ("subsidy", "loan")
 
@@ -52,6 +53,7 @@ def parse_expenses(raw, field: str) -> tuple[ExpenseItem, ...]:
         label = item.get("label", "")
         if not isinstance(label, str) or len(label) > 200:
             raise InvalidInput(f"{where}.label", f"{where}.label : un libellé de 200 caractères au plus.")
+        check_text(label, f"{where}.label")
         out.append(ExpenseItem(label.strip(), parse_amount(item["amount"], f"{where}.amount", allow_zero=False)))
     return tuple(out)
 

@@ -24,6 +24,7 @@ from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import ConcurrencyConflict, InvalidInput, NotAllowed, RuleViolation
 from rules.instruments import (ExpenseWindow, LineRequest, assess_line_claim, check_request_days, compute_line_aid,
                                parse_request, validate_invoice_kinds)
+from rules.text import check_text
 from rules.money import (ZERO, AidBreakdown, Quote, assess_final_claim, check_advance,
                          check_phase_days, compute_aid, parse_amount)
 from services.clock import Clock
@@ -187,7 +188,7 @@ def _reason(raw, field: str = "reason", *, required: bool = True) -> str | None:
         raise InvalidInput(field, f"{field} : un motif est obligatoire.")
     if len(raw) > 2000:
         raise InvalidInput(field, f"{field} : 2 000 caractères au plus.")
-    return raw.strip()
+    return check_text(raw, field, multiline=True).strip()
 
 
 # -- documents -----------------------------------------------------------------------------
@@ -449,6 +450,7 @@ def upload_document(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: 
     """One real file (API, web). Same trigger and guards as `provide_documents`."""
     cmd = _Command(uow, clock, actor, dossier_id, expected_version)
     kind = _list_of_kinds([kind], "kind")[0]
+    check_text(filename, "filename")
     cmd.move("provide_documents", {"uploader_may_provide": _uploader_may_provide(actor, [kind])})
     doc = _store_document(cmd.session, uow, dossier=cmd.dossier, kind=kind, filename=filename,
                           content=content, content_type=content_type, actor=actor, now=cmd.now)
@@ -514,7 +516,7 @@ def _consultant_name(consultant, *, required: bool) -> str | None:
         return None
     if not isinstance(consultant, str) or not consultant.strip() or len(consultant) > 200:
         raise InvalidInput("consultant", "consultant : le nom du prestataire référencé est obligatoire.")
-    return consultant.strip()
+    return check_text(consultant, "consultant").strip()
 
 
 def declare_eligible(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, consultant: str | None = None,
@@ -710,7 +712,7 @@ def _gge_at(programme: Programme, granted_on: date):
 def _session_for(cmd: _Command, code, *, create: bool) -> m.CouncilSession | None:
     if not isinstance(code, str) or not code.strip() or len(code) > 64:
         raise InvalidInput("session", "session : identifiant de séance attendu (64 caractères au plus).")
-    code = code.strip()
+    code = check_text(code, "session").strip()
     session_row = cmd.session.scalar(_COUNCIL_SESSION_BY_CODE, {"code": code})
     if session_row is None and create:
         c = cmd.programme.council
@@ -776,7 +778,7 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
     if outcome != "adjourned":
         if not isinstance(deliberation, str) or not deliberation.strip() or len(deliberation) > 64:
             raise InvalidInput("deliberation", "deliberation : le numéro de délibération est obligatoire.")
-        deliberation = deliberation.strip()
+        deliberation = check_text(deliberation, "deliberation").strip()
     adjourned = bool((cmd.dossier.proposal or {}).get("adjourned"))
     council = _session_for(cmd, session, create=adjourned)
     prior = _prior_de_minimis(cmd.session, cmd.dossier)

@@ -25,6 +25,7 @@ from db import models as m
 from rules.calendar import PARIS, is_working_day
 from rules.errors import RuleViolation
 from services import commands
+from services.audit.anchors import anchor
 from services.clock import FrozenClock
 from services.programme_sync import sync_programmes
 from services.sweep import sweep
@@ -331,9 +332,11 @@ def _start_for(rng: random.Random, target: str) -> datetime:
     return start.replace(hour=rng.randint(8, 17), minute=rng.choice([0, 15, 30, 45]))
 
 
-def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021) -> dict:
+def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021, journal: str | None = None) -> dict:
     """Play `dossiers` generated lives (seeded) as the demo users, up to the demo instant, then
-    sweep as of that instant. The report's counts are read after everything, sweep included."""
+    sweep as of that instant, then anchor every dossier's chain head (`services.audit.anchors`,
+    appended to `journal` when given): a demo database is never left with histories no anchor
+    vouches for. The report's counts are read after everything, sweep included."""
     rng = random.Random(seed)
     clock = FrozenClock(DEMO_NOW)
     with uow_factory() as uow:
@@ -375,11 +378,13 @@ def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021) -> dict:
     # Bring every dossier to the demo date: reminders due by then go out, requests lapse.
     clock.set(DEMO_NOW)
     report = sweep(uow_factory=uow_factory, clock=clock)
+    anchored = anchor(uow_factory, clock, journal=journal)
     with uow_factory() as uow:
         return {"as_of": DEMO_NOW.isoformat(), "programmes_recorded": programmes, "dossiers": len(dossier_ids),
                 "by_state": demo_state_counts(uow, dossier_ids), "commands": commands_run, "refused": refused,
                 "cut_short_by_demo_instant": cut_short, "sweep": report.as_dict(),
-                "at_demo_instant": demo_worklists(uow, dossier_ids, DEMO_NOW), "users": seeded_users}
+                "at_demo_instant": demo_worklists(uow, dossier_ids, DEMO_NOW), "users": seeded_users,
+                "anchor": anchored.as_dict()}
 
 
 def demo_state_counts(uow, dossier_ids: list[int]) -> dict[str, int]:

@@ -8,8 +8,6 @@ file (`attributing_siret`) or from whoever exports; when neither gives it, the e
 (`programme_figure_unknown`, field `attributing_siret`) — the column is mandatory."""
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +19,7 @@ from db import models as m
 from rules.calendar import paris_date
 from rules.errors import InvalidInput, RuleViolation
 from rules.identifiers import InvalidIdentifier, validate_siret
+from services.csv_export import write_csv
 
 SCHEMA = "scdl/subventions"
 SCHEMA_VERSION = "2.1.1"
@@ -53,12 +52,10 @@ class Export:
     rows: list[dict]
 
     def csv(self) -> str:
-        """UTF-8 CSV, comma-separated, one header line: what the schema's validators read."""
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        return out.getvalue()
+        """UTF-8 CSV, comma-separated, one header line: what the schema's validators read. A
+        free-text cell a spreadsheet would read as a formula (a company named `=HYPERLINK(…)`)
+        is written as text, prefixed with `'` (services.csv_export)."""
+        return write_csv(COLUMNS, self.rows)
 
 
 def _two_places(value: Decimal) -> Decimal:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from db.models_auth import REGIONAL_ROLES, ROLES, User
 from rules.errors import InvalidInput, NotFound, RuleViolation
 from rules.identifiers import InvalidIdentifier, validate_siren
+from rules.text import check_text
 from services.clock import Clock, SystemClock
 from services.commands import Actor
 from services.uow import UnitOfWork
@@ -173,10 +174,10 @@ def create_user(*, uow: UnitOfWork, clock: Clock, username: str, password: str, 
     if role == "consultant":
         if not isinstance(consultant, str) or not consultant.strip() or len(consultant) > 200:
             raise InvalidInput("consultant", "consultant : le nom du prestataire référencé est obligatoire (200 caractères au plus).")
-        consultant = consultant.strip()
+        consultant = check_text(consultant, "consultant").strip()
     elif consultant is not None:
         raise InvalidInput("consultant", "consultant : seul un compte « consultant » porte un nom de prestataire.")
-    display_name = (display_name or username).strip()
+    display_name = check_text(display_name or username, "display_name").strip()
     if not display_name or len(display_name) > 200:
         raise InvalidInput("display_name", "display_name : 1 à 200 caractères.")
     if uow.session.scalar(select(User.id).where(User.username == username)) is not None:

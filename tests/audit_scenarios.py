@@ -23,7 +23,11 @@ def scenario(name: str) -> dict:
 
 def play(uow_factory, name: str) -> int:
     """The dossier id; refused steps are skipped as the runner does (nothing written)."""
-    doc = scenario(name)
+    return play_document(uow_factory, scenario(name))
+
+
+def play_document(uow_factory, doc: dict) -> int:
+    """`play`, for a scenario given as data (a golden file changed by a test)."""
     clock = FrozenClock(parse_instant(doc["steps"][0]["at"], "at"))
     dossier_id = None
     for step in doc["steps"]:

@@ -8,7 +8,9 @@ import zipfile
 
 import pytest
 
+import office_files
 from api.files import safe_filename, sniff
+from rules.errors import RuleViolation
 from api_support import *  # noqa: F401,F403  (fixtures)
 from api_support import APPLICANT, CONSULTANT, GARONNE, OFFICER, PDF, counts, submit
 
@@ -26,9 +28,9 @@ def _zip(members: dict[str, bytes], stored_first: str | None = None) -> bytes:
     return buf.getvalue()
 
 
-ODT = _zip({"mimetype": b"application/vnd.oasis.opendocument.text", "content.xml": b"<office:document/>"},
-           stored_first="mimetype")
-DOCX = _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w:document/>"})
+# Real minimal packages (a ZIP listing the names of a DOCX is no DOCX: tests/test_office_uploads.py).
+ODT = office_files.odt()
+DOCX = office_files.docx()
 
 
 @pytest.fixture
@@ -132,7 +134,11 @@ def test_names_and_types_are_judged_without_the_api():
     assert safe_filename("photo.jpeg", "image/jpeg", "x") == "photo.jpeg"
     assert safe_filename("photo.png", "image/jpeg", "x") == "photo.jpg"
     assert len(safe_filename("a" * 500 + ".pdf", "application/pdf", "x")) <= 120
-    assert safe_filename("rapport\x00.exe\r\n.pdf", "application/pdf", "x") == "rapport_.exe__.pdf"
+    # A control or bidirectional format character is refused, not rewritten (rules.text).
+    for raw in ("rapport\x00.exe\r\n.pdf", "\u202efdp.exe"):
+        with pytest.raises(RuleViolation) as refused:
+            safe_filename(raw, "application/pdf", "x")
+        assert (refused.value.rule, refused.value.field) == ("text_forbidden_character", "filename")
 
 
 def test_a_consultant_uploads_its_report_for_an_assigned_dossier_only(sign_in, clock, dossier):

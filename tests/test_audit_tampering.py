@@ -252,3 +252,71 @@ def test_the_daily_anchoring_flow_records_the_heads_that_moved_and_chains_to_the
         assert quiet["prev_hash"] == first.hash
     assert journal.read_text("utf-8").count("\n") == 1
     assert verify_database(f.engine, journal=str(journal)).anchors["journal"]["anchors"] == 1
+
+
+# -- backdating: an event moved back in time, the chain re-hashed after it ----------------------
+
+def _rechain_from(f, dossier_id: int, seq: int, **changes) -> None:
+    """Change event `seq` and re-hash it and every event after it, links included: what a forger
+    who knows the hash scheme does so that every event still gives its hash."""
+    with f.engine.connect() as conn:
+        rows = conn.execute(select(EVENTS).where(EVENTS.c.dossier_id == dossier_id, EVENTS.c.seq >= seq)
+                            .order_by(EVENTS.c.seq)).all()
+    statements, prev = [], None
+    for row in rows:
+        values = dict(changes) if row.seq == seq else {}
+        prev_hash = prev if prev is not None else row.prev_hash
+        h = rehash(row, prev_hash=prev_hash, **values)
+        statements.append(update(EVENTS).where(EVENTS.c.id == row.id).values(prev_hash=prev_hash, hash=h, **values))
+        prev = h
+    sql(f, *statements)
+
+
+@pytest.fixture
+def unanchored(uow_factory):
+    """Golden case 1 and golden case 9, never anchored: what `usine demo` and `usine api` left
+    before they anchored."""
+    full = play(uow_factory, "golden-1-sme-full-life")
+    lapsed = play(uow_factory, "golden-9-document-chase-lapse")
+    with uow_factory() as uow:
+        refs = {d.id: d.reference for d in uow.session.scalars(select(m.Dossier))}
+    return {"full": full, "lapsed": lapsed, "refs": refs, "factory": uow_factory}
+
+
+def test_an_event_moved_before_its_predecessor_and_rehashed_after_is_named_backdated_at_its_own_number(unanchored):
+    f, full = unanchored["factory"], unanchored["full"]
+    vote, before = event(f, full, 9), event(f, full, 8)
+    assert vote.command == "record_vote"
+    _rechain_from(f, full, 9, at=before.at - timedelta(days=2))
+    report = verify_database(f.engine)
+    ref = unanchored["refs"][full]
+    assert {(p["dossier"], p["problem"], p["seq"]) for p in report.problems} == {(ref, "inserted", 9)}
+    assert "antidaté" in report.problems[0]["detail"]
+    assert usine(str(f.engine.url.render_as_string(hide_password=False)), "verify").returncode == 1
+
+
+def test_the_last_event_moved_before_its_predecessor_is_named_backdated_not_a_removed_event(unanchored):
+    f, lapsed = unanchored["factory"], unanchored["lapsed"]
+    with f.engine.connect() as conn:
+        last_seq = conn.execute(select(EVENTS.c.seq).where(EVENTS.c.dossier_id == lapsed)
+                                .order_by(EVENTS.c.seq.desc())).first()[0]
+    before = event(f, lapsed, last_seq - 1)
+    _rechain_from(f, lapsed, last_seq, at=before.at - timedelta(hours=1))
+    ref = unanchored["refs"][lapsed]
+    assert problems(f) == {(ref, "inserted", last_seq)}
+
+
+def test_the_last_event_moved_back_but_still_after_its_predecessor_is_named_backdated(unanchored):
+    f, full = unanchored["factory"], unanchored["full"]
+    last, before = event(f, full, 15), event(f, full, 14)
+    _rechain_from(f, full, 15, at=before.at + (last.at - before.at) / 2)
+    ref = unanchored["refs"][full]
+    assert problems(f) == {(ref, "inserted", 15)}
+
+
+def test_the_last_event_deleted_without_an_anchor_is_still_named_as_removed(unanchored):
+    f, full = unanchored["factory"], unanchored["full"]
+    sql(f, text("DELETE FROM events WHERE dossier_id = :d AND seq = 15").bindparams(d=full))
+    found = problems(f)
+    ref = unanchored["refs"][full]
+    assert (ref, "removed", 15) in found and (ref, "inserted", 14) not in found

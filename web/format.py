@@ -32,6 +32,9 @@ RULE_LABELS = {
     "payment_deadline": "délai de demande de paiement", "agenda_closed": "ordre du jour clos",
     "invalid_input": "saisie invalide", "programme_figure_unknown": "chiffre du programme inconnu",
     "concurrency": "modification concurrente", "file_type": "type de fichier", "file_too_large": "taille du fichier",
+    "text_forbidden_character": "caractère interdit", "office_package_invalid": "document bureautique invalide",
+    "office_package_too_large": "archive trop volumineuse une fois décompressée",
+    "office_package_macro": "macro ou exécutable dans le document",
 }
 
 BASE_LABELS = {"expense": "dépense éligible", "aid": "aide"}

@@ -223,13 +223,21 @@ async def upload(request: Request, dossier_id: DossierId, user: Annotated[WebUse
     if not content:
         flash(request, "error", "Refusé — le fichier est vide (champ « file »). Rien n'a été modifié.")
         return RedirectResponse(target, status_code=303)
-    content_type = _sniff(content)
+    try:
+        content_type = _sniff(content)
+    except RuleViolation as exc:  # an office document that is not one, a zip bomb, macros
+        flash(request, "error", refusal_text(exc))
+        return RedirectResponse(target, status_code=303)
     if content_type is None:
         flash(request, "error", "Refusé — type de fichier non accepté (champ « file ») : PDF, PNG, JPEG, ODT ou DOCX, "
                                 "reconnu d'après son contenu. Rien n'a été modifié.")
         return RedirectResponse(target, status_code=303)
-    kwargs = {"kind": kind, "filename": _safe_name(file.filename, content_type, kind or "piece"),
-              "content": content, "content_type": content_type}
+    try:
+        filename = _safe_name(file.filename, content_type, kind or "piece")
+    except RuleViolation as exc:
+        flash(request, "error", refusal_text(exc))
+        return RedirectResponse(target, status_code=303)
+    kwargs = {"kind": kind, "filename": filename, "content": content, "content_type": content_type}
     web = request.app.state.web
     outcome, refused = await run_in_threadpool(run_command, web, user, dossier_id, commands.upload_document, kwargs,
                                                _version(form))

@@ -111,8 +111,11 @@ def _anchored_problems(rows, anchored_on: dict[int, datetime]) -> list[dict]:
     return problems
 
 
-def anchor(uow_factory, clock, *, journal: str | Path | None = None) -> AnchorResult:
-    """Record the heads that moved since the last anchor, chained to it."""
+def anchor(uow_factory, clock, *, journal: str | Path | None = None,
+           only_if_moved: bool = False) -> AnchorResult | None:
+    """Record the heads that moved since the last anchor, chained to it. With `only_if_moved`,
+    nothing is written (None) when no head moved since the last anchor (the API's periodic
+    anchoring: an idle database gets no anchor every quarter of an hour)."""
     with uow_factory() as uow:
         s = uow.session
         anchors = {a.seq: a.anchored_at for a in s.scalars(select(AuditAnchor))}
@@ -127,6 +130,8 @@ def anchor(uow_factory, clock, *, journal: str | Path | None = None) -> AnchorRe
         current = s.execute(_CURRENT_HEADS).all()
         delta = [(r.dossier_reference, r.seq, r.hash, r.dossier_id) for r in current
                  if anchored.get(r.dossier_reference, 0) < r.seq]
+        if only_if_moved and not delta:
+            return None
         seq = (last.seq + 1) if last else 1
         prev = last.hash if last else GENESIS
         dossiers = (last.dossiers if last else 0) + sum(1 for d in delta if d[0] not in anchored)
@@ -152,10 +157,36 @@ def anchor(uow_factory, clock, *, journal: str | Path | None = None) -> AnchorRe
         path = Path(journal)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({**result.as_dict(), "delta_digest": digest,
-                                 "heads": [[ref, hseq, hh, did] for ref, hseq, hh, did in sorted(delta)]},
-                                ensure_ascii=False) + "\n")
+            fh.write(_journal_line(result.as_dict(), digest, delta))
     return result
+
+
+def _journal_line(anchor_dict: dict, digest: str, heads) -> str:
+    return json.dumps({**anchor_dict, "delta_digest": digest,
+                       "heads": [[ref, hseq, hh, did] for ref, hseq, hh, did in sorted(heads)]},
+                      ensure_ascii=False) + "\n"
+
+
+def export_journal(session, path: str | Path) -> dict:
+    """Write every anchor with the heads it recorded, as journal lines (the format `anchor`
+    appends and `usine audit verify --journal` reads), to keep outside the database: a copy
+    taken today vouches for every history anchored up to today, even if the database — anchors
+    included — is later rewritten. Returns what was written (count, last anchor, file SHA-256)."""
+    heads: dict[int, list] = {}
+    for r in session.execute(select(AuditAnchorHead.anchor_seq, AuditAnchorHead.dossier_reference,
+                                    AuditAnchorHead.seq, AuditAnchorHead.hash, AuditAnchorHead.dossier_id)):
+        heads.setdefault(r[0], []).append((r[1], r[2], r[3], r[4]))
+    anchors = session.scalars(select(AuditAnchor).order_by(AuditAnchor.seq)).all()
+    text_out = "".join(_journal_line(
+        AnchorResult(a.seq, a.anchored_at, a.hash, a.prev_hash, a.dossiers, a.events, a.changed).as_dict(),
+        a.delta_digest, heads.get(a.seq, [])) for a in anchors)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text_out, encoding="utf-8")
+    last = anchors[-1] if anchors else None
+    return {"path": str(path), "anchors": len(anchors), "sha256": hashlib.sha256(text_out.encode("utf-8")).hexdigest(),
+            "last": None if last is None else {"seq": last.seq, "anchored_at": last.anchored_at.isoformat(),
+                                               "hash": last.hash}}
 
 
 def list_anchors(session, limit: int = 50) -> list[dict]:

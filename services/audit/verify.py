@@ -9,7 +9,10 @@ events and *names* what was done to them:
 - ``removed``: a sequence number is missing, or the dossier was changed after its last event
   (the tail was cut);
 - ``inserted``: an event the chain goes round (its neighbours are linked to each other), or an
-  event later than the dossier's last change, or earlier than the event before it;
+  event later than the dossier's last change, or earlier than the event before it — including
+  an event moved back in time with the chain re-hashed after it (*backdated*, named at its own
+  number), and a last event dated before the dossier's last change while the row's version
+  says no event is missing;
 - ``reordered``: an event whose hash is right for another sequence number (numbers swapped or
   shifted);
 - ``state_mismatch`` / ``state_differs`` / ``paid_differs``: the states do not follow each
@@ -67,13 +70,18 @@ class DossierFacts:
     status: str
     net_paid: Decimal
     updated_at: datetime | None
+    # The row's version: the dossier is created at version 1, its reference set at version 2,
+    # and every event bumps it at least once (`_Command.record`, the sweeps' batch writer; a
+    # withdrawal twice), so a row at version n + 1 after n events proves no event was cut from
+    # the tail: a last event dated before the row's last change was then moved back in time.
+    version: int | None = None
 
 
 def _facts(dossier) -> DossierFacts | None:
     if dossier is None:
         return None
     return DossierFacts(dossier.id, dossier.reference, dossier.status,
-                        dossier.paid_total - dossier.recovered_total, dossier.updated_at)
+                        dossier.paid_total - dossier.recovered_total, dossier.updated_at, dossier.version)
 
 
 # -- one dossier -------------------------------------------------------------------------------
@@ -97,6 +105,7 @@ def check_history(result: Verification, facts: DossierFacts | None, events: Sequ
             result.fail(kind, seq, detail)
 
     renumbered: list[tuple[int, int]] = []  # (stored seq, original seq)
+    backdated: set[int] = set()
     renumbered_at: set[int] = set()
     by_hash = {e.hash: i for i, e in enumerate(events)}
     expected = 1
@@ -122,6 +131,14 @@ def check_history(result: Verification, facts: DossierFacts | None, events: Sequ
         if original is not None:
             renumbered.append((s, original))
             renumbered_at.add(i)
+        elif early and valid[i] and link_ok:
+            # Dated before the event it follows, yet hashed and linked in place: the event was
+            # moved back in time (or forged so) and the chain re-hashed from it on. Named at its
+            # own number; it stays in the fold (its content is the dossier's), so the events
+            # after it are not blamed for it.
+            backdated.add(s)
+            fail("inserted", s, f"événement n°{s} ({e.command}) antidaté : daté du {fr_instant(e.at)}, avant "
+                                f"l'événement n°{previous.seq} qui le précède ({fr_instant(previous.at)})")
         elif skipped or (late and not valid[i]) or (early and not (valid[i] and link_ok)):
             why = ("la chaîne le contourne : l'événement suivant est lié au précédent" if skipped
                    else "postérieur à la dernière modification du dossier" if late
@@ -173,9 +190,16 @@ def check_history(result: Verification, facts: DossierFacts | None, events: Sequ
         fail("reordered", stored, f"événement {span} : enregistré sous le {was} (numéros permutés ou décalés)")
     if facts is not None:
         last = events[-1]
-        if facts.updated_at is not None and last.at < facts.updated_at:
-            fail("removed", last.seq + 1, f"le dossier a changé le {fr_instant(facts.updated_at)}, après son dernier "
-                                          f"événement (n°{last.seq}) : au moins un événement a été supprimé")
+        if facts.updated_at is not None and last.at < facts.updated_at and last.seq not in backdated:
+            if facts.version is not None and facts.version == last.seq + 1:
+                # As many events as the row's version counts: none is missing; the last one no
+                # longer bears the instant the dossier recorded for it.
+                fail("inserted", last.seq, f"événement n°{last.seq} ({last.command}) antidaté : daté du "
+                                           f"{fr_instant(last.at)}, le dossier a été modifié pour la dernière fois le "
+                                           f"{fr_instant(facts.updated_at)}")
+            else:
+                fail("removed", last.seq + 1, f"le dossier a changé le {fr_instant(facts.updated_at)}, après son dernier "
+                                              f"événement (n°{last.seq}) : au moins un événement a été supprimé")
         if state != facts.status:
             fail("state_differs", None, f"l'historique donne l'état « {state} », la base « {facts.status} »")
         if paid != facts.net_paid:
@@ -292,10 +316,11 @@ def verify_database(engine, *, dossier_id: int | None = None, anchors: bool = Tr
     problems: list[dict] = []
     with engine.connect() as conn:
         q = select(m.Dossier.id, m.Dossier.reference, m.Dossier.status, m.Dossier.paid_total,
-                   m.Dossier.recovered_total, m.Dossier.updated_at)
+                   m.Dossier.recovered_total, m.Dossier.updated_at, m.Dossier.version)
         if dossier_id is not None:
             q = q.where(m.Dossier.id == dossier_id)
-        dossiers = {r.id: DossierFacts(r.id, r.reference, r.status, r.paid_total - r.recovered_total, r.updated_at)
+        dossiers = {r.id: DossierFacts(r.id, r.reference, r.status, r.paid_total - r.recovered_total, r.updated_at,
+                                       r.version)
                     for r in conn.execute(q)}
         seen: set[int] = set()
         seen_refs: dict[str, int] = {}
