@@ -55,7 +55,11 @@ def loan_figures(session, dossier: m.Dossier) -> dict | None:
     if dossier.loan is None:
         terms = voted_loan(dossier)
         return rules.undisbursed_status(Decimal(terms["principal"])).as_dict() if terms else None
-    return rules.loan_status(plan_of(dossier), repayments_of(session, dossier.id)).as_dict()
+    figures = rules.loan_status(plan_of(dossier), repayments_of(session, dossier.id)).as_dict()
+    if dossier.written_off is not None:
+        # Written off: nothing more is due; what was outstanding is the amount written off.
+        figures |= {"next_due": None, "written_off": str(dossier.written_off)}
+    return figures
 
 
 def _keep_columns(dossier: m.Dossier, status: rules.LoanStatus) -> None:

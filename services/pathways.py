@@ -13,7 +13,7 @@ from programmes import regulations
 from rules.calendar import paris_date
 from rules.de_minimis import PriorAid, headroom
 from rules.errors import InvalidInput, RuleViolation
-from rules.instruments import parse_request
+from rules.instruments import check_request_days, parse_request
 from rules.money import ZERO
 from services.clock import Clock
 from services.commands import (Actor, Outcome, _COMPANY_BY_SIREN, _commit, _move, _prior_de_minimis, check_scope,
@@ -99,8 +99,9 @@ def open_aid_dossier(*, uow: UnitOfWork, clock: Clock, actor: Actor, plan_id: in
         recovered_total=ZERO, submitted_at=now, updated_at=now, line=aid_line.number, plan_id=plan.id,
         actions=numbers, size_class=plan.size_class, company_id=plan.company_id,
     )
-    _move(dossier, "open_aid_dossier", actor, {"plan_approved": plan_approved, "actions_available": actions_available},
-          aid_line.shape)
+    _move(dossier, "open_aid_dossier", actor,
+          {"plan_approved": plan_approved, "actions_available": actions_available,
+           "line_amounts": lambda: check_request_days(programme, request, "consulting")}, aid_line.shape)
     dossier.reference = f"new-{id(dossier)}-{now.timestamp()}"[:32]
     session.add(dossier)
     session.flush()

@@ -63,7 +63,7 @@ TRANSITIONS: tuple[TransitionSpec, ...] = (
     T("submit_candidacy", ("draft",), "submitted", ("applicant",), ("window_open",), "dépôt de la candidature",
       ("diagnostic", "instruction")),
     # An aid dossier is opened from the company's approved progress plan, straight into instruction.
-    T("open_aid_dossier", ("draft",), "instruction", ("applicant",), ("plan_approved", "actions_available"),
+    T("open_aid_dossier", ("draft",), "instruction", ("applicant",), ("plan_approved", "actions_available", "line_amounts"),
       "ouverture d'un dossier d'aide", ("aid",)),
     T("take_for_review", ("submitted",), "eligibility_review", ("officer",), (), "prise en instruction",
       ("diagnostic", "instruction")),

@@ -19,11 +19,9 @@ FILES = sorted(FOLDER.glob("pathway-*.json"))
 
 # Files the product fails where SPEC §11 is clear; the lead fixes the product, then removes the mark
 # (strict: the test fails as soon as the product is right, so the mark cannot outlive the bug).
-PRODUCT_WRONG = {
-    "pathway-13-naq-consulting-aid-dossier-30-day-maximum":
-        "SPEC §11.4: a NAQ consulting aid dossier is '<= 30 days' (programme file: max_days = 30); "
-        "open_aid_dossier with 31 days is accepted (31 x 1,000 x 50 % = 15,500.00) instead of refused day_maximum",
-}
+# Files the product failed when they were written, until it was mended (pathway-13: a NAQ
+# consulting aid dossier of 31 days was accepted; SPEC §11.4 says ≤ 30 days — now refused).
+PRODUCT_WRONG: dict[str, str] = {}
 
 
 def _params():

@@ -614,6 +614,14 @@ class _Fold:
     def _loan_status(self):
         return loan_rules.loan_status(self._plan(), self.repayments)
 
+    def _loan_figures(self) -> dict | None:
+        if self.loan is None:
+            return _undisbursed(self.voted)
+        figures = self._loan_status().as_dict()
+        if self.written_off is not None:
+            figures |= {"next_due": None, "written_off": _s(self.written_off)}
+        return figures
+
     def on_disburse_loan(self, e, d) -> None:
         self.loan = d.get("loan")
         voted = next((ln.get("loan") for ln in (self.voted or {}).get("lines", []) if ln.get("loan")), None)
@@ -720,7 +728,7 @@ class _Fold:
             requests=list(self.requests.values()), de_minimis_attested=self.de_minimis_attested,
             de_minimis_granted=self.de_minimis_granted, catalogue=self.catalogue, as_of=as_of,
             line=self.line, call=self.call, actions=self.actions,
-            loan=(self._loan_status().as_dict() if self.loan is not None else _undisbursed(self.voted)),
+            loan=self._loan_figures(),
             written_off=self.written_off,
         )
 
