@@ -272,3 +272,17 @@ def test_with_several_processes_the_metrics_of_each_are_added_up(tmp_path):
     assert value(samples, "usine_commands_total", command="pay", outcome="ok", rule="") == 3
     assert value(samples, "usine_http_requests_total", method="POST", route="/dossiers/{dossier_id}/commands/pay",
                  status="200") == 3
+
+
+def test_an_unexpected_error_answers_500_with_the_request_id_that_its_log_line_carries(app, json_lines):
+    def broken():
+        raise RuntimeError("panne imprévue")
+
+    app.add_api_route("/ops-test/broken", broken, methods=["GET"])
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/ops-test/broken", headers={"X-Request-ID": "incident-42"})
+    assert r.status_code == 500 and r.headers["x-request-id"] == "incident-42"
+    assert r.json()["detail"] == "Erreur interne : l'incident est journalisé."
+    errors = [x for x in json_lines() if x["level"] == "ERROR"]
+    assert errors and all(x["request_id"] == "incident-42" for x in errors)
+    assert "panne imprévue" in errors[0]["exc_info"]
