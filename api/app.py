@@ -15,8 +15,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.files import BodyLimitMiddleware
+from api.observability import ObservabilityMiddleware
 from api.problems import PROBLEM_JSON, TITLES, FieldError, ProblemDetails, install_problem_handlers
 from api.security import DEFAULT_TTL_SECONDS, resolve_secret
+from services.metrics import DatabaseCollector
 
 VERSION = "0.1.0"
 DESCRIPTION = """Dossiers d'aide « Industrie du Futur » des régions.
@@ -151,6 +153,9 @@ def create_app(*, uow_factory=None, clock=None, secret_key: str | None = None,
     app.state.token_ttl = token_ttl_seconds or _token_ttl()
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
+    # Outermost of Usine's: the request id is bound, and the request counted, whatever answers.
+    app.add_middleware(ObservabilityMiddleware)
+    app.state.metrics_collector = DatabaseCollector(app.state.uow_factory, clock)
     for name in ROUTERS:
         app.include_router(importlib.import_module(name).router)
     for name in OPTIONAL_ROUTERS:
@@ -208,6 +213,7 @@ def _complete_openapi(app: FastAPI) -> None:
 
 
 GENERIC_PROBLEMS = ("401", "403", "404", "422")
+PUBLIC_PATHS = ("/health", "/health/live", "/health/ready", "/metrics")  # answered without a token
 
 
 def _problems_on_every_operation(schema: dict) -> None:
@@ -222,7 +228,7 @@ def _problems_on_every_operation(schema: dict) -> None:
                 continue
             responses = operation["responses"]
             for status in GENERIC_PROBLEMS:
-                if status == "401" and path == "/health":
+                if status == "401" and path in PUBLIC_PATHS:
                     continue
                 entry = responses.setdefault(status, {"description": TITLES.get(int(status), "Erreur")})
                 entry["content"] = dict(content)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import logging.config
 import os
 import signal
 import socket
@@ -38,6 +39,8 @@ import time
 from pathlib import Path
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from services.telemetry import logging_config
 
 HTTP_PROTOCOL = "api.server:NoDelayHttpToolsProtocol"
 EVENT_LOOP = "uvloop"
@@ -52,6 +55,15 @@ STOP_TIMEOUT_SECONDS = 25
 _ROOT = Path(__file__).resolve().parent.parent
 
 logger = logging.getLogger("uvicorn.error")
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _forget_metrics_of(pid: int) -> None:
+    """A worker ended: its live gauges go (its counters stay in the directory: they never go back)."""
+    if os.environ.get(METRICS_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
 
 
 def set_no_delay(transport) -> bool:
@@ -100,11 +112,16 @@ def _server_class():
 def _uvicorn_config(*, host: str, port: int, log_level: str, access_log: bool, app: str = APP):
     import uvicorn
 
+    # Usine's logging (JSON lines by default, `services.telemetry`): uvicorn's loggers go through
+    # it, and its access line gives way to Usine's (`usine.access`: the route, the duration, the
+    # request id), which `access_log` turns on or off.
     return uvicorn.Config(app, factory=app == APP, host=host, port=port, http=HTTP_PROTOCOL, loop=EVENT_LOOP,
-                          log_level=log_level, access_log=access_log, proxy_headers=False, server_header=False)
+                          log_level=log_level, access_log=False, proxy_headers=False, server_header=False,
+                          log_config=logging_config("api", level=log_level, access_log=access_log))
 
 
-_LOG_FORMAT = "%(levelname)s:     %(message)s"
+def _configure_logging(log_level: str, access_log: bool = True) -> None:
+    logging.config.dictConfig(logging_config("api", level=log_level, access_log=access_log))
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -188,9 +205,23 @@ class Supervisor:
     def _on_signal(self, signum, frame) -> None:
         self.stopping = True
 
+    def _metrics_dir(self) -> str | None:
+        """Several workers: prometheus-client's multiprocess mode, each worker's values in files of
+        one directory that every worker's `GET /metrics` adds up (`services.metrics`). The one
+        given in PROMETHEUS_MULTIPROC_DIR (its owner empties it), else a new one, removed at
+        the end. Returns the directory to remove."""
+        if os.environ.get(METRICS_ENV):
+            return None
+        import tempfile
+
+        path = tempfile.mkdtemp(prefix="usine-metrics-")
+        os.environ[METRICS_ENV] = path  # inherited by the workers spawned below
+        return path
+
     def run(self) -> int:
         check_address_free(self.host, self.port)
         self.sockets = bind_worker_sockets(self.host, self.port, self.count)
+        owned_metrics_dir = self._metrics_dir()
         self.port = self.sockets[0].getsockname()[1]
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         code = 0
@@ -213,12 +244,18 @@ class Supervisor:
                 signal.signal(sig, handler)
             for sock in self.sockets:
                 sock.close()
+            if owned_metrics_dir is not None:
+                import shutil
+
+                os.environ.pop(METRICS_ENV, None)
+                shutil.rmtree(owned_metrics_dir, ignore_errors=True)
         return code
 
     def _replace(self, index: int, worker: _Worker) -> int:
         """Restart the worker that ended on its socket, or answer STARTUP_FAILURE when restarting
         would fail the same way."""
         returncode = worker.process.returncode
+        _forget_metrics_of(worker.process.pid)
         if worker.had_started():
             self.killed_before_serving[index] = 0
             logger.warning("Worker %d ended (code %s): restarted on its socket.", worker.process.pid, returncode)
@@ -262,7 +299,7 @@ def serve(*, host: str, port: int, workers: int = 1, log_level: str = "info", ac
     """Serve the API: in this process with one worker, under a Supervisor with more."""
     try:
         if workers > 1:
-            logging.basicConfig(level=log_level.upper(), format=_LOG_FORMAT)
+            _configure_logging(log_level, access_log)
             return Supervisor(host=host, port=port, workers=workers, log_level=log_level, access_log=access_log,
                               app=app).run()
         # Refused before the app starts up: uvicorn binds after its lifespan has run, and would
@@ -270,7 +307,8 @@ def serve(*, host: str, port: int, workers: int = 1, log_level: str = "info", ac
         check_address_free(host, port)
     except OSError as error:  # the address: in use, not this machine's, not allowed
         # One worker logs only through uvicorn's own loggers; the supervisor's handler, if any, stays.
-        logging.basicConfig(level=log_level.upper(), format=_LOG_FORMAT)
+        if not logging.getLogger().handlers:
+            _configure_logging(log_level, access_log)
         logger.error("[Errno %s] error while attempting to bind on address %r: %s", error.errno, (host, port),
                      (error.strerror or str(error)).lower())
         return STARTUP_FAILURE

@@ -413,7 +413,13 @@ def serve_command(host: str = typer.Option("127.0.0.1", "--host", help="Adresse 
             time.sleep(0.5)
         typer.echo("[usine serve] serveur Prefect prêt ; déploiements servis : "
                    + ", ".join(f"{s.flow} ({s.effective_cron()}, Europe/Paris)" for s in _schedules()))
-        children.append(_Child("flows", [sys.executable, "-m", "workflows.deployments"], env, cwd))
+        # The API and the flows share one metrics directory (prometheus-client's multiprocess
+        # mode): the sweeps the flow runs time show at the API's /metrics. Emptied here, at
+        # each start (counters start again from zero, as after any restart). JSON log lines.
+        observed_env = {**env, "USINE_LOG_FORMAT": env.get("USINE_LOG_FORMAT", "json"),
+                        "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR")
+                        or _metrics_dir(var)}
+        children.append(_Child("flows", [sys.executable, "-m", "workflows.deployments"], observed_env, cwd))
         if api:
             if importlib.util.find_spec("api.app") is None:
                 typer.echo("[usine serve] api/app.py absent : API non démarrée.")
@@ -421,7 +427,7 @@ def serve_command(host: str = typer.Option("127.0.0.1", "--host", help="Adresse 
                 typer.echo(f"[usine serve] API : http://{host}:{api_port}")
                 from api.server import api_command
 
-                children.append(_Child("API", api_command(host=host, port=api_port), env, cwd))
+                children.append(_Child("API", api_command(host=host, port=api_port), observed_env, cwd))
         typer.echo("[usine serve] prêt — Ctrl-C pour tout arrêter.")
         while True:
             for child in children:
@@ -447,6 +453,12 @@ def serve_command(host: str = typer.Option("127.0.0.1", "--host", help="Adresse 
         for s, handler in previous.items():
             signal.signal(s, handler)
     raise typer.Exit(exit_code)
+
+
+def _metrics_dir(var: Path) -> str:
+    from services.metrics import prepare_multiprocess_dir
+
+    return prepare_multiprocess_dir(str(var / "metrics"))
 
 
 def _schedules():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -243,8 +244,15 @@ def register_extensions() -> None:
 
 
 def main() -> None:
+    """`usine …`: one request id for the whole invocation (`cli-…`: the events it writes carry
+    it, and so do its log lines), and Usine's logging (JSON lines on stderr, warnings and
+    errors only unless USINE_LOG_LEVEL says otherwise: what a person reads is on stdout)."""
+    from services.telemetry import bound_request_id, configure_logging
+
+    configure_logging("cli", level=os.environ.get("USINE_LOG_LEVEL") or "WARNING")
     register_extensions()
-    app()
+    with bound_request_id(prefix="cli-"):
+        app()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         kwargs = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if in_memory:
             kwargs["poolclass"] = StaticPool
-        engine = create_engine(url, echo=echo, **kwargs)
+        # hide_parameters: see below.
+        engine = create_engine(url, echo=echo, hide_parameters=True, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -46,7 +47,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    # hide_parameters: an error message (and so a log line) never shows a statement's values —
+    # a document's bytes, a password hash, a person's details (docs/operations.md, Logs).
+    engine = create_engine(url, echo=echo, hide_parameters=True, pool_size=10, max_overflow=20)
     _ping_when_idle(engine)
     return engine
 

@@ -254,3 +254,7 @@ class Event(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(Instant)
+    # Operational metadata, outside the hashed payload (`services.events.event_hash`): the id of
+    # the API request, CLI invocation or flow run that wrote the event, to find its log lines.
+    # Not part of what the chain certifies: verifying never reads it, editing it breaks nothing.
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, event, insert, select
 from sqlalchemy.orm import Session
 
 from db import models as m
+from services.telemetry import REQUEST_ID
 
 GENESIS = "0" * 64
 
@@ -55,7 +56,9 @@ def event_row(*, dossier_id: int, dossier_reference: str, seq: int, prev_hash: s
     return {"dossier_id": dossier_id, "dossier_reference": dossier_reference, "seq": seq, "at": at,
             "actor": actor, "role": role, "command": command, "state_before": state_before,
             "state_after": state_after, "programme": programme, "data": data, "reason": reason,
-            "prev_hash": prev_hash, "hash": digest, "recorded_at": at}
+            "prev_hash": prev_hash, "hash": digest, "recorded_at": at,
+            # outside the hash on purpose: operational metadata (services.telemetry), not evidence
+            "request_id": REQUEST_ID.get()}
 
 
 EVENTS = m.Event.__table__

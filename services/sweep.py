@@ -44,6 +44,7 @@ from rules.money import ZERO
 from services.bulk import (BatchWriter, VersionConflict, company_recipient, dossier_stand_in, letter_context,
                            notification_row, officer_recipient)
 from services.clock import Clock
+from services.metrics import observed_sweep
 from services.outbox import applicant_recipient
 from services.uow import UnitOfWork
 from states.lifecycle import EXIT_STATES, OPEN_STATES, fire
@@ -516,6 +517,7 @@ def _apply_agenda_reminders(run: _Run):
 
 # -- the sweeps -------------------------------------------------------------------------------------
 
+@observed_sweep  # duration, outcome and a log line per part; a request id for its events
 def sweep_part(part: str, *, uow_factory: Callable[[], UnitOfWork], clock: Clock,
                batch_size: int = DEFAULT_BATCH_SIZE, on_item: Callable[[str], None] | None = None) -> SweepReport:
     """One of `PARTS`, as of the clock's instant."""
