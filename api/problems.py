@@ -56,6 +56,10 @@ RULE_TITLES = {
     "de_minimis": "Plafond de minimis atteint", "agenda_closed": "Ordre du jour clos",
     "unknown_command": "Commande inconnue", "unknown_programme": "Programme inconnu",
     "username_taken": "Identifiant déjà pris", "password_policy": "Mot de passe refusé",
+    "overpayment": "Remboursement supérieur au montant dû", "plan_not_approved": "Plan de progrès non approuvé",
+    "action_not_in_plan": "Action absente du plan", "action_covered": "Action déjà couverte",
+    "reference_rate_unknown": "Taux de référence inconnu", "unknown_line": "Ligne d'aide inconnue",
+    "loan_cap": "Plafond du prêt", "subsidy_cap": "Plafond de la subvention",
 }
 
 
