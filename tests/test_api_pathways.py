@@ -260,3 +260,20 @@ def test_a_companys_pathway_is_seen_by_the_company_and_its_regions_staff_only(pe
     assert sign_in(OFFICER).get(f"/companies/{CHARENTE['siren']}/pathway").status_code == 404
     assert sign_in(APPLICANT).get(f"/companies/{CHARENTE['siren']}/pathway").status_code == 404
     assert sign_in(OFFICER_NAQ).get("/companies/000000000/pathway").status_code == 404
+
+
+def test_a_subsidy_voted_with_a_loan_is_claimed_on_invoices_and_paid_while_the_loan_is_repaid(people, clock):
+    did = voted_line_3(people, clock)
+    finance, applicant = people("finances.pdl"), people("entreprise.loire")
+    clock.set(at("2020-07-15T10:00:00+02:00"))
+    finance.ok(did, "disburse_loan")
+    clock.set(at("2021-03-01T10:00:00+01:00"))
+    claim = applicant.ok(did, "claim_payment", {"phase": 3, "kind": "final", "invoices": [
+        {"date": "2020-09-30", "amount": "600000.00"}, {"date": "2021-02-15", "amount": "300000.00"}]})
+    assert claim["state"] == "in_repayment"
+    clock.set(at("2021-03-05T10:00:00+01:00"))
+    paid = finance.ok(did, "pay")
+    # 10 % of the 900 000 € justified: the subsidy is paid on its claim, the loan runs on.
+    assert paid["state"] == "in_repayment"
+    detail = finance.get(f"/dossiers/{did}").json()
+    assert detail["paid"] == "90000.00" and detail["loan"]["outstanding"] == "400000.00"
