@@ -10,7 +10,7 @@ from api_support import *  # noqa: F401,F403  (fixtures)
 from api_support import APPLICANT, APPLICANT_NAQ, OFFICER, OFFICER_NAQ, at
 from db import models as m
 from services import users as users_service
-from services.loans import sweep_loan
+from services.sweep import sweep
 
 LOIRE = {"siren": "441830007", "name": "Usinage Loire SAS", "employees": 80, "equity": "900000.00",
          "region": "Pays de la Loire", "first_fy_months": 36, "in_difficulty": False, "tax_social_up_to_date": True,
@@ -140,7 +140,7 @@ def test_the_head_writes_off_a_loan_in_default_with_a_reason_and_the_dossier_clo
     early = head.command(did, "write_off", {"reason": "Entreprise en liquidation."})
     assert early.status_code == 409 and early.json()["rule"] == "not_allowed"  # not in default yet
     clock.set(at("2020-12-15T06:00:00+01:00"))  # the 15/10/2020 instalment unpaid for 61 days
-    assert "default" in sweep_loan(uow_factory=uow_factory, clock=clock, dossier_id=did)
+    sweep(uow_factory=uow_factory, clock=clock)
     assert head.get(f"/dossiers/{did}").json()["state"] == "in_default"
     assert finance.command(did, "write_off", {"reason": "x"}).status_code == 403
     assert head.command(did, "write_off", {"reason": ""}).status_code == 422

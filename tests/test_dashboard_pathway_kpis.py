@@ -11,12 +11,10 @@ from html import unescape
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
-from db import models as m
 from services.clock import FrozenClock
 from services.kpis import programme_kpis, side_by_side
-from services.loans import sweep_loan
+from services.sweep import sweep
 from services.scenario import run_scenario
 from services.users import create_user
 from web.app import create_standalone_app
@@ -59,14 +57,13 @@ def test_a_pays_de_la_loire_loan_is_counted_voted_disbursed_outstanding_then_in_
     with uow_factory() as uow:
         programme = uow.catalogue.latest("pdl-ami-idf-exemple")
         kpis = programme_kpis(uow.session, programme)
-        dossier_id = uow.session.scalar(select(m.Dossier.id))
     assert (kpis.subsidy_voted, kpis.loans_voted, kpis.loans_disbursed) == (
         Decimal("100000.00"), Decimal("400000.00"), Decimal("400000.00"))
     assert kpis.loans_outstanding == Decimal("400000.00") and kpis.loans_in_default == 0
     assert kpis.companies_with_plan is None and kpis.share_with_plan is None  # no plan in Pays de la Loire
     assert kpis.aid_dossiers_voted == 1 and kpis.sites_diagnosed == 0  # a line-3 dossier, no line-1 one
     clock.set(datetime.fromisoformat("2020-12-15T06:00:00+01:00"))  # 15/10/2020 unpaid for 61 days
-    assert "default" in sweep_loan(uow_factory=uow_factory, clock=clock, dossier_id=dossier_id)
+    sweep(uow_factory=uow_factory, clock=clock)
     with uow_factory() as uow:
         kpis = programme_kpis(uow.session, uow.catalogue.latest("pdl-ami-idf-exemple"))
     assert (kpis.loans_in_default, kpis.outstanding_in_default) == (1, Decimal("400000.00"))
