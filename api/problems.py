@@ -59,6 +59,10 @@ RULE_TITLES = {
     "text_forbidden_character": "Caractère interdit", "office_package_invalid": "Document bureautique invalide",
     "office_package_too_large": "Archive trop volumineuse une fois décompressée",
     "office_package_macro": "Document bureautique avec macros ou exécutable",
+    "overpayment": "Remboursement supérieur au montant dû", "plan_not_approved": "Plan de progrès non approuvé",
+    "action_not_in_plan": "Action absente du plan", "action_covered": "Action déjà couverte",
+    "reference_rate_unknown": "Taux de référence inconnu", "unknown_line": "Ligne d'aide inconnue",
+    "loan_cap": "Plafond du prêt", "subsidy_cap": "Plafond de la subvention",
 }
 
 

@@ -19,10 +19,10 @@ from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.routes_dossiers import command_body
 from api.schemas import (ActionPlanIn, ClaimIn, CommandOut, DeclareEligibleIn, KindsIn, PayIn, ProposeIn, ReasonIn,
-                         ReviewDocumentIn, VoteIn, WithdrawIn)
-from services import commands
+                         RepaymentIn, ReviewDocumentIn, VoteIn, WithdrawIn, WriteOffIn)
+from services import commands, loans
 from services.commands import Actor
-from states.lifecycle import TRANSITIONS
+from states.lifecycle import SHAPES, TRANSITIONS
 
 router = APIRouter(tags=["commandes"])
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Identifiant du dossier")]
@@ -37,11 +37,24 @@ HEADERS = [
 
 
 def roles_of(*triggers: str) -> tuple[str, ...]:
+    """The roles the lifecycle lets send these triggers, on any line shape."""
     out: list[str] = []
     for spec in TRANSITIONS:
         if spec.trigger in triggers:
             out += [r for r in spec.roles if r not in out and r != "system"]
     return tuple(out)
+
+
+SHAPE_LABELS = {"diagnostic": "avec diagnostic (Occitanie, diagnostic Nouvelle-Aquitaine)",
+                "instruction": "sans diagnostic (lignes Pays de la Loire)",
+                "aid": "dossier d'aide ouvert depuis un plan de progrès (Nouvelle-Aquitaine)"}
+
+
+def shapes_of(*triggers: str) -> tuple[str, ...]:
+    """The line shapes whose lifecycle has these triggers (a dossier of another shape is refused,
+    409 `not_allowed`)."""
+    found = {shape for spec in TRANSITIONS if spec.trigger in triggers for shape in spec.shapes}
+    return tuple(shape for shape in SHAPES if shape in found)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,8 @@ class CommandSpec:
     run: Callable[..., commands.Outcome]
     optional_body: bool = False
     precheck: Callable[..., None] | None = None
+    triggers: tuple[str, ...] = ()
+    refusals: str = ""
 
 
 def _consultant_kinds(actor, body) -> None:
@@ -82,19 +97,28 @@ SPECS = (
                 ReviewDocumentIn, roles_of("review_document"),
                 lambda b, **k: commands.review_document(document_id=b.document_id, decision=b.decision,
                                                         reason=b.reason, **k)),
-    CommandSpec("declare_eligible", "Déclarer le dossier éligible ; le devis de phase 1 du prestataire est enregistré",
+    CommandSpec("declare_eligible", "Déclarer le dossier éligible : devis de phase 1 du prestataire, ou dépenses "
+                "d'investissement et répartition subvention / prêt (coupées aux plafonds de la ligne)",
                 DeclareEligibleIn, roles_of("declare_eligible"),
-                lambda b, **k: commands.declare_eligible(consultant=b.consultant, phase1=_b(b)["phase1"], **k)),
+                lambda b, **k: commands.declare_eligible(consultant=b.consultant, phase1=_b(b).get("phase1"),
+                                                        expenses=_b(b).get("expenses"),
+                                                        instruments=_b(b).get("instruments"), **k),
+                refusals="Un montant au-delà d'un plafond de la ligne est coupé, jamais refusé : ajustement "
+                         "`loan_cap` (prêt) ou `subsidy_cap` (subvention) dans `adjustments`."),
     CommandSpec("declare_ineligible", "Déclarer le dossier irrecevable", ReasonIn, roles_of("declare_ineligible"),
                 lambda b, **k: commands.declare_ineligible(reason=b.reason, **k)),
     CommandSpec("accept_diagnostic", "Accepter le rapport de diagnostic", None, roles_of("accept_diagnostic"),
                 lambda b, **k: commands.accept_diagnostic(**k)),
-    CommandSpec("submit_action_plan", "Déposer le plan d'action (devis de phase 2)", ActionPlanIn,
-                roles_of("submit_action_plan"),
-                lambda b, **k: commands.submit_action_plan(phase2=_b(b)["phase2"], **k)),
+    CommandSpec("submit_action_plan", "Déposer le plan d'action (devis de phase 2) ou le plan de progrès "
+                "(actions numérotées, thème, budget)", ActionPlanIn, roles_of("submit_action_plan"),
+                lambda b, **k: commands.submit_action_plan(phase2=_b(b).get("phase2"), actions=_b(b).get("actions"),
+                                                           **k)),
     CommandSpec("propose_for_vote", "Proposer au vote d'une séance : les montants sont calculés et figés",
                 ProposeIn, roles_of("propose_for_vote"),
-                lambda b, **k: commands.propose_for_vote(session=b.session, **k)),
+                lambda b, **k: commands.propose_for_vote(session=b.session, **k),
+                refusals="Un prêt est compté en de minimis à son équivalent-subvention brut au taux de référence "
+                         "de la date d'octroi : une date qu'aucune période de taux de base ne couvre est refusée, "
+                         "422 `reference_rate_unknown` (field `granted_on`)."),
     CommandSpec("record_vote", "Enregistrer le vote de la séance (favorable, défavorable, ajourné)", VoteIn,
                 roles_of("vote_approved", "vote_rejected", "vote_adjourned"),
                 lambda b, **k: commands.record_vote(session=b.session, outcome=b.outcome,
@@ -107,6 +131,18 @@ SPECS = (
                 lambda b, **k: commands.pay(claim_id=b.claim_id if b is not None else None, **k), optional_body=True),
     CommandSpec("withdraw", "Abandonner la candidature", WithdrawIn, roles_of("withdraw"),
                 lambda b, **k: commands.withdraw(reason=b.reason, **k)),
+    CommandSpec("disburse_loan", "Verser le prêt voté (une fois, jamais plus que voté) : l'échéancier part de ce jour",
+                None, roles_of("disburse_loan"), lambda b, **k: loans.disburse_loan(**k),
+                refusals="Sans prêt voté, ou déjà versé : 409 `not_allowed`."),
+    CommandSpec("record_repayment", "Enregistrer un remboursement reçu (la plus ancienne échéance d'abord, intérêts "
+                "avant capital)", RepaymentIn, roles_of("record_repayment"),
+                lambda b, **k: loans.record_repayment(amount=b.amount, received_on=b.received_on.isoformat(), **k),
+                refusals="Plus que ce qui est dû à la date de réception, sauf remboursement anticipé exact du "
+                         "capital restant dû et des intérêts échus : 422 `overpayment` (field `amount`), rien n'est "
+                         "enregistré."),
+    CommandSpec("write_off", "Passer en perte un prêt en défaut de remboursement (motif obligatoire) : le dossier "
+                "est clôturé", WriteOffIn, roles_of("write_off"),
+                lambda b, **k: loans.write_off(reason=b.reason, **k)),
 )
 COMMANDS = {s.name: s for s in SPECS}
 
@@ -146,8 +182,11 @@ def _endpoint(spec: CommandSpec):
             return _run(spec, request, dossier_id, bearer, body)
 
     endpoint.__name__ = f"command_{spec.name}"
-    endpoint.__doc__ = (f"{spec.summary}.\n\nRôles : {', '.join(spec.roles)}. Réponse : nouvel état, version "
-                        f"(aussi en ETag), ajustements des règles de montant, détails de la commande.")
+    shapes = shapes_of(*(spec.triggers or ((spec.name,) if spec.name != "record_vote" else ("vote_approved",))))
+    endpoint.__doc__ = (f"{spec.summary}.\n\nRôles : {', '.join(spec.roles)}. Parcours : "
+                        f"{' ; '.join(SHAPE_LABELS[s] for s in shapes)}. Réponse : nouvel état, version "
+                        f"(aussi en ETag), ajustements des règles de montant, détails de la commande."
+                        + (f"\n\n{spec.refusals}" if spec.refusals else ""))
     return endpoint
 
 

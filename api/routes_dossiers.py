@@ -17,7 +17,8 @@ from rules.errors import InvalidInput
 from rules.identifiers import InvalidIdentifier, validate_siren
 from services import commands
 from services.commands import Actor
-from services.wording import describe
+from services.loans import loan_figures
+from services.wording import EXAMPLE_NOTICE, describe
 from services.queries import dossier_summary, history
 from services.search import SORTS, DossierQuery, search_dossiers
 from states.lifecycle import STATE_LABELS, STATES, allowed_triggers
@@ -29,13 +30,16 @@ SortKey = Literal[tuple(k for key in SORTS for k in (key, f"-{key}"))]  # type: 
 State = Literal[STATES]  # type: ignore[valid-type]
 
 _COMMAND_OF_TRIGGER = {"vote_approved": "record_vote", "vote_rejected": "record_vote", "vote_adjourned": "record_vote"}
-_SYSTEM_TRIGGERS = {"remind", "lapse", "close"}
+# Fired by the sweep, or by another command (a repayment bringing a loan up to date cures the
+# default): never sent as such.
+_SYSTEM_TRIGGERS = {"remind", "lapse", "close", "remind_repayment", "declare_default", "cure_default"}
 
 
-def allowed_commands(state: str, role: str) -> list[str]:
-    """The commands this role may try from this state (the guards still decide)."""
+def allowed_commands(state: str, role: str, shape: str | None = None) -> list[str]:
+    """The commands this role may try from this state on a dossier of this line shape (the
+    guards still decide)."""
     out: list[str] = []
-    for trigger in allowed_triggers(state, role):
+    for trigger in allowed_triggers(state, role, shape):
         if trigger in _SYSTEM_TRIGGERS:
             continue
         name = _COMMAND_OF_TRIGGER.get(trigger, trigger)
@@ -54,10 +58,10 @@ def command_body(outcome: commands.Outcome) -> dict:
 
 def dossier_detail(uow, dossier: m.Dossier, actor: Actor) -> dict:
     out = dossier_summary(uow, dossier.id)
-    try:
-        region = uow.catalogue.get(dossier.programme_id, dossier.programme_version).region
-    except Exception:
-        region = None
+    programme = uow.catalogue.get(dossier.programme_id, dossier.programme_version)
+    region, line = programme.region, programme.line(dossier.line)
+    linked = {d.id: d.reference for d in uow.session.scalars(
+        select(m.Dossier).where(m.Dossier.id.in_([i for i in (dossier.cites_id, dossier.plan_id) if i])))}
     requests = uow.session.scalars(select(m.DocumentRequest).where(m.DocumentRequest.dossier_id == dossier.id)
                                    .order_by(m.DocumentRequest.id)).all()
     out.update(
@@ -66,7 +70,12 @@ def dossier_detail(uow, dossier: m.Dossier, actor: Actor) -> dict:
         document_requests=[{"id": r.id, "kinds": list(r.kinds), "requested_by": r.requested_by,
                             "requested_on": r.requested_on.isoformat(), "lapse_on": r.lapse_on.isoformat(),
                             "status": r.status} for r in requests],
-        allowed_commands=allowed_commands(dossier.status, actor.role),
+        allowed_commands=allowed_commands(dossier.status, actor.role, line.shape),
+        line=dossier.line, line_name=line.name, call=dossier.call_code, example=programme.is_example,
+        example_notice=EXAMPLE_NOTICE if programme.is_example else None,
+        cites=linked.get(dossier.cites_id), plan=linked.get(dossier.plan_id), actions=dossier.actions,
+        loan=loan_figures(uow.session, dossier),
+        written_off=None if dossier.written_off is None else str(dossier.written_off),
     )
     return out
 
@@ -80,13 +89,15 @@ def list_dossiers(actor: Annotated[Actor, Depends(require_roles(*DOSSIER_READERS
                   officer: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="Chargé(e) de mission ; « me » : soi-même")] = None,
                   deadline_before: Annotated[date | None, Query(description="Échéance en cours au plus tard ce jour (caducité d'une demande de pièces, délai de paiement)")] = None,
                   q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$", description="Texte cherché : référence, raison sociale, SIREN, prestataire, chargé(e)")] = None,
+                  call: Annotated[str | None, Query(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$", description="Appel (AMI) de la candidature, ex. AMI-2020-2")] = None,
+                  line: Annotated[int | None, Query(ge=1, le=9, description="Ligne d'aide du programme")] = None,
                   sort: Annotated[SortKey, Query(description="Tri ; préfixe « - » : décroissant")] = "-updated_at",
                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
     if officer == "me":
         officer = actor.name
     query = DossierQuery(state=state, programme=programme, officer=officer, deadline_before=deadline_before,
-                         q=q, sort=sort, limit=limit, offset=offset)
+                         q=q, call=call, line=line, sort=sort, limit=limit, offset=offset)
     with uow_factory() as uow:
         return search_dossiers(uow, actor, query)
 
@@ -129,7 +140,8 @@ def create_dossier(request: Request, body: Annotated[CandidacyIn, Body()],
 
     def work(uow):
         args = dict(uow=uow, clock=clock, actor=actor, programme_id=body.programme, company=payload["company"],
-                    de_minimis_prior=payload.get("de_minimis_prior", []), documents=payload.get("documents"))
+                    de_minimis_prior=payload.get("de_minimis_prior", []), documents=payload.get("documents"),
+                    line=body.line, cites=body.cites)
         outcome = commands.submit_candidacy(**args) if body.submit else commands.start_candidacy(**args)
         return 201, command_body(outcome), {"Location": f"/dossiers/{outcome.dossier_id}", "ETag": etag(outcome.version)}
 

@@ -29,7 +29,7 @@ TEXT = TEXT_PATTERN
 EARLIEST, LATEST = date(1990, 1, 1), date(2100, 12, 31)
 Amount = Field(pattern=AMOUNT, max_length=13, description="Montant en euros HT, en texte, deux décimales au plus")
 DocumentKind = Literal[DOCUMENT_KINDS]  # type: ignore[valid-type]
-Activity = Literal["industrial", "ess_ei_ea", "ess_production_50", "other"]
+Activity = Literal["industrial", "ess_ei_ea", "ess_production_50", "craft_production", "other"]
 
 
 def _iso_date(value: Any) -> Any:
@@ -87,9 +87,15 @@ class PriorAidIn(BaseModel):
     amount: str = Amount
 
 
+DossierRef = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
 class CandidacyIn(BaseModel):
-    model_config = _example({"programme": "occitanie-prif", "company": COMPANY_EXAMPLE, "de_minimis_prior": [],
-                             "submit": True})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"programme": "occitanie-prif", "company": COMPANY_EXAMPLE, "de_minimis_prior": [], "submit": True},
+        {"programme": "pdl-ami-idf-exemple", "line": 3, "cites": 12, "de_minimis_prior": [], "submit": True,
+         "company": {**COMPANY_EXAMPLE, "siren": "441830007", "name": "Usinage Loire SAS",
+                     "region": "Pays de la Loire"}}]})
     programme: str = Field(min_length=1, max_length=64, pattern=LINE, description="Identifiant du programme (ex. occitanie-prif)")
     company: CompanyIn
     de_minimis_prior: list[PriorAidIn] = Field(default_factory=list, max_length=100)
@@ -97,6 +103,10 @@ class CandidacyIn(BaseModel):
         None, max_length=len(DOCUMENT_KINDS),
         description="Pièces remises avec la candidature (défaut : toutes celles qu'exige le programme)")
     submit: bool = Field(True, description="false : enregistrer un brouillon, déposé plus tard par la commande submit_candidacy")
+    line: int | None = Field(None, ge=1, le=9, description="Ligne d'aide du programme (défaut : la première) ; "
+                             "Pays de la Loire : 1 diagnostic, 2 test et intégration, 3 déploiement")
+    cites: DossierRef | None = Field(None, description="Dossier antérieur de l'entreprise dans ce programme, "
+                                     "qu'une candidature de ligne 2 ou 3 cite")
 
 
 class QuoteIn(BaseModel):
@@ -106,10 +116,34 @@ class QuoteIn(BaseModel):
 
 
 class InvoiceLineIn(BaseModel):
-    model_config = _example({"date": "2021-03-10", "days": 5, "day_rate": "1100.00"})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"date": "2021-03-10", "days": 5, "day_rate": "1100.00"}, {"date": "2020-09-30", "amount": "600000.00"}]})
     date: IsoDate = Field(ge=EARLIEST, le=LATEST)
-    days: int = Field(ge=0, le=1000)
-    day_rate: str = Amount
+    days: int | None = Field(None, ge=0, le=1000, description="Jours facturés (ligne de conseil)")
+    day_rate: str | None = Field(None, pattern=AMOUNT, max_length=13, description="Taux journalier (ligne de conseil)")
+    amount: str | None = Field(None, pattern=AMOUNT, max_length=13,
+                               description="Montant HT de la facture (ligne d'investissement)")
+
+
+class ExpenseIn(BaseModel):
+    model_config = _example({"label": "Ligne d'usinage robotisée", "amount": "1050000.00"})
+    label: str = Field(min_length=1, max_length=200, pattern=LINE)
+    amount: str = Amount
+
+
+class InstrumentsIn(BaseModel):
+    model_config = _example({"subsidy": "150000.00", "loan": "500000.00"})
+    subsidy: str | None = Field(None, pattern=AMOUNT, max_length=13, description="Subvention demandée (coupée à ses plafonds)")
+    loan: str | None = Field(None, pattern=AMOUNT, max_length=13,
+                             description="Prêt demandé, à taux zéro ou bonifié selon la ligne (coupé à ses plafonds : "
+                                         "ajustement `loan_cap`)")
+
+
+class ActionIn(BaseModel):
+    model_config = _example({"number": 1, "theme": "economic", "budget": "240000.00"})
+    number: int = Field(ge=1, le=100)
+    theme: Literal["economic", "social", "environmental"]
+    budget: str = Amount
 
 
 class KindsIn(BaseModel):
@@ -125,9 +159,17 @@ class ReviewDocumentIn(BaseModel):
 
 
 class DeclareEligibleIn(BaseModel):
-    model_config = _example({"consultant": "Cabinet Midi Conseil", "phase1": {"days": 5, "day_rate": "1100.00"}})
-    consultant: str = Field(min_length=1, max_length=200, pattern=LINE)
-    phase1: QuoteIn
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"consultant": "Cabinet Midi Conseil", "phase1": {"days": 5, "day_rate": "1100.00"}},
+        {"expenses": [{"label": "Ligne d'usinage robotisée", "amount": "1050000.00"},
+                      {"label": "Intégration et mise en service", "amount": "150000.00"}],
+         "instruments": {"subsidy": "150000.00", "loan": "500000.00"}}]})
+    consultant: str | None = Field(None, min_length=1, max_length=200, pattern=LINE,
+                                   description="Prestataire référencé (obligatoire sur une ligne avec diagnostic)")
+    phase1: QuoteIn | None = Field(None, description="Devis du prestataire : jours et taux (ligne de conseil)")
+    expenses: list[ExpenseIn] | None = Field(None, min_length=1, max_length=100,
+                                             description="Dépenses éligibles HT d'une ligne d'investissement")
+    instruments: InstrumentsIn | None = Field(None, description="Répartition demandée entre subvention et prêt")
 
 
 class ReasonIn(BaseModel):
@@ -140,8 +182,40 @@ class WithdrawIn(ReasonIn):
 
 
 class ActionPlanIn(BaseModel):
-    model_config = _example({"phase2": {"days": 20, "day_rate": "1300.00"}})
-    phase2: QuoteIn
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"phase2": {"days": 20, "day_rate": "1300.00"}},
+        {"actions": [{"number": 1, "theme": "economic", "budget": "240000.00"},
+                     {"number": 2, "theme": "environmental", "budget": "90000.00"}]}]})
+    phase2: QuoteIn | None = Field(None, description="Devis de phase 2 : jours et taux (Occitanie)")
+    actions: list[ActionIn] | None = Field(None, min_length=1, max_length=100,
+                                           description="Plan de progrès : actions numérotées (Nouvelle-Aquitaine)")
+
+
+class RepaymentIn(BaseModel):
+    model_config = _example({"amount": "2030.00", "received_on": "2020-10-15"})
+    amount: str = Amount
+    received_on: IsoDate = Field(ge=EARLIEST, le=LATEST, description="Jour de réception des fonds (AAAA-MM-JJ)")
+
+
+class WriteOffIn(BaseModel):
+    model_config = _example({"reason": "Liquidation judiciaire de l'entreprise : créance irrécouvrable."})
+    reason: str = Field(min_length=1, max_length=2000, pattern=TEXT)
+
+
+class InvestmentIn(BaseModel):
+    model_config = _example({"expenses": [{"label": "Presse à injecter", "amount": "180000.00"}]})
+    expenses: list[ExpenseIn] = Field(min_length=1, max_length=100)
+
+
+class AidDossierIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"actions": [1], "investment": {"expenses": [{"label": "Presse à injecter", "amount": "180000.00"},
+                                                     {"label": "Outillage", "amount": "60000.00"}]}},
+        {"actions": [2], "consulting": {"days": 12, "day_rate": "1100.00"}}]})
+    actions: list[Annotated[int, Field(ge=1, le=100)]] = Field(min_length=1, max_length=100,
+                                                               description="Numéros des actions du plan mises en œuvre")
+    consulting: QuoteIn | None = Field(None, description="Conseil : jours et taux journalier")
+    investment: InvestmentIn | None = Field(None, description="Investissement : dépenses éligibles HT")
 
 
 class ProposeIn(BaseModel):
@@ -240,6 +314,26 @@ class CommandOut(Out):
     details: dict[str, Any]
 
 
+class NextDueOut(Out):
+    date: str
+    principal: str
+    interest: str
+
+
+class LoanOut(Out):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "principal": "400000.00", "disbursed": "400000.00", "repaid": "20000.00", "interest_paid": "10150.00",
+        "outstanding": "380000.00", "instalments": 24,
+        "next_due": {"date": "2022-01-15", "principal": "20000.00", "interest": "1928.50"}}]})
+    principal: str
+    disbursed: str
+    repaid: str
+    interest_paid: str
+    outstanding: str
+    instalments: int
+    next_due: NextDueOut | None
+
+
 class DossierRow(Out):
     id: int
     reference: str
@@ -258,6 +352,12 @@ class DossierRow(Out):
     next_deadline: str | None
     submitted_at: str
     updated_at: str
+    line: int = Field(description="Ligne d'aide du programme")
+    call: str | None = Field(description="Appel (AMI) auquel la candidature a été déposée")
+    example: bool = Field(description="Programme d'exemple : chiffres non officiels")
+    loan_principal: str | None = Field(description="Prêt voté (principal), s'il y en a un")
+    loan_outstanding: str | None = Field(description="Capital restant dû d'un prêt versé")
+    loan_next_due_on: str | None = Field(description="Prochaine échéance impayée d'un prêt versé")
 
 
 class DossierPage(Out):
@@ -303,6 +403,18 @@ class DossierOut(Out):
     quotes: dict[str, Any]
     document_requests: list[DocumentRequestOut]
     allowed_commands: list[str]
+    line: int = Field(description="Ligne d'aide du programme")
+    line_name: str = Field(description="Nom de la ligne d'aide")
+    call: str | None = Field(description="Appel (AMI) auquel la candidature a été déposée")
+    example: bool = Field(description="Programme d'exemple : chiffres non officiels")
+    example_notice: str | None = Field(description="« Programme d'exemple — chiffres non officiels » le cas échéant")
+    cites: str | None = Field(description="Référence du dossier antérieur cité (Pays de la Loire)")
+    plan: str | None = Field(description="Référence du dossier de diagnostic dont le plan de progrès est mis en œuvre")
+    actions: list[Any] | None = Field(description="Actions du plan de progrès (dossier de diagnostic), ou numéros "
+                                      "mis en œuvre (dossier d'aide)")
+    loan: LoanOut | None = Field(description="Prêt : principal, versé, remboursé, intérêts payés, restant dû, "
+                                 "échéances, prochaine échéance")
+    written_off: str | None = Field(description="Montant passé en perte")
 
 
 class DocumentOut(Out):
@@ -442,3 +554,51 @@ class HealthOut(Out):
     status: str
     database: str
     version: str
+
+
+class InstalmentOut(Out):
+    number: int
+    date: str
+    principal: str
+    interest: str
+    amount: str
+    outstanding_after: str
+
+
+class PathwayDossierOut(Out):
+    id: int
+    reference: str
+    programme: str
+    programme_id: str
+    example: bool
+    line: str
+    call: str | None
+    state: str
+    state_label: str
+    aid: dict[str, str] | None
+    paid: str
+    loan: LoanOut | None
+    plan: str | None
+    cites: str | None
+    actions: list[Any] | None
+    plan_actions: list[Any] | None
+
+
+class DeMinimisOut(Out):
+    regulation: str | None
+    ceiling: str
+    used: str
+    remaining: str
+
+
+class PathwayOut(Out):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "siren": "853100006", "name": "Composites Charente SAS", "on": "2025-10-03", "loans_outstanding": "0.00",
+        "de_minimis": {"regulation": "2023/2831", "ceiling": "300000.00", "used": "46080.00", "remaining": "253920.00"},
+        "dossiers": []}]})
+    siren: str
+    name: str
+    on: str = Field(description="Jour (Europe/Paris) du calcul de minimis")
+    dossiers: list[PathwayDossierOut]
+    loans_outstanding: str
+    de_minimis: DeMinimisOut

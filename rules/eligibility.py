@@ -11,7 +11,7 @@ from rules.identifiers import validate_siren
 from rules.money import parse_amount
 from rules.text import check_text
 
-ACTIVITIES = ("industrial", "ess_ei_ea", "ess_production_50", "other")
+ACTIVITIES = ("industrial", "ess_ei_ea", "ess_production_50", "craft_production", "other")
 
 
 @dataclass(frozen=True)

@@ -262,10 +262,11 @@ def _fulfil_requests(session, dossier: m.Dossier, now: datetime) -> list[int]:
 # -- candidacy -----------------------------------------------------------------------------
 
 def start_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, company: dict,
-                    de_minimis_prior: list | None = None, documents: list | None = None) -> Outcome:
+                    de_minimis_prior: list | None = None, documents: list | None = None,
+                    line: int | None = None, cites: int | None = None) -> Outcome:
     """The applicant starts a candidacy: a draft, which it can complete and submit later."""
     return _create(uow=uow, clock=clock, actor=actor, programme_id=programme_id, company=company,
-                   de_minimis_prior=de_minimis_prior, documents=documents, submit=False)
+                   de_minimis_prior=de_minimis_prior, documents=documents, submit=False, line=line, cites=cites)
 
 
 def submit_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str | None = None,

@@ -30,7 +30,9 @@ COLUMNS = (
 )
 REQUIRED = ("nomAttribuant", "idAttribuant", "dateConvention", "nomBeneficiaire", "objet", "montant", "nature",
             "conditionsVersement", "datesPeriodeVersement", "notificationUE", "pourcentageSubvention")
-VOTED_STATES = ("approved", "in_payment", "closed")
+# Voted, whatever happened to a loan voted with it since (SPEC §11.3: a dossier with a loan is in
+# repayment, or in default, while its subsidy is paid on its own claim).
+VOTED_STATES = ("approved", "in_payment", "in_repayment", "in_default", "closed")
 OBJECT_MAX = 256
 
 _DAY = r"\d{4}-\d{2}-\d{2}"
@@ -77,11 +79,21 @@ def _attributor_siret(programme, given: str | None) -> str:
         raise InvalidInput("attributor_siret", f"attributor_siret : {exc}", rule=exc.rule) from None
 
 
+def voted_subsidy(dossier: m.Dossier) -> Decimal:
+    """The subsidy a dossier was voted: on a line with instruments, its subsidy only — a loan
+    (zero-rate or subsidised) is lent and repaid, not a « subvention », and is not published
+    here (it is reported on the programme dashboard and in the programme's archive)."""
+    voted = dossier.voted or {}
+    if voted.get("by_instrument"):
+        return Decimal(voted.get("subsidy_total", "0"))
+    return Decimal(voted.get("total", dossier.aid_total or 0))
+
+
 def subsidy_row(*, dossier: m.Dossier, programme, attributor_siret: str, payment_days: list[date]) -> dict:
-    """The SCDL row of one voted dossier."""
+    """The SCDL row of one voted dossier (its subsidy; never its loan)."""
     voted = dossier.voted or {}
     lines = voted.get("lines", [])
-    total = Decimal(voted.get("total", dossier.aid_total or 0))
+    total = voted_subsidy(dossier)
     expense = sum((Decimal(line["eligible_expense"]) for line in lines), Decimal("0"))
     # The share of the subsidised spending the aid covers; the schema wants 0.01 to 1.
     share = _two_places(total / expense) if expense > 0 else Decimal("1.00")
@@ -95,7 +107,10 @@ def subsidy_row(*, dossier: m.Dossier, programme, attributor_siret: str, payment
     else:
         end = dossier.payment_deadline_on or (max(payment_days) if payment_days else dossier.voted_on)
     period = start.isoformat() if end is None or end <= start else f"{start.isoformat()}_{end.isoformat()}"
-    objet = f"Accompagnement Industrie du Futur : diagnostic et plan d'action (dossier {dossier.reference})"[:OBJECT_MAX]
+    line = programme.line(dossier.line)
+    what = "diagnostic et plan d'action" if line.shape == "diagnostic" and len(programme.dossier_lines) == 1 \
+        else line.name
+    objet = f"Accompagnement Industrie du Futur : {what} (dossier {dossier.reference})"[:OBJECT_MAX]
     return {
         "nomAttribuant": f"Région {programme.region}",
         "idAttribuant": attributor_siret,
@@ -157,7 +172,7 @@ def export_subsidies(*, uow, programme_id: str, attributor_siret: str | None = N
     siret = _attributor_siret(uow.catalogue.latest(programme_id), attributor_siret)
     dossiers = [d for d in uow.session.scalars(_VOTED, {"programme_id": programme_id})
                 if (voted_from is None or d.voted_on >= voted_from) and (voted_to is None or d.voted_on <= voted_to)
-                and (d.aid_total or 0) > 0]
+                and voted_subsidy(d) > 0]
     days: dict[int, list[date]] = {}
     if dossiers:
         for dossier_id, paid_at in uow.session.execute(_PAYMENT_DAYS, {"ids": [d.id for d in dossiers]}):

@@ -84,6 +84,8 @@ class DossierQuery:
     officer: str | None = None
     deadline_before: date | None = None
     q: str | None = None
+    call: str | None = None
+    line: int | None = None
     sort: str = "-updated_at"
     limit: int = 50
     offset: int = 0
@@ -105,6 +107,10 @@ def _filters(query: DossierQuery) -> list[ColumnElement[bool]]:
         where.append(m.Dossier.programme_id == query.programme)
     if query.officer:
         where.append(m.Dossier.officer == query.officer)
+    if query.call:
+        where.append(m.Dossier.call_code == query.call)
+    if query.line is not None:
+        where.append(m.Dossier.line == query.line)
     if query.deadline_before is not None:
         # A deadline that is still running, on or before the day: the lapse day of an open
         # document request, or the payment deadline of a dossier still being paid.
@@ -159,11 +165,26 @@ def next_deadline(dossier: m.Dossier, request_deadline: date | None) -> date | N
     return min(candidates) if candidates else None
 
 
+def loan_columns(d: m.Dossier) -> dict:
+    """A dossier's loan as a listing shows it, from its own columns (no query per row): the
+    principal voted, and once disbursed the outstanding principal and the next unpaid due date."""
+    principal = None
+    for line in (d.voted or {}).get("lines", []):
+        if line.get("loan"):
+            principal = line["loan"]["principal"]
+    if d.loan is not None:
+        principal = d.loan["principal"]
+    return {"loan_principal": principal,
+            "loan_outstanding": None if d.loan is None or d.loan_outstanding is None else str(d.loan_outstanding),
+            "loan_next_due_on": d.loan_next_due_on.isoformat() if d.loan is not None and d.loan_next_due_on else None}
+
+
 def dossier_row(d: m.Dossier, catalogue: Catalogue, request_deadline: date | None = None) -> dict:
     try:
-        region = catalogue.get(d.programme_id, d.programme_version).region
+        programme = catalogue.get(d.programme_id, d.programme_version)
+        region, example = programme.region, programme.is_example
     except Exception:
-        region = None
+        region, example = None, False
     due = next_deadline(d, request_deadline)
     return {
         "id": d.id, "reference": d.reference, "programme": d.programme_id, "programme_version": d.programme_version,
@@ -174,6 +195,7 @@ def dossier_row(d: m.Dossier, catalogue: Catalogue, request_deadline: date | Non
         "paid": str(d.paid_total - d.recovered_total),
         "next_deadline": due.isoformat() if due else None,
         "submitted_at": d.submitted_at.isoformat(), "updated_at": d.updated_at.isoformat(),
+        "line": d.line, "call": d.call_code, "example": example, **loan_columns(d),
     }
 
 

@@ -168,3 +168,8 @@ def _describe(e: dict) -> str:
     if c == "close":
         return f"Clôture ({d.get('cause')}) ; reliquat annulé {_eur(d.get('cancelled_remainder'))}."
     return c
+
+
+# Said by every page, letter, export and CLI output of a dossier under an example programme
+# (SPEC §11: programme status `example`).
+EXAMPLE_NOTICE = "Programme d'exemple — chiffres non officiels"

@@ -33,7 +33,7 @@ def user_for(method: str, path: str) -> str:
         return AUDITOR
     if "/commands/" in path:
         return USER_OF_ROLE[COMMANDS[path.rsplit("/", 1)[-1]].roles[0]]
-    if method == "POST" and (path == "/dossiers" or path.endswith("/documents")):
+    if method == "POST" and (path == "/dossiers" or path.endswith(("/documents", "/aid-dossiers"))):
         return APPLICANT
     if path.endswith("/votes"):
         return HEAD

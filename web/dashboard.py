@@ -8,7 +8,9 @@ events (read-only, within the user's scope).
   recovery orders);
 - dossiers per company and size classes.
 The programme file's `reported` figures (Nouvelle-Aquitaine's published results) are shown
-beside them as published, not recomputed."""
+beside them as published, not recomputed. The pathway figures of SPEC §11.4 (companies
+diagnosed, accepted plans, aid dossiers, subsidies and loans voted, paid, outstanding, in
+default) are `services.kpis`', each beside the published one where the file has it."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -17,6 +19,7 @@ from sqlalchemy import distinct, func, select
 
 from db import models as m
 from rules.money import ZERO
+from services.kpis import programme_kpis, side_by_side
 from states.lifecycle import STATE_LABELS, STATES
 from web.charts import bar_chart, share_bar
 from web.format import SIZE_LABELS, eur, number, percent
@@ -68,7 +71,23 @@ def programme_figures(session, programme) -> dict:
         "sizes": sizes,
     }
     figures["charts"] = _charts(figures)
+    kpis = programme_kpis(session, programme)
+    figures["kpis"] = kpis
+    figures["side_by_side"] = [row | {"computed_shown": _shown(row["kind"], row["computed"]),
+                                      "published_shown": _shown(row["kind"], row["published"])}
+                               for row in side_by_side(kpis, programme.reported)]
+    figures["has_published"] = any(row["published"] is not None for row in figures["side_by_side"])
+    # The loan rows only for a programme that lends (or has lent).
+    figures["has_loans"] = bool(kpis.loans_voted) or any(i.kind != "subsidy" for p in programme.phases
+                                                         for i in (p.instruments or ()))
     return figures
+
+
+def _shown(kind: str, value) -> str:
+    if value is None:
+        return "—"
+    return {"number": number, "eur": eur, "percent": percent,
+            "decimal": lambda v: number(v, 2)}[kind](value)
 
 
 def _charts(f: dict) -> dict:
