@@ -206,3 +206,16 @@ def test_a_loan_dossier_exports_to_the_schema_and_its_pdf_says_the_figures_are_a
     assert summary["call"] == "AMI-2021-1" and summary["loan"]["outstanding"] == "0.00"
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(render_pdf(export))).pages)
     assert "Programme d'exemple — chiffres non officiels" in text
+
+
+def test_a_craft_production_company_is_eligible_in_pays_de_la_loire_but_not_in_occitanie():
+    doc = _doc("golden-14-pdl-calls-and-lines.json")
+    steps = copy.deepcopy(doc["steps"][1:4])
+    steps[0]["with"]["company"]["activity"] = "craft_production"
+    result = run_scenario({"name": "t", "programme": doc["programme"], "steps": steps})
+    assert result["expectations"]["failures"] == [] and result["final"]["state"] == "instruction"
+    occitanie = json.loads((SCENARIOS / "golden" / "golden-1-sme-full-life.json").read_text("utf-8"))
+    steps = copy.deepcopy(occitanie["steps"][:3])
+    steps[0]["with"]["company"]["activity"] = "craft_production"
+    steps[2]["expect"] = {"refused": "activity"}
+    assert run_scenario({"name": "t", "programme": "occitanie-prif", "steps": steps})["expectations"]["failures"] == []
