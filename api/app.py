@@ -120,12 +120,14 @@ async def _lifespan(app: FastAPI):
 
 
 def create_app(*, uow_factory=None, clock=None, secret_key: str | None = None,
-               token_ttl_seconds: int | None = None, anchor_every: float | None = None) -> FastAPI:
+               token_ttl_seconds: int | None = None, anchor_every: float | None = None,
+               signin_policy=None) -> FastAPI:
     """The API on the given unit-of-work factory and clock (defaults: the configured service,
     `services.runtime`), signing tokens with `secret_key` (default: USINE_SECRET_KEY, else the
     generated `var/secret_key`). While it runs it anchors the histories every `anchor_every`
     seconds and at shutdown (`api.anchoring`); by default, USINE_API_ANCHOR_SECONDS (900) when it
-    serves the configured database, off when it is given a unit-of-work factory (tests); 0: off."""
+    serves the configured database, off when it is given a unit-of-work factory (tests); 0: off.
+    Sign-in limits from `signin_policy` (default: the settings, `services.signin.SigninPolicy`)."""
     serving_configured = uow_factory is None
     if uow_factory is None or clock is None:
         from services import runtime
@@ -151,6 +153,9 @@ def create_app(*, uow_factory=None, clock=None, secret_key: str | None = None,
                                         journal=os.environ.get("USINE_AUDIT_JOURNAL") or None)
     app.state.secret_key = resolve_secret(secret_key)
     app.state.token_ttl = token_ttl_seconds or _token_ttl()
+    from services.signin import SigninGate
+
+    app.state.signin = SigninGate(app.state.uow_factory, clock, signin_policy)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
     # Outermost of Usine's: the request id is bound, and the request counted, whatever answers.
@@ -166,7 +171,7 @@ def create_app(*, uow_factory=None, clock=None, secret_key: str | None = None,
                 raise
             continue
         app.include_router(module.router)
-    if os.environ.get("USINE_WEB", "1") != "0": importlib.import_module("web.app").mount_web(app, uow_factory=uow_factory, clock=clock)  # noqa: E701 — the web workspace at /ui (issue 6)
+    if os.environ.get("USINE_WEB", "1") != "0": importlib.import_module("web.app").mount_web(app, uow_factory=uow_factory, clock=clock, signin=app.state.signin)  # noqa: E701 — the web workspace at /ui (issue 6)
     _install_docs(app)
     _complete_openapi(app)
     return app

@@ -85,7 +85,8 @@ def checked_actor(request: Request, actor: Actor | None, allowed: tuple[str, ...
     """The account's actor as just read: 401 when unknown or disabled; 403 for an auditor on any
     method but GET/HEAD/OPTIONS, or for a role not in `allowed`."""
     if actor is None:
-        raise _unauthenticated("compte inconnu ou désactivé", "invalid_token")
+        raise _unauthenticated("compte inconnu ou désactivé, ou jeton révoqué (mot de passe changé, "
+                               "déconnexion) : reconnectez-vous", "invalid_token")
     if actor.role == "auditor" and request.method not in SAFE_METHODS:
         raise Problem(403, "Un auditeur consulte : il ne modifie rien.", rule="not_allowed", field="as")
     if allowed is not None and actor.role not in allowed:
@@ -99,7 +100,7 @@ def current_actor(request: Request, claims: Annotated[dict, Depends(bearer_claim
                   uow_factory=Depends(get_uow_factory)) -> Actor:
     """The actor behind the bearer token. The user is reloaded on every request, so a disabled
     account or a changed role or scope takes effect at once, whatever tokens are out there."""
-    return checked_actor(request, load_actor(uow_factory, claims["sub"]))
+    return checked_actor(request, load_actor(uow_factory, claims["sub"], claims["ver"]))
 
 
 def require_roles(*roles: str) -> Callable[..., Actor]:
@@ -121,12 +122,12 @@ class Bearer:
     rules are `current_actor`'s and `require_roles`'s (`checked_actor`), read in the same
     transaction as the command they allow."""
 
-    def __init__(self, name: str, roles: tuple[str, ...]):
-        self.name, self.roles = name, roles
+    def __init__(self, name: str, roles: tuple[str, ...], version: int):
+        self.name, self.roles, self.version = name, roles, version
         self.actor: Actor | None = None
 
     def authorize(self, request: Request, session) -> Actor:
-        self.actor = checked_actor(request, active_actor(session, self.name), self.roles)
+        self.actor = checked_actor(request, active_actor(session, self.name, self.version), self.roles)
         return self.actor
 
 
@@ -144,9 +145,9 @@ def bearer_with_roles(*roles: str) -> Callable[..., Bearer]:
     async def dependency(request: Request) -> Bearer:
         claims = claims_of(request, bearer_token(request))
         if claims.get("role") not in allowed or claims.get("role") == "auditor":
-            actor = await run_in_threadpool(load_actor, request.app.state.uow_factory, claims["sub"])
+            actor = await run_in_threadpool(load_actor, request.app.state.uow_factory, claims["sub"], claims["ver"])
             checked_actor(request, actor, allowed)
-        return Bearer(claims["sub"], allowed)
+        return Bearer(claims["sub"], allowed, claims["ver"])
 
     dependency.roles = allowed  # type: ignore[attr-defined]
     dependency.__name__ = f"bearer_with_roles_{'_'.join(allowed)}"

@@ -63,6 +63,8 @@ RULE_TITLES = {
     "action_not_in_plan": "Action absente du plan", "action_covered": "Action déjà couverte",
     "reference_rate_unknown": "Taux de référence inconnu", "unknown_line": "Ligne d'aide inconnue",
     "loan_cap": "Plafond du prêt", "subsidy_cap": "Plafond de la subvention",
+    "signin_locked": "Connexion bloquée pour l'instant", "signin_rate_limited": "Trop de tentatives de connexion",
+    "signin_busy": "Trop de connexions en cours",
 }
 
 

@@ -272,6 +272,17 @@ class UserIn(BaseModel):
     consultant: str | None = Field(None, max_length=200, pattern=LINE)
 
 
+class PasswordChangeIn(BaseModel):
+    model_config = _example({"current_password": "demo-usine-2022", "new_password": "un nouveau mot de passe"})
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+class PasswordSetIn(BaseModel):
+    model_config = _example({"password": "un nouveau mot de passe"})
+    password: str = Field(min_length=1, max_length=256)
+
+
 # -- responses --------------------------------------------------------------------------------
 
 class TokenOut(Out):
@@ -290,6 +301,7 @@ class UserOut(Out):
     active: bool
     created_at: str
     disabled_at: str | None
+    password_changed_at: str | None = None
 
 
 class Adjustment(Out):

@@ -4,7 +4,10 @@ The secret comes from `USINE_SECRET_KEY`, else from `<var_dir>/secret_key`, gene
 use (64 random bytes, hex, file mode 0600, created atomically so that several API workers
 starting together agree on one secret). Tokens carry the username (`sub`), the role (for
 information only: each request reloads the user, so a disabled user or a changed role takes
-effect at once), `iat`, `exp`, `iss` and a random `jti`.
+effect at once), the account's version (`ver`: each request compares it with the account's, so
+a password change, a disable or a « déconnexion partout » ends every earlier token — the cache
+below remembers signatures, never that an account accepts a token), `iat`, `exp`, `iss` and a
+random `jti`.
 
 Expiry is judged against real time, not the service clock: a demo workspace living in 2022
 still needs tokens that expire an hour after they were issued in real life."""
@@ -68,11 +71,11 @@ def resolve_secret(explicit: str | None = None) -> str:
     return secret
 
 
-def issue_token(secret: str, *, username: str, role: str, ttl_seconds: int = DEFAULT_TTL_SECONDS,
+def issue_token(secret: str, *, username: str, role: str, version: int = 0, ttl_seconds: int = DEFAULT_TTL_SECONDS,
                 now: float | None = None) -> str:
     issued = int(now if now is not None else time.time())
-    claims = {"sub": username, "role": role, "iat": issued, "exp": issued + ttl_seconds, "iss": ISSUER,
-              "jti": secrets.token_hex(8)}
+    claims = {"sub": username, "role": role, "ver": version, "iat": issued, "exp": issued + ttl_seconds,
+              "iss": ISSUER, "jti": secrets.token_hex(8)}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -105,7 +108,8 @@ def read_token(secret: str, token: str) -> dict:
         raise InvalidToken("jeton expiré : reconnectez-vous") from None
     except jwt.InvalidTokenError:
         raise InvalidToken("jeton invalide") from None
-    if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("exp"), (int, float)):
+    if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("exp"), (int, float)) \
+            or type(claims.get("ver")) is not int:
         raise InvalidToken("jeton invalide")
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()

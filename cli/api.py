@@ -1,4 +1,4 @@
-"""`usine api` (serve the REST API) and `usine users add|list|disable|seed-demo`."""
+"""`usine api` (serve the REST API) and `usine users add|list|disable|enable|passwd|seed-demo`."""
 from __future__ import annotations
 
 import json
@@ -21,11 +21,11 @@ def _clock():
     return default_clock()
 
 
-def _ask_password() -> str:
+def _ask_password(label: str = "Mot de passe") -> str:
     """Asked twice, hidden, until both entries agree (click's own confirmation speaks English)."""
     while True:
-        password = typer.prompt("Mot de passe", hide_input=True)
-        if typer.prompt("Confirmez le mot de passe", hide_input=True) == password:
+        password = typer.prompt(label, hide_input=True)
+        if typer.prompt(f"Confirmez le {label[0].lower()}{label[1:]}", hide_input=True) == password:
             return password
         typer.echo("Les deux saisies diffèrent : recommencez.", err=True)
 
@@ -87,6 +87,54 @@ def users_disable(username: str):
         typer.echo(f"Utilisateur inconnu : {username}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{user['username']} : désactivé")
+
+
+@users_app.command("enable")
+def users_enable(username: str):
+    """Re-enable a disabled user: it signs in again with its password (its earlier tokens and
+    sessions stay ended)."""
+    from rules.errors import NotFound
+    from services.users import enable_user
+
+    try:
+        with _factory()() as uow:
+            user = enable_user(uow=uow, clock=_clock(), username=username)
+    except NotFound:
+        typer.echo(f"Utilisateur inconnu : {username}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{user['username']} : réactivé")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: str = typer.Argument(..., help="Identifiant du compte"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Lire le mot de passe sur l'entrée standard"),
+):
+    """Set a user's password (asked twice, or read from stdin): its tokens and web sessions end,
+    its failed sign-ins are forgotten (a locked account is unlocked)."""
+    from rules.errors import NotFound, RuleViolation
+    from services.users import change_password
+
+    factory = _factory()
+    with factory() as uow:
+        from services.users import get_user
+
+        if get_user(uow, username) is None:
+            typer.echo(f"Utilisateur inconnu : {username}", err=True)
+            raise typer.Exit(1)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = _ask_password("Nouveau mot de passe")
+    try:
+        change_password(uow_factory=factory, clock=_clock(), username=username, password=password)
+    except NotFound:
+        typer.echo(f"Utilisateur inconnu : {username}", err=True)
+        raise typer.Exit(1)
+    except RuleViolation as exc:
+        typer.echo(json.dumps({"refused": exc.as_dict()}, ensure_ascii=False), err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{username} : mot de passe changé ; ses jetons et sessions ouverts avant sont fermés.")
 
 
 @users_app.command("seed-demo")

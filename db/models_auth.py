@@ -1,11 +1,12 @@
-"""Users of the API and the web (argon2-hashed passwords, one role of SPEC §1, a scope) and the
-idempotency keys of the API's POST requests (a retried request applies once)."""
+"""Users of the API and the web (argon2-hashed passwords, one role of SPEC §1, a scope), their
+web sessions and sign-in failures (docs/security.md), and the idempotency keys of the API's POST
+requests (a retried request applies once)."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models import Base
@@ -33,6 +34,37 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(Instant)
     disabled_at: Mapped[datetime | None] = mapped_column(Instant)
+    # Carried by every token (claim `ver`) and web session: a password change, a disable or a
+    # « déconnexion partout » adds one, and everything issued before stops authenticating.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    password_changed_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class WebSession(Base):
+    """One signed-in browser. The cookie carries a random token; the row keeps only its SHA-256.
+    « Se déconnecter » deletes the row: the cookie alone authenticates nothing."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_username", "username"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 (hex) of the cookie's token
+    username: Mapped[str] = mapped_column(String(80))
+    token_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    expires_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class SigninFailure(Base):
+    """The failed sign-ins of one identifier as typed, an account or not (an unknown name is
+    throttled exactly like a known one: nothing tells them apart). Shared by every API worker:
+    the lock holds whichever process answers. Deleted by a successful sign-in, a password change
+    or a re-enabling."""
+
+    __tablename__ = "signin_failures"
+    username: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(Instant)
+    # No attempt is checked before this instant (the growing delay, then the lock).
+    locked_until: Mapped[datetime | None] = mapped_column(Instant)
 
 
 class IdempotencyKey(Base):

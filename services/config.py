@@ -25,6 +25,26 @@ class Settings(BaseSettings):
     # When set (ISO instant with offset), the service clock starts there and runs in real time:
     # a training or demo workspace living at another date. Unset in production.
     clock_start: str | None = None
+    # Sign-in abuse (docs/security.md, services/signin.py). Per identifier (kept in the database,
+    # shared by every worker): this many failures are free, then each one delays the next attempt
+    # by signin_delay_base_seconds × 2^(failures − free), and signin_lock_after failures lock the
+    # identifier for signin_lock_seconds. Failures older than signin_failure_window_seconds are
+    # forgotten. Per client address (each process its own): signin_per_address attempts (a
+    # `limits` string). Per process: signin_concurrency password checks at once, at most
+    # signin_max_waiting more waiting up to signin_queue_wait_seconds each; the rest get 429.
+    signin_free_failures: int = 5
+    signin_delay_base_seconds: float = 1.0
+    signin_lock_after: int = 10
+    signin_lock_seconds: int = 900
+    signin_failure_window_seconds: int = 3600
+    signin_per_address: str = "30/minute"
+    signin_concurrency: int = 2
+    signin_max_waiting: int = 8
+    signin_queue_wait_seconds: float = 1.0
+    # Nice value of the threads that check passwords (Linux: per thread): a flood of argon2
+    # checks yields the CPU to the other requests. 0 leaves them as they are.
+    signin_nice: int = 10
+    web_session_seconds: int = 8 * 3600
 
 
 @lru_cache(maxsize=1)

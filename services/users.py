@@ -11,7 +11,7 @@ import re
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -78,6 +78,7 @@ def user_view(user: User) -> dict:
         "regions": list(user.regions or []), "siren": user.siren, "consultant": user.consultant,
         "active": user.active, "created_at": user.created_at.isoformat(),
         "disabled_at": user.disabled_at.isoformat() if user.disabled_at else None,
+        "password_changed_at": user.password_changed_at.isoformat() if user.password_changed_at else None,
     }
 
 
@@ -93,28 +94,36 @@ def actor_for(user) -> Actor:
     )
 
 
-_ACTIVE_USER = (select(User.username, User.role, User.regions, User.siren, User.consultant)
+_ACTIVE_USER = (select(User.username, User.role, User.regions, User.siren, User.consultant, User.token_version)
                 .where(User.username == bindparam("username"), User.active.is_(True)))
 
 
-def active_actor(connection, username: str) -> Actor | None:
+def active_actor(connection, username: str, token_version: int | None = None) -> Actor | None:
     """The Actor of an active user, or None, read on `connection` (a Connection, or a Session:
     then on its connection, in its transaction, without the ORM's statement handling — the API's
-    commands read it so)."""
+    commands read it so). With `token_version` (a token's `ver` claim), also None when the
+    account's version has moved on since (password changed, disabled, signed out everywhere):
+    the same one query, so the revocation holds in every worker, whatever it remembers of the
+    token's signature."""
     if isinstance(connection, Session):
         connection = connection.connection()
     row = connection.execute(_ACTIVE_USER, {"username": username}).first()
-    return actor_for(row) if row is not None else None
+    if row is None or (token_version is not None and row.token_version != token_version):
+        return None
+    return actor_for(row)
 
 
-def load_actor(uow_factory, username: str) -> Actor | None:
-    """The Actor of an active user, or None: what every API request checks. One light query on
-    a pooled connection (no ORM session) when the factory exposes its engine."""
+def load_actor(uow_factory, username: str, token_version: int | None = None) -> Actor | None:
+    """The Actor of an active user whose token version is `token_version`, or None: what every
+    API request checks. One light query on a pooled connection (no ORM session) when the factory
+    exposes its engine."""
     engine = getattr(uow_factory, "engine", None)
     if engine is None:
         with uow_factory() as uow:
             user = get_user(uow, username)
-            return actor_for(user) if user is not None and user.active else None
+            if user is None or not user.active or (token_version is not None and user.token_version != token_version):
+                return None
+            return actor_for(user)
     lock = getattr(uow_factory, "lock", None)  # a factory that serializes its transactions
     if lock is not None:
         lock.acquire()
@@ -124,7 +133,7 @@ def load_actor(uow_factory, username: str) -> Actor | None:
                 # One read, no transaction to open and roll back: two round trips fewer a request.
                 # (SQLite keeps its BEGIN IMMEDIATE discipline: see db/engine.py.)
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            return active_actor(conn, username)
+            return active_actor(conn, username, token_version)
     finally:
         if lock is not None:
             lock.release()
@@ -184,7 +193,7 @@ def create_user(*, uow: UnitOfWork, clock: Clock, username: str, password: str, 
         raise RuleViolation("username_taken", f"L'identifiant « {username} » est déjà pris.", field="username")
     user = User(username=username, display_name=display_name, password_hash=PASSWORD_HASHER.hash(password),
                 role=role, regions=regions, siren=siren, consultant=consultant, active=True,
-                created_at=clock.now())
+                created_at=clock.now(), token_version=0)
     uow.session.add(user)
     try:
         uow.commit()
@@ -215,16 +224,74 @@ def authenticate(*, uow: UnitOfWork, username: str, password: str) -> User | Non
     return user
 
 
+def _revoke(uow: UnitOfWork, user: User) -> None:
+    """End every token and web session issued to `user` so far (in the caller's transaction)."""
+    from db.models_auth import WebSession
+
+    user.token_version = (user.token_version or 0) + 1
+    uow.session.execute(delete(WebSession).where(WebSession.username == user.username))
+
+
 def disable_user(*, uow: UnitOfWork, clock: Clock, username: str) -> dict:
-    """Disable a user: it can no longer sign in, and its tokens stop working at once."""
+    """Disable a user: it can no longer sign in, and its tokens and web sessions stop working at
+    once (its version moves on: re-enabling it does not bring them back)."""
     user = get_user(uow, username)
     if user is None:
         raise NotFound("utilisateur", username)
     if user.active:
         user.active = False
         user.disabled_at = clock.now()
+        _revoke(uow, user)
         uow.commit()
     return user_view(user)
+
+
+def enable_user(*, uow: UnitOfWork, clock: Clock, username: str) -> dict:
+    """Re-enable a disabled user: it signs in again with its password (its failed attempts are
+    forgotten); the tokens and sessions it had before the disable stay ended."""
+    from services.signin import clear_failures
+
+    user = get_user(uow, username)
+    if user is None:
+        raise NotFound("utilisateur", username)
+    if not user.active:
+        user.active = True
+        user.disabled_at = None
+        clear_failures(uow.session, username)
+        uow.commit()
+    return user_view(user)
+
+
+def change_password(*, uow_factory, clock: Clock, username: str, password: str) -> dict:
+    """Set a new password (the policy of `create_user`): every token and web session issued
+    before ends, the failed attempts are forgotten. The hash is computed before the unit of work
+    (argon2 takes tens of ms: on SQLite the API serializes its transactions)."""
+    from services.signin import clear_failures
+
+    _check_password(password)
+    new_hash = PASSWORD_HASHER.hash(password)
+    with uow_factory() as uow:
+        user = get_user(uow, username)
+        if user is None:
+            raise NotFound("utilisateur", username)
+        user.password_hash = new_hash
+        user.password_changed_at = clock.now()
+        _revoke(uow, user)
+        clear_failures(uow.session, username)
+        uow.commit()
+        return user_view(user)
+
+
+def end_all_sessions(*, uow_factory, username: str) -> int:
+    """« Se déconnecter partout »: every token and web session of the account ends. Returns the
+    account's new version."""
+    with uow_factory() as uow:
+        user = get_user(uow, username)
+        if user is None:
+            raise NotFound("utilisateur", username)
+        _revoke(uow, user)
+        uow.commit()
+        return user.token_version
 
 
 def list_users(uow: UnitOfWork, *, role: str | None = None, include_disabled: bool = True) -> list[dict]:

@@ -155,11 +155,18 @@ def _demo_clock(clock) -> bool:
     return not isinstance(clock, SystemClock)
 
 
-def build_web_app(*, uow_factory, clock, secret_key: str, secure_cookie: bool | None = None) -> FastAPI:
-    """The workspace as an ASGI application of its own, to be mounted at `/ui`."""
+def build_web_app(*, uow_factory, clock, secret_key: str, secure_cookie: bool | None = None,
+                  signin=None, signin_policy=None) -> FastAPI:
+    """The workspace as an ASGI application of its own, to be mounted at `/ui`. `signin`: the
+    API's `services.signin.SigninGate` when mounted in it (one bound on password checks for the
+    process), else one of its own."""
+    if signin is None:
+        from services.signin import SigninGate
+
+        signin = SigninGate(uow_factory, clock, signin_policy)
     web_app = FastAPI(title="Usine — espace de travail", docs_url=None, redoc_url=None, openapi_url=None)
     web_app.state.web = SimpleNamespace(uow_factory=uow_factory, clock=clock, templates=make_templates(),
-                                        demo_clock=_demo_clock(clock))
+                                        demo_clock=_demo_clock(clock), signin=signin)
     if secure_cookie is None:
         secure_cookie = os.environ.get("USINE_WEB_SECURE_COOKIE", "").lower() in ("1", "true", "yes")
     web_app.add_middleware(SessionMiddleware, secret_key=session_key(secret_key), session_cookie=SESSION_COOKIE,
@@ -195,9 +202,11 @@ def _secret_for(app: FastAPI, secret_key: str | None) -> str:
     return resolve_secret(None)
 
 
-def mount_web(app: FastAPI, *, uow_factory, clock, secret_key: str | None = None) -> None:
+def mount_web(app: FastAPI, *, uow_factory, clock, secret_key: str | None = None, signin=None,
+              signin_policy=None) -> None:
     """Add the workspace to `app`: pages under /ui/, static files under /ui/static, / → /ui/."""
-    web_app = build_web_app(uow_factory=uow_factory, clock=clock, secret_key=_secret_for(app, secret_key))
+    web_app = build_web_app(uow_factory=uow_factory, clock=clock, secret_key=_secret_for(app, secret_key),
+                            signin=signin, signin_policy=signin_policy)
     app.mount(PREFIX, web_app, name="ui")
 
     async def to_workspace():
@@ -207,7 +216,8 @@ def mount_web(app: FastAPI, *, uow_factory, clock, secret_key: str | None = None
     app.add_api_route(PREFIX, to_workspace, methods=["GET"], include_in_schema=False)
 
 
-def create_standalone_app(*, uow_factory=None, clock=None, secret_key: str | None = None) -> FastAPI:
+def create_standalone_app(*, uow_factory=None, clock=None, secret_key: str | None = None,
+                          signin_policy=None) -> FastAPI:
     """The workspace without the API (the same pages, the same services)."""
     if uow_factory is None or clock is None:
         from services import runtime
@@ -221,5 +231,5 @@ def create_standalone_app(*, uow_factory=None, clock=None, secret_key: str | Non
         BodyLimitMiddleware = None
     if BodyLimitMiddleware is not None:
         app.add_middleware(BodyLimitMiddleware)
-    mount_web(app, uow_factory=uow_factory, clock=clock, secret_key=secret_key)
+    mount_web(app, uow_factory=uow_factory, clock=clock, secret_key=secret_key, signin_policy=signin_policy)
     return app

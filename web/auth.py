@@ -1,9 +1,12 @@
-"""Who is using the web workspace: the signed session cookie, the CSRF token of the forms, and the
-user behind them (reloaded on every request, so a disabled account is out at once).
+"""Who is using the web workspace: the session, the CSRF token of the forms, and the user behind
+them (reloaded on every request, so a disabled account is out at once).
 
-The session lives in a cookie signed with a key derived from the service's secret (the one that
-signs the API's tokens): HttpOnly, SameSite=Lax, path /ui, eight hours. It holds the username,
-a random per-session CSRF token and the flash messages of the next page — nothing else."""
+The session is kept by the server (`services.sessions`, table `web_sessions`). The browser's
+cookie, signed with a key derived from the service's secret (the one that signs the API's
+tokens), HttpOnly, SameSite=Lax, path /ui, eight hours, holds the session's random token, a
+random per-session CSRF token and the flash messages of the next page — nothing else. The
+cookie alone authenticates nothing: « Se déconnecter » deletes the session's row, a password
+change or a disable ends every session of the account."""
 from __future__ import annotations
 
 import hashlib
@@ -15,9 +18,11 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from services.commands import Actor
-from services.users import actor_for, get_user
+from services.sessions import session_user
+from services.users import actor_for
 
 SESSION_COOKIE = "usine_session"
+SESSION_KEY = "sid"  # the session's token, in the signed cookie
 SESSION_MAX_AGE = 8 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -78,21 +83,25 @@ def pop_flashes(request: Request) -> list[dict]:
     return request.session.pop("flash", []) if "flash" in request.session else []
 
 
-def load_user(uow_factory, username: str | None) -> WebUser | None:
-    if not username:
+def load_user(web, token: str | None) -> WebUser | None:
+    """The user of a live session (`web`: the workspace's state), or None."""
+    if not token:
         return None
-    with uow_factory() as uow:
-        user = get_user(uow, username)
-        if user is None or not user.active:
-            return None
-        return WebUser(user.username, user.display_name, user.role, actor_for(user))
+    row = session_user(web.uow_factory, web.clock, token)
+    if row is None:
+        return None
+    return WebUser(row.username, row.display_name, row.role, actor_for(row))
+
+
+def request_user(request: Request) -> WebUser | None:
+    return load_user(request.app.state.web, request.session.get(SESSION_KEY))
 
 
 def _user_sync(request: Request) -> WebUser:
-    user = load_user(request.app.state.web.uow_factory, request.session.get("user"))
+    user = request_user(request)
     if user is None:
-        if "user" in request.session:
-            request.session.pop("user", None)
+        if SESSION_KEY in request.session:
+            request.session.pop(SESSION_KEY, None)
         raise LoginRequired()
     request.state.user = user
     return user
