@@ -153,7 +153,7 @@ class SigninGate:
         self._executor = ThreadPoolExecutor(max_workers=self.policy.concurrency, thread_name_prefix="usine-signin",
                                             initializer=_lower_priority, initargs=(self.policy.nice,))
         self._slots: tuple[object, asyncio.Semaphore] | None = None
-        self._waiting = 0
+        self._admitted = 0  # attempts checking or waiting for a slot, in this process
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -226,22 +226,25 @@ class SigninGate:
         user, locked_for = await run_in_threadpool(self._read, key)
         if locked_for is not None:
             return locked_refusal(locked_for)
-        if self._waiting >= self.policy.max_waiting and self._semaphore().locked():
+        # Checked and counted before any await: at most `concurrency` checking and `max_waiting`
+        # waiting, whatever the order in which the event loop runs the attempts.
+        if self._admitted >= self.policy.concurrency + self.policy.max_waiting:
             return busy_refusal()
         semaphore = self._semaphore()
-        self._waiting += 1
+        self._admitted += 1
         try:
-            await asyncio.wait_for(semaphore.acquire(), timeout=self.policy.queue_wait_seconds)
-        except (TimeoutError, asyncio.TimeoutError):
-            return busy_refusal()
+            try:
+                await asyncio.wait_for(semaphore.acquire(), timeout=self.policy.queue_wait_seconds)
+            except (TimeoutError, asyncio.TimeoutError):
+                return busy_refusal()
+            try:
+                loop = asyncio.get_running_loop()
+                ok, rehash = await loop.run_in_executor(self._executor, self._verify,
+                                                        user.password_hash if user is not None else None, password)
+            finally:
+                semaphore.release()
         finally:
-            self._waiting -= 1
-        try:
-            loop = asyncio.get_running_loop()
-            ok, rehash = await loop.run_in_executor(self._executor, self._verify,
-                                                    user.password_hash if user is not None else None, password)
-        finally:
-            semaphore.release()
+            self._admitted -= 1
         success = ok and user is not None and user.active
         return await run_in_threadpool(self._record, key, user, success, rehash)
 
