@@ -61,7 +61,7 @@ def logout_everywhere(actor: Annotated[Actor, Depends(current_actor)], uow_facto
     return Response(status_code=204)
 
 
-@router.post("/me/password", status_code=204, responses=problem_responses(401, 422, 429),
+@router.post("/me/password", status_code=204, responses=problem_responses(400, 401, 422, 429),
              summary="Changer son mot de passe : les jetons et sessions web émis avant cessent de valoir")
 async def post_my_password(request: Request, body: Annotated[PasswordChangeIn, Body()],
                            actor: Annotated[Actor, Depends(current_actor)]):
@@ -70,7 +70,10 @@ async def post_my_password(request: Request, body: Annotated[PasswordChangeIn, B
     un nouveau jeton (`POST /auth/token`)."""
     checked = await request.app.state.signin.attempt(actor.name, body.current_password, client_address(request))
     if isinstance(checked, Refusal):
-        raise refusal_problem(checked, field="current_password")
+        if checked.reason == "invalid":
+            raise Problem(400, "current_password : le mot de passe actuel est incorrect ; rien n'a été changé.",
+                          rule="invalid_grant", field="current_password")
+        raise refusal_problem(checked)
     await run_in_threadpool(change_password, uow_factory=request.app.state.uow_factory, clock=request.app.state.clock,
                             username=actor.name, password=body.new_password)
     return Response(status_code=204)
