@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     signin_failure_window_seconds: int = 3600
     signin_per_address: str = "30/minute"
     signin_concurrency: int = 2
-    signin_max_waiting: int = 8
+    signin_max_waiting: int = 64
     signin_queue_wait_seconds: float = 1.0
     # Nice value of the threads that check passwords (Linux: per thread): a flood of argon2
     # checks yields the CPU to the other requests. 0 leaves them as they are.

@@ -6,13 +6,15 @@ password changes (the current password is a sign-in). An attempt goes through, i
 
 1. the client address's rate (`limits`, moving window, in this process's memory: with several
    API workers each counts its own share);
-2. the identifier's delay or lock, read from `signin_failures` (the database: one lock for every
-   worker), for any identifier typed — an unknown name is delayed and locked exactly like an
-   account, so neither the answer nor its timing tells them apart;
-3. a slot among `concurrency` password checks of this process (asyncio semaphore): a few more
-   may wait `queue_wait_seconds`, the others get 429 at once. The argon2 check runs on this
-   gate's own threads (at a lower CPU priority on Linux), never on the thread pool that every
-   other route needs: a flood of wrong passwords no longer stalls an officer's reads;
+2. a slot among `concurrency` of this process (asyncio semaphore): up to `max_waiting` more
+   wait for one at most `queue_wait_seconds` (no thread, no query while they wait), then get
+   429; beyond them, 429 at once;
+3. in the slot, the identifier's delay or lock, read from `signin_failures` (the database: one
+   lock for every worker), for any identifier typed — an unknown name is delayed and locked
+   exactly like an account, so neither the answer nor its timing tells them apart. The argon2
+   check runs on this gate's own threads (at a lower CPU priority on Linux), never on the
+   thread pool that every other route needs: a flood of wrong passwords no longer stalls an
+   officer's reads;
 4. the check itself (argon2id against the account's hash, or against a dummy hash of the same
    cost when there is no such account), outside any transaction (on SQLite the API serializes
    its transactions: a check inside one held every other request for its duration), then one
@@ -55,7 +57,7 @@ class SigninPolicy:
     failure_window_seconds: int = 3600
     per_address: str = "30/minute"
     concurrency: int = 2
-    max_waiting: int = 8
+    max_waiting: int = 64
     queue_wait_seconds: float = 1.0
     nice: int = 10
 
@@ -223,11 +225,10 @@ class SigninGate:
         if refused is not None:
             return refused
         key = _key(username)
-        user, locked_for = await run_in_threadpool(self._read, key)
-        if locked_for is not None:
-            return locked_refusal(locked_for)
-        # Checked and counted before any await: at most `concurrency` checking and `max_waiting`
-        # waiting, whatever the order in which the event loop runs the attempts.
+        # Admission is checked and counted before any await: at most `concurrency` attempts in a
+        # slot and `max_waiting` waiting, whatever the order in which the event loop runs them.
+        # The database is read only in a slot: a flood waits (costing no thread, no query) and
+        # is answered 429 after `queue_wait_seconds`, which also slows a client that loops.
         if self._admitted >= self.policy.concurrency + self.policy.max_waiting:
             return busy_refusal()
         semaphore = self._semaphore()
@@ -238,6 +239,9 @@ class SigninGate:
             except (TimeoutError, asyncio.TimeoutError):
                 return busy_refusal()
             try:
+                user, locked_for = await run_in_threadpool(self._read, key)
+                if locked_for is not None:
+                    return locked_refusal(locked_for)
                 loop = asyncio.get_running_loop()
                 ok, rehash = await loop.run_in_executor(self._executor, self._verify,
                                                         user.password_hash if user is not None else None, password)
