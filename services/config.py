@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     signin_concurrency: int = 2
     signin_max_waiting: int = 64
     signin_queue_wait_seconds: float = 1.0
+    # Every 429 of a sign-in that did not already wait is answered after this delay.
+    signin_refusal_delay_seconds: float = 1.0
     # Nice value of the threads that check passwords (Linux: per thread): a flood of argon2
     # checks yields the CPU to the other requests. 0 leaves them as they are.
     signin_nice: int = 10

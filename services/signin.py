@@ -8,7 +8,8 @@ password changes (the current password is a sign-in). An attempt goes through, i
    API workers each counts its own share);
 2. a slot among `concurrency` of this process (asyncio semaphore): up to `max_waiting` more
    wait for one at most `queue_wait_seconds` (no thread, no query while they wait), then get
-   429; beyond them, 429 at once;
+   429; beyond them, 429 (every 429 that did not wait is held `refusal_delay_seconds` first:
+   a client that loops on its refusals asks about once a second, not hundreds of times);
 3. in the slot, the identifier's delay or lock, read from `signin_failures` (the database: one
    lock for every worker), for any identifier typed — an unknown name is delayed and locked
    exactly like an account, so neither the answer nor its timing tells them apart. The argon2
@@ -59,6 +60,7 @@ class SigninPolicy:
     concurrency: int = 2
     max_waiting: int = 64
     queue_wait_seconds: float = 1.0
+    refusal_delay_seconds: float = 1.0
     nice: int = 10
 
     @classmethod
@@ -72,15 +74,15 @@ class SigninPolicy:
                      failure_window_seconds=settings.signin_failure_window_seconds,
                      per_address=settings.signin_per_address, concurrency=settings.signin_concurrency,
                      max_waiting=settings.signin_max_waiting, queue_wait_seconds=settings.signin_queue_wait_seconds,
-                     nice=settings.signin_nice)
+                     refusal_delay_seconds=settings.signin_refusal_delay_seconds, nice=settings.signin_nice)
         policy.validate()
         return policy
 
     def validate(self) -> None:
         parse(self.per_address)  # raises ValueError on a malformed limit
-        if self.concurrency < 1 or self.max_waiting < 0 or self.queue_wait_seconds < 0:
+        if self.concurrency < 1 or self.max_waiting < 0 or self.queue_wait_seconds < 0 or self.refusal_delay_seconds < 0:
             raise ValueError("USINE_SIGNIN_CONCURRENCY ≥ 1, USINE_SIGNIN_MAX_WAITING ≥ 0, "
-                             "USINE_SIGNIN_QUEUE_WAIT_SECONDS ≥ 0.")
+                             "USINE_SIGNIN_QUEUE_WAIT_SECONDS ≥ 0, USINE_SIGNIN_REFUSAL_DELAY_SECONDS ≥ 0.")
         if not 1 <= self.lock_after or self.free_failures < 0 or self.lock_seconds < 1:
             raise ValueError("USINE_SIGNIN_LOCK_AFTER ≥ 1, USINE_SIGNIN_FREE_FAILURES ≥ 0, USINE_SIGNIN_LOCK_SECONDS ≥ 1.")
 
@@ -222,26 +224,42 @@ class SigninGate:
                 or len(password) > users_service.PASSWORD_MAX:
             return Refusal("invalid", INVALID_MESSAGE)
         refused = self._address_refusal(address or "")
-        if refused is not None:
-            return refused
-        key = _key(username)
+        if refused is None:
+            result, waited = await self._admitted_attempt(_key(username), password)
+            if isinstance(result, SignedIn) or result.status != 429 or waited:
+                return result
+            refused = result
+        # A 429 answered at once would let a client that loops ask again at once: every refusal
+        # that did not already wait for a slot is held `refusal_delay_seconds` first (a timer of
+        # the event loop: no thread, no query), which bounds what a looping client costs.
+        if self.policy.refusal_delay_seconds:
+            await asyncio.sleep(self.policy.refusal_delay_seconds)
+        return refused
+
+    async def _admitted_attempt(self, key: str, password: str) -> tuple[SignedIn | Refusal, bool]:
+        """(the result, whether it waited for a slot)."""
         # Admission is checked and counted before any await: at most `concurrency` attempts in a
         # slot and `max_waiting` waiting, whatever the order in which the event loop runs them.
         # The database is read only in a slot: a flood waits (costing no thread, no query) and
-        # is answered 429 after `queue_wait_seconds`, which also slows a client that loops.
+        # is answered 429 after `queue_wait_seconds`.
         if self._admitted >= self.policy.concurrency + self.policy.max_waiting:
-            return busy_refusal()
+            return busy_refusal(), False
         semaphore = self._semaphore()
         self._admitted += 1
         try:
-            try:
-                await asyncio.wait_for(semaphore.acquire(), timeout=self.policy.queue_wait_seconds)
-            except (TimeoutError, asyncio.TimeoutError):
-                return busy_refusal()
+            if not semaphore.locked():
+                await semaphore.acquire()  # free: no wait
+            elif not self.policy.queue_wait_seconds:
+                return busy_refusal(), False
+            else:
+                try:
+                    await asyncio.wait_for(semaphore.acquire(), timeout=self.policy.queue_wait_seconds)
+                except (TimeoutError, asyncio.TimeoutError):
+                    return busy_refusal(), True
             try:
                 user, locked_for = await run_in_threadpool(self._read, key)
                 if locked_for is not None:
-                    return locked_refusal(locked_for)
+                    return locked_refusal(locked_for), False
                 loop = asyncio.get_running_loop()
                 ok, rehash = await loop.run_in_executor(self._executor, self._verify,
                                                         user.password_hash if user is not None else None, password)
@@ -250,7 +268,7 @@ class SigninGate:
         finally:
             self._admitted -= 1
         success = ok and user is not None and user.active
-        return await run_in_threadpool(self._record, key, user, success, rehash)
+        return await run_in_threadpool(self._record, key, user, success, rehash), False
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

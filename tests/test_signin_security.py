@@ -20,8 +20,9 @@ from services.signin import SigninGate, SigninPolicy
 from services.users import DEMO_PASSWORD, seed_demo_users
 
 NEW_PASSWORD = "un tout nouveau mot de passe"
-# A test policy: the defaults, without the per-address window (tests all come from one address).
-OPEN_ADDRESS = SigninPolicy(per_address="100000/minute")
+# A test policy: the defaults, without the per-address window (tests all come from one address)
+# and without holding refusals (the tests ask one after the other).
+OPEN_ADDRESS = SigninPolicy(per_address="100000/minute", refusal_delay_seconds=0)
 
 
 def _app(uow_factory, clock, policy: SigninPolicy = OPEN_ADDRESS):
@@ -77,7 +78,7 @@ def test_a_flood_of_wrong_sign_ins_gets_429_beyond_the_checks_in_progress_while_
     (before, every argon2 check took a thread of the pool the other routes need)."""
     seed_demo_users(uow_factory, clock)
     app = _app(uow_factory, clock, SigninPolicy(per_address="100000/minute", concurrency=1, max_waiting=2,
-                                                queue_wait_seconds=60))
+                                                queue_wait_seconds=60, refusal_delay_seconds=0))
     with TestClient(app) as c:
         officer = _token(c)
     release, checking = threading.Event(), threading.Event()
@@ -119,7 +120,7 @@ def test_a_flood_of_wrong_sign_ins_gets_429_beyond_the_checks_in_progress_while_
 
 def test_an_address_that_keeps_trying_is_refused_even_with_the_right_password(uow_factory, clock, fast_passwords):
     seed_demo_users(uow_factory, clock)
-    with TestClient(_app(uow_factory, clock, SigninPolicy(per_address="3/minute"))) as c:
+    with TestClient(_app(uow_factory, clock, SigninPolicy(per_address="3/minute", refusal_delay_seconds=0))) as c:
         for name in ("a.b", "c.d", "e.f"):
             assert c.post("/auth/token", data={"username": name, "password": "mauvais mot"}).status_code == 400
         r = c.post("/auth/token", data={"username": OFFICER, "password": DEMO_PASSWORD})
