@@ -282,6 +282,15 @@ def change_password(*, uow_factory, clock: Clock, username: str, password: str) 
         return user_view(user)
 
 
+def account_version(uow_factory, username: str) -> int:
+    """The account's current token version (what a new token or web session records)."""
+    with uow_factory() as uow:
+        user = get_user(uow, username)
+        if user is None:
+            raise NotFound("utilisateur", username)
+        return user.token_version
+
+
 def end_all_sessions(*, uow_factory, username: str) -> int:
     """« Se déconnecter partout »: every token and web session of the account ends. Returns the
     account's new version."""

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from rules.errors import RuleViolation
 from services.sessions import end_session, start_session
 from services.signin import Refusal
-from services.users import change_password, end_all_sessions
+from services.users import account_version, change_password, end_all_sessions
 from web.app import PREFIX, home_for, render
 from web.auth import CSRF_FIELD, SESSION_KEY, WebUser, check_csrf, current_user, flash, request_user
 
@@ -31,9 +31,12 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else ""
 
 
-def _open_session(request: Request, username: str, token_version: int) -> None:
-    """A new session: nothing of the previous one is kept, the CSRF token is new."""
+def open_session(request: Request, username: str, token_version: int | None = None) -> None:
+    """A new session (kept by the server, at `token_version`, default the account's current
+    one): nothing of the previous one is kept, the CSRF token is new."""
     web = request.app.state.web
+    if token_version is None:
+        token_version = account_version(web.uow_factory, username)
     token = start_session(web.uow_factory, web.clock, username=username, token_version=token_version)
     request.session.clear()
     request.session[SESSION_KEY] = token
@@ -77,7 +80,7 @@ async def login(request: Request):
         if result.retry_after:
             response.headers["Retry-After"] = str(result.retry_after)
         return response
-    await run_in_threadpool(_open_session, request, result.username, result.token_version)
+    await run_in_threadpool(open_session, request, result.username, result.token_version)
     flash(request, "success", f"Bienvenue, {result.display_name}.")
     return RedirectResponse(target or home_for(result.role), status_code=303)
 
@@ -143,12 +146,6 @@ async def password_change(request: Request):
     except RuleViolation as exc:
         return again(400, exc.message.replace("password :", "Nouveau mot de passe :", 1))
     # This browser stays signed in, on a new session; every other one, and every API token, ends.
-    from services.users import get_user
-
-    def version():
-        with web.uow_factory() as uow:
-            return get_user(uow, view["username"]).token_version
-
-    await run_in_threadpool(lambda: _open_session(request, user.username, version()))
+    await run_in_threadpool(open_session, request, view["username"])
     flash(request, "success", "Mot de passe changé. Vos autres sessions et vos jetons d'accès sont fermés.")
     return RedirectResponse(home_for(user.role), status_code=303)

@@ -14,7 +14,6 @@ Who the verified claims open the workspace to is `services.oidc.sign_in`'s decis
 from __future__ import annotations
 
 import logging
-import secrets
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -206,10 +205,11 @@ async def oidc_callback(request: Request):
         log.info("OpenID sign-in refused: %s", refused.rule)
         return _refused(request, refused.status, refused.message, label)
     target = _safe_next(request.session.get(NEXT_KEY))
-    # A new session, as after a password sign-in: nothing of the anonymous one is kept.
-    request.session.clear()
-    request.session["user"] = signed.username
-    request.session["csrf"] = secrets.token_urlsafe(32)
+    # A new session, as after a password sign-in: nothing of the anonymous one is kept; the
+    # session is kept by the server (services.sessions), at the account's current version.
+    from web.routes_auth import open_session
+
+    await run_in_threadpool(open_session, request, signed.username)
     request.session[ID_TOKEN_KEY] = token["id_token"]
     flash(request, "success", f"Bienvenue, {signed.display_name}." if not signed.provisioned else
           f"Bienvenue, {signed.display_name} : votre compte vient d'être ouvert.")
