@@ -46,7 +46,6 @@ class Settings(BaseSettings):
     # Nice value of the threads that check passwords (Linux: per thread): a flood of argon2
     # checks yields the CPU to the other requests. 0 leaves them as they are.
     signin_nice: int = 10
-    web_session_seconds: int = 8 * 3600
 
 
 @lru_cache(maxsize=1)

@@ -148,14 +148,29 @@ def _key(username: str) -> str:
     return username[:80]
 
 
+_EXECUTORS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_EXECUTORS_LOCK = threading.Lock()
+
+
+def _executor(concurrency: int, nice: int) -> ThreadPoolExecutor:
+    """The threads that check passwords, one pool a process for a given bound (apps built in one
+    process, as the tests build them, share it; each gate keeps its own slots)."""
+    with _EXECUTORS_LOCK:
+        pool = _EXECUTORS.get((concurrency, nice))
+        if pool is None:
+            pool = _EXECUTORS[(concurrency, nice)] = ThreadPoolExecutor(
+                max_workers=concurrency, thread_name_prefix="usine-signin", initializer=_lower_priority,
+                initargs=(nice,))
+        return pool
+
+
 class SigninGate:
     def __init__(self, uow_factory, clock, policy: SigninPolicy | None = None):
         self.uow_factory, self.clock = uow_factory, clock
         self.policy = policy or SigninPolicy.from_settings()
         self._rate = parse(self.policy.per_address)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._executor = ThreadPoolExecutor(max_workers=self.policy.concurrency, thread_name_prefix="usine-signin",
-                                            initializer=_lower_priority, initargs=(self.policy.nice,))
+        self._executor = _executor(self.policy.concurrency, self.policy.nice)
         self._slots: tuple[object, asyncio.Semaphore] | None = None
         self._admitted = 0  # attempts checking or waiting for a slot, in this process
 
@@ -269,10 +284,6 @@ class SigninGate:
             self._admitted -= 1
         success = ok and user is not None and user.active
         return await run_in_threadpool(self._record, key, user, success, rehash), False
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
 
 def busy_refusal() -> Refusal:
     return Refusal("busy", "Trop de connexions en cours de vérification : réessayez dans une seconde.", 1)
