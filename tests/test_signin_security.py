@@ -306,3 +306,21 @@ def test_usine_users_passwd_asks_twice_in_french_and_ends_earlier_tokens_and_ena
     enabled = runner.invoke(cli_app, ["users", "enable", OFFICER])
     assert enabled.exit_code == 0 and "réactivé" in enabled.output
     assert open_client.get("/me", headers=_token(open_client, password=NEW_PASSWORD)).status_code == 200
+
+
+def test_a_refusal_that_did_not_wait_is_held_before_it_is_answered(uow_factory, clock, fast_passwords, monkeypatch):
+    """A client looping on its 429s would otherwise ask again at once, hundreds of times a second."""
+    import services.signin
+
+    held = []
+
+    async def sleep(seconds):
+        held.append(seconds)
+
+    monkeypatch.setattr(services.signin.asyncio, "sleep", sleep)
+    seed_demo_users(uow_factory, clock)
+    with TestClient(_app(uow_factory, clock, SigninPolicy(per_address="1/minute", refusal_delay_seconds=3))) as c:
+        assert c.post("/auth/token", data={"username": OFFICER, "password": DEMO_PASSWORD}).status_code == 200
+        assert held == []
+        assert c.post("/auth/token", data={"username": OFFICER, "password": DEMO_PASSWORD}).status_code == 429
+    assert held == [3]
