@@ -32,6 +32,10 @@ from services.sweep import sweep
 from services.users import DEMO_APPLICANT_SIRENS, DEMO_COMPANIES, DEMO_USERS, actor_for, get_user, seed_demo_users
 
 DEMO_NOW = datetime(2022, 6, 15, 9, 0, tzinfo=PARIS)
+# After this day the Occitanie pathway is over (its expense cut-off): a later demo instant plays
+# only Occitanie lives that have ended (closed, rejected, withdrawn, lapsed).
+OCCITANIE_OPEN_UNTIL = datetime(2022, 12, 31, 23, 59, tzinfo=PARIS)
+FINAL_TARGETS = ("closed", "rejected", "withdrawn", "lapsed")
 
 NAMES = ("Atelier", "Forges", "Usinage", "Mécanique", "Plasturgie", "Composites", "Tôlerie", "Fonderie",
          "Chaudronnerie", "Menuiserie industrielle", "Textiles techniques", "Conserverie", "Laiterie",
@@ -120,9 +124,10 @@ class _Life:
     siren: str | None = None
     dossier_id: int | None = None
     commands_run: int = 0
+    now: datetime = DEMO_NOW  # the demo instant: no step is played after it
 
     def at(self, instant: datetime) -> None:
-        if instant > DEMO_NOW:
+        if instant > self.now:
             raise DemoInstantReached()
         self.clock.set(instant)
 
@@ -131,7 +136,7 @@ class _Life:
         `after`: when a step is meant to be fresh at the demo instant (a proposal for the
         coming session, a claim finance has not paid yet)."""
         for _ in range(20):
-            day = (DEMO_NOW - timedelta(days=self.rng.randint(*days_back))).date()
+            day = (self.now - timedelta(days=self.rng.randint(*days_back))).date()
             if is_working_day(day):
                 break
         instant = datetime(day.year, day.month, day.day, self.rng.randint(9, 16), self.rng.choice([0, 15, 30, 45]),
@@ -332,19 +337,27 @@ def _start_for(rng: random.Random, target: str) -> datetime:
     return start.replace(hour=rng.randint(8, 17), minute=rng.choice([0, 15, 30, 45]))
 
 
-def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021, journal: str | None = None) -> dict:
-    """Play `dossiers` generated lives (seeded) as the demo users, up to the demo instant, then
+def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021, journal: str | None = None,
+              pdl: int | None = None, naq_companies: int | None = None, as_of: datetime = DEMO_NOW) -> dict:
+    """Play generated lives (seeded) as the demo users, up to the demo instant `as_of`, then
     sweep as of that instant, then anchor every dossier's chain head (`services.audit.anchors`,
     appended to `journal` when given): a demo database is never left with histories no anchor
-    vouches for. The report's counts are read after everything, sweep included."""
+    vouches for. `dossiers` Occitanie lives, `pdl` Pays de la Loire ones (default a third of
+    `dossiers`) and `naq_companies` Nouvelle-Aquitaine pathways (default a quarter of
+    `dossiers`, none before its candidacies open on 1 September 2024). The report's counts are
+    read after everything, sweep included."""
+    from services import demo_pathways as paths
+
     rng = random.Random(seed)
-    clock = FrozenClock(DEMO_NOW)
+    clock = FrozenClock(as_of)
     with uow_factory() as uow:
         programmes = sync_programmes(uow=uow, clock=clock)
-    weights = list(TARGETS.values())
-    targets = list(TARGETS)
+    occitanie = TARGETS if as_of <= OCCITANIE_OPEN_UNTIL else {k: v for k, v in TARGETS.items() if k in FINAL_TARGETS}
+    weights = list(occitanie.values())
+    targets = list(occitanie)
     plan = [targets[i % len(targets)] for i in range(len(targets))]  # every state at least once
     plan += rng.choices(targets, weights=weights, k=max(0, dossiers - len(plan)))
+    plan = plan[:dossiers]
     plan = sorted(plan, key=lambda tgt: _start_for(random.Random(seed), tgt))
     lives = []
     for i, target in enumerate(plan):
@@ -353,37 +366,85 @@ def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021, journal: st
         lives.append((_start_for(rng, target), target, siren, random.Random(rng.random())))
     lives.sort(key=lambda x: x[0])
     # The accounts exist before the first life starts; the demo then acts as them.
-    clock.set(lives[0][0] - timedelta(days=1) if lives else DEMO_NOW)
+    pdl = dossiers // 3 if pdl is None else pdl
+    starts = [lives[0][0]] if lives else []
+    if pdl:
+        starts.append(datetime(2019, 1, 14, 9, tzinfo=PARIS))  # the day before the first call opens
+    first = min(starts) if starts else as_of
+    clock.set(first - timedelta(days=1))
     seeded_users = seed_demo_users(uow_factory, clock)
     cast = demo_cast(uow_factory)
     commands_run = 0
     refused = []
     cut_short = 0
     dossier_ids = []
-    seen: dict[str, int] = {}
-    for n, (start, target, siren, life_rng) in enumerate(lives):
-        k = seen[target] = seen.get(target, -1) + 1
-        every = PENDING_CLAIM_EVERY.get(target)
-        life = _Life(life_rng, uow_factory, clock, cast, cast.officers[n % len(cast.officers)],
-                     pending_claim=bool(every) and k % every == 0)
+    by_programme: dict[str, int] = {}
+    seen: dict = {}
+
+    def run(life: _Life, programme: str, play, *args) -> None:
+        nonlocal commands_run, cut_short
         try:
-            _play(life, target, start, siren)
+            play(life, *args)
         except RuleViolation as exc:
-            refused.append({"target": target, "rule": exc.rule, "message": exc.message})
+            refused.append({"programme": programme, "target": " ".join(str(a) for a in args if isinstance(a, (str, int))),
+                            "rule": exc.rule, "message": exc.message})
         except DemoInstantReached:
             cut_short += 1
         commands_run += life.commands_run
         if life.dossier_id:
             dossier_ids.append(life.dossier_id)
+            by_programme[programme] = by_programme.get(programme, 0) + 1
+
+    for n, (start, target, siren, life_rng) in enumerate(lives):
+        k = seen[target] = seen.get(target, -1) + 1
+        every = PENDING_CLAIM_EVERY.get(target)
+        life = _Life(life_rng, uow_factory, clock, cast, cast.officers[n % len(cast.officers)],
+                     pending_claim=bool(every) and k % every == 0, now=as_of)
+        run(life, DEMO_PROGRAMME, _play, target, start, siren)
+    # Pays de la Loire: its calls 2019–2021, its three lines, its loans.
+    if pdl:
+        pdl_rng = random.Random(seed * 31 + 7)
+        pdl_cast = demo_cast(uow_factory, paths.PDL_REGION)
+        keys = list(paths.PDL_TARGETS)
+        pdl_plan = keys[:pdl] + pdl_rng.choices(keys, weights=list(paths.PDL_TARGETS.values()),
+                                                k=max(0, pdl - len(keys)))
+        for n, (line, target) in enumerate(pdl_plan):
+            k = seen[(line, target)] = seen.get((line, target), -1) + 1
+            life = _Life(random.Random(pdl_rng.random()), uow_factory, clock, pdl_cast,
+                         pdl_cast.officers[n % len(pdl_cast.officers)],
+                         pending_claim=target == "in_repayment" and k % paths.PENDING_REPAYMENT_EVERY == 0, now=as_of)
+            run(life, paths.PDL_PROGRAMME, paths.play_pdl, line, target)
+    # Nouvelle-Aquitaine: a diagnostic dossier per company, then the aid dossiers of its plan.
+    naq = (dossiers // 4 if naq_companies is None else naq_companies) if as_of > paths.NAQ_OPENS + timedelta(days=200) else 0
+    if naq:
+        naq_rng = random.Random(seed * 53 + 11)
+        naq_cast = demo_cast(uow_factory, paths.NAQ_REGION)
+        keys = list(paths.NAQ_TARGETS)
+        naq_plan = keys[1:] + ["pathway"] * 3 if naq >= len(keys) + 2 else ["pathway"] * naq
+        naq_plan = (naq_plan + naq_rng.choices(keys, weights=list(paths.NAQ_TARGETS.values()),
+                                               k=max(0, naq - len(naq_plan))))[:naq]
+        for n, target in enumerate(naq_plan):
+            siren = DEMO_APPLICANT_SIRENS[1] if n == 0 else None
+            life = _Life(random.Random(naq_rng.random()), uow_factory, clock, naq_cast,
+                         naq_cast.officers[n % len(naq_cast.officers)], pending_claim=n % 4 == 1, now=as_of)
+            opened: list[int] = []
+
+            def play(life, target, siren):
+                opened.extend(paths.play_naq(life, target, paths.naq_start(life.rng, target, as_of), siren))
+
+            run(life, paths.NAQ_PROGRAMME, play, target, siren)
+            dossier_ids.extend(opened)
+            by_programme[paths.NAQ_PROGRAMME] = by_programme.get(paths.NAQ_PROGRAMME, 0) + len(opened)
     # Bring every dossier to the demo date: reminders due by then go out, requests lapse.
-    clock.set(DEMO_NOW)
+    clock.set(as_of)
     report = sweep(uow_factory=uow_factory, clock=clock)
     anchored = anchor(uow_factory, clock, journal=journal)
     with uow_factory() as uow:
-        return {"as_of": DEMO_NOW.isoformat(), "programmes_recorded": programmes, "dossiers": len(dossier_ids),
+        return {"as_of": as_of.isoformat(), "programmes_recorded": programmes, "dossiers": len(dossier_ids),
+                "by_programme": dict(sorted(by_programme.items())),
                 "by_state": demo_state_counts(uow, dossier_ids), "commands": commands_run, "refused": refused,
                 "cut_short_by_demo_instant": cut_short, "sweep": report.as_dict(),
-                "at_demo_instant": demo_worklists(uow, dossier_ids, DEMO_NOW), "users": seeded_users,
+                "at_demo_instant": demo_worklists(uow, dossier_ids, as_of), "users": seeded_users,
                 "anchor": anchored.as_dict()}
 
 

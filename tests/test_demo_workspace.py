@@ -51,7 +51,9 @@ def test_the_demo_acts_as_the_seeded_accounts_and_each_officer_finds_its_dossier
             mine = work_queue(uow, actor, QueueFilters(mine=True), TODAY)
             open_here = [p for p in catalogue.all() if p.region in actor.regions
                          and any(w.opens_on <= TODAY <= w.closes_on for w in p.windows)]
-            if open_here:
+            # Pays de la Loire's calls closed in 2021, but its dossiers are still instructed and repaid.
+            still_worked = any(p.region in actor.regions and p.id == "pdl-ami-idf-exemple" for p in catalogue.all())
+            if open_here or still_worked:
                 assert mine["total"] > 0, spec["username"]
                 assert {d["officer"] for d in mine["items"]} == {spec["username"]}
             else:
@@ -106,7 +108,8 @@ def test_the_report_gives_the_states_after_the_final_sweep(uow_factory):
     with uow_factory() as uow:
         in_db = dict(uow.session.execute(select(m.Dossier.status, func.count()).group_by(m.Dossier.status)).all())
     assert report["by_state"] == dict(sorted(in_db.items()))
-    assert report["dossiers"] == sum(in_db.values()) == 24
+    assert report["dossiers"] == sum(in_db.values()) == 24 + 24 // 3
+    assert report["by_programme"] == {"occitanie-prif": 24, "pdl-ami-idf-exemple": 8}
 
 
 def test_the_demo_applicants_dossiers_name_their_own_company(uow_factory):
@@ -121,3 +124,51 @@ def test_the_demo_applicants_dossiers_name_their_own_company(uow_factory):
             assert set(names) == {DEMO_COMPANIES[siren]["name"]}
             company = uow.session.scalar(select(m.Company).where(m.Company.siren == siren))
             assert company.name == DEMO_COMPANIES[siren]["name"]
+
+
+def test_pays_de_la_loire_loans_are_in_every_state_of_a_loan_at_the_demo_instant(uow_factory):
+    from services.loans import loan_figures
+
+    report = load_demo(uow_factory, dossiers=12, seed=5, pdl=28)
+    assert report["refused"] == []
+    with uow_factory() as uow:
+        s = uow.session
+        pdl = s.scalars(select(m.Dossier).where(m.Dossier.programme_id == "pdl-ami-idf-exemple")).all()
+        states = {d.status for d in pdl}
+        assert {"instruction", "in_repayment", "in_default", "closed"} <= states
+        # every call code is one of the programme's 2019–2021 calls, and the three lines are played
+        assert {d.call_code[:8] for d in pdl} <= {"AMI-2019", "AMI-2020", "AMI-2021"}
+        assert {d.line for d in pdl} == {1, 2, 3}
+        written_off = [d for d in pdl if d.written_off]
+        assert written_off and all(d.status == "closed" for d in written_off)
+        repaid = [d for d in pdl if d.status == "closed" and d.loan and not d.written_off]
+        assert repaid and all(loan_figures(s, d)["outstanding"] == "0.00" for d in repaid)
+        # finance has a repayment to record: an instalment due in the last weeks, not yet paid
+        from rules.loans import amount_due
+        from services.loans import plan_of, repayments_of
+        owing = [d for d in pdl if d.status == "in_repayment"
+                 and amount_due(plan_of(d), repayments_of(s, d.id), TODAY) > 0]
+        assert owing
+
+
+def test_a_demo_in_june_2025_gives_nouvelle_aquitaine_companies_their_aid_dossiers(uow_factory):
+    from datetime import datetime
+
+    as_of = datetime(2025, 6, 15, 9, 0, tzinfo=PARIS)
+    report = load_demo(uow_factory, dossiers=12, seed=5, pdl=14, naq_companies=14, as_of=as_of)
+    assert report["refused"] == []
+    with uow_factory() as uow:
+        s = uow.session
+        plans = s.scalars(select(m.Dossier).where(m.Dossier.programme_id == "naq-udf4-exemple",
+                                                  m.Dossier.plan_id.is_(None))).all()
+        assert len(plans) == 14
+        aid = s.scalars(select(m.Dossier).where(m.Dossier.plan_id.is_not(None))).all()
+        assert aid and {a.plan_id for a in aid} <= {p.id for p in plans if p.status == "closed"}
+        # each aid dossier carries out actions of its plan, none covered twice
+        for p in plans:
+            numbers = [n for a in aid if a.plan_id == p.id for n in a.actions]
+            assert len(numbers) == len(set(numbers)) and set(numbers) <= {x["number"] for x in p.actions or []}
+        # the Occitanie pathway is over: only its ended dossiers are played
+        occ = set(s.scalars(select(m.Dossier.status).where(m.Dossier.programme_id == "occitanie-prif")))
+        assert occ <= {"closed", "rejected", "withdrawn", "lapsed"}
+        assert s.scalar(select(func.max(m.Event.at))) <= as_of

@@ -50,13 +50,15 @@ def test_the_migrations_build_exactly_the_models_schema(database_url):
 def test_the_demo_puts_dossiers_in_every_state_through_the_services(uow_factory):
     report = load_demo(uow_factory, dossiers=40, seed=7)
     assert set(report["by_state"]) == set(STATES)
-    assert report["dossiers"] == 40 and report["refused"] == []
+    assert report["by_programme"]["occitanie-prif"] == 40 and report["refused"] == []
+    # Pays de la Loire's lives: its lines' loans in repayment and in default, a dossier in instruction
+    assert report["by_programme"]["pdl-ami-idf-exemple"] == 40 // 3
     with uow_factory() as uow:
         ids = uow.session.scalars(select(m.Dossier.id)).all()
         assert all(verify_dossier(uow.session, i).ok for i in ids)
         # played, not inserted: every dossier has its events, and they start with the candidacy
         firsts = uow.session.scalars(select(m.Event.command).where(m.Event.seq == 1)).all()
-        assert len(firsts) == 40 and set(firsts) <= {"submit_candidacy", "start_candidacy"}
+        assert len(firsts) == report["dossiers"] and set(firsts) <= {"submit_candidacy", "start_candidacy"}
         assert uow.session.scalar(select(func.count()).select_from(m.ProgrammeVersion)) == 3
 
 
@@ -68,7 +70,7 @@ def test_usine_demo_then_history_reads_like_a_file_note(tmp_path):
     assert run("db", "upgrade").returncode == 0
     demo = run("demo", "--dossiers", "24")
     assert demo.returncode == 0, demo.stderr
-    assert json.loads(demo.stdout)["dossiers"] == 24
+    assert json.loads(demo.stdout)["by_programme"] == {"occitanie-prif": 24, "pdl-ami-idf-exemple": 8}
     listing = run("dossier", "list", "--state", "closed")
     assert listing.returncode == 0 and "closed" in listing.stdout
     ref = listing.stdout.split()[1]

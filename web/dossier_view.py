@@ -186,4 +186,22 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
         "pending_claims": [c for c in claims if c["claim"].status == "pending"],
         "can_vote": any(t.startswith("vote_") for t in triggers),
         "all_kinds": DOCUMENT_KINDS,
+        **loan_view(s, d, programme, today),
     }
+
+
+def loan_view(session, d: m.Dossier, programme, today: date) -> dict:
+    """The line, the call, the aid by instrument, the loan's figures and its schedule."""
+    from rules import loans as loan_rules
+    from services.loan_exports import schedule_rows
+    from services.loans import loan_figures, plan_of, repayments_of
+    from services.queries import aid_of
+
+    line = programme.line(d.line) if d.line else None
+    call = next((w for w in programme.windows if w.code and w.code == d.call_code), None)
+    loan = loan_figures(session, d)
+    due = None
+    if d.loan is not None and d.status in ("in_repayment", "in_default"):
+        due = loan_rules.amount_due(plan_of(d), repayments_of(session, d.id), today)
+    return {"line": line if len(programme.dossier_lines) > 1 else None, "call": call, "example": programme.is_example,
+            "aid": aid_of(d), "loan": loan, "schedule": schedule_rows(session, d, today), "amount_due": due}

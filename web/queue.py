@@ -37,6 +37,8 @@ class QueueFilters:
     due_before: date | None = None
     open_only: bool = True
     page: int = 1
+    call: str | None = None   # a call's code (SPEC §11.1)
+    line: int | None = None   # an aid line's number (SPEC §11.2)
 
 
 def _least(*exprs):
@@ -74,6 +76,10 @@ def _where(actor: Actor, catalogue, f: QueueFilters, today: date) -> list:
         where.append(m.Dossier.status.notin_(("closed", "rejected", "withdrawn", "lapsed")))
     if f.programme:
         where.append(m.Dossier.programme_id == f.programme)
+    if f.call:
+        where.append(m.Dossier.call_code == f.call)
+    if f.line is not None:
+        where.append(m.Dossier.line == f.line)
     if f.mine:
         where.append(m.Dossier.officer == actor.name)
     if f.q:
@@ -108,6 +114,11 @@ def work_queue(uow, actor: Actor, f: QueueFilters, today: date) -> dict:
     items = []
     for d, *values in rows:
         row = dossier_row(d, uow.catalogue)
+        row["call"] = d.call_code
+        programme = uow.catalogue.get(d.programme_id, d.programme_version)
+        row["line"] = (f"{d.line} — {programme.line(d.line).name}"
+                       if d.line and len(programme.dossier_lines) > 1 else None)
+        row["siren"] = d.company_facts.get("siren")
         candidates = [(_as_date(v), kind) for v, kind in zip(values, ("documents", "agenda", "session", "payment"))
                       if v is not None]
         if candidates:

@@ -13,7 +13,7 @@ from starlette.datastructures import FormData, UploadFile
 from db import models as m
 from rules.calendar import paris_date
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
-from services import commands
+from services import commands, loans
 from states.lifecycle import STATE_LABELS
 from web.app import PREFIX, render
 from web.auth import WebUser, current_user, flash, writer
@@ -34,7 +34,18 @@ def dossier(request: Request, dossier_id: DossierId, user: Annotated[WebUser, De
             page = dossier_page(uow, user, dossier_id, today)
         except OutOfScope:
             raise HTTPException(404, "Dossier introuvable.") from None
-        return render(request, "dossier.html", title=f"Dossier {page['d'].reference}", today=today, **page)
+        return render(request, "dossier.html", title=f"Dossier {page['d'].reference}", today=today,
+                      form_error=None, form_values={}, **page)
+
+
+def _refused_form(request: Request, user: WebUser, dossier_id: int, error: str, values: dict):
+    """The dossier page again, the refusal beside the form and the form keeping what was typed."""
+    web = request.app.state.web
+    today = paris_date(web.clock.now())
+    with web.uow_factory() as uow:
+        page = dossier_page(uow, user, dossier_id, today)
+        return render(request, "dossier.html", title=f"Dossier {page['d'].reference}", today=today,
+                      form_error=error, form_values=values, status=422, **page)
 
 
 # -- reading the forms --------------------------------------------------------------------------
@@ -101,7 +112,13 @@ ACTIONS: dict[str, Callable[[FormData], tuple[Callable, dict]]] = {
         **({"amount": _amount(f, "amount")} if _text(f, "kind") == "advance" else {"invoices": _invoices(f)})}),
     "pay": lambda f: (commands.pay, {"claim_id": _int(f, "claim_id")}),
     "withdraw": lambda f: (commands.withdraw, {"reason": _text(f, "reason")}),
+    "disburse_loan": lambda f: (loans.disburse_loan, {}),
+    "record_repayment": lambda f: (loans.record_repayment, {"amount": _amount(f, "amount"),
+                                                            "received_on": _text(f, "received_on")}),
+    "write_off": lambda f: (loans.write_off, {"reason": _text(f, "reason")}),
 }
+# A refused form of these is shown again where it was typed, with what was typed.
+KEEP_TYPED = {"record_repayment": ("amount", "received_on"), "write_off": ("reason",)}
 
 SUCCESS = {
     "submit_candidacy": "Candidature déposée.", "take_for_review": "Dossier pris en instruction.",
@@ -110,7 +127,8 @@ SUCCESS = {
     "submit_action_plan": "Plan d'action déposé.", "propose_for_vote": "Dossier proposé au vote.",
     "vote": "Vote enregistré.", "claim_payment": "Demande de paiement enregistrée.", "pay": "Paiement émis.",
     "withdraw": "Abandon enregistré.", "review_document": "Examen de la pièce enregistré.",
-    "upload": "Pièce déposée.",
+    "upload": "Pièce déposée.", "disburse_loan": "Prêt versé ; l'échéancier est envoyé à l'entreprise.",
+    "record_repayment": "Remboursement enregistré.", "write_off": "Prêt passé en perte ; dossier clôturé.",
 }
 
 
@@ -165,6 +183,9 @@ async def act(request: Request, dossier_id: DossierId, action: Annotated[str, Pa
     fn, kwargs = ACTIONS[action](form)
     web = request.app.state.web
     outcome, refused = await run_in_threadpool(run_command, web, user, dossier_id, fn, kwargs, _version(form))
+    if refused and action in KEEP_TYPED:
+        return _refused_form(request, user, dossier_id, refused,
+                             {k: _text(form, k) or "" for k in KEEP_TYPED[action]})
     if refused:
         flash(request, "error", refused)
     else:
@@ -272,3 +293,27 @@ def download(request: Request, dossier_id: DossierId, document_id: Annotated[int
             disposition = "attachment"
         return Response(content, media_type=doc.content_type,
                         headers={"content-disposition": disposition, "x-content-type-options": "nosniff"})
+
+
+@router.get("/dossiers/{dossier_id}/echeancier.{fmt}")
+def schedule_download(request: Request, dossier_id: DossierId, fmt: Annotated[str, Path(pattern="^(csv|pdf)$")],
+                      user: Annotated[WebUser, Depends(current_user)]):
+    """The loan's schedule as a CSV (spreadsheet cells neutralised) or PDF file."""
+    from services.loan_exports import schedule_csv, schedule_pdf
+
+    web = request.app.state.web
+    today = paris_date(web.clock.now())
+    with web.uow_factory() as uow:
+        try:
+            d = scoped_dossier(uow, user.actor, dossier_id)
+        except OutOfScope:
+            raise HTTPException(404, "Dossier introuvable.") from None
+        if d.loan is None:
+            raise HTTPException(404, "Ce dossier n'a pas de prêt versé, donc pas d'échéancier.")
+        if fmt == "csv":
+            content, media = schedule_csv(uow.session, d, today), "text/csv; charset=utf-8"
+        else:
+            content, media = schedule_pdf(uow.session, d, today), "application/pdf"
+        name = f"echeancier-{d.reference}.{fmt}"
+    return Response(content, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"',
+                                                        "x-content-type-options": "nosniff"})

@@ -33,6 +33,8 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
           mine: Annotated[str | None, Query(max_length=5)] = None,
           due_before: Annotated[str | None, Query(max_length=10)] = None,
           closed: Annotated[str | None, Query(max_length=5)] = None,
+          call: Annotated[str | None, Query(max_length=32)] = None,
+          line: Annotated[str | None, Query(max_length=3)] = None,
           page: Annotated[int, Query(ge=1, le=100000)] = 1):
     web = request.app.state.web
     today = paris_date(web.clock.now())
@@ -43,12 +45,17 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
     due = _date_or_none(due_before)
     if due_before and due is None:
         errors.append(f"Échéance « {due_before} » : date AAAA-MM-JJ attendue, filtre ignoré.")
-    filters = QueueFilters(state=state or None, programme=programme or None, q=(q or "").strip() or None,
+    line_number = int(line) if line and line.isdigit() else None
+    if line and line_number is None:
+        errors.append(f"Ligne « {line} » : un numéro de ligne est attendu, filtre ignoré.")
+    filters = QueueFilters(call=(call or "").strip() or None, line=line_number, state=state or None, programme=programme or None, q=(q or "").strip() or None,
                            mine=bool(mine), due_before=due, open_only=not closed, page=page)
     with web.uow_factory() as uow:
         result = work_queue(uow, user.actor, filters, today)
         counts = counts_by_state(uow, user.actor)
         programmes = programmes_in_scope(user.actor, uow.catalogue)
+    calls = [(w.code, w.label or w.code) for p in programmes for w in p.windows if w.code]
+    lines = sorted({(ln.number, ln.name) for p in programmes if len(p.dossier_lines) > 1 for ln in p.dossier_lines})
     params = {k: v for k, v in request.query_params.items() if k != "page" and v}
     pages = {}
     if result["page"] > 1:
@@ -57,4 +64,4 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
         pages["next"] = "?" + urlencode({**params, "page": result["page"] + 1})
     return render(request, "queue.html", title="Dossiers", result=result, counts=counts, filters=filters,
                   programmes=programmes, states=[(s, STATE_LABELS[s]) for s in STATES], errors=errors,
-                  today=today, pages=pages)
+                  today=today, pages=pages, calls=calls, lines=lines)

@@ -1,0 +1,124 @@
+"""A loan's schedule (échéancier) as the dossier page shows it and as files to download: CSV
+(French spreadsheet conventions: `;` separator, decimal comma, UTF-8 with BOM) and PDF
+(reportlab). Each instalment with what was paid of it, read from the repayments recorded
+(`services.loans`, `rules.loans`)."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from decimal import Decimal
+
+from db import models as m
+from rules import loans as rules
+from rules.money import ZERO
+from services.loans import plan_of, repayments_of
+
+EXAMPLE_NOTICE = "Programme d'exemple — chiffres non officiels"
+# A spreadsheet runs a cell that begins with one of these as a formula (CSV injection). No
+# shared neutraliser is on main yet (the exports-audit branch is adding one): this small local
+# one prefixes such a cell with a quote, as OWASP recommends.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell) -> str:
+    text = "" if cell is None else str(cell)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _fr(amount: Decimal) -> str:
+    return f"{amount:.2f}".replace(".", ",")
+
+
+def schedule_rows(session, dossier: m.Dossier, today: date | None = None) -> list[dict]:
+    """Every instalment: number, due day, principal, interest, amount, outstanding after it, what
+    was paid of it and its status (« payée », « partiellement payée », « à venir », « impayée »)."""
+    if dossier.loan is None:
+        return []
+    plan = plan_of(dossier)
+    book = rules._replay(plan, repayments_of(session, dossier.id))  # the pure replay of the repayments
+    rows = []
+    for k, inst in enumerate(plan):
+        paid = book.interest_paid[k] + book.principal_paid[k]
+        if book.ended and paid < inst.amount:
+            status = "soldée par remboursement anticipé"
+        elif paid >= inst.amount:
+            status = "payée"
+        elif today is not None and inst.due_on <= today:
+            status = "impayée" if paid == ZERO else "partiellement payée"
+        else:
+            status = "à venir" if paid == ZERO else "partiellement payée"
+        rows.append({"number": inst.number, "due_on": inst.due_on, "principal": inst.principal,
+                     "interest": inst.interest, "amount": inst.amount, "outstanding_after": inst.outstanding_after,
+                     "paid": paid, "status": status})
+    return rows
+
+
+def _is_example(session, dossier: m.Dossier) -> bool:
+    from programmes import default_catalogue
+
+    return default_catalogue().get(dossier.programme_id, dossier.programme_version).is_example
+
+
+HEADER = ("N°", "Échéance", "Capital (€)", "Intérêts (€)", "Montant (€)", "Capital restant dû après (€)",
+          "Payé (€)", "Statut")
+
+
+def schedule_csv(session, dossier: m.Dossier, today: date | None = None) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    if _is_example(session, dossier):
+        writer.writerow([neutralise(EXAMPLE_NOTICE)])
+    writer.writerow([neutralise(f"Échéancier du prêt — dossier {dossier.reference} — {dossier.company_facts.get('name', '')}")])
+    writer.writerow(HEADER)
+    for r in schedule_rows(session, dossier, today):
+        writer.writerow([neutralise(c) for c in (r["number"], f"{r['due_on']:%d/%m/%Y}", _fr(r["principal"]),
+                                                 _fr(r["interest"]), _fr(r["amount"]), _fr(r["outstanding_after"]),
+                                                 _fr(r["paid"]), r["status"])])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def _eur(amount: Decimal) -> str:
+    whole, cents = f"{amount:.2f}".split(".")
+    groups = []
+    while whole:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    return "\u202f".join(groups) + "," + cents + "\u00a0€"
+
+
+def schedule_pdf(session, dossier: m.Dossier, today: date | None = None) -> bytes:
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,
+                            bottomMargin=15 * mm, title=f"Échéancier du prêt — {dossier.reference}", lang="fr")
+    styles = getSampleStyleSheet()
+    story = []
+    if _is_example(session, dossier):
+        story.append(Paragraph(f"<b>{EXAMPLE_NOTICE}</b>", styles["Normal"]))
+    loan = dossier.loan or {}
+    story.append(Paragraph(f"Échéancier du prêt — dossier {dossier.reference}", styles["Title"]))
+    story.append(Paragraph(f"{dossier.company_facts.get('name', '')} (SIREN {dossier.company_facts.get('siren', '')})",
+                           styles["Normal"]))
+    if loan:
+        rate = Decimal(loan["annual_rate"]) * 100
+        story.append(Paragraph(
+            f"Capital {_eur(Decimal(loan['principal']))}, taux annuel {f'{rate:.2f}'.replace('.', ',')} %, "
+            f"versé le {date.fromisoformat(loan['disbursed_on']):%d/%m/%Y}, différé {loan['deferral_months']} mois, "
+            f"{loan['instalments']} échéances trimestrielles de capital.", styles["Normal"]))
+    story.append(Spacer(1, 6 * mm))
+    data = [list(HEADER)]
+    for r in schedule_rows(session, dossier, today):
+        data.append([str(r["number"]), f"{r['due_on']:%d/%m/%Y}", _eur(r["principal"]), _eur(r["interest"]),
+                     _eur(r["amount"]), _eur(r["outstanding_after"]), _eur(r["paid"]), r["status"]])
+    table = Table(data, repeatRows=1)
+    table.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 7), ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
+                               ("ALIGN", (2, 1), (6, -1), "RIGHT"), ("GRID", (0, 0), (-1, -1), 0.25, colors.grey)]))
+    story.append(table)
+    doc.build(story)
+    return buf.getvalue()
