@@ -177,9 +177,8 @@ def _play_loan(life, voted_at: datetime, line: int, target: str, expenses: list[
     with life.uow_factory() as uow:
         d = uow.dossier(life.dossier_id)
         plan = loans.plan_of(d)
-        subsidy = next((ln for ln in d.voted["lines"] if Decimal(ln.get("subsidy") or ln.get("aid") or "0") > 0
-                        and not ln.get("loan")), None) or next(
-            (ln for ln in d.voted["lines"] if Decimal(ln.get("subsidy") or "0") > 0), None)
+        # A line's `aid` is its subsidy; its loan is under `loan`.
+        subsidy = next((ln for ln in d.voted["lines"] if Decimal(ln.get("aid") or "0") > 0), None)
     if subsidy is not None:  # the subsidy is paid once, on its final claim, before the first instalment
         t = disbursed + timedelta(days=rng.randint(40, 60)); life.at(t)
         total = sum(Decimal(e["amount"]) for e in expenses)

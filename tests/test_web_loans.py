@@ -6,6 +6,7 @@ call and line; the company page shows a pathway and its plan's actions."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from datetime import datetime
@@ -91,10 +92,13 @@ def test_an_officer_cannot_record_a_repayment(pdl, uow_factory):
     officer = _client(pdl, "agent.pays-de-la-loire")
     page = officer.get(f"/ui/dossiers/{dossier_id}")
     assert 'id="repayment-form"' not in page.text
+    before = _repayments(uow_factory, dossier_id)
     refused = officer.post(f"/ui/dossiers/{dossier_id}/actions/record_repayment",
                            data={**_form(page.text), "amount": f"{due:.2f}", "received_on": TODAY.isoformat()})
-    assert refused.status_code == 422 and "Rien n'a été modifié" in refused.text
-    assert _repayments(uow_factory, dossier_id) == _repayments(uow_factory, dossier_id)
+    assert refused.status_code == 422, refused.text
+    alert = re.search(r'id="action-error">([^<]*)<', refused.text)
+    assert alert and "[not_allowed]" in alert.group(1) and "Rien n'a été modifié" in html.unescape(alert.group(1))
+    assert _repayments(uow_factory, dossier_id) == before
 
 
 def test_the_head_writes_off_a_dossier_in_default_with_a_reason(pdl, uow_factory):
@@ -163,6 +167,7 @@ def test_a_nouvelle_aquitaine_company_page_shows_its_plan_and_aid_dossiers(uow_f
         plan_id, n = uow.session.execute(select(m.Dossier.plan_id, func.count()).where(m.Dossier.plan_id.is_not(None))
                                          .group_by(m.Dossier.plan_id).order_by(func.count().desc())).first()
         plan = uow.dossier(plan_id)
+        plan_ref = plan.reference
         siren, refs = plan.company_facts["siren"], set(uow.session.scalars(
             select(m.Dossier.reference).where(m.Dossier.plan_id == plan_id)))
     officer = _client(app, "agent.nouvelle-aquitaine")
@@ -172,6 +177,6 @@ def test_a_nouvelle_aquitaine_company_page_shows_its_plan_and_aid_dossiers(uow_f
     assert page.status_code == 200 and "Parcours de l'entreprise" in page.text
     assert "Programme d'exemple — chiffres non officiels" in page.text
     assert refs <= set(re.findall(r'>(NAQ-\d{4}-\d{6})<', page.text)) and len(refs) == n
-    assert f"Plan de progrès du dossier {plan.reference}" in page.text and 'id="de-minimis"' in page.text
+    assert f"Plan de progrès du dossier {plan_ref}" in page.text and 'id="de-minimis"' in page.text
     # an officer of another region does not see this company
     assert _client(app, "agent.occitanie").get(f"/ui/entreprises/{siren}").status_code == 404

@@ -1,0 +1,164 @@
+"""Calls, loans and pathways (SPEC §11) in a real browser (Debian's Chromium via Playwright, as
+`tests/test_web_browser.py`): after the demo, finance records a repayment on a Pays de la Loire
+loan from its dossier page; the head of service writes off a dossier in default; a
+Nouvelle-Aquitaine company page (a demo played to June 2025) shows its aid dossiers."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, text
+
+from db import models as m
+from db.engine import create_schema, make_engine
+from rules.calendar import PARIS
+from rules.loans import amount_due
+from services.clock import ShiftedClock
+from services.demo import DEMO_NOW, load_demo
+from services.loans import plan_of, repayments_of
+from services.uow import unit_of_work_factory
+from test_web_browser import Live, Tab, browser  # noqa: F401 - the shared browser fixture
+from web.app import create_standalone_app
+from web.devserver import ServerThread
+from web_support import SECRET, use_fast_passwords
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
+
+def _database(tmp, suffix: str):
+    pg = os.environ.get("USINE_TEST_POSTGRES_URL")
+    if not pg:
+        return f"sqlite:///{tmp / f'{suffix}.db'}", lambda: None
+    name = f"usine_web_{suffix}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    admin = make_engine(pg)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def cleanup():
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return pg.rsplit("/", 1)[0] + "/" + name, cleanup
+
+
+def _serve(tmp_path_factory, suffix: str, as_of: datetime, **demo):
+    patch = pytest.MonkeyPatch()
+    use_fast_passwords(patch)
+    tmp = tmp_path_factory.mktemp(suffix)
+    url, cleanup = _database(tmp, suffix)
+    engine = make_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    factory = unit_of_work_factory(url, storage_dir=str(tmp / "documents"))
+    load_demo(factory, as_of=as_of, **demo)
+    app = create_standalone_app(uow_factory=factory, clock=ShiftedClock(as_of + timedelta(minutes=5)),
+                                secret_key=SECRET)
+    server = ServerThread(app).start()
+
+    def stop():
+        server.stop()
+        factory.engine.dispose()
+        cleanup()
+        patch.undo()
+
+    return Live(server.url, factory), stop
+
+
+@pytest.fixture(scope="module")
+def live_pdl(tmp_path_factory):
+    live, stop = _serve(tmp_path_factory, "pdl", DEMO_NOW, dossiers=12, seed=5, pdl=28)
+    try:
+        yield live
+    finally:
+        stop()
+
+
+@pytest.fixture(scope="module")
+def live_naq(tmp_path_factory):
+    live, stop = _serve(tmp_path_factory, "naq", datetime(2025, 6, 15, 9, 0, tzinfo=PARIS),
+                        dossiers=4, seed=5, pdl=0, naq_companies=10)
+    try:
+        yield live
+    finally:
+        stop()
+
+
+def _tab(browser, live, request, username):  # noqa: F811
+    tab = Tab(browser, live, request.node.name, username.split(".")[0])
+    tab.login(username)
+    return tab
+
+
+def test_finance_records_a_repayment_on_a_pays_de_la_loire_loan(browser, live_pdl, request):  # noqa: F811
+    today = DEMO_NOW.date()
+    with live_pdl.uow_factory() as uow:
+        owing = [(d.id, amount_due(plan_of(d), repayments_of(uow.session, d.id), today))
+                 for d in uow.session.scalars(select(m.Dossier).where(m.Dossier.status == "in_repayment")
+                                              .order_by(m.Dossier.id))]
+    did, due = next((i, a) for i, a in owing if a > 0)
+    finance = _tab(browser, live_pdl, request, "finances.pays-de-la-loire")
+    try:
+        finance.goto(f"/ui/dossiers/{did}")
+        page = finance.page
+        assert "Programme d'exemple — chiffres non officiels" in page.inner_text("#example-notice")
+        assert page.get_by_role("table", name="Échéancier du prêt").count() == 1 or page.locator("#echeancier").count() == 1
+        outstanding_before = page.inner_text("#loan-outstanding")
+        # Too much first: refused beside the form, which keeps what was typed.
+        page.get_by_label("Montant reçu (€)", exact=True).fill(f"{due + Decimal('500'):.2f}".replace(".", ","))
+        finance.submit(page.get_by_role("button", name="Enregistrer le remboursement"))
+        assert "overpayment" in page.inner_text("#repayment-error")
+        assert page.get_by_label("Montant reçu (€)", exact=True).input_value() == f"{due + Decimal('500'):.2f}".replace(".", ",")
+        finance.shot("remboursement-refuse")
+        page.get_by_label("Montant reçu (€)", exact=True).fill(f"{due:.2f}".replace(".", ","))
+        finance.submit(page.get_by_role("button", name="Enregistrer le remboursement"))
+        assert "Remboursement enregistré" in finance.flash()
+        assert page.inner_text("#amount-due").startswith("0,00")
+        finance.shot("remboursement-enregistre")
+        with live_pdl.uow_factory() as uow:
+            assert uow.session.scalar(select(func.count()).select_from(m.Repayment).where(
+                m.Repayment.dossier_id == did, m.Repayment.received_on == today)) == 1
+        assert outstanding_before  # shown before and after
+    finally:
+        finance.context.close()
+    assert not finance.errors
+
+
+def test_the_head_writes_off_a_dossier_in_default(browser, live_pdl, request):  # noqa: F811
+    did = live_pdl.scalar(select(m.Dossier.id).where(m.Dossier.status == "in_default").order_by(m.Dossier.id))
+    head = _tab(browser, live_pdl, request, "chef.pays-de-la-loire")
+    try:
+        head.goto(f"/ui/dossiers/{did}")
+        assert head.state() == "défaut de remboursement"
+        head.page.get_by_label("Motif", exact=True).fill("liquidation judiciaire de l'entreprise")
+        head.submit(head.page.get_by_role("button", name="Passer en perte"))
+        assert "Prêt passé en perte" in head.flash()
+        assert head.state() == "clôturé"
+        head.shot("passage-en-perte")
+    finally:
+        head.context.close()
+    assert live_pdl.state(did) == "closed"
+    assert live_pdl.scalar(select(m.Dossier.written_off).where(m.Dossier.id == did)) > 0
+
+
+def test_a_nouvelle_aquitaine_company_page_shows_its_aid_dossiers(browser, live_naq, request):  # noqa: F811
+    with live_naq.uow_factory() as uow:
+        plan_id, n = uow.session.execute(select(m.Dossier.plan_id, func.count()).where(m.Dossier.plan_id.is_not(None))
+                                         .group_by(m.Dossier.plan_id).order_by(func.count().desc(), m.Dossier.plan_id)).first()
+        refs = set(uow.session.scalars(select(m.Dossier.reference).where(m.Dossier.plan_id == plan_id)))
+    assert n >= 3
+    officer = _tab(browser, live_naq, request, "agent.nouvelle-aquitaine")
+    try:
+        officer.goto(f"/ui/dossiers/{plan_id}")
+        officer.submit(officer.page.get_by_role("link", name="Parcours de l'entreprise"))
+        assert officer.page.get_by_role("heading", level=1).inner_text().startswith("Parcours de l'entreprise")
+        table = officer.page.inner_text("#company-dossiers")
+        assert all(ref in table for ref in refs)
+        assert "Plan de progrès" in officer.page.inner_text("main")
+        officer.shot("parcours-entreprise")
+    finally:
+        officer.context.close()
+    assert not officer.errors
