@@ -42,7 +42,8 @@ CALLS = tuple((f"AMI-{y}-{k}", date(y, m1, d1), date(y, m2, d2)) for y in (2019,
               for k, (m1, d1, m2, d2) in enumerate(((1, 15, 3, 15), (5, 1, 6, 30), (9, 1, 10, 31)), start=1))
 
 # A PdL life: (line, target). Loans are voted only where a base rate is recorded (votes from
-# March 2020 to December 2021: `reference_rate_unknown` otherwise), so their calls are 2020–2021.
+# March 2020 to December 2021: `reference_rate_unknown` otherwise; an AMI-2020-1 candidacy may be
+# voted in February), so their calls are AMI-2020-2 to AMI-2021-2 (-3 for those still under way).
 PDL_TARGETS = {  # in order of priority: a small demo plays the first ones
     (2, "in_repayment"): 12, (3, "in_default"): 4, (1, "instruction"): 5, (3, "written_off"): 3,
     (3, "in_repayment"): 14, (2, "in_default"): 5, (1, "closed"): 12, (3, "closed"): 5, (2, "closed"): 4,
@@ -72,11 +73,11 @@ def _pdl_call(rng: random.Random, line: int, target: str) -> tuple[str, date, da
     if target in ("instruction", "ready_for_vote", "approved"):
         pool = CALLS[-2:]          # the last calls of 2021: still under way in the demo
     elif line == 2 and target in ("in_default", "written_off"):
-        pool = CALLS[3:6]          # 2020: an instalment long overdue by June 2022
+        pool = CALLS[4:6]          # 2020: an instalment long overdue by June 2022
     elif line == 2 and target == "in_repayment":
         pool = CALLS[4:8]          # its first principal falls 15 months after disbursement
     elif line > 1:
-        pool = CALLS[3:8]          # a vote between March 2020 and December 2021
+        pool = CALLS[4:8]          # a vote within a recorded base-rate period (June 2020 – 2021)
     else:
         pool = CALLS[:8]
     return rng.choice(pool)

@@ -141,12 +141,23 @@ def _labeller(mapping):
     return lambda key: mapping.get(key, key if key is not None else "—")
 
 
+def example_programme(dossier) -> bool:
+    """A dossier under an example programme (SPEC §11: « Programme d'exemple — chiffres non
+    officiels » on every page of it)."""
+    from programmes import default_catalogue
+
+    programme_id = getattr(dossier, "programme_id", None)
+    if not programme_id:
+        return False
+    return default_catalogue().get(programme_id, dossier.programme_version).is_example
+
+
 def install(env) -> None:
     env.filters.update({
         "eur": eur, "number": number, "percent": percent, "instant": instant, "instant_iso": instant_iso,
         "local_input": local_input, "day": day, "state_label": state_label,
         # a replay's raw values (discrepancies, differences) in French form
-        "reading": fr_value, "reading_pair": fr_value_pair,
+        "reading": fr_value, "reading_pair": fr_value_pair, "example_programme": example_programme,
     })
     for name, mapping in LABELS.items():
         env.filters[f"{name}_label"] = _labeller(mapping)
