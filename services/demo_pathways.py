@@ -202,7 +202,7 @@ def _play_loan(life, voted_at: datetime, line: int, target: str, expenses: list[
         pending = life.pending_claim
         paid = [i for i in due if not (pending and i.due_on > today - timedelta(days=25))]
         stop = None
-    last = disbursed
+    last = t  # the disbursement, or the subsidy paid after it: time only moves on
     for inst in paid:
         received = inst.due_on + timedelta(days=rng.choice([0, 0, 1, 2, 5]))
         t = max(_office(received, rng), last + timedelta(minutes=5)); life.at(t)
@@ -216,7 +216,8 @@ def _play_loan(life, voted_at: datetime, line: int, target: str, expenses: list[
         life.do(loans.record_repayment, "finance", amount=outstanding, received_on=t.date().isoformat())
         return
     if target in ("in_default", "written_off") and stop is not None:
-        t = datetime.combine(due[stop].due_on + timedelta(days=61), datetime.min.time(), PARIS).replace(hour=6)
+        t = max(datetime.combine(due[stop].due_on + timedelta(days=61), datetime.min.time(), PARIS).replace(hour=6),
+                last + timedelta(minutes=5))
         life.at(t)
         loans.sweep_loan(uow_factory=life.uow_factory, clock=life.clock, dossier_id=life.dossier_id)
         life.commands_run += 1
