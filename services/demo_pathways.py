@@ -7,7 +7,7 @@ dossier, its progress plan and the aid dossiers opened from it.
 No step falls after the demo instant (`_Life.at`). The loans' due notices and reminders before
 the demo instant are not replayed (no sweep runs in between); the demo's final sweep sends those
 due at the demo instant, and a default is declared by this dossier's own loan sweep
-(`services.loans.sweep_loan`) on the day it falls due."""
+(`services.sweep.sweep_one_loan`) on the day it falls due."""
 from __future__ import annotations
 
 import random
@@ -19,6 +19,7 @@ from sqlalchemy import select
 from db import models as m
 from rules.calendar import PARIS
 from services import commands, loans, pathways
+from services.sweep import sweep_one_loan
 
 PDL_PROGRAMME = "pdl-ami-idf-exemple"
 NAQ_PROGRAMME = "naq-udf4-exemple"
@@ -219,7 +220,7 @@ def _play_loan(life, voted_at: datetime, line: int, target: str, expenses: list[
         t = max(datetime.combine(due[stop].due_on + timedelta(days=61), datetime.min.time(), PARIS).replace(hour=6),
                 last + timedelta(minutes=5))
         life.at(t)
-        loans.sweep_loan(uow_factory=life.uow_factory, clock=life.clock, dossier_id=life.dossier_id)
+        sweep_one_loan(uow_factory=life.uow_factory, clock=life.clock, dossier_id=life.dossier_id)
         life.commands_run += 1
         if target == "written_off":
             t = _office((t + timedelta(days=rng.randint(20, 40))).date(), rng); life.at(t)

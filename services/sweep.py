@@ -560,6 +560,25 @@ def _sweep_loans(run: _Run, clock: Clock) -> None:
     _batches(run, "prêts", _find_loans(run.today), _apply_loans(run), key=lambda item: item[0].id)
 
 
+def sweep_one_loan(*, uow_factory: Callable[[], UnitOfWork], clock: Clock, dossier_id: int) -> SweepReport:
+    """The loans part of the sweep for one dossier only, as of the clock's instant: its due
+    notice, reminders and default, exactly as the full sweep writes them (same finder, same
+    batch writer). For a caller that plays one dossier's life on its own (the demo), where a
+    full sweep at a past instant would write other dossiers' letters out of their order."""
+    now = clock.now()
+    today = paris_date(now)
+    run = _Run(uow_factory, now, today, SweepReport(today), DEFAULT_BATCH_SIZE, None)
+    base = _find_loans(today)
+
+    def find(session, after: int, limit: int):
+        if after >= dossier_id:
+            return []
+        return [item for item in base(session, dossier_id - 1, 1) if item[0].id == dossier_id]
+
+    _batches(run, "prêts", find, _apply_loans(run), key=lambda item: item[0].id)
+    return run.report
+
+
 def _find_loans(today: date):
     from services.loans import due_notice_window
 
