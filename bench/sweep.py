@@ -66,7 +66,8 @@ class Prototypes:
             context = {"dossier": {"reference": "@REF@", "programme_id": self.programme.id,
                                    "programme_name": self.programme.name, "region": self.programme.region,
                                    "company_name": "@NAME@", "siren": "732829320", "state": "eligibility_review",
-                                   "state_label": "instruction de recevabilité"},
+                                   "state_label": "instruction de recevabilité",
+                                   "example": self.programme.status == "example"},
                        "recipient": {"role": "applicant", "name": "@NAME@", "email": "@MAIL@"}, **extra}
             r = render(kind, context)
             self.cache[key] = (r.subject, r.text, r.html, r.template_hash, context)
