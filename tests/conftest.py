@@ -25,6 +25,21 @@ def pytest_report_header(config):
     return f"usine database backend: {'postgresql ' + POSTGRES_URL if POSTGRES_URL else 'sqlite'}"
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Figures a test recorded (`record_property("usine_figures", text)`), shown without -s and
+    under xdist too (the properties travel with the reports)."""
+    shown = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for key, value in getattr(report, "user_properties", None) or []:
+                if key == "usine_figures" and getattr(report, "when", "call") == "call" and value not in shown:
+                    shown.append(value)
+    if shown:
+        terminalreporter.section("Usine figures")
+        for value in shown:
+            terminalreporter.write_line(value)
+
+
 @pytest.fixture(scope="session")
 def postgres_engine():
     if not POSTGRES_URL:

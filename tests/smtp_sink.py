@@ -66,8 +66,8 @@ class Sink:
 
 
 class SmtpSink:
-    def __init__(self) -> None:
-        self.handler = Sink()
+    def __init__(self, handler: Sink | None = None) -> None:
+        self.handler = handler or Sink()
         for _ in range(5):
             controller = Controller(self.handler, hostname="127.0.0.1", port=free_port())
             try:

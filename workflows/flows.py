@@ -10,12 +10,14 @@ import logging
 import os
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 
 from prefect import flow, get_run_logger
 
 from rules.calendar import paris_date
 from services.clock import FrozenClock
 from services.delivery import DEFAULT_BATCH_SIZE as DELIVERY_BATCH
+from services.delivery import LEASE as DELIVERY_LEASE
 from services.delivery import deliver
 from services.digest import HORIZON_DAYS, queue_daily_digests
 from services.sweep import DEFAULT_BATCH_SIZE as SWEEP_BATCH
@@ -75,13 +77,18 @@ def sweep_deadlines(at: str | None = None, batch_size: int = SWEEP_BATCH) -> dic
 
 
 @flow(name="deliver-notifications", description="Envoi des messages en attente par SMTP (reprises, lettres mortes).")
-def deliver_notifications(at: str | None = None, batch_size: int = DELIVERY_BATCH, max_batches: int | None = None) -> dict:
+def deliver_notifications(at: str | None = None, batch_size: int = DELIVERY_BATCH, max_batches: int | None = None,
+                          lease_seconds: int = int(DELIVERY_LEASE.total_seconds())) -> dict:
+    """Send what is due. `lease_seconds`: how long the rows a batch claims stay out of the
+    other runs' reach — after a crash, the rows it had claimed and not sent wait that long."""
+    if lease_seconds < 1:
+        raise ValueError(f"lease_seconds : au moins 1 seconde, reçu {lease_seconds}")
     with observed("deliver-notifications"):
         logger = get_run_logger()
         rt = runtime.current()
         clock = FrozenClock(runtime.instant(at, rt.clock)) if at else rt.clock
         report = deliver(uow_factory=rt.uow_factory, sender=rt.sender, clock=clock, batch_size=batch_size,
-                         max_batches=max_batches)
+                         max_batches=max_batches, lease=timedelta(seconds=lease_seconds))
         if report.stopped:
             logger.warning("Envoi interrompu : %s", report.stopped)
         logger.info("Envoi : %s", report.as_dict())
