@@ -93,7 +93,11 @@ def make_rows(size: int, seed: int = 2021) -> dict:
     companies, dossiers, requests, events, notes = [], [], [], [], []
     event_id = note_id = request_id = 0
 
+    last_event_at: dict[int, datetime] = {}
+
     def add_event(chain, dossier_id, reference, seq, instant, actor, role, command, before, after, data, reason=None):
+        # The dossier was last changed by its latest event (audit verify checks it).
+        last_event_at[dossier_id] = max(instant, last_event_at.get(dossier_id, instant))
         nonlocal event_id
         event_id += 1
         data = json.loads(canonical_json(data))
@@ -178,7 +182,7 @@ def make_rows(size: int, seed: int = 2021) -> dict:
                          "session_id": None, "deliberation": None, "voted_on": None, "aid_total": None,
                          "paid_total": 0, "recovered_total": 0, "cancelled_remainder": None,
                          "payment_deadline_on": None, "submitted_at": at(submitted_on, 10),
-                         "updated_at": at(requested_on or submitted_on, 10), "closed_at": None})
+                         "updated_at": last_event_at[i], "closed_at": None})
     return {m.Company: companies, m.Dossier: dossiers, m.DocumentRequest: requests, m.Event: events,
             m.Notification: notes}
 

@@ -112,7 +112,8 @@ def lapse_letter() -> OutgoingEmail:
     rendered = render("dossier_lapsed", {
         "dossier": {"reference": "OCC-2021-0099", "programme_id": "occitanie-prif",
                     "programme_name": "Parcours régional Industrie du Futur", "region": "Occitanie",
-                    "company_name": "Fonderie de l'Aveyron", "siren": "732829320", "state": "lapsed"},
+                    "company_name": "Fonderie de l'Aveyron", "siren": "732829320", "state": "lapsed",
+                    "example": False},
         "recipient": {"role": "applicant", "name": "Fonderie de l'Aveyron", "email": "contact@fonderie.example"},
         "reason": "pièces manquantes non transmises dans le délai", "lapsed_on": "2021-03-31",
     })
