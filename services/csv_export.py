@@ -28,10 +28,14 @@ def neutralise_cell(value) -> str:
     return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
 
 
-def write_csv(columns: Sequence[str], rows: Iterable[Mapping]) -> str:
-    """UTF-8 CSV text, comma-separated, CR LF line ends, one header line, every cell neutralised."""
+def write_csv(columns: Sequence[str], rows: Iterable[Mapping], *, delimiter: str = ",",
+              preamble: Sequence[str] = ()) -> str:
+    """UTF-8 CSV text, CR LF line ends, optional one-cell title lines, one header line, every
+    cell neutralised (comma-separated; `;` for files opened in a French spreadsheet)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    for line in preamble:
+        writer.writerow([neutralise_cell(line)])
     writer.writerow([neutralise_cell(c) for c in columns])
     for row in rows:
         writer.writerow([neutralise_cell(row.get(c)) for c in columns])

@@ -4,7 +4,6 @@
 (`services.loans`, `rules.loans`)."""
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date
 from decimal import Decimal
@@ -12,20 +11,10 @@ from decimal import Decimal
 from db import models as m
 from rules import loans as rules
 from rules.money import ZERO
+from services.csv_export import write_csv
 from services.loans import plan_of, repayments_of
 
 EXAMPLE_NOTICE = "Programme d'exemple — chiffres non officiels"
-# A spreadsheet runs a cell that begins with one of these as a formula (CSV injection). No
-# shared neutraliser is on main yet (the exports-audit branch is adding one): this small local
-# one prefixes such a cell with a quote, as OWASP recommends.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(cell) -> str:
-    text = "" if cell is None else str(cell)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
-
-
 def _fr(amount: Decimal) -> str:
     return f"{amount:.2f}".replace(".", ",")
 
@@ -65,17 +54,12 @@ HEADER = ("N°", "Échéance", "Capital (€)", "Intérêts (€)", "Montant (�
 
 
 def schedule_csv(session, dossier: m.Dossier, today: date | None = None) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    if _is_example(session, dossier):
-        writer.writerow([neutralise(EXAMPLE_NOTICE)])
-    writer.writerow([neutralise(f"Échéancier du prêt — dossier {dossier.reference} — {dossier.company_facts.get('name', '')}")])
-    writer.writerow(HEADER)
-    for r in schedule_rows(session, dossier, today):
-        writer.writerow([neutralise(c) for c in (r["number"], f"{r['due_on']:%d/%m/%Y}", _fr(r["principal"]),
-                                                 _fr(r["interest"]), _fr(r["amount"]), _fr(r["outstanding_after"]),
-                                                 _fr(r["paid"]), r["status"])])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    preamble = [EXAMPLE_NOTICE] if _is_example(session, dossier) else []
+    preamble.append(f"Échéancier du prêt — dossier {dossier.reference} — {dossier.company_facts.get('name', '')}")
+    rows = [dict(zip(HEADER, (r["number"], f"{r['due_on']:%d/%m/%Y}", _fr(r["principal"]), _fr(r["interest"]),
+                              _fr(r["amount"]), _fr(r["outstanding_after"]), _fr(r["paid"]), r["status"])))
+            for r in schedule_rows(session, dossier, today)]
+    return ("\ufeff" + write_csv(HEADER, rows, delimiter=";", preamble=preamble)).encode("utf-8")
 
 
 def _eur(amount: Decimal) -> str:

@@ -179,7 +179,8 @@ def test_the_demo_has_one_account_per_role_with_the_documented_password(uow_fact
     assert {u["role"] for u in seeded} == set(ROLES)
     assert {u["password"] for u in seeded} == {DEMO_PASSWORD}
     officers = {u["username"]: u["regions"] for u in seeded if u["role"] == "officer"}
-    assert officers == {"agent.occitanie": ["Occitanie"], "agent.nouvelle-aquitaine": ["Nouvelle-Aquitaine"]}
+    assert officers == {"agent.occitanie": ["Occitanie"], "agent.nouvelle-aquitaine": ["Nouvelle-Aquitaine"],
+                        "agent.pays-de-la-loire": ["Pays de la Loire"]}
     assert {u["siren"] for u in seeded if u["role"] == "applicant"} == set(DEMO_APPLICANT_SIRENS)
     again = seed_demo_users(uow_factory, clock)
     assert not any(u["created"] for u in again) and len(again) == len(DEMO_USERS)

@@ -49,7 +49,7 @@ def test_dossier_list_says_where_it_stops(workspace):
     default = _usine(workspace, "dossier", "list")
     assert default.returncode == 0
     assert len(default.stdout.splitlines()) == 50
-    assert default.stderr.strip() == "50 premiers dossiers sur 60 — --limit pour plus"
+    assert default.stderr.strip() == "50 premiers dossiers sur 80 — --limit pour plus"
     everything = _usine(workspace, "dossier", "list", "--limit", "100")
     assert len(everything.stdout.splitlines()) == 60 and everything.stderr == ""
     page = _usine(workspace, "dossier", "list", "--limit", "5", "--offset", "10")

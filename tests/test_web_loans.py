@@ -137,7 +137,7 @@ def test_the_schedule_downloads_as_csv_and_pdf(pdl, uow_factory):
 
 
 def test_a_csv_cell_that_a_spreadsheet_would_run_is_neutralised():
-    from services.loan_exports import neutralise
+    from services.csv_export import neutralise_cell as neutralise
 
     assert [neutralise(v) for v in ("=1+1", "+33", "-2", "@SUM(A1)", "\tx", "\rx", "Atelier", "1,50")] == \
         ["'=1+1", "'+33", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "Atelier", "1,50"]
