@@ -51,7 +51,7 @@ def test_dossier_list_says_where_it_stops(workspace):
     assert len(default.stdout.splitlines()) == 50
     assert default.stderr.strip() == "50 premiers dossiers sur 80 — --limit pour plus"
     everything = _usine(workspace, "dossier", "list", "--limit", "100")
-    assert len(everything.stdout.splitlines()) == 60 and everything.stderr == ""
+    assert len(everything.stdout.splitlines()) == 80 and everything.stderr == ""
     page = _usine(workspace, "dossier", "list", "--limit", "5", "--offset", "10")
     assert [int(line.split()[0]) for line in page.stdout.splitlines()] == list(range(11, 16))
     assert "dossiers 11 à 15 sur 60" in page.stderr
