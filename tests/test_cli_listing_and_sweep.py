@@ -54,7 +54,7 @@ def test_dossier_list_says_where_it_stops(workspace):
     assert len(everything.stdout.splitlines()) == 80 and everything.stderr == ""
     page = _usine(workspace, "dossier", "list", "--limit", "5", "--offset", "10")
     assert [int(line.split()[0]) for line in page.stdout.splitlines()] == list(range(11, 16))
-    assert "dossiers 11 à 15 sur 60" in page.stderr
+    assert "dossiers 11 à 15 sur 80" in page.stderr
     ready = _usine(workspace, "dossier", "list", "--state", "ready_for_vote", "--limit", "1")
     assert ready.returncode == 0 and "ready_for_vote" in ready.stdout
     assert _usine(workspace, "dossier", "list", "--limit", "0").returncode == 2
