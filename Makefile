@@ -6,8 +6,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
-# The demo lives in June 2022, while the Occitanie pathway was open (see README, "Demo clock").
-DEMO_CLOCK ?= 2022-06-15T09:00:00+02:00
+# The demo lives on 15 June 2025: Pays de la Loire loans in repayment, Nouvelle-Aquitaine in full
+# swing, Occitanie's pathway (2020–2022) complete (see README, "Demo clock").
+DEMO_CLOCK ?= 2025-06-15T09:00:00+02:00
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -214,14 +215,32 @@ def dossier_do(dossier: str, command: str, as_role: str = typer.Option(..., "--a
 @app.command("demo")
 def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer"),
          seed: int = typer.Option(2021, help="Graine du générateur"),
-         force: bool = typer.Option(False, help="Ajouter la démo même si la base contient des dossiers")):
-    """Load the demo: the three programmes and dossiers in every state, played through the services,
-    then anchored (the anchor is appended to $USINE_AUDIT_JOURNAL when set)."""
+         force: bool = typer.Option(False, help="Ajouter la démo même si la base contient des dossiers"),
+         as_of: str = typer.Option(None, "--as-of",
+                                   help="Instant de la démo (ISO 8601) ; défaut : l'horloge de l'espace de travail")):
+    """Load the demo: the three programmes and dossiers in every state, played through the services
+    up to the demo instant (the workspace's clock unless --as-of says otherwise: no event is ever
+    dated after the clock), then anchored (the anchor is appended to $USINE_AUDIT_JOURNAL when set)."""
     from sqlalchemy import func, select
 
     from db import models as m
+    from rules.calendar import PARIS
     from services.demo import load_demo
-    from services.runtime import default_uow_factory
+    from services.runtime import default_clock, default_uow_factory
+
+    now = default_clock().now().replace(microsecond=0)
+    instant = now
+    if as_of:
+        try:
+            instant = datetime.fromisoformat(as_of)
+        except ValueError:
+            typer.echo(f"--as-of : « {as_of} » n'est pas un instant ISO 8601 (ex. 2025-06-15T09:00:00+02:00).", err=True)
+            raise typer.Exit(2)
+        instant = instant if instant.tzinfo else instant.replace(tzinfo=PARIS)
+        if instant > now:
+            typer.echo(f"--as-of : la démo ne peut pas être jouée après l'horloge de l'espace de travail "
+                       f"({now.astimezone(PARIS):%d/%m/%Y %H:%M}).", err=True)
+            raise typer.Exit(2)
 
     factory = default_uow_factory()
     with factory() as uow:
@@ -231,7 +250,8 @@ def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer
         return
     import os
 
-    report = load_demo(factory, dossiers=dossiers, seed=seed, journal=os.environ.get("USINE_AUDIT_JOURNAL") or None)
+    report = load_demo(factory, dossiers=dossiers, seed=seed, journal=os.environ.get("USINE_AUDIT_JOURNAL") or None,
+                       as_of=instant)
     _out(report)
 
 

@@ -31,6 +31,9 @@ from services.programme_sync import sync_programmes
 from services.sweep import sweep
 from services.users import DEMO_APPLICANT_SIRENS, DEMO_COMPANIES, DEMO_USERS, actor_for, get_user, seed_demo_users
 
+# Occitanie's demo day, while its pathway was alive: its lives are dated around it whatever the
+# demo instant, and it is `load_demo`'s default. `usine demo` plays up to the workspace's clock
+# instead (`make run`: 15/06/2025, when the three programmes have dossiers).
 DEMO_NOW = datetime(2022, 6, 15, 9, 0, tzinfo=PARIS)
 # After this day the Occitanie pathway is over (its expense cut-off): a later demo instant plays
 # only Occitanie lives that have ended (closed, rejected, withdrawn, lapsed).
@@ -430,7 +433,7 @@ def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021, journal: st
             opened: list[int] = []
 
             def play(life, target, siren):
-                opened.extend(paths.play_naq(life, target, paths.naq_start(life.rng, target, as_of), siren))
+                paths.play_naq(life, target, paths.naq_start(life.rng, target, as_of), siren, opened=opened)
 
             run(life, paths.NAQ_PROGRAMME, play, target, siren)
             dossier_ids.extend(opened)

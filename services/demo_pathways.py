@@ -263,8 +263,11 @@ def naq_start(rng: random.Random, target: str, now: datetime) -> datetime:
     return start.replace(hour=rng.randint(9, 16), minute=rng.choice([0, 15, 30, 45]))
 
 
-def play_naq(life, target: str, start: datetime, siren: str | None = None) -> list[int]:
-    """One company's pathway; returns the aid dossiers opened (the diagnostic is `life.dossier_id`)."""
+def play_naq(life, target: str, start: datetime, siren: str | None = None, opened: list[int] | None = None) -> list[int]:
+    """One company's pathway; returns the aid dossiers opened (the diagnostic is `life.dossier_id`),
+    also appended to `opened` as they open, so that a life cut short by the demo instant still
+    counts the ones it opened."""
+    opened = [] if opened is None else opened
     rng = life.rng
     company = _naq_company(rng, siren)
     life.siren = company["siren"]
@@ -274,26 +277,26 @@ def play_naq(life, target: str, start: datetime, siren: str | None = None) -> li
         out = life.do(commands.start_candidacy, "applicant", programme_id=NAQ_PROGRAMME, company=company,
                       de_minimis_prior=[], documents=["kbis", "rib"])
         life.dossier_id = out.dossier_id
-        return []
+        return opened
     out = life.do(commands.submit_candidacy, "applicant", programme_id=NAQ_PROGRAMME, company=company,
                   de_minimis_prior=[])
     life.dossier_id = out.dossier_id
     if target == "submitted":
-        return []
+        return opened
     t += timedelta(days=rng.randint(1, 5)); life.at(t)
     life.do(commands.take_for_review, "officer")
     if target == "eligibility_review":
-        return []
+        return opened
     if target == "rejected":
         t += timedelta(days=rng.randint(3, 10)); life.at(t)
         life.do(commands.declare_ineligible, "officer", reason="activité hors du champ industriel")
-        return []
+        return opened
     consultant = rng.choice(NAQ_CONSULTANTS)
     days, rate = rng.randint(3, 10), rng.choice(["850.00", "950.00", "1000.00", "1100.00"])
     t += timedelta(days=rng.randint(2, 7)); life.at(t)
     life.do(commands.declare_eligible, "officer", consultant=consultant, phase1={"days": days, "day_rate": rate})
     if target == "diagnostic":
-        return []
+        return opened
     t += timedelta(days=rng.randint(20, 35)); life.at(t)
     life.do(commands.provide_documents, "consultant", _consultant=consultant, kinds=["diagnostic_report"])
     t += timedelta(days=1); life.at(t)
@@ -301,9 +304,9 @@ def play_naq(life, target: str, start: datetime, siren: str | None = None) -> li
     if target == "withdrawn":
         t += timedelta(days=rng.randint(3, 15)); life.at(t)
         life.do(commands.withdraw, "applicant", reason="projet reporté")
-        return []
+        return opened
     if target == "action_plan":
-        return []
+        return opened
     n_actions = rng.choice([3, 3, 4, 4, 5])
     actions = [{"number": k, "theme": THEMES[(k - 1) % 3] if k > 1 else "economic",
                 "budget": f"{rng.choice([25000, 60000, 90000, 150000, 240000])}.00"} for k in range(1, n_actions + 1)]
@@ -315,14 +318,14 @@ def play_naq(life, target: str, start: datetime, siren: str | None = None) -> li
     if target == "ready_for_vote":
         t = life.recent(t, (1, 6)); life.at(t)
         life.do(commands.propose_for_vote, "officer", session=_session(life, "CP-NAQ", t))
-        return []
+        return opened
     t = _vote(life, "CP-NAQ", t)
     t += timedelta(days=rng.randint(5, 12)); life.at(t)
     life.do(commands.claim_payment, "applicant", phase=1, kind="final",
             invoices=[{"date": (t - timedelta(days=20)).date().isoformat(), "days": days, "day_rate": rate}])
     t += timedelta(days=rng.randint(2, 5)); life.at(t)
     life.do(commands.pay, "finance")
-    plan_id, opened = life.dossier_id, []
+    plan_id = life.dossier_id
     n_aid = min(n_actions, rng.choice([2, 3, 3, 4, 4, 5]))
     for k in range(1, n_aid + 1):
         t += timedelta(days=rng.randint(3, 25))
