@@ -6,11 +6,7 @@ from datetime import datetime
 
 from rules.calendar import PARIS
 from services.wording import describe as describe_event
-from states.lifecycle import STATE_LABELS
-
-ROLE_LABELS = {"applicant": "entreprise", "consultant": "prestataire", "officer": "chargé(e) de mission",
-               "head": "chef(fe) de service", "finance": "service financier", "auditor": "auditeur",
-               "admin": "administrateur", "system": "Usine (automatique)"}
+from states.lifecycle import ROLE_LABELS, STATE_LABELS
 
 
 def describe(e: dict) -> str:

@@ -43,6 +43,12 @@ STATE_LABELS = {
 }
 
 ROLES = ("applicant", "consultant", "officer", "head", "finance", "auditor", "admin", "system")
+# The one French name of each role, for everything people read (pages, letters, refusals).
+ROLE_LABELS = {
+    "applicant": "entreprise", "consultant": "prestataire référencé", "officer": "chargé(e) de mission",
+    "head": "chef(fe) de service", "finance": "service financier", "auditor": "auditeur",
+    "admin": "administrateur", "system": "Usine (automatique)",
+}
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,14 @@ TRANSITIONS: tuple[TransitionSpec, ...] = (
 )
 
 TRIGGERS = tuple(dict.fromkeys(t.trigger for t in TRANSITIONS))
+# The French name of each command, from its row(s) above (the first label given wins).
+TRIGGER_LABELS: dict[str, str] = {}
+for _spec in TRANSITIONS:
+    TRIGGER_LABELS.setdefault(_spec.trigger, _spec.label or _spec.trigger)
+
+
+def _roles_named(roles) -> str:
+    return ", ".join(ROLE_LABELS.get(r, r) for r in roles)
 
 
 def transitions_of(shape: str) -> tuple[TransitionSpec, ...]:
@@ -131,7 +145,8 @@ def _role_condition(spec: TransitionSpec):
         role = event.kwargs["role"]
         if role not in spec.roles:
             raise NotAllowed(
-                f"Le rôle « {role} » ne peut pas faire « {spec.trigger} » (rôles autorisés : {', '.join(spec.roles)}).",
+                f"Le rôle « {ROLE_LABELS.get(role, role)} » ne peut pas faire « {TRIGGER_LABELS[spec.trigger]} » "
+                f"(rôles autorisés : {_roles_named(spec.roles)}).",
                 field="as",
             )
         return True
@@ -196,18 +211,19 @@ def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | N
     if shape not in SHAPES:
         raise NotAllowed(f"Forme de parcours inconnue : « {shape} ».")
     if trigger not in _SHAPE_TRIGGERS[shape]:
-        raise NotAllowed(f"« {trigger} » n'existe pas dans ce parcours (dossier sans cette étape).", field="do")
+        raise NotAllowed(f"« {TRIGGER_LABELS[trigger]} » n'existe pas dans ce parcours (dossier sans cette étape).",
+                         field="do")
     machine, status = _machine(shape)
     machine.set_state(state, model=status)
     try:
         moved = getattr(status, trigger)(role=role, guards=guards or {})
     except MachineError:
         raise NotAllowed(
-            f"« {trigger} » n'est pas possible dans l'état « {STATE_LABELS.get(state, state)} ».",
+            f"« {TRIGGER_LABELS[trigger]} » n'est pas possible dans l'état « {STATE_LABELS.get(state, state)} ».",
             field="do",
         ) from None
     if not moved:  # pragma: no cover - conditions raise rather than return False
-        raise NotAllowed(f"« {trigger} » refusé.")
+        raise NotAllowed(f"« {TRIGGER_LABELS[trigger]} » refusé.")
     return status.state
 
 

@@ -53,11 +53,23 @@ def test_the_mission_order_is_enforced():
         fire("action_plan", "vote_approved", role="head")
 
 
-def test_the_wrong_role_is_refused_with_not_allowed_naming_the_role():
+def test_the_wrong_role_is_refused_with_not_allowed_naming_the_role_and_the_command_in_french():
     with pytest.raises(NotAllowed) as refused:
         fire("ready_for_vote", "vote_approved", role="officer", guards={"on_session_agenda": lambda: None,
                                                                          "amounts_within_caps": lambda: None})
-    assert refused.value.rule == "not_allowed" and "officer" in refused.value.message
+    assert refused.value.rule == "not_allowed" and refused.value.field == "as"
+    assert refused.value.message == ("Le rôle « chargé(e) de mission » ne peut pas faire « vote favorable » "
+                                     "(rôles autorisés : chef(fe) de service).")
+
+
+def test_a_command_out_of_its_state_is_refused_in_french_naming_the_state():
+    with pytest.raises(NotAllowed) as refused:
+        fire("in_repayment", "disburse_loan", role="finance", shape="instruction")
+    assert refused.value.field == "do"
+    assert refused.value.message == "« versement du prêt » n'est pas possible dans l'état « en remboursement »."
+    with pytest.raises(NotAllowed) as absent:
+        fire("eligibility_review", "accept_diagnostic", role="officer", shape="instruction")
+    assert absent.value.message.startswith("« acceptation du diagnostic » n'existe pas dans ce parcours")
 
 
 def test_guards_run_in_their_declared_order_and_a_refusal_leaves_the_state():

@@ -66,7 +66,8 @@ def test_the_demo_puts_dossiers_in_every_state_through_the_services(uow_factory)
 
 def test_usine_demo_then_history_reads_like_a_file_note(tmp_path):
     env = {"PATH": os.environ["PATH"], "USINE_DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}",
-           "USINE_STORAGE_DIR": str(tmp_path / "docs"), "PYTHONPATH": str(ROOT)}
+           "USINE_STORAGE_DIR": str(tmp_path / "docs"), "PYTHONPATH": str(ROOT),
+           "USINE_CLOCK_START": "2022-06-15T09:00:00+02:00"}  # Occitanie's demo day: its pathway alive
     run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", *a], capture_output=True, text=True,  # noqa: E731
                                     cwd=tmp_path, env=env)
     assert run("db", "upgrade").returncode == 0

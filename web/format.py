@@ -6,7 +6,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from rules.calendar import PARIS
-from states.lifecycle import STATE_LABELS, TRANSITIONS
+from states.lifecycle import ROLE_LABELS, STATE_LABELS  # noqa: F401  (ROLE_LABELS: the filters below)
+from states.lifecycle import TRIGGER_LABELS as LIFECYCLE_TRIGGER_LABELS
 from services.wording import (CLAIM_KIND_LABELS, KIND_LABELS, NOTIFICATION_KIND_LABELS,  # noqa: F401
                              NOTIFICATION_STATUS_LABELS, OUTCOME_LABELS, REVIEW_LABELS,  # (the labels' one place)
                              fr_value, fr_value_pair)
@@ -14,11 +15,6 @@ from services.wording import (CLAIM_KIND_LABELS, KIND_LABELS, NOTIFICATION_KIND_
 NBSP = "\u00a0"
 NNBSP = "\u202f"  # the narrow no-break space French uses between thousands
 
-ROLE_LABELS = {
-    "applicant": "entreprise", "consultant": "prestataire référencé", "officer": "chargé(e) de mission",
-    "head": "chef(fe) de service", "finance": "service financier", "auditor": "auditeur",
-    "admin": "administrateur", "system": "Usine (automatique)",
-}
 
 
 RULE_LABELS = {
@@ -39,9 +35,7 @@ RULE_LABELS = {
 
 BASE_LABELS = {"expense": "dépense éligible", "aid": "aide"}
 
-TRIGGER_LABELS = {}
-for _t in TRANSITIONS:
-    TRIGGER_LABELS.setdefault(_t.trigger, _t.label or _t.trigger)
+TRIGGER_LABELS = dict(LIFECYCLE_TRIGGER_LABELS)
 TRIGGER_LABELS.update({"start_candidacy": "candidature commencée (brouillon)", "record_vote": "vote en séance",
                        "close": "clôture"})
 

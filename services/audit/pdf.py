@@ -22,7 +22,7 @@ from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Space
 from notifications.rendering import DOCUMENT_LABELS, euros
 from services.wording import (NOTIFICATION_KIND_LABELS, NOTIFICATION_STATUS_LABELS, REVIEW_LABELS, fr_day,
                              fr_instant, fr_value_pair)
-from services.history import ROLE_LABELS
+from states.lifecycle import ROLE_LABELS
 from states.lifecycle import STATE_LABELS
 
 _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu",)
