@@ -62,6 +62,34 @@ def loan_figures(session, dossier: m.Dossier) -> dict | None:
     return figures
 
 
+def repayment_worklist(session, where, today: date, *, limit: int = 200) -> list[dict]:
+    """Finance's loans to watch: every disbursed loan still owed (in repayment or in default)
+    within `where` (a clause on Dossier joined with Company: the reader's scope), the oldest
+    unpaid instalment first. Each row: the dossier, its next instalment (date, principal,
+    interest), what is due today, how many days the oldest unpaid instalment is late, the
+    outstanding principal. Two statements whatever the number of rows: the dossiers, then their
+    repayments."""
+    dossiers = session.scalars(
+        select(m.Dossier).join(m.Company, m.Dossier.company_id == m.Company.id)
+        .where(where, m.Dossier.status.in_(("in_repayment", "in_default")), m.Dossier.loan.is_not(None))
+        .order_by(m.Dossier.loan_next_due_on.is_(None), m.Dossier.loan_next_due_on, m.Dossier.id).limit(limit)).all()
+    received: dict[int, list[rules.Repayment]] = {d.id: [] for d in dossiers}
+    if dossiers:
+        for dossier_id, amount, received_on in session.execute(
+                select(m.Repayment.dossier_id, m.Repayment.amount, m.Repayment.received_on)
+                .where(m.Repayment.dossier_id.in_(list(received))).order_by(m.Repayment.id)):
+            received[dossier_id].append(rules.Repayment(amount, received_on))
+    rows = []
+    for d in dossiers:
+        plan = plan_of(d)
+        status = rules.loan_status(plan, received[d.id])
+        nxt = status.next_due
+        rows.append({"dossier": d, "next_due": nxt, "outstanding": status.outstanding,
+                     "due_today": rules.amount_due(plan, received[d.id], today),
+                     "days_late": max((today - nxt.due_on).days, 0) if nxt else 0})
+    return rows
+
+
 def _keep_columns(dossier: m.Dossier, status: rules.LoanStatus) -> None:
     """The two columns the sweeps select on, written with the change that moves them."""
     dossier.loan_outstanding = status.outstanding

@@ -180,3 +180,23 @@ def test_a_nouvelle_aquitaine_company_page_shows_its_plan_and_aid_dossiers(uow_f
     assert f"Plan de progrès du dossier {plan_ref}" in page.text and 'id="de-minimis"' in page.text
     # an officer of another region does not see this company
     assert _client(app, "agent.occitanie").get(f"/ui/entreprises/{siren}").status_code == 404
+
+
+def test_finance_sees_the_loans_being_repaid_oldest_unpaid_instalment_first(pdl, uow_factory):
+    finance = _client(pdl, "finances.pays-de-la-loire")
+    page = finance.get("/ui/paiements?status=remboursements")
+    assert page.status_code == 200 and "Remboursements de prêts" in page.text
+    with uow_factory() as uow:
+        owed = uow.session.scalars(select(m.Dossier).where(m.Dossier.status.in_(("in_repayment", "in_default")))
+                                   .order_by(m.Dossier.loan_next_due_on, m.Dossier.id)).all()
+        late = next(d for d in owed if d.status == "in_default")
+        late_by = (TODAY - late.loan_next_due_on).days
+        late_due = amount_due(plan_of(late), repayments_of(uow.session, late.id), TODAY)
+        references, late_reference = [d.reference for d in owed], late.reference
+    shown = re.findall(r'<a href="/ui/dossiers/\d+">([^<]+)</a>', page.text)
+    assert shown == references  # every loan still owed, the oldest unpaid instalment first
+    row = page.text[page.text.index(late_reference):].split("</tr>")[0]
+    assert "défaut de remboursement" in row and f"en retard de {late_by} j" in row
+    assert f"{late_due:,.2f}".replace(",", "\u202f").replace(".", ",") in row.replace("\xa0", "\u202f")
+    officer = _client(pdl, "agent.occitanie")
+    assert "Aucun prêt en remboursement dans votre périmètre." in officer.get("/ui/paiements?status=remboursements").text

@@ -1,4 +1,5 @@
-"""Payment claims: the queue of pending claims, and one claim's review — its invoices, what is
+"""Payment claims: the queue of pending claims (and, beside it, the loans being repaid, oldest
+unpaid instalment first), and one claim's review — its invoices, what is
 eligible against what is claimed, the lines excluded by the expense cut-off, the advance cap —
 with the `pay` button for finance (`services.commands.pay` on that claim)."""
 from __future__ import annotations
@@ -11,7 +12,9 @@ from sqlalchemy import select
 
 from db import models as m
 from rules.calendar import paris_date
+from rules.loans import DEFAULT_AFTER_DAYS, REMINDER_AFTER_DAYS
 from rules.money import ZERO
+from services.loans import repayment_worklist
 from services.search import dossier_row, scope_clause
 from states.lifecycle import allowed_triggers
 from web.app import render
@@ -29,11 +32,16 @@ def _readers(user: WebUser) -> None:
 
 @router.get("/paiements")
 def claims(request: Request, user: Annotated[WebUser, Depends(current_user)],
-           status: Annotated[str, Query(pattern="^(pending|paid)$")] = "pending"):
+           status: Annotated[str, Query(pattern="^(pending|paid|remboursements)$")] = "pending"):
     _readers(user)
     web = request.app.state.web
     today = paris_date(web.clock.now())
     with web.uow_factory() as uow:
+        if status == "remboursements":
+            loans = [{**row, "row": dossier_row(row["dossier"], uow.catalogue)}
+                     for row in repayment_worklist(uow.session, scope_clause(user.actor, uow.catalogue), today)]
+            return render(request, "claims.html", title="Remboursements de prêts", items=[], loans=loans,
+                          claim_status=status, reminder_days=REMINDER_AFTER_DAYS, default_days=DEFAULT_AFTER_DAYS)
         rows = uow.session.execute(
             select(m.PaymentClaim, m.Dossier).join(m.Dossier, m.PaymentClaim.dossier_id == m.Dossier.id)
             .join(m.Company, m.Dossier.company_id == m.Company.id)
