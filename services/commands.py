@@ -1057,7 +1057,11 @@ def withdraw(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, re
 
 
 def _close_requests(cmd: _Command, status: str) -> None:
-    for req in cmd.session.scalars(_OPEN_REQUESTS, {"dossier_id": cmd.dossier.id}):
+    # No autoflush: the dossier's change is flushed once, with its event, so that its version
+    # counts its events (`services.audit.verify` tells a cut tail from a backdated last event by it).
+    with cmd.session.no_autoflush:
+        requests = cmd.session.scalars(_OPEN_REQUESTS, {"dossier_id": cmd.dossier.id}).all()
+    for req in requests:
         req.status = status
         req.closed_at = cmd.now
 

@@ -320,3 +320,15 @@ def test_the_last_event_deleted_without_an_anchor_is_still_named_as_removed(unan
     found = problems(f)
     ref = unanchored["refs"][full]
     assert (ref, "removed", 15) in found and (ref, "inserted", 14) not in found
+
+
+def test_a_withdrawn_dossiers_last_event_moved_back_is_named_backdated_not_a_removed_event(uow_factory):
+    # The withdrawal closes the open document requests in the same flush as the dossier's change:
+    # the row's version still counts its events, which is what tells this from a cut tail.
+    withdrawn = play(uow_factory, "golden-11-roles-and-withdrawal")
+    last, before = event(uow_factory, withdrawn, 3), event(uow_factory, withdrawn, 2)
+    assert last.command == "withdraw"
+    _rechain_from(uow_factory, withdrawn, 3, at=before.at + (last.at - before.at) / 2)
+    with uow_factory() as uow:
+        ref = uow.session.get(m.Dossier, withdrawn).reference
+    assert problems(uow_factory) == {(ref, "inserted", 3)}
