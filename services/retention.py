@@ -54,6 +54,8 @@ PERSONAL_KEYS = frozenset({
     "recipient_address", "signatory", "signatory_name",
 })
 
+_EMPTIED_KEYS = frozenset(k for k in PERSONAL_KEYS if any(w in k for w in ("email", "phone", "mobile", "address")))
+
 
 class HistoryNotVerified(RuleViolation):
     def __init__(self, reference: str, problems: int):
@@ -87,7 +89,9 @@ def redact(value):
     out = {}
     for key, v in value.items():
         if key in PERSONAL_KEYS and v not in (None, "", [], {}):
-            out[key] = ANONYMISED
+            # An address or a number becomes "none" (the rules replayed over the facts validate
+            # their format); a name becomes the marker.
+            out[key] = None if key in _EMPTIED_KEYS else ANONYMISED
         elif key == "filename" and isinstance(v, str) and isinstance(value.get("kind"), str):
             out[key] = anonymised_filename(value["kind"], value.get("version"), v)
         else:
@@ -358,3 +362,117 @@ def run_retention(uow_factory, clock, *, dry_run: bool = False) -> RetentionRepo
     if not dry_run:
         report.files_deleted = purge_files(uow_factory, now)
     return report
+
+
+# -- the right of access (RGPD art. 15) -----------------------------------------------------------
+
+def export_person(session, email: str, *, names: tuple[str, ...] = (), now: datetime | None = None) -> dict:
+    """Everything Usine holds about the person of this e-mail address (and of these display
+    names, for someone who acted without an account): accounts, companies they are the contact
+    of, dossiers (as contact or actor), events they did, letters sent to them, pieces they
+    uploaded (metadata; the content is given on request from the storage). No password hash,
+    no session token. Read only."""
+    from services.audit.records import iso
+    from states.lifecycle import STATE_LABELS
+
+    address = email.strip().lower()
+    identities = list(s for s in session.scalars(select(mo.OidcIdentity)
+                                                 .where(func.lower(mo.OidcIdentity.email) == address)))
+    usernames = {i.username for i in identities if i.username} | {address}
+    companies = list(session.scalars(select(m.Company).where(func.lower(m.Company.email) == address)
+                                     .order_by(m.Company.siren)))
+    # An applicant's account carries no e-mail address: the company's contact address is the
+    # person's, so the accounts of that company are listed (and what they did).
+    sirens = sorted({c.siren for c in companies})
+    users = list(session.scalars(select(ma.User).where(
+        func.lower(ma.User.username).in_(sorted(usernames))
+        | ((ma.User.role == "applicant") & ma.User.siren.in_(sirens))).order_by(ma.User.username)))
+    display = sorted({u.display_name for u in users} | {i.display_name for i in identities if i.display_name}
+                     | {n for n in names if n})
+    letters = list(session.scalars(select(m.Notification).where(func.lower(m.Notification.recipient_address) == address)
+                                   .order_by(m.Notification.created_at, m.Notification.id)))
+    events = list(session.scalars(select(m.Event).where(m.Event.actor.in_(display)).order_by(m.Event.at, m.Event.id))) \
+        if display else []
+    pieces = list(session.scalars(select(m.Document).where(m.Document.uploaded_by.in_(display))
+                                  .order_by(m.Document.uploaded_at, m.Document.id))) if display else []
+    why: dict[int, set[str]] = {}
+    for c in companies:
+        for did in session.scalars(select(m.Dossier.id).where(m.Dossier.company_id == c.id)):
+            why.setdefault(did, set()).add("contact de l'entreprise")
+    for u in users:
+        if u.role == "applicant" and u.siren:
+            for did in session.scalars(select(m.Dossier.id).join(m.Company).where(m.Company.siren == u.siren)):
+                why.setdefault(did, set()).add("compte de l'entreprise")
+    for n in letters:
+        if n.dossier_id:
+            why.setdefault(n.dossier_id, set()).add("destinataire de courriers")
+    for e in events:
+        why.setdefault(e.dossier_id, set()).add("auteur d'actions")
+    for d in pieces:
+        why.setdefault(d.dossier_id, set()).add("dépôt de pièces")
+    dossiers = {d.id: d for d in session.scalars(select(m.Dossier).where(m.Dossier.id.in_(sorted(why))))} if why else {}
+
+    def ref(did):
+        return dossiers[did].reference if did in dossiers else None
+
+    return {
+        "email": address,
+        "generated_at": iso(now),
+        "display_names": display,
+        "accounts": [{"username": u.username, "display_name": u.display_name, "role": u.role, "siren": u.siren,
+                      "consultant": u.consultant, "regions": u.regions, "active": u.active,
+                      "created_at": iso(u.created_at), "disabled_at": iso(u.disabled_at),
+                      "password_changed_at": iso(u.password_changed_at)} for u in users],
+        "sign_in_identities": [{"email": i.email, "username": i.username, "role": i.role, "display_name": i.display_name,
+                                "issuer": i.issuer, "first_sign_in_at": iso(i.first_sign_in_at),
+                                "last_sign_in_at": iso(i.last_sign_in_at)} for i in identities],
+        "companies": [{"siren": c.siren, "name": c.name, "email": c.email} for c in companies],
+        "dossiers": [{"reference": d.reference, "programme": f"{d.programme_id}@v{d.programme_version}",
+                      "status": d.status, "status_label": STATE_LABELS.get(d.status, d.status),
+                      "company": (d.company_facts or {}).get("name"), "why": sorted(why[d.id]),
+                      "closed_at": iso(d.closed_at), "anonymised_at": iso(d.anonymised_at)}
+                     for d in sorted(dossiers.values(), key=lambda d: d.reference)],
+        "events": [{"dossier": ref(e.dossier_id), "seq": e.seq, "at": iso(e.at), "command": e.command,
+                    "role": e.role, "actor": e.actor, "reason": e.reason} for e in events],
+        "letters": [{"dossier": ref(n.dossier_id), "kind": n.kind, "subject": n.subject,
+                     "recipient_name": n.recipient_name, "recipient_address": n.recipient_address,
+                     "status": n.status, "created_at": iso(n.created_at), "sent_at": iso(n.sent_at),
+                     "body_text": n.body_text} for n in letters],
+        "pieces": [{"dossier": ref(d.dossier_id), "kind": d.kind, "version": d.version, "filename": d.filename,
+                    "content_type": d.content_type, "size": d.size, "sha256": d.sha256,
+                    "uploaded_by": d.uploaded_by, "uploaded_at": iso(d.uploaded_at),
+                    "file_deleted_at": iso(d.content_deleted_at)} for d in pieces],
+    }
+
+
+def person_export_lines(export: dict) -> list[str]:
+    """The export as a French text a person can read (no internal ids)."""
+    from services.wording import fr_instant
+
+    out = [f"Données détenues par Usine pour « {export['email']} »"
+           + (f" (état au {fr_instant(export['generated_at'])})" if export.get("generated_at") else "")]
+    if export["display_names"]:
+        out.append("Noms sous lesquels la personne apparaît : " + ", ".join(export["display_names"]))
+    sections = (
+        ("Comptes", export["accounts"], lambda a: f"{a['display_name']} — identifiant {a['username']}, rôle {a['role']}"
+         + (f", entreprise SIREN {a['siren']}" if a["siren"] else "") + (", actif" if a["active"] else ", désactivé")
+         + f", créé le {fr_instant(a['created_at'])}"),
+        ("Connexions par fournisseur d'identité", export["sign_in_identities"],
+         lambda i: f"{i['email']} — première connexion {fr_instant(i['first_sign_in_at'])}, "
+                   f"dernière {fr_instant(i['last_sign_in_at'])}"),
+        ("Entreprises dont elle est le contact", export["companies"],
+         lambda c: f"{c['name']} (SIREN {c['siren']}), adresse {c['email']}"),
+        ("Dossiers", export["dossiers"], lambda d: f"{d['reference']} — {d['company'] or '—'}, {d['status_label']} ("
+         + ", ".join(d["why"]) + ")" + (f", anonymisé le {fr_instant(d['anonymised_at'])}" if d["anonymised_at"] else "")),
+        ("Actions enregistrées", export["events"],
+         lambda e: f"{fr_instant(e['at'])} — {e['dossier']} n°{e['seq']} : {e['command']} (rôle {e['role']})"),
+        ("Courriers envoyés", export["letters"],
+         lambda n: f"{fr_instant(n['created_at'])} — {n['dossier'] or '—'} : {n['subject']} ({n['status']})"),
+        ("Pièces déposées", export["pieces"],
+         lambda p: f"{fr_instant(p['uploaded_at'])} — {p['dossier']} : {p['kind']} v{p['version']}, {p['filename']}, "
+                   f"{p['size']} octets" + (" (fichier supprimé)" if p["file_deleted_at"] else "")),
+    )
+    for title, rows, line in sections:
+        out.append(f"{title} : {len(rows)}")
+        out += [f"  {line(r)}" for r in rows]
+    return out
