@@ -29,6 +29,7 @@ from tests.audit_scenarios import play, play_document, scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = m.Event.__table__
+pytest_plugins = ["tests.conftest_prefect"]
 CONTACT = "c.durand@atelier-garonne.fr"
 # Golden case 1 closes on 19 November 2021, golden case 9 lapses on 31 March 2021 (Occitanie:
 # 10 years); golden case 6 closes on 12 January 2023; golden case 2 stays approved (open).
@@ -370,3 +371,21 @@ def test_usine_retention_export_person_writes_the_export_and_refuses_a_bad_addre
     assert text.returncode == 0 and "Courriers envoyés :" in text.stdout
     bad = _usine(database_url, tmp_path, "retention", "export-person", "--email", "pas-une-adresse")
     assert bad.returncode == 2 and "--email" in bad.stderr
+
+
+# -- the scheduled flow ------------------------------------------------------------------------
+
+@pytest.mark.prefect
+def test_the_weekly_retention_flow_anonymises_what_is_due_as_the_command_does(prefect_harness, factory, dossiers):
+    from workflows import runtime
+    from workflows.deployments import SCHEDULES
+    from workflows.retention import retention_run
+
+    [schedule] = [s for s in SCHEDULES if s.flow == "retention_run"]
+    assert schedule.module == "workflows.retention" and schedule.cron == "30 3 * * 0" and schedule.concurrency == 1
+    with runtime.using(uow_factory=factory, clock=clock_at("2021-06-01T10:00:00+02:00"), sender=object()):
+        result = retention_run(at=AFTER_RETENTION)
+        again = retention_run(at=AFTER_RETENTION)
+    assert [d["reference"] for d in result["anonymised"]] == ["OCC-2021-000001", "OCC-2021-000002"]
+    assert again["anonymised"] == [] and again["refused"] == []
+    assert verify_database(factory.engine, anchors=False).ok
