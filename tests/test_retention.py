@@ -192,6 +192,28 @@ def test_a_forged_redaction_manifest_is_detected(factory, dossiers):
     assert ("edited", seq) in found and ("edited", last_seq) in found
 
 
+def test_an_anonymise_event_forged_before_the_retention_is_over_launders_nothing(factory, dossiers):
+    """A forger who edits an event and appends a well-chained `anonymise` event whose manifest
+    covers the edit, on a dossier whose retention is not over, is still named."""
+    from services.events import append_event, hash_of
+
+    did = dossiers["closed_recently"]
+    at = datetime.fromisoformat("2025-06-01T10:00:00+02:00")
+    with factory() as uow:
+        dossier = uow.session.get(m.Dossier, did)
+        first = uow.session.scalars(select(m.Event).where(m.Event.dossier_id == did).order_by(m.Event.seq)).first()
+        first.actor = ANONYMISED
+        forged = hash_of(first)
+        dossier.updated_at = at
+        uow.session.flush()
+        append_event(uow.session, dossier=dossier, at=at, actor="Usine (durée de conservation)", role="system",
+                     command="anonymise", state_before=dossier.status,
+                     data={"rule": "rgpd_retention", "redacted": {"1": forged}})
+        uow.commit()
+    problems = verify_database(factory.engine, anchors=False).problems
+    assert ("edited", 1) in {(p["problem"], p["seq"]) for p in problems if p["dossier_id"] == did}
+
+
 def test_an_anonymised_dossier_replays_to_the_same_state_and_amounts(factory, dossiers):
     did = dossiers["closed"]
     with factory() as uow:
