@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import PurePath
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from db import models as m
@@ -37,6 +38,7 @@ from db import models_oidc as mo
 from programmes import Retention
 from rules.calendar import add_months, paris_date
 from rules.errors import RuleViolation
+from services.audit.records import row_instant
 from services.events import append_event, hash_of
 from states.lifecycle import FINAL_STATES
 
@@ -128,24 +130,23 @@ def retention_of(catalogue, programme_id: str, version: int) -> tuple[Retention,
 def due_dossiers(session, catalogue, now: datetime) -> list[Candidate]:
     """The closed dossiers, not yet anonymised, whose retention is over on `now`'s Paris day.
     Closure: the first event that put the dossier in a final state (the evidence, not a column)."""
-    closed = (select(m.Event.dossier_id, func.min(m.Event.at).label("closed_at"))
-              .where(m.Event.state_after.in_(sorted(FINAL_STATES))).group_by(m.Event.dossier_id).subquery())
+    # Correlated: read through the events' (dossier, seq) index for the final, not yet anonymised
+    # dossiers only (no scan of the whole events table).
+    closed_at = (select(func.min(m.Event.at)).where(m.Event.dossier_id == m.Dossier.id,
+                                                    m.Event.state_after.in_(sorted(FINAL_STATES)))
+                 .correlate(m.Dossier).scalar_subquery())
     rows = session.execute(
         select(m.Dossier.id, m.Dossier.reference, m.Dossier.programme_id, m.Dossier.programme_version,
-               m.Dossier.status, closed.c.closed_at)
-        .join(closed, closed.c.dossier_id == m.Dossier.id)
+               m.Dossier.status, closed_at.label("closed_at"))
         .where(m.Dossier.status.in_(sorted(FINAL_STATES)), m.Dossier.anonymised_at.is_(None))
         .order_by(m.Dossier.id))
     today = paris_date(now)
     out = []
     for r in rows:
+        if r.closed_at is None:  # no closing event: the history is damaged; verify names it
+            continue
         retention, name = retention_of(catalogue, r.programme_id, r.programme_version)
-        closed_at = r.closed_at
-        if isinstance(closed_at, str):  # a driver handing back text for an aggregate
-            closed_at = datetime.fromisoformat(closed_at)
-        if closed_at.tzinfo is None:
-            from datetime import timezone
-            closed_at = closed_at.replace(tzinfo=timezone.utc)
+        closed_at = row_instant(r.closed_at)  # an aggregate: the driver's raw value (SQLite: text)
         due_on = add_months(paris_date(closed_at), 12 * retention.years_after_closure)
         if today >= due_on:
             out.append(Candidate(r.id, r.reference, f"{r.programme_id}@v{r.programme_version}", name, r.status,
@@ -351,7 +352,7 @@ def run_retention(uow_factory, clock, *, dry_run: bool = False) -> RetentionRepo
         except HistoryNotVerified as exc:
             report.refused.append({"reference": c.reference, "rule": exc.rule, "message": exc.message})
             continue
-        except StaleDataError:  # changed meanwhile: the next run sees it again
+        except (StaleDataError, IntegrityError):  # changed meanwhile (another run?): the next run sees it again
             report.refused.append({"reference": c.reference, "rule": "retention_concurrent_change",
                                    "message": f"Dossier {c.reference} modifié pendant l'anonymisation : repris à la "
                                               f"prochaine exécution."})
@@ -376,8 +377,7 @@ def export_person(session, email: str, *, names: tuple[str, ...] = (), now: date
     from states.lifecycle import STATE_LABELS
 
     address = email.strip().lower()
-    identities = list(s for s in session.scalars(select(mo.OidcIdentity)
-                                                 .where(func.lower(mo.OidcIdentity.email) == address)))
+    identities = list(session.scalars(select(mo.OidcIdentity).where(func.lower(mo.OidcIdentity.email) == address)))
     usernames = {i.username for i in identities if i.username} | {address}
     companies = list(session.scalars(select(m.Company).where(func.lower(m.Company.email) == address)
                                      .order_by(m.Company.siren)))
