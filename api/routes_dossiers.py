@@ -31,8 +31,8 @@ State = Literal[STATES]  # type: ignore[valid-type]
 
 _COMMAND_OF_TRIGGER = {"vote_approved": "record_vote", "vote_rejected": "record_vote", "vote_adjourned": "record_vote"}
 # Fired by the sweep, or by another command (a repayment bringing a loan up to date cures the
-# default): never sent as such.
-_SYSTEM_TRIGGERS = {"remind", "lapse", "close", "remind_repayment", "declare_default", "cure_default"}
+# default), or by the retention run (RGPD): never sent as such.
+_SYSTEM_TRIGGERS = {"remind", "lapse", "close", "remind_repayment", "declare_default", "cure_default", "anonymise"}
 
 
 def allowed_commands(state: str, role: str, shape: str | None = None) -> list[str]:

@@ -257,9 +257,9 @@ def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer
 
 def register_extensions() -> None:
     """Commands of the other rooms (flows, API and users, audit), each in its own module."""
-    from cli import api, audit, flows, loans, oidc, opendata
+    from cli import api, audit, flows, loans, oidc, opendata, retention
 
-    for module in (flows, api, audit, opendata, oidc, loans):
+    for module in (flows, api, audit, opendata, oidc, loans, retention):
         module.register(app)
 
 

@@ -94,6 +94,8 @@ class Dossier(Base):
     loan_outstanding: Mapped[Decimal | None] = mapped_column(Money)
     loan_next_due_on: Mapped[date | None] = mapped_column(Date, index=True)
     written_off: Mapped[Decimal | None] = mapped_column(Money)
+    # RGPD: when its personal data were anonymised, its retention period over (services.retention).
+    anonymised_at: Mapped[datetime | None] = mapped_column(Instant, index=True)
 
     # Loaded only when asked for: a command reads the facts frozen on the dossier, not the company row.
     company: Mapped[Company] = relationship()
@@ -123,6 +125,8 @@ class Document(Base):
     review_reason: Mapped[str | None] = mapped_column(Text)
     reviewed_by: Mapped[str | None] = mapped_column(String(200))
     reviewed_at: Mapped[datetime | None] = mapped_column(Instant)
+    # RGPD: when the piece's file was deleted from the storage (its sha256 and size stay).
+    content_deleted_at: Mapped[datetime | None] = mapped_column(Instant)
 
 
 class DocumentRequest(Base):

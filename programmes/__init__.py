@@ -224,6 +224,23 @@ class Notices(Frozen):
     agenda_reminder_days: int  # officers are reminded from N days before a session's agenda closes
 
 
+class Retention(Frozen):
+    """How long a closed dossier's personal data are kept (RGPD art. 5.1.e, storage limitation):
+    the programme's "durée d'utilité administrative", in whole years counted from the event that
+    closed the dossier; past it, `services.retention` anonymises the dossier and deletes its pieces."""
+
+    years_after_closure: int = 10
+
+    @field_validator("years_after_closure", mode="before")
+    @classmethod
+    def _whole_years(cls, v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError("la durée de conservation est un nombre entier d'années (par exemple 10)")
+        if not 1 <= v <= 100:
+            raise ValueError("la durée de conservation est comprise entre 1 et 100 ans après la clôture")
+        return v
+
+
 class Reported(Frozen):
     sites_diagnosed: int | None = None
     aid_dossiers_voted: int | None = None
@@ -253,6 +270,8 @@ class Programme(Frozen):
     council: Council
     notices: Notices
     reported: Reported | None = None
+    # Absent from a file: the default (10 years after closure).
+    retention: Retention = Retention()
     # Filled by the loader, not by the file.
     content_hash: str = ""
 

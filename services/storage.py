@@ -11,6 +11,7 @@ from typing import Protocol
 class Storage(Protocol):
     def put(self, content: bytes) -> tuple[str, str]: ...
     def get(self, key: str) -> bytes: ...
+    def delete(self, key: str) -> bool: ...
 
 
 class FileStorage:
@@ -34,6 +35,17 @@ class FileStorage:
     def get(self, key: str) -> bytes:
         return (self.root / key).read_bytes()
 
+    def delete(self, key: str) -> bool:
+        """Remove a file (RGPD retention); False when it was already gone (idempotent)."""
+        try:
+            (self.root / key).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).exists()
+
 
 class InMemoryStorage:
     def __init__(self):
@@ -47,3 +59,9 @@ class InMemoryStorage:
 
     def get(self, key: str) -> bytes:
         return self.blobs[key]
+
+    def delete(self, key: str) -> bool:
+        return self.blobs.pop(key, None) is not None
+
+    def exists(self, key: str) -> bool:
+        return key in self.blobs

@@ -113,6 +113,9 @@ TRANSITIONS: tuple[TransitionSpec, ...] = (
     T("remind", OPEN_STATES, None, ("system",), (), "relance"),
     T("withdraw", EXIT_STATES, "withdrawn", ("applicant",), (), "abandon"),
     T("lapse", EXIT_STATES, "lapsed", ("system",), (), "caducité"),
+    # RGPD (services.retention): past the programme's retention after closure, a closed dossier's
+    # personal data are anonymised; its state does not change.
+    T("anonymise", tuple(sorted(FINAL_STATES)), None, ("system",), (), "anonymisation (durée de conservation échue)"),
 )
 
 TRIGGERS = tuple(dict.fromkeys(t.trigger for t in TRANSITIONS))

@@ -6,8 +6,8 @@ next one does the same work).
 
 * `python -m workflows.deployments` serves them against the Prefect API of the environment
   (PREFECT_API_URL): what `usine serve` starts. The schedules can be overridden by environment
-  variables (USINE_CRON_SWEEP, USINE_CRON_DELIVER, USINE_CRON_DIGEST, USINE_CRON_AUDIT_ANCHOR),
-  e.g. "* * * * *" in tests;
+  variables (USINE_CRON_SWEEP, USINE_CRON_DELIVER, USINE_CRON_DIGEST, USINE_CRON_AUDIT_ANCHOR,
+  USINE_CRON_RETENTION), e.g. "* * * * *" in tests;
 * `prefect.yaml`, the same deployments for a work pool (`prefect deploy --all`, docs/deploy.md),
   is generated: `python -m workflows.deployments --write-prefect-yaml` rewrites it, and
   `tests/test_flows_deployments.py` fails when the committed file differs from what this module
@@ -45,6 +45,9 @@ SCHEDULES: tuple[Schedule, ...] = (
              "Jours ouvrés à 7 h 30 : récapitulatif des échéances à 7 jours de chaque chargé de mission."),
     Schedule("anchor_history", "USINE_CRON_AUDIT_ANCHOR", "15 0 * * *", 1,
              "Chaque nuit à 0 h 15 : ancrage des têtes de chaîne d'événements (audit).", "workflows.audit_anchor"),
+    Schedule("retention_run", "USINE_CRON_RETENTION", "30 3 * * 0", 1,
+             "Chaque dimanche à 3 h 30 : RGPD, anonymisation des dossiers clôturés dont la durée de conservation "
+             "est échue et suppression de leurs pièces.", "workflows.retention"),
 )
 
 DEPLOYMENT_NAME = "usine"            # served by `usine serve` (prefect.serve)

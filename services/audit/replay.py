@@ -696,6 +696,10 @@ class _Fold:
                          f"caducité prononcée le {fr_day(_paris_day(e.at))} pour une échéance au {fr_day(req['lapse_on'])}")
         self._close_requests(e, "lapsed")
 
+    def on_anonymise(self, e, d) -> None:
+        """RGPD retention (services.retention): personal data redacted in the events before it;
+        no state, amount or piece changes (its pieces' files are deleted, their hashes kept)."""
+
     def _close_requests(self, e, status: str) -> None:
         for req in self.requests.values():
             if req["status"] == "open":

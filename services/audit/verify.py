@@ -232,11 +232,58 @@ def _rehash_reference(e, seq: int) -> str:
     return hash_of(e.with_seq(seq) if isinstance(e, EventRecord) else EventRecord.of(e).with_seq(seq))
 
 
+def accept_redactions(events: Sequence, valid: list[bool]) -> list[bool]:
+    """An anonymised dossier (services.retention, docs/data-protection.md §4): its `anonymise`
+    event — itself hashed and chained like any other — records, for each event it redacted, the
+    hash of the event as it now reads. Such an event keeps its original hash (the chain's links
+    are unchanged); it is valid when its content gives the hash the manifest records.
+
+    The manifest is trusted only from an `anonymise` event that could have been written by the
+    retention run: its own content gives its hash, it is the dossier's last event, written by
+    the system on a dossier in a final state whose state it does not change, on or after the day
+    the programme's retention made the dossier due; and an event it covers must read as the
+    redaction leaves it (no personal value left). An event edited after the redaction gives
+    neither hash and stays invalid."""
+    if not events or events[-1].command != "anonymise" or not valid[-1]:
+        return valid
+    last = events[-1]
+    manifest = (last.data or {}).get("redacted") if isinstance(last.data, dict) else None
+    if not manifest or not _anonymise_is_credible(events, last):
+        return valid
+    from services.retention import redact, redact_actor
+
+    for i, e in enumerate(events[:-1]):
+        expected = manifest.get(str(e.seq))
+        if (not valid[i] and expected is not None and hash_of(e) == expected
+                and redact(e.data) == e.data and redact_actor(e.actor, e.role) == e.actor):
+            valid[i] = True
+    return valid
+
+
+def _anonymise_is_credible(events: Sequence, last) -> bool:
+    from programmes import Retention, default_catalogue
+    from rules.calendar import add_months, paris_date
+    from rules.errors import RuleViolation
+    from states.lifecycle import FINAL_STATES
+
+    if last.role != "system" or last.state_before != last.state_after or last.state_after not in FINAL_STATES:
+        return False
+    closed = next((e for e in events if e.state_after in FINAL_STATES), None)
+    if closed is None or closed is last:
+        return False
+    try:
+        pid, version = last.programme.rsplit("@v", 1)
+        retention = default_catalogue().get(pid, int(version)).retention
+    except (ValueError, RuleViolation):
+        retention = Retention()
+    return paris_date(last.at) >= add_months(paris_date(closed.at), 12 * retention.years_after_closure)
+
+
 def verify_events(dossier: m.Dossier, events: list) -> Verification:
     """One dossier's events (ORM events or records) against the dossier row."""
     records = [e if isinstance(e, EventRecord) else EventRecord.of(e) for e in events]
     result = Verification(dossier.id, dossier.reference)
-    valid = [hash_of(e) == e.hash for e in records]
+    valid = accept_redactions(records, [hash_of(e) == e.hash for e in records])
     return check_history(result, _facts(dossier), records, valid, _rehash_reference)
 
 
@@ -339,7 +386,7 @@ def verify_database(engine, *, dossier_id: int | None = None, anchors: bool = Tr
             result = Verification(did, facts.reference if facts else group[0].dossier_reference)
             if facts is None:
                 result.fail("dossier_removed", None, f"le dossier {result.reference} a des événements mais plus de ligne dossier")
-            check_history(result, facts, group, valid, _rehash_reference)
+            check_history(result, facts, group, accept_redactions(group, valid), _rehash_reference)
             for p in result.problems:
                 problems.append({"dossier": result.reference, "dossier_id": did, **p})
 
