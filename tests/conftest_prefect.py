@@ -23,6 +23,7 @@ def prefect_harness(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
     with temporary_settings({PREFECT_HOME: str(home), PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
                              PREFECT_SERVER_ANALYTICS_ENABLED: False, PREFECT_LOGGING_LEVEL: "WARNING",
-                             PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90}):
-        with prefect_test_harness(server_startup_timeout=90):
+                             PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 240}):
+        # A loaded 2-core CI host took over 90 s to start the ephemeral server once.
+        with prefect_test_harness(server_startup_timeout=240):
             yield
