@@ -334,6 +334,16 @@ def _cited(session, programme: Programme, line_number: int, siren: str, cites) -
     return cited.id
 
 
+def insert_dossier(session, dossier: m.Dossier, programme, now) -> None:
+    """Add a new dossier and give it its reference, « OCC-2021-000042 » (region, Paris year of
+    creation, row id): the reference needs the row id, so a unique placeholder stands for it
+    until the flush."""
+    dossier.reference = f"new-{id(dossier)}-{now.timestamp()}"[:32]
+    session.add(dossier)
+    session.flush()
+    dossier.reference = f"{programme.id.split('-')[0][:3].upper()}-{paris_date(now).year}-{dossier.id:06d}"
+
+
 def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, company: dict,
             de_minimis_prior: list | None, documents: list | None, submit: bool,
             line: int | None = None, cites: int | None = None) -> Outcome:
@@ -370,11 +380,7 @@ def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, c
         company_row.name = facts.name
         company_row.email = facts.email or company_row.email
     dossier.company = company_row
-    # The reference needs the row id; a unique placeholder stands for it until the flush.
-    dossier.reference = f"new-{id(dossier)}-{now.timestamp()}"[:32]
-    session.add(dossier)
-    session.flush()
-    dossier.reference = f"{programme.id.split('-')[0][:3].upper()}-{today.year}-{dossier.id:06d}"
+    insert_dossier(session, dossier, programme, now)
     for aid in prior:
         session.add(m.DeMinimisAid(siren=facts.siren, dossier_id=dossier.id, source="attestation",
                                    granted_on=aid.granted_on, amount=aid.amount))

@@ -17,7 +17,7 @@ from rules.instruments import check_request_days, parse_request
 from rules.money import ZERO
 from services.clock import Clock
 from services.commands import (Actor, Outcome, _COMPANY_BY_SIREN, _commit, _move, _prior_de_minimis, check_scope,
-                               compute_from_inputs, rule_inputs)
+                               compute_from_inputs, insert_dossier, rule_inputs)
 from services.events import append_event
 from services.outbox import applicant_recipient, dossier_context, enqueue
 from services.uow import UnitOfWork
@@ -102,10 +102,7 @@ def open_aid_dossier(*, uow: UnitOfWork, clock: Clock, actor: Actor, plan_id: in
     _move(dossier, "open_aid_dossier", actor,
           {"plan_approved": plan_approved, "actions_available": actions_available,
            "line_amounts": lambda: check_request_days(programme, request, "consulting")}, aid_line.shape)
-    dossier.reference = f"new-{id(dossier)}-{now.timestamp()}"[:32]
-    session.add(dossier)
-    session.flush()
-    dossier.reference = f"{programme.id.split('-')[0][:3].upper()}-{today.year}-{dossier.id:06d}"
+    insert_dossier(session, dossier, programme, now)
     estimate = compute_from_inputs(programme, rule_inputs(dossier, [], today), de_minimis=False)
     dossier.proposal = estimate.to_record() | {"estimate": True}
     append_event(session, dossier=dossier, at=now, actor=actor.name, role=actor.role, command="open_aid_dossier",
