@@ -19,7 +19,7 @@ from typing import Callable
 
 from programmes import Instrument, Phase, Programme
 from rules.errors import InvalidInput, RuleViolation
-from rules.money import (ZERO, Adjustment, AidBreakdown, PhaseLine, Quote, cents, check_phase_days,
+from rules.money import (ZERO, Adjustment, AidBreakdown, PhaseLine, Quote, cents, check_phase_days, invoice_date,
                          parse_amount, parse_days, phase_day_rate_cap)
 from rules.text import check_text
 
@@ -319,15 +319,7 @@ class AmountInvoice:
 
     @classmethod
     def parse(cls, raw, field: str) -> "AmountInvoice":
-        if not isinstance(raw, dict):
-            raise InvalidInput(field, f"{field} : attendu {{date, amount}}.")
-        for key in ("date", "amount"):
-            if key not in raw:
-                raise InvalidInput(f"{field}.{key}", f"{field}.{key} est obligatoire.")
-        try:
-            d = date.fromisoformat(str(raw["date"]))
-        except ValueError:
-            raise InvalidInput(f"{field}.date", f"{field}.date : « {raw['date']} » n'est pas une date AAAA-MM-JJ.") from None
+        d = invoice_date(raw, field, ("date", "amount"))
         return cls(d, parse_amount(raw["amount"], f"{field}.amount", allow_zero=False))
 
     def as_dict(self) -> dict:

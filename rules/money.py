@@ -321,6 +321,20 @@ def check_advance(programme: Programme, *, phase: int, amount: Decimal, voted_ai
         )
 
 
+def invoice_date(raw, field: str, keys: tuple[str, ...]) -> date:
+    """An invoice line's shape checked (an object with every key of `keys`, each one named when
+    it is missing) and its date read (AAAA-MM-JJ): the part every kind of invoice line shares."""
+    if not isinstance(raw, dict):
+        raise InvalidInput(field, f"{field} : attendu {{{', '.join(keys)}}}.")
+    for key in keys:
+        if key not in raw:
+            raise InvalidInput(f"{field}.{key}", f"{field}.{key} est obligatoire.")
+    try:
+        return date.fromisoformat(str(raw["date"]))
+    except ValueError:
+        raise InvalidInput(f"{field}.date", f"{field}.date : « {raw['date']} » n'est pas une date AAAA-MM-JJ.") from None
+
+
 @dataclass(frozen=True)
 class InvoiceLine:
     date: date
@@ -329,15 +343,7 @@ class InvoiceLine:
 
     @classmethod
     def parse(cls, raw, field: str) -> "InvoiceLine":
-        if not isinstance(raw, dict):
-            raise InvalidInput(field, f"{field} : attendu {{date, days, day_rate}}.")
-        for key in ("date", "days", "day_rate"):
-            if key not in raw:
-                raise InvalidInput(f"{field}.{key}", f"{field}.{key} est obligatoire.")
-        try:
-            d = date.fromisoformat(str(raw["date"]))
-        except ValueError:
-            raise InvalidInput(f"{field}.date", f"{field}.date : « {raw['date']} » n'est pas une date AAAA-MM-JJ.") from None
+        d = invoice_date(raw, field, ("date", "days", "day_rate"))
         return cls(d, parse_days(raw["days"], f"{field}.days"),
                    parse_amount(raw["day_rate"], f"{field}.day_rate", allow_zero=False))
 
