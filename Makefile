@@ -11,15 +11,24 @@ DEMO_CLOCK ?= 2022-06-15T09:00:00+02:00
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install run test test-sqlite test-postgres system-packages postgres bench
+.PHONY: install lock run test test-sqlite test-postgres system-packages postgres bench
 
-$(BIN)/usine: pyproject.toml
+# The exact tested set of requirements.lock, then Usine itself (editable) without resolving again.
+$(BIN)/usine: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps -r requirements.lock -e .
+	$(BIN)/pip check
 	touch $(BIN)/usine
 
 install: $(BIN)/usine
+
+# Re-resolve pyproject.toml's ranges into requirements.lock, keeping every pin that still fits;
+# `make lock LOCK_FLAGS="--upgrade-package babel"` (or "--upgrade") moves on. See docs/dependencies.md.
+# Needs only uv (no install from the lock being replaced).
+lock:
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv; }
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python $(BIN)/python $(LOCK_FLAGS) -o requirements.lock
 
 run: install
 	USINE_CLOCK_START=$(DEMO_CLOCK) $(BIN)/usine db upgrade
