@@ -60,6 +60,7 @@ from decimal import (
 )
 from typing import NamedTuple
 
+from rules import french
 from rules.calendar import add_months
 from rules.errors import InvalidInput, RuleViolation
 
@@ -85,7 +86,6 @@ __all__ = [
 ]
 
 CENT = Decimal("0.01")
-NBSP = "\u00a0"
 ZERO = Decimal("0.00")
 #: Calendar days after a due date at which an unpaid instalment gets a reminder / puts the loan
 #: in default (SPEC §11.3; never moved to a working day).
@@ -102,21 +102,8 @@ def _cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _euros(amount: Decimal) -> str:
-    """« 21 928,50 € » (U+00A0 between groups and before €). notifications.rendering.euros does
-    the same for letters; the rules cannot import the notifications package."""
-    sign = "-" if amount < 0 else ""
-    units, cents = f"{abs(_cents(amount)):f}".split(".")
-    groups = []
-    while len(units) > 3:
-        groups.insert(0, units[-3:])
-        units = units[:-3]
-    groups.insert(0, units)
-    return f"{sign}{NBSP.join(groups)},{cents}{NBSP}€"
-
-
-def _day(d: date) -> str:
-    return d.strftime("%d/%m/%Y")
+_euros = french.euros  # « 21 928,50 € », as every French page, letter and export writes it
+_day = french.day  # « 15/10/2021 »
 
 
 # --- terms --------------------------------------------------------------------------------
