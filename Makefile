@@ -11,7 +11,7 @@ DEMO_CLOCK ?= 2022-06-15T09:00:00+02:00
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install lock run test test-sqlite test-postgres system-packages postgres bench
+.PHONY: install lock lint run test test-sqlite test-postgres system-packages postgres bench
 
 # The exact tested set of requirements.lock, then Usine itself (editable) without resolving again.
 $(BIN)/usine: pyproject.toml requirements.lock
@@ -51,8 +51,13 @@ test-sqlite: install system-packages
 test-postgres: install system-packages postgres
 	USINE_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest -n 2 --dist loadgroup
 
+# ruff (no reformatting: `ruff check` only) and mypy on the pure domain, configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 # pytest exits 5 when it collected no test: like any non-zero code, make fails on it.
-test: test-sqlite test-postgres
+test: lint test-sqlite test-postgres
 
 bench: install
 	$(BIN)/python -m bench.engine

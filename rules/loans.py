@@ -112,7 +112,7 @@ _day = french.day  # « 15/10/2021 »
 def _check_terms(principal, annual_rate, deferral_months, instalments) -> None:
     if not isinstance(principal, Decimal) or not principal.is_finite():
         raise InvalidInput("principal", f"principal : un montant en euros (Decimal) est attendu, reçu « {principal!r} ».")
-    if principal <= 0 or principal.as_tuple().exponent < -2:
+    if principal <= 0 or int(principal.as_tuple().exponent) < -2:  # finite: the exponent is an int
         raise InvalidInput("principal", f"principal : un montant positif d'au plus deux décimales est attendu (reçu « {principal} »).")
     if not isinstance(annual_rate, Decimal) or not annual_rate.is_finite() or not (0 <= annual_rate < 1):
         raise InvalidInput("annual_rate", f"annual_rate : un taux annuel entre 0 et 1 est attendu (0.0203 pour 2,03 %), reçu « {annual_rate!r} ».")
@@ -368,7 +368,7 @@ class _Book:
     def apply(self, repayment: Repayment) -> tuple[tuple[Allocation, ...], bool]:
         amount = repayment.amount
         if (isinstance(amount, bool) or not isinstance(amount, Decimal) or not amount.is_finite()
-                or amount.as_tuple().exponent < -2):
+                or int(amount.as_tuple().exponent) < -2):
             raise InvalidInput("amount", f"amount : un montant en euros d'au plus deux décimales est attendu, reçu « {amount!r} ».")
         if amount <= 0:
             raise InvalidInput("amount", f"amount : le montant remboursé doit être positif (reçu « {amount} »).")
