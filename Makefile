@@ -12,15 +12,24 @@ DEMO_CLOCK ?= 2025-06-15T09:00:00+02:00
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install run test test-sqlite test-postgres system-packages postgres bench
+.PHONY: install lock lint run test test-sqlite test-postgres system-packages postgres bench
 
-$(BIN)/usine: pyproject.toml
+# The exact tested set of requirements.lock, then Usine itself (editable) without resolving again.
+$(BIN)/usine: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps -r requirements.lock -e .
+	$(BIN)/pip check
 	touch $(BIN)/usine
 
 install: $(BIN)/usine
+
+# Re-resolve pyproject.toml's ranges into requirements.lock, keeping every pin that still fits;
+# `make lock LOCK_FLAGS="--upgrade-package babel"` (or "--upgrade") moves on. See docs/dependencies.md.
+# Needs only uv (no install from the lock being replaced).
+lock:
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv; }
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python $(BIN)/python $(LOCK_FLAGS) -o requirements.lock
 
 run: install
 	USINE_CLOCK_START=$(DEMO_CLOCK) $(BIN)/usine db upgrade
@@ -43,8 +52,13 @@ test-sqlite: install system-packages
 test-postgres: install system-packages postgres
 	USINE_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest -n 2 --dist loadgroup
 
+# ruff (no reformatting: `ruff check` only) and mypy on the pure domain, configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 # pytest exits 5 when it collected no test: like any non-zero code, make fails on it.
-test: test-sqlite test-postgres
+test: lint test-sqlite test-postgres
 
 bench: install
 	$(BIN)/python -m bench.engine

@@ -114,7 +114,9 @@ def make_rows(size: int, seed: int = 2021) -> dict:
         nonlocal note_id
         note_id += 1
         subject, text, html, thash, context = protos.letter(kind, **extra)
-        sub = (lambda s: s.replace("@REF@", reference).replace("@NAME@", name).replace("@MAIL@", mail))
+        def sub(s):
+            return s.replace("@REF@", reference).replace("@NAME@", name).replace("@MAIL@", mail)
+
         notes.append({"id": note_id, "dossier_id": dossier_id, "kind": kind, "dedupe_key": f"{reference}:{dedupe}",
                       "recipient_role": "applicant", "recipient_name": name, "recipient_address": mail,
                       "subject": sub(subject), "body_text": sub(text), "body_html": sub(html), "template_hash": thash,

@@ -8,18 +8,19 @@ from decimal import Decimal
 
 import typer
 
-from notifications.rendering import euros
+from rules import french
+from rules.french import euros
 
 loans_app = typer.Typer(help="Prêts : échéancier, versement, remboursements.", no_args_is_help=True)
 FINANCE = "service financier (ligne de commande)"
 
 
 def _day(value: str | date) -> str:
-    return (date.fromisoformat(value) if isinstance(value, str) else value).strftime("%d/%m/%Y")
+    return french.day(date.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def _rate(value) -> str:
-    return f"{(Decimal(value) * 100).quantize(Decimal('0.01'))} %".replace(".", ",")
+    return french.percent(Decimal(value), 2)
 
 
 def _fail(message: str, code: int = 1):

@@ -24,9 +24,11 @@ Templates are compiled once and never reloaded while the process lives: a hash a
 describes the exact source that produced the text next to it. Deploying new templates means
 restarting the process.
 
-Number formatting: the thousands separator and the space before the euro sign are the
-no-break space U+00A0 (not the narrow U+202F), because U+00A0 is rendered by every mail client
-and font, and still keeps "17 500,00 €" on one line.
+Number and date formatting is ``rules.french`` (Babel, fr_FR), the one French formatter of the
+web pages, the CLI and the exports too: amounts rounded half up to the cent, the thousands
+separator and the space before the euro sign the no-break space U+00A0 (not the narrow U+202F),
+because U+00A0 is rendered by every mail client and font, and still keeps "17 500,00 €" on one
+line.
 """
 from __future__ import annotations
 
@@ -37,15 +39,18 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Mapping
-from zoneinfo import ZoneInfo
 
 from jinja2 import BaseLoader, Environment, StrictUndefined, Template, TemplateNotFound, UndefinedError, meta
 from jinja2.loaders import split_template_path
 from jinja2.runtime import Undefined
 from jinja2.utils import missing
+from stdnum.fr import siren as stdnum_siren
+
+from rules import french
+from rules.calendar import PARIS
 
 __all__ = [
     "KINDS",
@@ -103,8 +108,7 @@ KIND_TEMPLATE_FILES: tuple[str, ...] = ("subject.txt.j2", "body.txt.j2", "body.h
 # HTML <title> and the "Objet :" line); a caller's context may not use this name.
 RESERVED_CONTEXT_KEYS = frozenset({"message_subject"})
 
-NBSP = "\u00a0"
-PARIS = ZoneInfo("Europe/Paris")
+NBSP = french.NBSP
 
 DOCUMENT_LABELS: Mapping[str, str] = {
     "kbis": "extrait Kbis de moins de 3 mois",
@@ -142,12 +146,7 @@ STATE_LABELS: Mapping[str, str] = {
     "lapsed": "caduc",
 }
 
-MONTHS_FR = (
-    "janvier", "février", "mars", "avril", "mai", "juin",
-    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
-)
-
-CENT = Decimal("0.01")
+CENT = french.CENT
 
 
 # --------------------------------------------------------------------------- errors
@@ -191,36 +190,15 @@ class TemplateValueError(NotificationError, ValueError):
 def _to_decimal(value: Any) -> Decimal:
     # Floats are refused: amounts travel as strings or Decimals, and a float would already
     # have lost the cent we are asked to print.
-    if isinstance(value, Decimal):
-        amount = value
-    elif isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-        try:
-            amount = Decimal(value.strip() if isinstance(value, str) else value)
-        except InvalidOperation:
-            raise ValueError(f"not an amount: {value!r}") from None
-    else:
-        raise TypeError(f"an amount must be a Decimal, an int or a decimal string, not {value!r}")
-    if not amount.is_finite():
-        raise ValueError(f"not an amount: {value!r}")
-    return amount
+    return french.as_decimal(value)
 
 
 def euros(value: Any) -> str:
     """"17500.00" or Decimal("17500") -> "17 500,00 €" (U+00A0 as separator and before €).
 
-    Rounded half-up to the cent, in Decimal throughout.
+    Rounded half up to the cent, in Decimal throughout: ``rules.french.euros``.
     """
-    amount = _to_decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
-    if amount == 0:
-        amount = abs(amount)  # no "-0,00 €" after rounding a tiny negative
-    sign = "-" if amount < 0 else ""
-    units, cents = f"{abs(amount):f}".split(".")
-    groups = []
-    while len(units) > 3:
-        groups.insert(0, units[-3:])
-        units = units[:-3]
-    groups.insert(0, units)
-    return f"{sign}{NBSP.join(groups)},{cents}{NBSP}€"
+    return french.euros(value)
 
 
 def _as_date(value: Any) -> date:
@@ -250,9 +228,7 @@ def date_fr(value: Any) -> str:
 
     Instants are first converted to Europe/Paris, whose calendar days the deadlines use.
     """
-    day = _as_date(value)
-    ordinal = "1er" if day.day == 1 else str(day.day)
-    return f"{ordinal} {MONTHS_FR[day.month - 1]} {day.year}"
+    return french.long_date(_as_date(value))
 
 
 def datetime_fr(value: Any) -> str:
@@ -264,8 +240,7 @@ def datetime_fr(value: Any) -> str:
             raise ValueError(f"not an ISO instant: {value!r}") from None
     if not isinstance(value, datetime):
         raise TypeError(f"not an instant: {value!r}")
-    local = _as_paris(value)
-    return f"{date_fr(local.date())} à {local.hour}{NBSP}h{NBSP}{local.minute:02d}"
+    return french.long_instant(_as_paris(value))
 
 
 def document_label(kind: str) -> str:
@@ -285,16 +260,14 @@ def state_label(state: str) -> str:
 
 def percent(value: Any) -> str:
     """A rate as a fraction, "0.0203" -> "2,03 %" (Decimal, no trailing zeros beyond the cent of a point)."""
-    rate = (_to_decimal(value) * 100).quantize(CENT, rounding=ROUND_HALF_UP).normalize()
-    text = f"{rate:f}".replace(".", ",")
-    return f"{text}{NBSP}%"
+    return french.percent(value)
 
 
 def siren(value: Any) -> str:
     """"123456789" -> "123 456 789" (grouped the way French letters print it)."""
     text = str(value).replace(" ", "").replace(NBSP, "")
-    if len(text) == 9 and text.isdigit():
-        return NBSP.join((text[0:3], text[3:6], text[6:9]))
+    if len(text) == 9 and text.isascii() and text.isdigit():
+        return stdnum_siren.format(text, separator=NBSP)
     return str(value)
 
 
@@ -305,7 +278,7 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
 
 def _is_nonzero_amount(value: Any) -> bool:
     """Jinja test: ``{% if x is nonzero_amount %}`` (null counts as zero)."""
-    return value is not None and _to_decimal(value).quantize(CENT, rounding=ROUND_HALF_UP) != 0
+    return value is not None and french.round_cents(value) != 0
 
 
 def _invalid(name: str, value: Any) -> str:

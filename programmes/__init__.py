@@ -12,11 +12,13 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator, model_validator
 
 from rules.errors import UnknownFigure
+
+_T = TypeVar("_T")
 
 FILES = Path(__file__).parent / "files"
 # What every page, letter, export and CLI output of a dossier under an example programme says.
@@ -310,7 +312,7 @@ class Programme(Frozen):
         """The window (call) open on a Europe/Paris day, or None."""
         return next((w for w in self.windows if w.opens_on <= day <= w.closes_on), None)
 
-    def require(self, value, field: str):
+    def require(self, value: _T | None, field: str) -> _T:
         """The value of a figure a computation needs, or a refusal naming it."""
         if value is None:
             raise UnknownFigure(self.id, field)

@@ -94,7 +94,7 @@ def easter_sunday(year: int) -> date:
     g = (b - f + 1) // 3
     h = (19 * a + b - d - g + 15) % 30  # epact: age of the paschal moon
     i, k = divmod(c, 4)
-    l = (32 + 2 * e + 2 * i - h - k) % 7  # days to the following Sunday
+    l = (32 + 2 * e + 2 * i - h - k) % 7  # noqa: E741 (Meeus's letters) days to the following Sunday
     m = (a + 11 * h + 22 * l) // 451
     month, day = divmod(h + l - 7 * m + 114, 31)
     return date(year, month, day + 1)

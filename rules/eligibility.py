@@ -155,4 +155,5 @@ def check_eligibility(programme: Programme, company: CompanyFacts) -> str:
             others = " ; ".join(f"{f.rule} : {f.message}" for f in failures[1:])
             first = RuleViolation(first.rule, f"{first.message} (autres motifs : {others})", field=first.field)
         raise first
+    assert cls is not None  # no size class is a failure, raised above
     return cls

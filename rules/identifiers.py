@@ -1,6 +1,10 @@
 """French company identifiers: SIREN and SIRET.
 
-Pure domain rules (standard library only, no I/O). These checks only catch
+Pure domain rules (no I/O). The keys are checked by python-stdnum
+(``stdnum.fr.siren``, ``stdnum.fr.siret``, ``stdnum.luhn``), a pure library
+that implements the same INSEE rules, La Poste included; this module keeps
+what is Usine's own: the French messages, the rule ids, and which Unicode
+spaces an applicant may type. These checks only catch
 typing mistakes; whether the number exists in the SIRENE register is a
 separate question for the INSEE API.
 
@@ -19,6 +23,11 @@ Legal sources
 """
 
 from __future__ import annotations
+
+from stdnum import luhn
+from stdnum.exceptions import ValidationError
+from stdnum.fr import siren as stdnum_siren
+from stdnum.fr import siret as stdnum_siret
 
 __all__ = [
     "InvalidIdentifier",
@@ -78,15 +87,7 @@ def luhn_valid(digits: str) -> bool:
     """
     if not isinstance(digits, str) or not _is_ascii_digits(digits):
         return False
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = ord(char) - 48  # faster than int() on one ASCII digit
-        if position % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+    return luhn.is_valid(digits)
 
 
 def _compact(value: object, field: str, label: str, length: int) -> str:
@@ -120,7 +121,7 @@ def validate_siren(value: str) -> str:
     "siren_checksum" (the Luhn key does not match).
     """
     siren = _compact(value, "siren", "SIREN", 9)
-    if not luhn_valid(siren):
+    if not stdnum_siren.is_valid(siren):
         raise InvalidIdentifier(
             field="siren",
             rule="siren_checksum",
@@ -144,32 +145,33 @@ def validate_siret(value: str) -> str:
     "siret_checksum" (the applicable key does not match).
     """
     siret = _compact(value, "siret", "SIRET", 14)
+    try:
+        return stdnum_siret.validate(siret)
+    except ValidationError:
+        pass
+    # stdnum says only that the key is wrong; name which one, in French.
     siren = siret[:9]
     if siren == LA_POSTE_SIREN and siret != LA_POSTE_HEAD_OFFICE_SIRET:
-        if sum(ord(c) - 48 for c in siret) % 5:
-            raise InvalidIdentifier(
-                field="siret",
-                rule="siret_checksum",
-                message=(
-                    f"Le SIRET {siret} (établissement de La Poste) ne respecte "
-                    "pas la clé : la somme de ses chiffres doit être un "
-                    "multiple de 5"
-                ),
-            )
-        return siret
+        raise InvalidIdentifier(
+            field="siret",
+            rule="siret_checksum",
+            message=(
+                f"Le SIRET {siret} (établissement de La Poste) ne respecte "
+                "pas la clé : la somme de ses chiffres doit être un "
+                "multiple de 5"
+            ),
+        )
     if not luhn_valid(siret):
         raise InvalidIdentifier(
             field="siret",
             rule="siret_checksum",
             message=f"Le SIRET {siret} ne respecte pas la clé de Luhn",
         )
-    if not luhn_valid(siren):
-        raise InvalidIdentifier(
-            field="siret",
-            rule="siret_checksum",
-            message=(
-                f"Le SIRET {siret} commence par le SIREN {siren}, qui ne "
-                "respecte pas la clé de Luhn"
-            ),
-        )
-    return siret
+    raise InvalidIdentifier(
+        field="siret",
+        rule="siret_checksum",
+        message=(
+            f"Le SIRET {siret} commence par le SIREN {siren}, qui ne "
+            "respecte pas la clé de Luhn"
+        ),
+    )

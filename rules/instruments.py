@@ -269,7 +269,7 @@ def _apply_de_minimis(phase: Phase, amounts: dict[str, Decimal], loan: LoanTerms
                       adjustments: list[Adjustment]) -> tuple[dict[str, Decimal], LoanTerms | None]:
     subsidy_counts = subsidy_basis == "de_minimis" and amounts.get("subsidy", ZERO) > 0
     loan_counts = loan is not None and loan.legal_basis == "de_minimis" and loan.gge is not None
-    gge = Decimal(loan.gge["gge"]) if loan_counts else ZERO
+    gge = Decimal(loan.gge["gge"]) if loan is not None and loan.gge is not None and loan_counts else ZERO
     counted = (amounts["subsidy"] if subsidy_counts else ZERO) + gge
     if counted <= 0:
         return amounts, loan
@@ -286,7 +286,7 @@ def _apply_de_minimis(phase: Phase, amounts: dict[str, Decimal], loan: LoanTerms
         excess -= cut
         adjustments.append(Adjustment("de_minimis", phase.number, "aid", cut,
                                       f"subvention ramenée à la marge de minimis disponible ({headroom} €, règlement {regulation})"))
-    if excess > 0 and loan_counts and gge_of is not None:
+    if excess > 0 and loan is not None and loan_counts and gge_of is not None:
         # The GGE is proportional to the principal: scale it down to what fits, then to the euro
         # below until the recomputed GGE fits the room left.
         room = gge - excess
@@ -294,6 +294,7 @@ def _apply_de_minimis(phase: Phase, amounts: dict[str, Decimal], loan: LoanTerms
         while principal > 0:
             trial = _with_gge(LoanTerms(loan.kind, cents(principal), loan.annual_rate, loan.deferral_months,
                                         loan.instalments, loan.legal_basis), gge_of)
+            assert trial.gge is not None  # _with_gge sets it
             if Decimal(trial.gge["gge"]) <= room:
                 break
             principal -= 1

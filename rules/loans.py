@@ -60,6 +60,7 @@ from decimal import (
 )
 from typing import NamedTuple
 
+from rules import french
 from rules.calendar import add_months
 from rules.errors import InvalidInput, RuleViolation
 
@@ -85,7 +86,6 @@ __all__ = [
 ]
 
 CENT = Decimal("0.01")
-NBSP = "\u00a0"
 ZERO = Decimal("0.00")
 #: Calendar days after a due date at which an unpaid instalment gets a reminder / puts the loan
 #: in default (SPEC §11.3; never moved to a working day).
@@ -102,21 +102,8 @@ def _cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _euros(amount: Decimal) -> str:
-    """« 21 928,50 € » (U+00A0 between groups and before €). notifications.rendering.euros does
-    the same for letters; the rules cannot import the notifications package."""
-    sign = "-" if amount < 0 else ""
-    units, cents = f"{abs(_cents(amount)):f}".split(".")
-    groups = []
-    while len(units) > 3:
-        groups.insert(0, units[-3:])
-        units = units[:-3]
-    groups.insert(0, units)
-    return f"{sign}{NBSP.join(groups)},{cents}{NBSP}€"
-
-
-def _day(d: date) -> str:
-    return d.strftime("%d/%m/%Y")
+_euros = french.euros  # « 21 928,50 € », as every French page, letter and export writes it
+_day = french.day  # « 15/10/2021 »
 
 
 # --- terms --------------------------------------------------------------------------------
@@ -125,7 +112,7 @@ def _day(d: date) -> str:
 def _check_terms(principal, annual_rate, deferral_months, instalments) -> None:
     if not isinstance(principal, Decimal) or not principal.is_finite():
         raise InvalidInput("principal", f"principal : un montant en euros (Decimal) est attendu, reçu « {principal!r} ».")
-    if principal <= 0 or principal.as_tuple().exponent < -2:
+    if principal <= 0 or int(principal.as_tuple().exponent) < -2:  # finite: the exponent is an int
         raise InvalidInput("principal", f"principal : un montant positif d'au plus deux décimales est attendu (reçu « {principal} »).")
     if not isinstance(annual_rate, Decimal) or not annual_rate.is_finite() or not (0 <= annual_rate < 1):
         raise InvalidInput("annual_rate", f"annual_rate : un taux annuel entre 0 et 1 est attendu (0.0203 pour 2,03 %), reçu « {annual_rate!r} ».")
@@ -381,7 +368,7 @@ class _Book:
     def apply(self, repayment: Repayment) -> tuple[tuple[Allocation, ...], bool]:
         amount = repayment.amount
         if (isinstance(amount, bool) or not isinstance(amount, Decimal) or not amount.is_finite()
-                or amount.as_tuple().exponent < -2):
+                or int(amount.as_tuple().exponent) < -2):
             raise InvalidInput("amount", f"amount : un montant en euros d'au plus deux décimales est attendu, reçu « {amount!r} ».")
         if amount <= 0:
             raise InvalidInput("amount", f"amount : le montant remboursé doit être positif (reçu « {amount} »).")

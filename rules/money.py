@@ -30,7 +30,7 @@ def parse_amount(value, field: str, *, allow_zero: bool = True) -> Decimal:
         raise InvalidInput(field, f"{field} : « {value} » n'est pas un montant en euros.") from None
     if not amount.is_finite():
         raise InvalidInput(field, f"{field} : « {value} » n'est pas un montant en euros.")
-    if amount.as_tuple().exponent < -2:
+    if int(amount.as_tuple().exponent) < -2:  # finite: the exponent is an int
         raise InvalidInput(field, f"{field} : un montant a au plus deux décimales (reçu « {value} »).")
     if amount < 0 or (amount == 0 and not allow_zero):
         raise InvalidInput(field, f"{field} : le montant doit être positif (reçu « {value} »).")
@@ -168,7 +168,7 @@ class AidBreakdown:
         return aid_figures(self.to_record())
 
     def to_record(self) -> dict:
-        record = {
+        record: dict[str, object] = {
             "lines": [line.as_dict() for line in self.lines],
             "adjustments": [a.as_dict() | {"reason": a.reason} for a in self.adjustments],
             "total": str(self.total),
@@ -292,7 +292,7 @@ def compute_aid(
                         f"aide ramenée à la marge de minimis disponible ({de_minimis_headroom} €, règlement {de_minimis_regulation})"))
     lines = tuple(
         PhaseLine(n, quotes[n].days, quotes[n].day_rate, capped_rates[n], expense[n],
-                  programme.phase(n).rate, aid[n], bases[n])
+                  programme.require(programme.phase(n).rate, f"phases[{n}].rate"), aid[n], bases[n])
         for n in sorted(aid)
     )
     return AidBreakdown(lines, tuple(adjustments), de_minimis_regulation, de_minimis_headroom)
@@ -316,7 +316,8 @@ def check_advance(programme: Programme, *, phase: int, amount: Decimal, voted_ai
         raise RuleViolation(
             "advance_cap",
             f"Avance de {amount} € refusée : les avances de la phase {phase} sont plafonnées à {cap} € "
-            f"({programme.phase(phase).advance_max_rate * 100:.0f} % de l'aide votée), reste possible {rest} €.",
+            f"({programme.require(programme.phase(phase).advance_max_rate, 'advance_max_rate') * 100:.0f} % "
+            f"de l'aide votée), reste possible {rest} €.",
             field="amount",
         )
 

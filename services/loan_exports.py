@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal
 
 from db import models as m
+from rules import french
 from rules import loans as rules
 from rules.money import ZERO
 from services.csv_export import write_csv
@@ -16,7 +17,8 @@ from services.loans import plan_of, repayments_of
 
 EXAMPLE_NOTICE = "Programme d'exemple — chiffres non officiels"
 def _fr(amount: Decimal) -> str:
-    return f"{amount:.2f}".replace(".", ",")
+    """A spreadsheet cell: « 1234,50 » (decimal comma, no grouping, so that it stays a number)."""
+    return french.number(amount, 2, grouping=False)
 
 
 def schedule_rows(session, dossier: m.Dossier, today: date | None = None) -> list[dict]:
@@ -63,12 +65,7 @@ def schedule_csv(session, dossier: m.Dossier, today: date | None = None) -> byte
 
 
 def _eur(amount: Decimal) -> str:
-    whole, cents = f"{amount:.2f}".split(".")
-    groups = []
-    while whole:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    return "\u202f".join(groups) + "," + cents + "\u00a0€"
+    return french.euros(amount)
 
 
 def schedule_pdf(session, dossier: m.Dossier, today: date | None = None) -> bytes:
@@ -90,10 +87,9 @@ def schedule_pdf(session, dossier: m.Dossier, today: date | None = None) -> byte
     story.append(Paragraph(f"{dossier.company_facts.get('name', '')} (SIREN {dossier.company_facts.get('siren', '')})",
                            styles["Normal"]))
     if loan:
-        rate = Decimal(loan["annual_rate"]) * 100
         story.append(Paragraph(
-            f"Capital {_eur(Decimal(loan['principal']))}, taux annuel {f'{rate:.2f}'.replace('.', ',')} %, "
-            f"versé le {date.fromisoformat(loan['disbursed_on']):%d/%m/%Y}, différé {loan['deferral_months']} mois, "
+            f"Capital {_eur(Decimal(loan['principal']))}, taux annuel {french.percent(loan['annual_rate'], 2)}, "
+            f"versé le {french.day(date.fromisoformat(loan['disbursed_on']))}, différé {loan['deferral_months']} mois, "
             f"{loan['instalments']} échéances trimestrielles de capital.", styles["Normal"]))
     story.append(Spacer(1, 6 * mm))
     data = [list(HEADER)]

@@ -189,7 +189,7 @@ def create_user(*, uow: UnitOfWork, clock: Clock, username: str, password: str, 
         except InvalidIdentifier as exc:
             raise InvalidInput("siren", exc.message, rule=exc.rule) from None
     elif siren is not None:
-        raise InvalidInput("siren", f"siren : seul un compte « applicant » est rattaché à une entreprise.")
+        raise InvalidInput("siren", "siren : seul un compte « applicant » est rattaché à une entreprise.")
     if role == "consultant":
         if not isinstance(consultant, str) or not consultant.strip() or len(consultant) > 200:
             raise InvalidInput("consultant", "consultant : le nom du prestataire référencé est obligatoire (200 caractères au plus).")

@@ -8,7 +8,7 @@ import re
 from datetime import date, datetime
 
 from notifications.rendering import DOCUMENT_LABELS, euros
-from rules.calendar import PARIS
+from rules import french
 
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
@@ -36,9 +36,7 @@ def fr_day(value) -> str:
         return "—"
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00")) if len(value) > 10 else date.fromisoformat(value)
-    if isinstance(value, datetime):
-        value = value.astimezone(PARIS).date()
-    return value.strftime("%d/%m/%Y")
+    return french.day(value)
 
 
 def fr_instant(value) -> str:
@@ -48,8 +46,7 @@ def fr_instant(value) -> str:
         return "—"
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    local = value.astimezone(PARIS)
-    return local.strftime("%d/%m/%Y %H:%M:%S" if local.second else "%d/%m/%Y %H:%M")
+    return french.instant(value, seconds=None)
 
 
 def fr_value(value):

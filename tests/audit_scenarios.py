@@ -4,7 +4,6 @@ in one)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from rules.errors import RuleViolation
 from services import commands

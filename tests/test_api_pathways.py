@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api_support import *  # noqa: F401,F403  (fixtures)
-from api_support import APPLICANT, APPLICANT_NAQ, OFFICER, OFFICER_NAQ, at
+from api_support import APPLICANT, APPLICANT_NAQ, OFFICER, OFFICER_NAQ, Session, at
 from db import models as m
 from services import users as users_service
 from services.sweep import sweep

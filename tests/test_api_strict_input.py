@@ -60,7 +60,6 @@ def test_command_bodies_are_strict_too_days_ids_and_dates(sign_in, uow_factory):
 
 
 def test_a_date_is_the_text_aaaa_mm_jj_never_a_number_of_seconds(sign_in, clock, uow_factory):
-    from datetime import datetime
 
     applicant = sign_in(APPLICANT)
     seconds = {"programme": "occitanie-prif", "company": GARONNE,

@@ -234,8 +234,8 @@ def test_usine_audit_verify_names_the_tampering_and_exits_non_zero(history, data
     _delete_dossier(f, history["lapsed"])
     bad = usine(database_url, "verify")
     assert bad.returncode == 1
-    assert f"ANOMALIE removed" in bad.stdout and f"{history['refs'][full]} n°5" in bad.stdout
-    assert f"ANOMALIE dossier_removed" in bad.stdout and history["refs"][history["lapsed"]] in bad.stdout
+    assert "ANOMALIE removed" in bad.stdout and f"{history['refs'][full]} n°5" in bad.stdout
+    assert "ANOMALIE dossier_removed" in bad.stdout and history["refs"][history["lapsed"]] in bad.stdout
     one = usine(database_url, "verify", "--dossier", str(full))
     assert one.returncode == 1 and history["refs"][history["lapsed"]] not in one.stdout
 
@@ -243,7 +243,7 @@ def test_usine_audit_verify_names_the_tampering_and_exits_non_zero(history, data
 def test_the_daily_anchoring_flow_records_the_heads_that_moved_and_chains_to_the_previous_anchor(history, tmp_path):
     from workflows.audit_anchor import anchor_history
 
-    f, full = history["factory"], history["full"]
+    f = history["factory"]
     journal = tmp_path / "anchors.jsonl"
     quiet = anchor_history.fn(journal=str(journal), uow_factory=f, clock=FrozenClock(datetime(2022, 1, 2, tzinfo=timezone.utc)))
     assert quiet["seq"] == 2 and quiet["changed"] == 0 and quiet["dossiers"] == 2

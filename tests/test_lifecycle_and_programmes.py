@@ -5,7 +5,7 @@ import pytest
 from programmes import Catalogue, ProgrammeFileError, default_catalogue, load_programme_file
 from rules.errors import NotAllowed, RuleViolation, UnknownFigure
 from states import lifecycle
-from states.lifecycle import EXIT_STATES, FINAL_STATES, LOAN_STATES, OPEN_STATES, STATES, TRANSITIONS, fire
+from states.lifecycle import EXIT_STATES, FINAL_STATES, LOAN_STATES, STATES, TRANSITIONS, fire
 
 FILES = Path(__file__).resolve().parents[1] / "programmes" / "files"
 

@@ -15,7 +15,6 @@ from db.migrate import upgrade
 from db.models import Base
 from services.audit.verify import verify_dossier
 from services.demo import load_demo
-from services.uow import unit_of_work_factory
 from states.lifecycle import STATES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -264,9 +264,9 @@ def test_an_officer_takes_a_dossier_from_submitted_to_ready_for_vote_with_its_do
     page.get_by_label("Séance (code)", exact=True).fill("CP-2022-S25")
     officer.submit(page.get_by_role("button", name="Proposer au vote"))
     assert officer.state() == "proposé au vote"
-    assert page.inner_text("#aid-total") == "17\u202f500,00\u00a0€"
+    assert page.inner_text("#aid-total") == "17\u00a0500,00\u00a0€"
     money = page.inner_text("#montants")
-    assert "plafond du taux journalier" in money and "2\u202f000,00\u00a0€" in money
+    assert "plafond du taux journalier" in money and "2\u00a0000,00\u00a0€" in money
     officer.shot("propose-au-vote")
     assert live.state(did) == "ready_for_vote"
 
@@ -309,12 +309,12 @@ def test_finance_pays_a_claim_after_reviewing_it(live, tabs):
     assert finance.page.url.endswith("/ui/paiements")
     finance.submit(finance.page.get_by_role("link", name=f"n°{claim_id}", exact=True))
     figures = finance.page.inner_text("#claim-figures")
-    assert "6\u202f500,00\u00a0€" in figures and "5\u202f500,00\u00a0€" in figures  # claimed, then eligible
+    assert "6\u00a0500,00\u00a0€" in figures and "5\u00a0500,00\u00a0€" in figures  # claimed, then eligible
     assert "plafond du taux journalier" in finance.page.inner_text("main")
     assert "taux plafonné" in finance.page.inner_text("#invoices")
     finance.shot("demande-a-payer")
     finance.submit(finance.page.get_by_role("button", name=f"Payer la demande n°{claim_id}"))
-    assert "Paiement émis" in finance.flash() and "Montant versé : 5\u202f500,00\u00a0€" in finance.flash()
+    assert "Paiement émis" in finance.flash() and "Montant versé : 5\u00a0500,00\u00a0€" in finance.flash()
     assert finance.page.inner_text("#claim-status") == "payée"
     finance.shot("demande-payee")
     assert live.state(did) == "in_payment"

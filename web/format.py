@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+from rules import french
 from rules.calendar import PARIS
 from states.lifecycle import ROLE_LABELS, STATE_LABELS  # noqa: F401  (ROLE_LABELS: the filters below)
 from states.lifecycle import TRIGGER_LABELS as LIFECYCLE_TRIGGER_LABELS
@@ -12,8 +13,6 @@ from services.wording import (CLAIM_KIND_LABELS, KIND_LABELS, NOTIFICATION_KIND_
                              NOTIFICATION_STATUS_LABELS, OUTCOME_LABELS, REVIEW_LABELS,  # (the labels' one place)
                              fr_value, fr_value_pair)
 
-NBSP = "\u00a0"
-NNBSP = "\u202f"  # the narrow no-break space French uses between thousands
 
 
 
@@ -44,42 +43,37 @@ SIZE_LABELS = {"sme": "PME", "eti": "ETI", None: "non déterminée"}
 LEGAL_BASIS_LABELS = {"de_minimis": "de minimis", "SA.40453": "régime exempté SA.40453 (RGEC)"}
 
 
-def _group(digits: str) -> str:
-    out = []
-    while len(digits) > 3:
-        out.insert(0, digits[-3:])
-        digits = digits[:-3]
-    out.insert(0, digits)
-    return NNBSP.join(out)
+def _decimal(value) -> Decimal | None:
+    # Lenient, as templates pass what the services return (Decimals, ints, decimal strings, the
+    # odd float of a KPI average): through str() so that a float keeps the digits it prints.
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
 
 
 def number(value, decimals: int = 0) -> str:
-    """1234567 → « 1 234 567 » (narrow no-break spaces), decimals with a comma."""
+    """1234567 → « 1 234 567 » (no-break spaces), decimals with a comma: ``rules.french.number``."""
     if value is None:
         return "—"
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return str(value)
-    q = Decimal(1).scaleb(-decimals) if decimals else Decimal(1)
-    d = d.quantize(q)
-    sign = "-" if d < 0 else ""
-    text = f"{abs(d):f}"
-    whole, _, frac = text.partition(".")
-    return sign + _group(whole) + (("," + frac) if decimals else "")
+    d = _decimal(value)
+    return str(value) if d is None or not d.is_finite() else french.number(d, decimals)
 
 
 def eur(value) -> str:
-    """Decimal euros (never float) as « 17 500,00 € »."""
+    """Decimal euros (never float) as « 17 500,00 € », rounded half up: ``rules.french.euros``."""
     if value is None or value == "":
         return "—"
-    return number(value, 2) + NBSP + "€"
+    d = _decimal(value)
+    return str(value) if d is None or not d.is_finite() else french.euros(d)
 
 
 def percent(value, decimals: int = 0) -> str:
+    """A fraction as « 70 % » (``decimals`` decimals of a point): ``rules.french.percent``."""
     if value is None:
         return "—"
-    return number(Decimal(str(value)) * 100, decimals) + NBSP + "%"
+    d = _decimal(value)
+    return str(value) if d is None or not d.is_finite() else french.percent(d, decimals)
 
 
 def _as_datetime(value) -> datetime | None:
@@ -95,7 +89,7 @@ def instant(value) -> str:
     dt = _as_datetime(value)
     if dt is None:
         return "—"
-    return dt.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+    return french.instant(dt)
 
 
 def instant_iso(value) -> str:
@@ -114,9 +108,7 @@ def day(value) -> str:
         return "—"
     if isinstance(value, str):
         value = date.fromisoformat(value[:10])
-    if isinstance(value, datetime):
-        value = value.astimezone(PARIS).date()
-    return value.strftime("%d/%m/%Y")
+    return french.day(value)
 
 
 def state_label(state) -> str:
