@@ -23,7 +23,6 @@ import logging
 import time
 
 import orjson
-
 from starlette.routing import Mount
 
 from services import metrics, telemetry
@@ -80,8 +79,9 @@ class ObservabilityMiddleware:
             # Left bound: the app's last-resort handler (outside this middleware) logs the
             # error with it. The answer carries it too, when nothing was sent yet.
             if not state.sent:
-                from api.problems import problem_response
                 from starlette.requests import Request
+
+                from api.problems import problem_response
 
                 response = problem_response(500, "Erreur interne : l'incident est journalisé.",
                                             request=Request(scope))

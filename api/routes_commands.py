@@ -13,13 +13,25 @@ from typing import Annotated, Any, Callable
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 
-from api.deps import (BEARER_SECURITY, Bearer, bearer_with_roles, current_actor, etag, parse_if_match,
-                      scoped_dossier_id)
+from api.deps import BEARER_SECURITY, Bearer, bearer_with_roles, current_actor, etag, parse_if_match, scoped_dossier_id
 from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.routes_dossiers import command_body
-from api.schemas import (ActionPlanIn, ClaimIn, CommandOut, DeclareEligibleIn, KindsIn, PayIn, ProposeIn, ReasonIn,
-                         RepaymentIn, ReviewDocumentIn, VoteIn, WithdrawIn, WriteOffIn)
+from api.schemas import (
+    ActionPlanIn,
+    ClaimIn,
+    CommandOut,
+    DeclareEligibleIn,
+    KindsIn,
+    PayIn,
+    ProposeIn,
+    ReasonIn,
+    RepaymentIn,
+    ReviewDocumentIn,
+    VoteIn,
+    WithdrawIn,
+    WriteOffIn,
+)
 from services import commands, loans
 from services.commands import Actor
 from states.lifecycle import SHAPES, TRANSITIONS

@@ -18,9 +18,9 @@ from rules.identifiers import InvalidIdentifier, validate_siren
 from services import commands
 from services.commands import Actor
 from services.loans import loan_figures
-from services.wording import EXAMPLE_NOTICE, describe
 from services.queries import dossier_summary, history
 from services.search import SORTS, DossierQuery, search_dossiers
+from services.wording import EXAMPLE_NOTICE, describe
 from states.lifecycle import STATE_LABELS, STATES, allowed_triggers
 
 router = APIRouter(tags=["dossiers"])

@@ -114,8 +114,8 @@ def main() -> None:
     print(f"dossier {events[0].dossier_reference}: {len(rows):,} events (golden case 1 played through the services, "
           f"diagnostic phase stretched)")
 
-    from services.audit.replay import replay_dossier
     from services.audit.records import load_events_for_replay
+    from services.audit.replay import replay_dossier
     from services.audit.verify import verify_dossier
 
     middle = rows[len(rows) // 2]["at"]

@@ -66,12 +66,11 @@ def play_lives(folder: Path, dossiers: int, capture: list | None = None) -> tupl
                 current.append((statement, parameters, executemany))
     steps = [s for s in json.loads(SCENARIO.read_text("utf-8"))["steps"] if "refused" not in (s.get("expect") or {})]
     clock = FrozenClock(datetime.fromisoformat(steps[0]["at"]))
-    from services.scenario import DISPATCH
-
     import copy
     import random
 
     from services.demo import luhn_siren
+    from services.scenario import DISPATCH
 
     rng = random.Random(1)
     count = 0

@@ -53,8 +53,8 @@ def verify(dossier: str = typer.Option(None, "--dossier", help="Identifiant ou r
     """Check every hash chain, every dossier against its history and every anchored head; name each
     edited, removed, inserted or reordered event and each deleted dossier. Exit 1 when anything is wrong."""
     from services.audit.verify import verify_database
-    from services.wording import fr_value
     from services.runtime import default_uow_factory
+    from services.wording import fr_value
 
     factory = default_uow_factory()
     dossier_id = None
@@ -194,8 +194,8 @@ def export_anchors(output: Path = typer.Option(..., "-o", "--output", help="Fich
     outside the database (another machine, a mail to the controller): `usine audit verify
     --journal FILE` then checks the database against that copy."""
     from services.audit.anchors import export_journal
-    from services.wording import fr_value
     from services.runtime import default_uow_factory
+    from services.wording import fr_value
 
     with default_uow_factory()() as uow:
         written = export_journal(uow.session, output)

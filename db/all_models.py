@@ -1,6 +1,8 @@
 """Imports every module that declares tables, so that Base.metadata is complete (Alembic,
 create_schema). A new concern with its own tables adds its module here."""
-from db import models  # noqa: F401
-from db import models_auth  # noqa: F401
-from db import models_audit  # noqa: F401
-from db import models_oidc  # noqa: F401
+from db import (
+    models,  # noqa: F401
+    models_audit,  # noqa: F401
+    models_auth,  # noqa: F401
+    models_oidc,  # noqa: F401
+)

@@ -23,6 +23,7 @@ def upgrade(url: str, revision: str = "heads") -> None:
 
 def current_heads(url: str) -> list[str]:
     from alembic.runtime.migration import MigrationContext
+
     from db.engine import make_engine
 
     engine = make_engine(url)

@@ -19,8 +19,19 @@ from typing import Callable
 
 from programmes import Instrument, Phase, Programme
 from rules.errors import InvalidInput, RuleViolation
-from rules.money import (ZERO, Adjustment, AidBreakdown, PhaseLine, Quote, cents, check_phase_days, invoice_date,
-                         parse_amount, parse_days, phase_day_rate_cap)
+from rules.money import (
+    ZERO,
+    Adjustment,
+    AidBreakdown,
+    PhaseLine,
+    Quote,
+    cents,
+    check_phase_days,
+    invoice_date,
+    parse_amount,
+    parse_days,
+    phase_day_rate_cap,
+)
 from rules.text import check_text
 
 KEYS = ("subsidy", "loan")

@@ -22,11 +22,26 @@ from rules.calendar import add_months, deadline, paris_date
 from rules.de_minimis import PriorAid, headroom
 from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import ConcurrencyConflict, InvalidInput, NotAllowed, RuleViolation
-from rules.instruments import (ExpenseWindow, LineRequest, assess_line_claim, check_request_days, compute_line_aid,
-                               parse_request, validate_invoice_kinds)
+from rules.instruments import (
+    ExpenseWindow,
+    LineRequest,
+    assess_line_claim,
+    check_request_days,
+    compute_line_aid,
+    parse_request,
+    validate_invoice_kinds,
+)
+from rules.money import (
+    ZERO,
+    AidBreakdown,
+    Quote,
+    assess_final_claim,
+    check_advance,
+    check_phase_days,
+    compute_aid,
+    parse_amount,
+)
 from rules.text import check_text
-from rules.money import (ZERO, AidBreakdown, Quote, assess_final_claim, check_advance,
-                         check_phase_days, compute_aid, parse_amount)
 from services.clock import Clock
 from services.events import append_event
 from services.outbox import applicant_recipient, dossier_context, enqueue

@@ -11,7 +11,6 @@ from rules.money import aid_figures
 from services.uow import UnitOfWork
 from states.lifecycle import STATE_LABELS
 
-
 # Before the vote the proposal is what the amounts would be: from the eligibility decision (an
 # estimate at its date) and frozen at the proposal.
 ESTIMATED_STATES = ("diagnostic", "action_plan", "instruction", "ready_for_vote")

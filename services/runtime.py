@@ -1,10 +1,9 @@
 """The service as configured from the environment: one engine, one storage, one clock."""
 from __future__ import annotations
 
-from functools import lru_cache
-
 import json
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 from services.clock import ShiftedClock, SystemClock

@@ -41,8 +41,15 @@ from programmes import Programme
 from rules.calendar import deadline, paris_date
 from rules.errors import RuleViolation
 from rules.money import ZERO
-from services.bulk import (BatchWriter, VersionConflict, company_recipient, dossier_stand_in, letter_context,
-                           notification_row, officer_recipient)
+from services.bulk import (
+    BatchWriter,
+    VersionConflict,
+    company_recipient,
+    dossier_stand_in,
+    letter_context,
+    notification_row,
+    officer_recipient,
+)
 from services.clock import Clock
 from services.metrics import observed_sweep
 from services.outbox import applicant_recipient

@@ -3,17 +3,15 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, bindparam, inspect, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
 from db import models as m
 from db.engine import make_engine, make_session_factory
 from programmes import Catalogue, default_catalogue
-from sqlalchemy.orm.exc import StaleDataError
-
 from rules.errors import ConcurrencyConflict, NotFound
 from services.events import CHAIN_TIP_COLUMNS, remember_tip
 from services.storage import FileStorage, InMemoryStorage, Storage
-
 
 _DOSSIER_BY_ID = select(m.Dossier, *CHAIN_TIP_COLUMNS).where(m.Dossier.id == bindparam("dossier_id"))
 

@@ -10,7 +10,6 @@ from services import commands
 from services.clock import FrozenClock
 from services.scenario import DISPATCH, parse_instant
 from services.sweep import sweep
-
 from tests.helpers import SCENARIOS
 
 SHARED = SCENARIOS / "golden"

@@ -3,10 +3,9 @@ are all POST), and for PUT/PATCH/DELETE â€” which no route of the API declares â
 answer, 405 on an existing path and 404 on an unknown one, before any authentication."""
 from __future__ import annotations
 
-from fastapi.routing import APIRoute, iter_route_contexts
-
 from api_support import *  # noqa: F401,F403  (fixtures)
 from api_support import AUDITOR, counts
+from fastapi.routing import APIRoute, iter_route_contexts
 
 
 def test_put_patch_delete_answer_405_or_404_for_an_auditor_as_for_anyone(app, world, sign_in, uow_factory):

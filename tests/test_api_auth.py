@@ -10,12 +10,12 @@ import time
 
 import jwt
 import pytest
+from api_support import *  # noqa: F401,F403  (fixtures)
+from api_support import ADMIN, APPLICANT, FINANCE, OFFICER, SECRET, Session
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from api.security import issue_token, load_or_create_secret
-from api_support import *  # noqa: F401,F403  (fixtures)
-from api_support import ADMIN, APPLICANT, FINANCE, OFFICER, SECRET, Session
 from db import models as m
 from db.models_auth import ROLES, User
 from services.users import DEMO_APPLICANT_SIRENS, DEMO_PASSWORD, DEMO_USERS, seed_demo_users
@@ -188,7 +188,8 @@ def test_the_demo_has_one_account_per_role_with_the_documented_password(uow_fact
 
 def test_usine_users_add_list_and_disable_from_the_command_line(uow_factory, clock, fast_passwords, monkeypatch):
     import cli.api
-    from cli.main import app as cli_app, register_extensions
+    from cli.main import app as cli_app
+    from cli.main import register_extensions
 
     monkeypatch.setattr(cli.api, "_factory", lambda: uow_factory)
     monkeypatch.setattr(cli.api, "_clock", lambda: clock)
@@ -211,7 +212,8 @@ def test_usine_users_add_list_and_disable_from_the_command_line(uow_factory, clo
 def test_usine_users_add_asks_the_password_twice_in_french_until_both_entries_agree(uow_factory, clock,
                                                                                       fast_passwords, monkeypatch):
     import cli.api
-    from cli.main import app as cli_app, register_extensions
+    from cli.main import app as cli_app
+    from cli.main import register_extensions
     from services.users import authenticate
 
     monkeypatch.setattr(cli.api, "_factory", lambda: uow_factory)

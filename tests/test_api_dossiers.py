@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 
-from fastapi.testclient import TestClient
 import pytest
-from sqlalchemy import func, select, text
-
 from api_support import *  # noqa: F401,F403  (fixtures)
 from api_support import APPLICANT, FINANCE, GARONNE, HEAD, OFFICER, at, counts, submit, to_action_plan
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text
+
 from db import models as m
 from db.engine import make_engine
 from db.models_auth import IdempotencyKey

@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from api_support import *  # noqa: F401,F403  (fixtures)
+from api_support import APPLICANT, GARONNE, HEAD, OFFICER, SECRET, counts, submit
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session as OrmSession
 
-from api_support import *  # noqa: F401,F403  (fixtures)
-from api_support import APPLICANT, GARONNE, HEAD, OFFICER, SECRET, counts, submit
 from api.idempotency import fingerprint_of
 from api.security import issue_token
 from db import models as m

@@ -4,10 +4,10 @@ dossiers opened from a progress plan, and a company's pathway — through the co
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
-
 from api_support import *  # noqa: F401,F403  (fixtures)
 from api_support import APPLICANT, APPLICANT_NAQ, OFFICER, OFFICER_NAQ, Session, at
+from sqlalchemy import func, select
+
 from db import models as m
 from services import users as users_service
 from services.sweep import sweep

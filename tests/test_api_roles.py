@@ -6,11 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi.routing import APIRoute, iter_route_contexts
-
 from api_support import *  # noqa: F401,F403  (fixtures)
-from api_support import (ADMIN, APPLICANT, AUDITOR, CONSULTANT, FINANCE, HEAD, OFFICER, OFFICER_NAQ, PDF, World,
-                         counts)
+from api_support import ADMIN, APPLICANT, AUDITOR, CONSULTANT, FINANCE, HEAD, OFFICER, OFFICER_NAQ, PDF, World, counts
+from fastapi.routing import APIRoute, iter_route_contexts
 
 GOOD_PDF = {"files": {"file": ("rapport.pdf", PDF, "application/pdf")}}
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from api_support import *  # noqa: F401,F403  (fixtures)
+from api_support import ADMIN, APPLICANT, AUDITOR, FINANCE, HEAD, OFFICER, SECRET
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
-                                               response_schema_conformance, status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from api.routes_commands import COMMANDS
-from api_support import *  # noqa: F401,F403  (fixtures)
-from api_support import ADMIN, APPLICANT, AUDITOR, FINANCE, HEAD, OFFICER, SECRET
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]

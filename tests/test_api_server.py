@@ -17,8 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from api.server import (EVENT_LOOP, HTTP_PROTOCOL, STARTUP_FAILURE, NoDelayHttpToolsProtocol, api_command,
-                        bind_worker_sockets, set_no_delay)
+from api.server import (
+    EVENT_LOOP,
+    HTTP_PROTOCOL,
+    STARTUP_FAILURE,
+    NoDelayHttpToolsProtocol,
+    api_command,
+    bind_worker_sockets,
+    set_no_delay,
+)
 from bench.api_load import children_of, connections_by_worker
 from tests.smtp_sink import free_port
 
@@ -295,7 +302,8 @@ def test_workers_that_cannot_start_stop_the_server_instead_of_restarting_forever
 def test_usine_api_refuses_several_workers_on_sqlite_and_says_why(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
-    from cli.main import app as cli_app, register_extensions
+    from cli.main import app as cli_app
+    from cli.main import register_extensions
     from services.config import get_settings
 
     monkeypatch.setenv("USINE_DATABASE_URL", f"sqlite:///{tmp_path}/usine.db")

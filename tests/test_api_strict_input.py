@@ -6,9 +6,9 @@ question of whose company it is (403)."""
 from __future__ import annotations
 
 import pytest
-
 from api_support import *  # noqa: F401,F403  (fixtures)
 from api_support import APPLICANT, GARONNE, OFFICER, counts, submit, to_action_plan
+
 from rules.eligibility import CompanyFacts
 from rules.errors import InvalidInput
 from services import commands

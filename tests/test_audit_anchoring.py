@@ -14,19 +14,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from api_support import SECRET, fast_passwords  # noqa: F401  (fixture)
+from audit_scenarios import play
 from fastapi.testclient import TestClient
+from smtp_sink import free_port
 from sqlalchemy import delete, func, select, text
 
 from api.app import create_app
-from api_support import SECRET, fast_passwords  # noqa: F401  (fixture)
-from audit_scenarios import play
 from db import models as m
 from db.models_audit import AuditAnchor, AuditAnchorHead
 from services.audit.anchors import anchor, export_journal
 from services.audit.verify import verify_database
 from services.clock import FrozenClock
 from services.users import DEMO_PASSWORD, seed_demo_users
-from smtp_sink import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

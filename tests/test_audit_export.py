@@ -15,14 +15,14 @@ from pypdf import PdfReader
 from sqlalchemy import select, text
 
 from db import models as m
+from services import commands
 from services.audit.anchors import anchor
 from services.audit.export import export_dossier, export_hash, export_programme, schema
 from services.audit.pdf import render_pdf
 from services.clock import FrozenClock
 from services.demo import load_demo
-from services.users import create_user, known_regions
-from services import commands
 from services.scenario import DISPATCH, parse_instant
+from services.users import create_user, known_regions
 from tests.audit_scenarios import play, scenario
 
 NOW = FrozenClock(datetime(2022, 6, 15, 9, 0, tzinfo=timezone.utc))

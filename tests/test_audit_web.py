@@ -10,11 +10,11 @@ from html import unescape
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
+from web_support import PASSWORD, SECRET, World, seed_users, use_fast_passwords
 
 from db import models as m
 from rules.calendar import PARIS
 from web.app import create_standalone_app
-from web_support import PASSWORD, SECRET, World, seed_users, use_fast_passwords
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 

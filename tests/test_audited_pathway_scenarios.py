@@ -11,7 +11,6 @@ from decimal import Decimal
 import pytest
 
 from services.scenario import run_file
-
 from tests.helpers import SCENARIOS
 
 FOLDER = SCENARIOS / "audited-pathways"

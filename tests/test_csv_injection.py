@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-
 from api_support import *  # noqa: F401,F403  (fixtures: app, client, sign_in)
 from audit_scenarios import play_document, scenario
+
 from rules.identifiers import luhn_valid
 from services.csv_export import FORMULA_TRIGGERS, neutralise_cell, write_csv
 from services.opendata import COLUMNS, check_row, export_subsidies

@@ -11,14 +11,14 @@ from html import unescape
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from web_support import SECRET, use_fast_passwords
 
 from services.clock import FrozenClock
 from services.kpis import programme_kpis, side_by_side
-from services.sweep import sweep
 from services.scenario import run_scenario
+from services.sweep import sweep
 from services.users import create_user
 from web.app import create_standalone_app
-from web_support import SECRET, use_fast_passwords
 
 ROOT = Path(__file__).resolve().parents[1] / "scenarios" / "pathways"
 

@@ -4,8 +4,8 @@ council sessions still to come, finance has claims to pay, and `load_demo` repor
 as they stand after its final sweep."""
 from __future__ import annotations
 
-from argon2 import PasswordHasher
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from db import models as m

@@ -5,9 +5,9 @@ character (« \u202efdp.exe » reads « exe.pdf » on screen): one check (`rules
 from __future__ import annotations
 
 import pytest
-
 from api_support import *  # noqa: F401,F403  (fixtures)
 from api_support import APPLICANT, GARONNE, HEAD, OFFICER, PDF, counts, submit
+
 from rules.eligibility import CompanyFacts
 from rules.errors import RuleViolation
 from rules.text import RULE, check_text

@@ -8,8 +8,15 @@ from hypothesis import strategies as st
 
 from programmes import default_catalogue
 from rules.errors import InvalidInput, RuleViolation
-from rules.money import (InvoiceLine, Quote, assess_final_claim, check_advance, check_phase_days, compute_aid,
-                         parse_amount)
+from rules.money import (
+    InvoiceLine,
+    Quote,
+    assess_final_claim,
+    check_advance,
+    check_phase_days,
+    compute_aid,
+    parse_amount,
+)
 
 OCC = default_catalogue().latest("occitanie-prif")
 D = Decimal

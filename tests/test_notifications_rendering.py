@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-
 from notifications import rendering  # noqa: E402
 from notifications.rendering import (  # noqa: E402
     KINDS,

@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from api_support import *  # noqa: F401,F403  (fixtures)
+from api_support import APPLICANT, GARONNE, counts, submit
 from fastapi.testclient import TestClient
+from office_files import CONTENT_TYPES, docx, fake_docx, odt, zip_bomb_docx, zip_of
 from sqlalchemy import select
 
 from api.files import sniff
-from api_support import *  # noqa: F401,F403  (fixtures)
-from api_support import APPLICANT, GARONNE, counts, submit
 from db import models as m
-from office_files import CONTENT_TYPES, docx, fake_docx, odt, zip_bomb_docx, zip_of
 from rules.errors import RuleViolation
 from services.office_package import DOCX, MAX_ENTRIES, ODT, inspect_package
 
@@ -119,8 +119,9 @@ def test_the_api_stores_a_real_docx_and_refuses_a_fake_one_and_a_bomb_storing_no
 
 
 def test_the_web_workspace_refuses_a_fake_docx_naming_the_rule(uow_factory, monkeypatch):
-    from web.app import create_standalone_app
     from web_support import PASSWORD, SECRET, World, seed_users, use_fast_passwords
+
+    from web.app import create_standalone_app
 
     use_fast_passwords(monkeypatch)
     world = World(uow_factory)

@@ -12,7 +12,9 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from oidc_support import ACCOUNTS, Provider, oidc_env, query_of, walk_sign_in, with_query
 from sqlalchemy import func, select
+from web_support import DEMO_NOW, SECRET, World, seed_users, use_fast_passwords
 
 from db import models as m
 from db.models_auth import User
@@ -23,8 +25,6 @@ from services.clock import FrozenClock
 from services.users import authenticate, disable_user, get_user
 from web.app import create_standalone_app
 from web.devserver import ServerThread, free_port
-from oidc_support import ACCOUNTS, Provider, oidc_env, query_of, walk_sign_in, with_query
-from web_support import DEMO_NOW, SECRET, World, seed_users, use_fast_passwords
 
 pytestmark = pytest.mark.xdist_group("oidc")
 

@@ -9,10 +9,10 @@ import sys
 from datetime import date
 
 import pytest
-
-from audit_scenarios import play
 from api_support import *  # noqa: F401,F403  (fixtures: app, client, sign_in, world)
-from api_support import AUDITOR, APPLICANT, FINANCE, OFFICER, OFFICER_NAQ
+from api_support import APPLICANT, AUDITOR, FINANCE, OFFICER, OFFICER_NAQ
+from audit_scenarios import play
+
 from rules.errors import RuleViolation
 from rules.identifiers import luhn_valid
 from services.opendata import COLUMNS, check_row, export_subsidies

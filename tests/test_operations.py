@@ -14,13 +14,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from api_support import *  # noqa: F401,F403
+from api_support import APPLICANT, GARONNE, OFFICER, SECRET, submit
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, text, update
+from sweep_support import dossiers_with_open_request
 
 from api.app import create_app
-from api_support import *  # noqa: F401,F403
-from api_support import APPLICANT, GARONNE, OFFICER, SECRET, submit
 from db import models as m
 from db.engine import make_engine
 from db.migrate import upgrade
@@ -30,7 +31,6 @@ from services.storage import InMemoryStorage
 from services.sweep import sweep_part
 from services.uow import unit_of_work_factory
 from services.users import DEMO_PASSWORD
-from sweep_support import dossiers_with_open_request
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("USINE_TEST_POSTGRES_URL")

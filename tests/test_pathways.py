@@ -75,10 +75,10 @@ def test_a_repayment_above_what_is_due_is_refused_as_overpayment_and_writes_noth
     factory = unit_of_work_factory(database_url, storage=InMemoryStorage())
     from datetime import datetime
 
+    from rules.errors import RuleViolation
     from services.clock import FrozenClock
     from services.commands import Actor
     from services.loans import record_repayment
-    from rules.errors import RuleViolation
 
     with factory() as uow:
         dossier_id = uow.session.scalar(select(m.Dossier.id))

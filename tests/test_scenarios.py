@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from services.scenario import ScenarioFileError, run_file, run_scenario
-
 from tests.helpers import SCENARIOS
 
 SHARED = SCENARIOS / "golden"

@@ -10,12 +10,12 @@ import threading
 
 import httpx
 import pytest
+from api_support import *  # noqa: F401,F403  (fixtures)
+from api_support import ADMIN, OFFICER, SECRET, Session
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from api_support import *  # noqa: F401,F403  (fixtures)
-from api_support import ADMIN, OFFICER, SECRET, Session
 from services.signin import SigninGate, SigninPolicy
 from services.users import DEMO_PASSWORD, seed_demo_users
 
@@ -218,7 +218,7 @@ def test_a_password_change_ends_every_earlier_token_and_web_session(open_app, op
 @pytest.fixture
 def world_ids(open_client, clock):
     """One submitted Occitanie dossier (its id)."""
-    from api_support import GARONNE, APPLICANT, submit
+    from api_support import APPLICANT, GARONNE, submit
 
     return submit(Session(open_client, clock, APPLICANT), GARONNE)
 
@@ -288,7 +288,8 @@ def test_a_disabled_account_re_enabled_signs_in_again_but_its_earlier_tokens_and
 def test_usine_users_passwd_asks_twice_in_french_and_ends_earlier_tokens_and_enable_brings_the_account_back(
         open_client, uow_factory, clock, monkeypatch):
     import cli.api
-    from cli.main import app as cli_app, register_extensions
+    from cli.main import app as cli_app
+    from cli.main import register_extensions
 
     monkeypatch.setattr(cli.api, "_factory", lambda: uow_factory)
     monkeypatch.setattr(cli.api, "_clock", lambda: clock)

@@ -6,8 +6,6 @@ from email import message_from_bytes
 from email import policy as email_policy
 
 import pytest
-
-
 from aiosmtpd.controller import Controller  # noqa: E402
 
 from notifications.email import DeliveryError, OutgoingEmail, build_mime, make_message_id  # noqa: E402

@@ -11,8 +11,14 @@ from sqlalchemy import event
 
 from services.clock import FrozenClock
 from services.sweep import reminder_windows, sweep
-from tests.sweep_support import (count_notifications, dossier, dossiers_with_open_request, events,
-                                 every_history_verifies, notifications)
+from tests.sweep_support import (
+    count_notifications,
+    dossier,
+    dossiers_with_open_request,
+    events,
+    every_history_verifies,
+    notifications,
+)
 
 
 def at(iso: str) -> FrozenClock:

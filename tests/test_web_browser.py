@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from web_support import PASSWORD, SECRET, World, small_pdf, use_fast_passwords
 
 from db import models as m
 from db.engine import create_schema, make_engine
@@ -22,7 +23,6 @@ from services import commands
 from services.clock import ShiftedClock
 from services.uow import unit_of_work_factory
 from web.devserver import ServerThread, prepare_demo
-from web_support import PASSWORD, SECRET, World, small_pdf, use_fast_passwords
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 

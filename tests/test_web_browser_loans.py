@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, text
+from test_web_browser import Live, Tab, browser  # noqa: F401 - the shared browser fixture
+from web_support import SECRET, use_fast_passwords
 
 from db import models as m
 from db.engine import create_schema, make_engine
@@ -19,10 +21,8 @@ from services.clock import ShiftedClock
 from services.demo import DEMO_NOW, load_demo
 from services.loans import plan_of, repayments_of
 from services.uow import unit_of_work_factory
-from test_web_browser import Live, Tab, browser  # noqa: F401 - the shared browser fixture
 from web.app import create_standalone_app
 from web.devserver import ServerThread
-from web_support import SECRET, use_fast_passwords
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from web_support import PASSWORD, SECRET, use_fast_passwords
 
 from db import models as m
 from rules.calendar import PARIS
@@ -23,7 +24,6 @@ from services.clock import FrozenClock
 from services.demo import DEMO_NOW, load_demo
 from services.loans import plan_of, repayments_of
 from web.app import create_standalone_app
-from web_support import PASSWORD, SECRET, use_fast_passwords
 
 TODAY = DEMO_NOW.date()
 

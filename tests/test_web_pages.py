@@ -8,11 +8,11 @@ from html import unescape
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from web_support import PASSWORD, SECRET, World, seed_users, small_pdf, use_fast_passwords
 
 from db import models as m
 from services import commands
 from web.app import create_standalone_app
-from web_support import PASSWORD, SECRET, World, seed_users, small_pdf, use_fast_passwords
 
 
 @pytest.fixture

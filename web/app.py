@@ -25,8 +25,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from web import format as fmt
-from web.auth import (SESSION_COOKIE, SESSION_MAX_AGE, CsrfRefused, Forbidden, LoginRequired, csrf_token,
-                      flash, pop_flashes, session_key)
+from web.auth import (
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    CsrfRefused,
+    Forbidden,
+    LoginRequired,
+    csrf_token,
+    flash,
+    pop_flashes,
+    session_key,
+)
 
 PREFIX = "/ui"
 HERE = Path(__file__).parent

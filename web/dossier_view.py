@@ -14,8 +14,8 @@ from rules.money import ZERO
 from services.commands import CONSULTANT_KINDS, DOCUMENT_KINDS
 from services.queries import dossier_summary, history
 from services.search import in_scope
-from states.lifecycle import FINAL_STATES, allowed_triggers
 from services.wording import describe
+from states.lifecycle import FINAL_STATES, allowed_triggers
 
 STAGES = (("candidacy", "Candidature"), ("diagnostic", "Diagnostic (phase 1)"), ("vote", "Proposition au vote"),
           ("payment_claim", "Demandes de paiement"))

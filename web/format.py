@@ -7,14 +7,18 @@ from decimal import Decimal, InvalidOperation
 
 from rules import french
 from rules.calendar import PARIS
+from services.wording import (  # noqa: F401
+    CLAIM_KIND_LABELS,
+    KIND_LABELS,
+    NOTIFICATION_KIND_LABELS,
+    NOTIFICATION_STATUS_LABELS,  # (the labels' one place)
+    OUTCOME_LABELS,
+    REVIEW_LABELS,
+    fr_value,
+    fr_value_pair,
+)
 from states.lifecycle import ROLE_LABELS, STATE_LABELS  # noqa: F401  (ROLE_LABELS: the filters below)
 from states.lifecycle import TRIGGER_LABELS as LIFECYCLE_TRIGGER_LABELS
-from services.wording import (CLAIM_KIND_LABELS, KIND_LABELS, NOTIFICATION_KIND_LABELS,  # noqa: F401
-                             NOTIFICATION_STATUS_LABELS, OUTCOME_LABELS, REVIEW_LABELS,  # (the labels' one place)
-                             fr_value, fr_value_pair)
-
-
-
 
 RULE_LABELS = {
     "window_closed": "fenêtre de l'AMI fermée", "size": "taille de l'entreprise", "first_fy": "premier exercice",

@@ -16,10 +16,10 @@ from db import models as m
 from rules.calendar import PARIS
 from services.queries import history
 from services.search import in_scope
+from services.wording import describe
 from web.app import PREFIX, render
 from web.auth import Forbidden, WebUser, current_user
 from web.dossier_view import OutOfScope, scoped_dossier
-from services.wording import describe
 
 router = APIRouter()
 
@@ -93,8 +93,14 @@ def replay(request: Request, dossier_id: Annotated[int, Path(ge=1, le=2**31 - 1)
            at: Annotated[str | None, Query(max_length=40)] = None):
     _auditor(user)
     from rules.errors import RuleViolation
-    from services.audit.replay import BEFORE_FIRST_EVENT, HistoryBounds, check_replay_request, diff, replay_dossier, \
-        stored_state
+    from services.audit.replay import (
+        BEFORE_FIRST_EVENT,
+        HistoryBounds,
+        check_replay_request,
+        diff,
+        replay_dossier,
+        stored_state,
+    )
     from services.audit.verify import verify_dossier
 
     web = request.app.state.web

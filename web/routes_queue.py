@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from datetime import date
-from urllib.parse import urlencode
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 

@@ -59,11 +59,11 @@ PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
 def runner_deployments():
     """RunnerDeployments for `prefect.serve` (the flows imported by module path, so the runner
     finds them from any working directory)."""
+    import importlib
+
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
-
-    import importlib
 
     out = []
     for schedule in SCHEDULES:

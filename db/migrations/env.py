@@ -1,8 +1,8 @@
 from alembic import context
 
+import db.all_models  # noqa: F401  (every model module registers its tables on Base.metadata)
 from db.engine import make_engine
 from db.models import Base
-import db.all_models  # noqa: F401  (every model module registers its tables on Base.metadata)
 
 config = context.config
 target_metadata = Base.metadata

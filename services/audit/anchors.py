@@ -33,8 +33,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from db.models_audit import AuditAnchor, AuditAnchorHead
-from services.wording import fr_instant, fr_value
 from services.events import GENESIS, canonical_json, utc_iso
+from services.wording import fr_instant, fr_value
 
 
 class AnchorRefused(Exception):

@@ -20,10 +20,15 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from notifications.rendering import DOCUMENT_LABELS, euros
-from services.wording import (NOTIFICATION_KIND_LABELS, NOTIFICATION_STATUS_LABELS, REVIEW_LABELS, fr_day,
-                             fr_instant, fr_value_pair)
-from states.lifecycle import ROLE_LABELS
-from states.lifecycle import STATE_LABELS
+from services.wording import (
+    NOTIFICATION_KIND_LABELS,
+    NOTIFICATION_STATUS_LABELS,
+    REVIEW_LABELS,
+    fr_day,
+    fr_instant,
+    fr_value_pair,
+)
+from states.lifecycle import ROLE_LABELS, STATE_LABELS
 
 _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu",)
 _BUNDLED = os.path.join(os.path.dirname(reportlab.__file__), "fonts")

@@ -16,19 +16,18 @@ import gc
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Iterable
 
 from sqlalchemy import select
 
 from db import models as m
 from programmes import Catalogue, Programme, default_catalogue
-from functools import lru_cache
-
+from rules import loans as loan_rules
 from rules.calendar import PARIS, add_months, paris_date
 from rules.calendar import deadline as _deadline
 from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import InvalidInput, RuleViolation
-from rules import loans as loan_rules
 from rules.instruments import ExpenseWindow, assess_line_claim, validate_invoice_kinds
 from rules.money import InvoiceLine, aid_figures, assess_final_claim, check_advance
 from services.audit.records import EventRecord, iso, load_events_for_replay

@@ -39,8 +39,8 @@ from sqlalchemy import select
 
 from db import models as m
 from services.audit.records import EventRecord
-from services.wording import fr_instant
 from services.events import GENESIS, hash_of
+from services.wording import fr_instant
 from states.lifecycle import STATES
 
 UTC = timezone.utc

@@ -4,10 +4,10 @@ Revision ID: 0001_initial
 Revises:
 Create Date: 2026-11-23 19:44:03.669072
 """
-from alembic import op
 import sqlalchemy as sa
-import db.types
+from alembic import op
 
+import db.types
 
 revision = '0001_initial'
 down_revision = None

@@ -3,10 +3,10 @@
 Revision ID: 0004_audit
 Revises: 0001_initial
 """
-from alembic import op
 import sqlalchemy as sa
-import db.types
+from alembic import op
 
+import db.types
 
 revision = "0004_audit"
 down_revision = "0001_initial"

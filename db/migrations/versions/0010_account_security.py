@@ -3,10 +3,10 @@
 Revision ID: 0010_account_security
 Revises: 0003_auth
 """
-from alembic import op
 import sqlalchemy as sa
-import db.types
+from alembic import op
 
+import db.types
 
 revision = "0010_account_security"
 down_revision = "0003_auth"

@@ -3,10 +3,10 @@
 Revision ID: 0040_oidc_identities
 Revises: 0003_auth
 """
-from alembic import op
 import sqlalchemy as sa
-import db.types
+from alembic import op
 
+import db.types
 
 revision = "0040_oidc_identities"
 down_revision = "0003_auth"

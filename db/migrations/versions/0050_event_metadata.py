@@ -6,9 +6,8 @@ chains verify unchanged, and older events keep NULL.
 Revision ID: 0050_event_metadata
 Revises: 0001_initial
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0050_event_metadata"
 down_revision = "0001_initial"

@@ -3,10 +3,10 @@
 Revision ID: 0070_retention
 Revises: 0001_initial
 """
-from alembic import op
 import sqlalchemy as sa
-import db.types
+from alembic import op
 
+import db.types
 
 revision = "0070_retention"
 down_revision = "0001_initial"
