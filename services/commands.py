@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from db import models as m
 from programmes import Programme, regulations
 from rules.calendar import add_months, deadline, paris_date
+from rules.council import check_session_held
 from rules.de_minimis import PriorAid, headroom
 from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import ConcurrencyConflict, InvalidInput, NotAllowed, RuleViolation
@@ -710,14 +711,17 @@ def _gge_at(programme: Programme, granted_on: date):
     return gge_of
 
 
-def _session_for(cmd: _Command, code, *, create: bool) -> m.CouncilSession | None:
+def _session_for(cmd: _Command, code, *, create: bool, held_today: bool = False) -> m.CouncilSession | None:
+    """The session of that code. An unknown code is created when `create`: by a first proposal,
+    dated the programme's lead time ahead; by the vote of an adjourned dossier (`held_today`),
+    held that very day — the vote being recorded is its sitting."""
     if not isinstance(code, str) or not code.strip() or len(code) > 64:
         raise InvalidInput("session", "session : identifiant de séance attendu (64 caractères au plus).")
     code = check_text(code, "session").strip()
     session_row = cmd.session.scalar(_COUNCIL_SESSION_BY_CODE, {"code": code})
     if session_row is None and create:
         c = cmd.programme.council
-        session_date = date.fromordinal(cmd.today.toordinal() + c.session_after_days)
+        session_date = cmd.today if held_today else date.fromordinal(cmd.today.toordinal() + c.session_after_days)
         session_row = m.CouncilSession(
             code=code, programme_id=cmd.programme.id, session_date=session_date,
             agenda_closes_on=date.fromordinal(session_date.toordinal() - c.agenda_closes_days_before),
@@ -781,7 +785,7 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
             raise InvalidInput("deliberation", "deliberation : le numéro de délibération est obligatoire.")
         deliberation = check_text(deliberation, "deliberation").strip()
     adjourned = bool((cmd.dossier.proposal or {}).get("adjourned"))
-    council = _session_for(cmd, session, create=adjourned)
+    council = _session_for(cmd, session, create=adjourned, held_today=True)
     prior = _prior_de_minimis(cmd.session, cmd.dossier)
     found: dict = {}
 
@@ -799,12 +803,16 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
                     f"Le dossier a été ajourné par la séance « {adjourning.code} » du "
                     f"{adjourning.session_date:%d/%m/%Y} : il est voté à une séance suivante.", field="session")
 
+    def session_held() -> None:
+        check_session_held(council.code, council.session_date, cmd.today)
+
     def amounts_within_caps() -> None:
         # The de minimis ceiling is judged at the grant date: the vote.
         found["inputs"] = rule_inputs(cmd.dossier, prior, cmd.today)
         found["breakdown"] = compute_from_inputs(cmd.programme, found["inputs"])
 
-    cmd.move(f"vote_{outcome}", {"on_session_agenda": on_session_agenda, "amounts_within_caps": amounts_within_caps})
+    cmd.move(f"vote_{outcome}", {"on_session_agenda": on_session_agenda, "session_held": session_held,
+                                 "amounts_within_caps": amounts_within_caps})
     cmd.dossier.session_id = council.id
     data = {"session": council.code, "outcome": outcome, "deliberation": deliberation}
     aid = None

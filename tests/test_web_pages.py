@@ -279,7 +279,7 @@ def test_the_auditor_replays_a_dossier_at_a_past_instant_with_its_integrity(app,
     past = text_of(client.get(f"/ui/audit/dossiers/{did}", params={"at": proposed_at.isoformat()}).text)
     assert "État : proposé au vote" in past and "Recalcul conforme" in past
     bad = text_of(client.get(f"/ui/audit/dossiers/{did}", params={"at": "hier"}).text)
-    assert "illisible (champ « at »)" in bad
+    assert "illisible (champ « date et heure »)" in bad
     assert client_for(app, "agent.occitanie").get(f"/ui/audit/dossiers/{did}").status_code == 403
 
 

@@ -77,6 +77,22 @@ class World:
         with self.uow_factory() as uow:
             return fn(uow=uow, clock=self.clock, actor=actor(self.uow_factory, username), **kwargs)
 
+    def session_sitting_today(self, code: str) -> None:
+        """The session `code`, if new, sitting on the clock's day with its agenda open until that
+        day: the world's dossiers are proposed and voted minutes apart, and a vote is never
+        recorded before its session's day (`session_not_held`). Written as a row, not planned:
+        planning (`services.council.plan_session`) only takes days ahead."""
+        from db import models as m
+        from rules.calendar import paris_date
+        from sqlalchemy import select
+
+        today = paris_date(self.clock.now())
+        with self.uow_factory() as uow:
+            if uow.session.scalar(select(m.CouncilSession.id).where(m.CouncilSession.code == code)) is None:
+                uow.session.add(m.CouncilSession(code=code, programme_id="occitanie-prif", session_date=today,
+                                                 agenda_closes_on=today, created_at=self.clock.now()))
+                uow.commit()
+
     def dossier(self, target: str, *, company: dict | None = None, session: str = "CP-TEST-1",
                 phase2_rate: str = "1300.00", invoices: list | None = None) -> int:
         """A new Garonne dossier brought to `target` (submitted … approved, or `claimed`: approved
@@ -100,6 +116,7 @@ class World:
         ]
         if target == "submitted":
             return did
+        self.session_sitting_today(session)
         for state, fn, who, kwargs in steps:
             self.run(fn, who, dossier_id=did, **kwargs)
             if state == target:

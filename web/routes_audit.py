@@ -38,7 +38,7 @@ def parse_instant(raw: str | None) -> tuple[datetime | None, str | None]:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return None, f"Instant « {raw} » illisible (champ « at ») : date et heure attendues, par exemple 2022-03-01T10:00."
+        return None, f"Instant « {raw} » illisible (champ « date et heure ») : date et heure attendues, par exemple 2022-03-01T10:00."
     if value.tzinfo is None:
         value = value.replace(tzinfo=PARIS)
     return value, None

@@ -18,7 +18,7 @@ from states.lifecycle import STATE_LABELS
 from web.app import PREFIX, render
 from web.auth import WebUser, current_user, flash, writer
 from web.dossier_view import OutOfScope, dossier_page, scoped_dossier
-from web.format import RULE_LABELS, eur
+from web.format import RULE_LABELS, eur, field_label, plain_message
 
 router = APIRouter()
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -134,9 +134,12 @@ SUCCESS = {
 
 def refusal_text(exc: Exception) -> str:
     if isinstance(exc, RuleViolation):
-        rule = RULE_LABELS.get(exc.rule, exc.rule)
-        where = f" (champ « {exc.field} »)" if exc.field else ""
-        return f"Refusé — règle « {rule} » [{exc.rule}]{where} : {exc.message} Rien n'a été modifié."
+        # Plain French: the rule by its label, the field as the form names it, never an id.
+        rule = RULE_LABELS.get(exc.rule)
+        label = field_label(exc.field)
+        where = f" (champ « {label} »)" if label else ""
+        head = f"Refusé — règle « {rule} »{where}" if rule else f"Refusé{where}"
+        return f"{head} : {plain_message(exc.message, exc.field)} Rien n'a été modifié."
     if isinstance(exc, ConcurrencyConflict):
         return f"Refusé — {exc} Rien n'a été modifié."
     return f"Refusé — {exc}"
@@ -235,14 +238,14 @@ async def upload(request: Request, dossier_id: DossierId, user: Annotated[WebUse
     file = form.get("file")
     target = f"{PREFIX}/dossiers/{dossier_id}#pieces"
     if not isinstance(file, UploadFile) or not file.filename:
-        flash(request, "error", "Refusé — aucun fichier choisi (champ « file »). Rien n'a été modifié.")
+        flash(request, "error", "Refusé — aucun fichier choisi (champ « fichier »). Rien n'a été modifié.")
         return RedirectResponse(target, status_code=303)
     content = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(content) > MAX_UPLOAD_BYTES:
-        flash(request, "error", "Refusé — fichier trop volumineux : 20 Mo au plus (champ « file »).")
+        flash(request, "error", "Refusé — fichier trop volumineux : 20 Mo au plus (champ « fichier »).")
         return RedirectResponse(target, status_code=303)
     if not content:
-        flash(request, "error", "Refusé — le fichier est vide (champ « file »). Rien n'a été modifié.")
+        flash(request, "error", "Refusé — le fichier est vide (champ « fichier »). Rien n'a été modifié.")
         return RedirectResponse(target, status_code=303)
     try:
         content_type = _sniff(content)
@@ -250,7 +253,7 @@ async def upload(request: Request, dossier_id: DossierId, user: Annotated[WebUse
         flash(request, "error", refusal_text(exc))
         return RedirectResponse(target, status_code=303)
     if content_type is None:
-        flash(request, "error", "Refusé — type de fichier non accepté (champ « file ») : PDF, PNG, JPEG, ODT ou DOCX, "
+        flash(request, "error", "Refusé — type de fichier non accepté (champ « fichier ») : PDF, PNG, JPEG, ODT ou DOCX, "
                                 "reconnu d'après son contenu. Rien n'a été modifié.")
         return RedirectResponse(target, status_code=303)
     try:

@@ -23,6 +23,7 @@ GUARD_LABELS = {
     "agenda_open": "ordre du jour de la séance ouvert",
     "amounts_within_caps": "montants calculés (plafonds, fonds propres, de minimis)",
     "on_session_agenda": "inscrit à l'ordre du jour de la séance",
+    "session_held": "la séance s'est tenue (pas de vote avant son jour)",
     "payment_deadline_open": "délai de demande de paiement ouvert",
     "claim_valid": "demande valide (plafond des avances, factures, date limite)",
     "claim_pending": "une demande de paiement est en attente",
