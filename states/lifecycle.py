@@ -112,6 +112,13 @@ TRANSITIONS: tuple[TransitionSpec, ...] = (
 TRIGGERS = tuple(dict.fromkeys(t.trigger for t in TRANSITIONS))
 
 
+# The roles as people read them, in refusals (the web's labels, `web.format.ROLE_LABELS`, are these).
+ROLE_NAMES = {
+    "applicant": "entreprise", "consultant": "prestataire référencé", "officer": "chargé(e) de mission",
+    "head": "chef(fe) de service", "finance": "service financier", "auditor": "auditeur",
+    "admin": "administrateur", "system": "Usine (automatique)",
+}
+
 def transitions_of(shape: str) -> tuple[TransitionSpec, ...]:
     """The rows of one line shape's machine."""
     return tuple(t for t in TRANSITIONS if shape in t.shapes)
@@ -131,7 +138,8 @@ def _role_condition(spec: TransitionSpec):
         role = event.kwargs["role"]
         if role not in spec.roles:
             raise NotAllowed(
-                f"Le rôle « {role} » ne peut pas faire « {spec.trigger} » (rôles autorisés : {', '.join(spec.roles)}).",
+                f"Le rôle « {ROLE_NAMES.get(role, role)} » ne peut pas faire « {spec.label or spec.trigger} » "
+                f"(rôles autorisés : {', '.join(ROLE_NAMES.get(r, r) for r in spec.roles)}).",
                 field="as",
             )
         return True
@@ -182,6 +190,10 @@ def _machine(shape: str) -> tuple[Machine, "_Status"]:
     return pair
 
 
+_ACTION_NAMES: dict[str, str] = {}
+for _t in TRANSITIONS:
+    _ACTION_NAMES.setdefault(_t.trigger, _t.label or _t.trigger)
+
 def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | None = None,
          shape: str = "diagnostic") -> str:
     """The state after `trigger` fired from `state` by `role` on a dossier of this line shape,
@@ -196,14 +208,14 @@ def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | N
     if shape not in SHAPES:
         raise NotAllowed(f"Forme de parcours inconnue : « {shape} ».")
     if trigger not in _SHAPE_TRIGGERS[shape]:
-        raise NotAllowed(f"« {trigger} » n'existe pas dans ce parcours (dossier sans cette étape).", field="do")
+        raise NotAllowed(f"« {_ACTION_NAMES.get(trigger, trigger)} » n'existe pas dans ce parcours (dossier sans cette étape).", field="do")
     machine, status = _machine(shape)
     machine.set_state(state, model=status)
     try:
         moved = getattr(status, trigger)(role=role, guards=guards or {})
     except MachineError:
         raise NotAllowed(
-            f"« {trigger} » n'est pas possible dans l'état « {STATE_LABELS.get(state, state)} ».",
+            f"« {_ACTION_NAMES.get(trigger, trigger)} » n'est pas possible dans l'état « {STATE_LABELS.get(state, state)} ».",
             field="do",
         ) from None
     if not moved:  # pragma: no cover - conditions raise rather than return False

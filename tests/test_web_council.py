@@ -70,6 +70,6 @@ def test_a_vote_at_a_planned_session_before_its_day_is_refused_in_plain_french(a
     form = {"csrf_token": csrf_of(page), f"outcome_{did}": "approved", f"deliberation_{did}": "CP-2022-06-24-001",
             f"version_{did}": re.search(rf'name="version_{did}" value="(\d+)"', page).group(1)}
     result = text_of(head.post("/ui/seances/CP-2022-06-24/votes", data=form).text)
-    assert "0 enregistré(s), 1 refusé(s)" in result
+    assert "0 enregistré, 1 refusé" in result
     assert "règle « séance pas encore tenue » (champ « séance ») : La séance CP-2022-06-24 se tient le 24/06/2022" in result
     assert state_of(world.uow_factory, did) == "ready_for_vote"

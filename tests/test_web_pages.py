@@ -145,7 +145,8 @@ def test_a_refused_command_names_its_rule_and_changes_nothing(app, world):
                 data={"csrf_token": token, "consultant": "Cabinet Midi Conseil", "days": "4", "day_rate": "1100"})
     assert state_of(world.uow_factory, did) == "eligibility_review"
     page = text_of(client.get(f"/ui/dossiers/{did}").text)
-    assert "minimum de jours" in page and "[day_minimum]" in page and "Rien n'a été modifié" in page
+    assert "règle « minimum de jours »" in page and "Rien n'a été modifié" in page
+    assert "[day_minimum]" not in page  # plain French: the rule by its label, never its id
 
 
 def test_a_form_sent_on_an_older_version_of_the_dossier_is_refused(app, world):
@@ -252,7 +253,7 @@ def test_the_head_votes_a_session_in_bulk_one_result_per_dossier(app, world):
             f"outcome_{second}": "approved", f"deliberation_{second}": "",
             f"version_{second}": re.search(rf'name="version_{second}" value="(\d+)"', page).group(1)}
     result = text_of(client.post("/ui/seances/CP-2022-07/votes", data=form).text)
-    assert "1 enregistré(s), 1 refusé(s)" in result
+    assert "1 enregistré, 1 refusé" in result
     assert "état « voté / conventionné », aide votée 17 500,00 €" in result
     assert "numéro de délibération est obligatoire" in result
     assert state_of(world.uow_factory, first) == "approved"
@@ -299,10 +300,17 @@ def test_the_dashboard_counts_what_the_regions_publish_and_shows_the_published_f
 def test_the_state_chart_draws_and_lists_every_transition(app):
     from states.lifecycle import TRIGGERS
 
+    from states.lifecycle import STATES
+    from web.format import TRIGGER_LABELS
+
     page = client_for(app, "agent.occitanie").get("/ui/cycle-de-vie").text
-    assert "<svg" in page and "Cycle de vie d'un dossier" in text_of(page)
+    text = text_of(page)
+    assert "<svg" in page and "Cycle de vie d'un dossier" in text
     for trigger in TRIGGERS:
-        assert f"<code>{trigger}</code>" in page
+        assert f'data-trigger="{trigger}"' in page and TRIGGER_LABELS[trigger] in text
+    # People read the states and actions in French only: no code id on screen.
+    shown = set(re.findall(r"[a-z]+(?:_[a-z]+)+", text))
+    assert not shown & (set(STATES) | set(TRIGGERS)), shown & (set(STATES) | set(TRIGGERS))
 
 
 def test_pages_carry_security_headers_and_no_inline_script(app):

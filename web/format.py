@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from rules.calendar import PARIS
-from states.lifecycle import STATE_LABELS, TRANSITIONS
+from states.lifecycle import ROLE_NAMES, STATE_LABELS, TRANSITIONS
 from services.wording import (CLAIM_KIND_LABELS, KIND_LABELS, NOTIFICATION_KIND_LABELS,  # noqa: F401
                              NOTIFICATION_STATUS_LABELS, OUTCOME_LABELS, REVIEW_LABELS,  # (the labels' one place)
                              fr_value, fr_value_pair)
@@ -14,11 +14,7 @@ from services.wording import (CLAIM_KIND_LABELS, KIND_LABELS, NOTIFICATION_KIND_
 NBSP = "\u00a0"
 NNBSP = "\u202f"  # the narrow no-break space French uses between thousands
 
-ROLE_LABELS = {
-    "applicant": "entreprise", "consultant": "prestataire référencé", "officer": "chargé(e) de mission",
-    "head": "chef(fe) de service", "finance": "service financier", "auditor": "auditeur",
-    "admin": "administrateur", "system": "Usine (automatique)",
-}
+ROLE_LABELS = ROLE_NAMES
 
 
 RULE_LABELS = {
@@ -33,6 +29,12 @@ RULE_LABELS = {
     "session_not_held": "séance pas encore tenue", "session_in_past": "séance à planifier à l'avance",
     "session_not_working_day": "séance un jour ouvré", "agenda_after_session": "clôture de l'ordre du jour avant la séance",
     "session_code_taken": "code de séance unique", "pieces_unreviewed": "pièces de candidature examinées",
+    "overpayment": "remboursement supérieur au montant dû", "plan_not_approved": "plan de progrès non approuvé",
+    "action_not_in_plan": "action absente du plan", "action_covered": "action déjà couverte",
+    "reference_rate_unknown": "taux de référence inconnu", "unknown_line": "ligne d'aide inconnue",
+    "loan_cap": "plafond du prêt", "subsidy_cap": "plafond de la subvention", "siren_checksum": "SIREN invalide",
+    "unknown_programme": "programme inconnu", "username_taken": "identifiant déjà pris",
+    "password_policy": "mot de passe refusé", "unknown_command": "commande inconnue",
     "invalid_input": "saisie invalide", "programme_figure_unknown": "chiffre du programme inconnu",
     "concurrency": "modification concurrente", "file_type": "type de fichier", "file_too_large": "taille du fichier",
     "text_forbidden_character": "caractère interdit", "office_package_invalid": "document bureautique invalide",
@@ -209,8 +211,40 @@ def example_programme(dossier) -> bool:
     return default_catalogue().get(programme_id, dossier.programme_version).is_example
 
 
+def person(name, people=None) -> str:
+    """Who acted, as people read it: the display name of an account (`people`, from
+    `services.people.display_names`), else the name as recorded (a consultant's firm)."""
+    if not name:
+        return "—"
+    return (people or {}).get(name, name)
+
+
+def count(n, singular: str, plural: str | None = None) -> str:
+    """« 0 dossier », « 1 dossier », « 4 dossiers »: in French 0 and 1 take the singular."""
+    n = n or 0
+    word = singular if abs(n) < 2 else (plural or singular + "s")
+    return f"{number(n)} {word}"
+
+
+_RAW_AMOUNT = None
+
+
+def amounts_in_text(text) -> str:
+    """A rule's reason as people read it: every amount written the machine way (« 1300.00 € »,
+    « 1250.00 » before « € » or « HT ») in French form (« 1 300,00 € »), rule ids left out."""
+    import re
+
+    global _RAW_AMOUNT
+    if text is None:
+        return ""
+    if _RAW_AMOUNT is None:
+        _RAW_AMOUNT = re.compile(r"(?<![\d,.])(-?\d+\.\d{2})(?=\s*(?:€|EUR\b))")
+    return _RAW_AMOUNT.sub(lambda m: eur(m.group(1)).replace(f"{NBSP}€", ""), str(text))
+
+
 def install(env) -> None:
     env.filters.update({
+        "person": person, "count": count, "amounts_in_text": amounts_in_text,
         "eur": eur, "number": number, "percent": percent, "instant": instant, "instant_iso": instant_iso,
         "local_input": local_input, "day": day, "state_label": state_label,
         # a replay's raw values (discrepancies, differences) in French form

@@ -128,10 +128,9 @@ def state_chart_svg() -> Markup:
         stroke = "#1a1a1a"
         out.append(f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{fill}" stroke="{stroke}" '
                    f'stroke-width="{2.5 if final else 1.5}"/>')
-        out.append(f'<text x="{x + BOX_W / 2}" y="{y + 17}" font-size="14" font-weight="600" fill="#1a1a1a" '
-                   f'text-anchor="middle">{escape(STATE_LABELS[state])}</text>')
-        out.append(f'<text x="{x + BOX_W / 2}" y="{y + 33}" font-size="11.5" fill="#3d3d3d" '
-                   f'text-anchor="middle" font-family="monospace">{state}</text>')
+        # The state by its French label only: its code id is for machines (`data-state`).
+        out.append(f'<text x="{x + BOX_W / 2}" y="{y + 25}" font-size="14" font-weight="600" fill="#1a1a1a" '
+                   f'text-anchor="middle" data-state="{state}">{escape(STATE_LABELS[state])}</text>')
     out.append("</svg>")
     return Markup("".join(out))
 
