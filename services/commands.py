@@ -6,6 +6,7 @@ one event and queue the notifications — then commit. A guard that refuses rais
 `RuleViolation` before anything is written; the unit of work rolls back whatever was staged."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,6 +21,8 @@ from db import models as m
 from programmes import Programme, regulations
 from rules.calendar import add_months, deadline, paris_date
 from rules.council import check_session_held
+from rules.documents import check_pieces_reviewed
+from notifications.rendering import DOCUMENT_LABELS
 from rules.de_minimis import PriorAid, headroom
 from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import ConcurrencyConflict, InvalidInput, NotAllowed, RuleViolation
@@ -39,6 +42,16 @@ DOCUMENT_KINDS = (
     "de_minimis_attestation", "consultant_quote", "diagnostic_report", "action_plan", "phase2_quote",
     "invoice", "end_of_mission_report", "other",
 )
+# The file name of a piece filed without a file of its own (a scenario's, the demo's): French, as
+# a person would have named it (the events record it; old events keep `{kind}.txt`).
+PLACEHOLDER_NAMES = {
+    "kbis": "extrait-kbis.txt", "financial_statement": "liasse-fiscale.txt",
+    "tax_certificate": "attestation-regularite-fiscale.txt", "social_certificate": "attestation-urssaf.txt",
+    "rib": "rib.txt", "de_minimis_attestation": "attestation-de-minimis.txt",
+    "consultant_quote": "devis-prestataire.txt", "diagnostic_report": "rapport-de-diagnostic.txt",
+    "action_plan": "plan-d-action.txt", "phase2_quote": "devis-phase-2.txt", "invoice": "facture.txt",
+    "end_of_mission_report": "rapport-de-fin-de-mission.txt", "other": "autre-piece.txt",
+}
 CONSULTANT_KINDS = ("consultant_quote", "diagnostic_report", "action_plan", "phase2_quote",
                     "invoice", "end_of_mission_report")
 
@@ -206,8 +219,17 @@ def _documents_complete(session, dossier: m.Dossier, kinds, stage_label: str) ->
         missing = [k for k in kinds if k not in latest or latest[k] == "refused"]
         if missing:
             raise RuleViolation("documents_missing",
-                                f"Pièces manquantes ou refusées pour {stage_label} : {', '.join(missing)}.",
+                                f"Pièces manquantes ou refusées pour {stage_label} : "
+                                f"{', '.join(DOCUMENT_LABELS.get(k, k) for k in missing)}.",
                                 field="documents", missing=missing)
+    return guard
+
+
+def _documents_reviewed(session, dossier: m.Dossier, programme: Programme) -> Callable[[], None]:
+    def guard() -> None:
+        if programme.documents.reviewed_before_eligibility:
+            check_pieces_reviewed(_latest_review_statuses(session, dossier.id), programme.documents.candidacy,
+                                  DOCUMENT_LABELS)
     return guard
 
 
@@ -379,7 +401,7 @@ def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, c
     for aid in prior:
         session.add(m.DeMinimisAid(siren=facts.siren, dossier_id=dossier.id, source="attestation",
                                    granted_on=aid.granted_on, amount=aid.amount))
-    docs = [_store_document(session, uow, dossier=dossier, kind=kind, filename=f"{kind}.txt",
+    docs = [_store_document(session, uow, dossier=dossier, kind=kind, filename=PLACEHOLDER_NAMES.get(kind, f"{kind}.txt"),
                             content=_placeholder_content(dossier.reference, kind, actor, now),
                             content_type="text/plain", actor=actor, now=now) for kind in kinds]
     session.flush()
@@ -454,6 +476,12 @@ def upload_document(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: 
     kind = _list_of_kinds([kind], "kind")[0]
     check_text(filename, "filename")
     cmd.move("provide_documents", {"uploader_may_provide": _uploader_may_provide(actor, [kind])})
+    # The same file (same SHA-256) already on the dossier: kept (a version is never refused for
+    # that), and said to the uploader — often a wrong file picked twice.
+    same = cmd.session.execute(
+        select(m.Document.kind, m.Document.version, m.Document.filename, m.Document.uploaded_at)
+        .where(m.Document.dossier_id == cmd.dossier.id, m.Document.sha256 == hashlib.sha256(content).hexdigest())
+        .order_by(m.Document.id).limit(1)).first()
     doc = _store_document(cmd.session, uow, dossier=cmd.dossier, kind=kind, filename=filename,
                           content=content, content_type=content_type, actor=actor, now=cmd.now)
     cmd.session.flush()
@@ -462,7 +490,9 @@ def upload_document(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: 
                                                     "filename": filename, "size": len(content)}],
                                      "fulfilled_requests": fulfilled})
     _commit(uow, dossier_id)
-    return cmd.outcome(document_id=doc.id, sha256=doc.sha256, version=doc.version)
+    duplicate_of = ({"kind": same.kind, "version": same.version, "filename": same.filename,
+                     "uploaded_at": same.uploaded_at.isoformat()} if same is not None else None)
+    return cmd.outcome(document_id=doc.id, sha256=doc.sha256, version=doc.version, duplicate_of=duplicate_of)
 
 
 def _uploader_may_provide(actor: Actor, kinds: list[str]) -> Callable[[], None]:
@@ -479,7 +509,7 @@ def provide_documents(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id
     cmd = _Command(uow, clock, actor, dossier_id, expected_version)
     kinds = _list_of_kinds(kinds, "kinds")
     cmd.move("provide_documents", {"uploader_may_provide": _uploader_may_provide(actor, kinds)})
-    docs = [_store_document(cmd.session, uow, dossier=cmd.dossier, kind=k, filename=f"{k}.txt",
+    docs = [_store_document(cmd.session, uow, dossier=cmd.dossier, kind=k, filename=PLACEHOLDER_NAMES.get(k, f"{k}.txt"),
                             content=_placeholder_content(cmd.dossier.reference, k, actor, cmd.now),
                             content_type="text/plain", actor=actor, now=cmd.now) for k in kinds]
     cmd.session.flush()
@@ -553,6 +583,7 @@ def declare_eligible(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id:
 
     cmd.move("declare_eligible", {
         "candidacy_documents_complete": _documents_complete(cmd.session, cmd.dossier, cmd.programme.documents.candidacy, "la candidature"),
+        "candidacy_documents_reviewed": _documents_reviewed(cmd.session, cmd.dossier, cmd.programme),
         "company_eligible": company_eligible,
         "line_amounts": line_amounts,
     })

@@ -72,9 +72,9 @@ TRANSITIONS: tuple[TransitionSpec, ...] = (
     # An officer may file a piece received by post or by hand on the applicant's behalf.
     T("provide_documents", OPEN_STATES, None, ("applicant", "consultant", "officer"), ("uploader_may_provide",), "dépôt de pièces"),
     T("declare_eligible", ("eligibility_review",), "diagnostic", ("officer",),
-      ("candidacy_documents_complete", "company_eligible", "line_amounts"), "déclaration d'éligibilité", WITH_DIAGNOSTIC),
+      ("candidacy_documents_complete", "candidacy_documents_reviewed", "company_eligible", "line_amounts"), "déclaration d'éligibilité", WITH_DIAGNOSTIC),
     T("declare_eligible", ("eligibility_review",), "instruction", ("officer",),
-      ("candidacy_documents_complete", "company_eligible", "line_amounts"), "déclaration d'éligibilité", WITHOUT_DIAGNOSTIC),
+      ("candidacy_documents_complete", "candidacy_documents_reviewed", "company_eligible", "line_amounts"), "déclaration d'éligibilité", WITHOUT_DIAGNOSTIC),
     T("declare_ineligible", ("submitted", "eligibility_review"), "rejected", ("officer",), (), "déclaration d'irrecevabilité",
       ("diagnostic", "instruction")),
     T("accept_diagnostic", ("diagnostic",), "action_plan", ("officer",), ("diagnostic_documents_complete",),

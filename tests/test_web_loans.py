@@ -97,7 +97,7 @@ def test_an_officer_cannot_record_a_repayment(pdl, uow_factory):
     refused = officer.post(f"/ui/dossiers/{dossier_id}/actions/record_repayment",
                            data={**_form(page.text), "amount": f"{due:.2f}", "received_on": TODAY.isoformat()})
     assert refused.status_code == 422, refused.text
-    alert = re.search(r'id="action-error">([^<]*)<', refused.text)
+    alert = re.search(r'id="action-error"[^>]*>([^<]*)<', refused.text)
     said = html.unescape(alert.group(1)) if alert else ""
     assert "règle « action non permise »" in said and "Rien n'a été modifié" in said
     assert "[not_allowed]" not in said and "officer" not in said and "record_repayment" not in said

@@ -14,6 +14,7 @@ GUARD_LABELS = {
     "window_open": "un appel à manifestation d'intérêt est ouvert",
     "uploader_may_provide": "le déposant peut fournir ce type de pièce",
     "candidacy_documents_complete": "pièces de candidature complètes",
+    "candidacy_documents_reviewed": "pièces de candidature examinées et acceptées (si le programme l'exige)",
     "company_eligible": "entreprise éligible (taille, région, activité, premier exercice, difficulté, régularité)",
     "phase1_days": "jours de la phase 1 dans les bornes",
     "diagnostic_documents_complete": "rapport de diagnostic déposé",
