@@ -27,8 +27,8 @@ def test_any_non_final_state_can_be_withdrawn_or_lapse_until_a_loan_is_disbursed
 
 
 def test_a_line_without_a_diagnostic_goes_from_eligibility_to_instruction_and_one_with_it_to_diagnostic():
-    guards = {"candidacy_documents_complete": lambda: None, "company_eligible": lambda: None,
-              "line_amounts": lambda: None}
+    guards = {"candidacy_documents_complete": lambda: None, "candidacy_documents_reviewed": lambda: None,
+              "company_eligible": lambda: None, "line_amounts": lambda: None}
     assert fire("eligibility_review", "declare_eligible", role="officer", guards=guards, shape="instruction") == "instruction"
     assert fire("eligibility_review", "declare_eligible", role="officer", guards=guards, shape="diagnostic") == "diagnostic"
     with pytest.raises(NotAllowed):
@@ -57,7 +57,9 @@ def test_the_wrong_role_is_refused_with_not_allowed_naming_the_role():
     with pytest.raises(NotAllowed) as refused:
         fire("ready_for_vote", "vote_approved", role="officer", guards={"on_session_agenda": lambda: None,
                                                                          "amounts_within_caps": lambda: None})
-    assert refused.value.rule == "not_allowed" and "officer" in refused.value.message
+    # Named as people read it: the role and the action in French, never their code ids.
+    assert refused.value.rule == "not_allowed" and "« chargé(e) de mission »" in refused.value.message
+    assert "officer" not in refused.value.message and "vote_approved" not in refused.value.message
 
 
 def test_guards_run_in_their_declared_order_and_a_refusal_leaves_the_state():
@@ -73,8 +75,9 @@ def test_guards_run_in_their_declared_order_and_a_refusal_leaves_the_state():
     with pytest.raises(RuleViolation):
         fire("eligibility_review", "declare_eligible", role="officer",
              guards={"candidacy_documents_complete": ok("candidacy_documents_complete"),
+                     "candidacy_documents_reviewed": ok("candidacy_documents_reviewed"),
                      "company_eligible": refuse, "phase1_days": ok("phase1_days")})
-    assert calls == ["candidacy_documents_complete", "company_eligible"]
+    assert calls == ["candidacy_documents_complete", "candidacy_documents_reviewed", "company_eligible"]
 
 
 def test_every_guard_named_in_the_table_is_a_plain_name():
