@@ -56,7 +56,7 @@ RULE_TITLES = {
     "de_minimis": "Plafond de minimis atteint", "agenda_closed": "Ordre du jour clos",
     "session_not_held": "Séance pas encore tenue", "session_in_past": "Séance à planifier à l'avance",
     "session_not_working_day": "Séance un jour non ouvré", "agenda_after_session": "Ordre du jour clos après la séance",
-    "session_code_taken": "Code de séance déjà pris",
+    "session_code_taken": "Code de séance déjà pris", "pieces_unreviewed": "Pièces de candidature à examiner",
     "unknown_command": "Commande inconnue", "unknown_programme": "Programme inconnu",
     "username_taken": "Identifiant déjà pris", "password_policy": "Mot de passe refusé",
     "text_forbidden_character": "Caractère interdit", "office_package_invalid": "Document bureautique invalide",
