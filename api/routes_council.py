@@ -15,10 +15,10 @@ from api.deps import get_clock, get_uow_factory, require_roles, scoped_dossier
 from api.idempotency import Idempotency, _stale_write
 from api.problems import Problem, problem_response, problem_responses, response_for_exception
 from api.routes_dossiers import command_body
-from api.schemas import AgendaOut, BulkVoteIn, BulkVoteOut, CouncilSessionOut
+from api.schemas import AgendaOut, BulkVoteIn, BulkVoteOut, CouncilSessionOut, PlanSessionIn
 from db import models as m
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
-from services import commands
+from services import commands, council
 from services.commands import Actor
 from services.search import dossier_row, programme_in_scope, scope_clause
 
@@ -50,6 +50,18 @@ def list_sessions(actor: Annotated[Actor, Depends(require_roles(*SESSION_READERS
         counts = dict(uow.session.execute(select(m.Dossier.session_id, func.count()).where(
             m.Dossier.session_id.in_([s.id for s in visible])).group_by(m.Dossier.session_id)).all()) if visible else {}
         return [_session_view(s, counts.get(s.id, 0)) for s in visible]
+
+
+@router.post("/council-sessions", status_code=201, response_model=CouncilSessionOut,
+             responses=problem_responses(401, 403, 422),
+             summary="Planifier une séance (chef(fe) de service) : un jour ouvré à venir, l'ordre du jour clos avant")
+def plan_session(body: PlanSessionIn, actor: Annotated[Actor, Depends(require_roles("head"))],
+                 uow_factory=Depends(get_uow_factory), clock=Depends(get_clock)):
+    with uow_factory() as uow:
+        council.plan_session(uow=uow, clock=clock, actor=actor, code=body.code, programme_id=body.programme,
+                             session_date=body.session_date, agenda_closes_on=body.agenda_closes_on)
+    with uow_factory() as uow:
+        return _session_view(_scoped_session(uow, body.code, actor), 0)
 
 
 @router.get("/council-sessions/{code}", response_model=AgendaOut, responses=problem_responses(401, 403, 404, 422),

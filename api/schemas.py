@@ -252,6 +252,15 @@ class BulkVoteItem(BaseModel):
     expected_version: int | None = Field(None, ge=0, le=2**31 - 1, description="Version lue (sinon pas de contrôle)")
 
 
+class PlanSessionIn(BaseModel):
+    model_config = _example({"code": "CP-2021-05", "programme": "occitanie-prif", "session_date": "2021-05-20",
+                             "agenda_closes_on": "2021-05-12"})
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f/]*$", description="Code de la séance")
+    programme: str = Field(min_length=1, max_length=64, pattern=LINE)
+    session_date: IsoDate = Field(ge=EARLIEST, le=LATEST, description="Jour de la séance (un jour ouvré à venir)")
+    agenda_closes_on: IsoDate = Field(ge=EARLIEST, le=LATEST, description="Clôture de l'ordre du jour (avant la séance)")
+
+
 class BulkVoteIn(BaseModel):
     model_config = _example({"votes": [
         {"dossier_id": 12, "outcome": "approved", "deliberation": "CP/2021-04/17"},

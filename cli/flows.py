@@ -207,7 +207,8 @@ def _paris(instant) -> str:
 def mailbox_list(limit: int = typer.Option(20, "--limit", min=1, help="Nombre de messages (les plus récents)"),
                  to: str = typer.Option(None, "--to", help="Seulement les messages dont le destinataire contient ce texte"),
                  as_json: bool = typer.Option(False, "--json")):
-    """The latest messages of the local mailbox, newest first: number, arrival, recipient, subject."""
+    """The latest messages of the local mailbox, newest first: number, date (the service's clock),
+    recipient, subject."""
     from notifications.sink import Mailbox
 
     box = Mailbox(mailbox_dir())
@@ -215,7 +216,8 @@ def mailbox_list(limit: int = typer.Option(20, "--limit", min=1, help="Nombre de
     messages = box.list(limit=limit, to=to)
     matching = len(box.list(limit=None, to=to)) if to else total
     if as_json:
-        _out([{"number": m.number, "received_at": m.received_at.isoformat(), "to": m.to, "kind": m.kind,
+        _out([{"number": m.number, "dated": m.dated.isoformat(), "received_at": m.received_at.isoformat(),
+               "to": m.to, "kind": m.kind,
                "subject": m.subject, "file": str(m.path)} for m in messages])
         return
     if not matching:
@@ -225,7 +227,8 @@ def mailbox_list(limit: int = typer.Option(20, "--limit", min=1, help="Nombre de
     typer.echo(f"Boîte locale {box.directory} : {scope}"
                + (f", les {len(messages)} plus récents" if len(messages) < matching else "") + " — `usine mailbox show N`")
     for m in messages:
-        typer.echo(f"{m.number:>6}  {_paris(m.received_at)}  {m.to:<48} {m.subject}")
+        # Dated by the service's clock (the letter's Date), as the workspace reads it.
+        typer.echo(f"{m.number:>6}  {_paris(m.dated)}  {m.to:<48} {m.subject}")
 
 
 @mailbox_app.command("show")

@@ -46,6 +46,9 @@ class CouncilSession(Base):
     session_date: Mapped[date] = mapped_column(Date)
     agenda_closes_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(Instant)
+    # Set when the head of service planned the session ahead (`services.council.plan_session`);
+    # None for a session a first proposal (or an adjourned dossier's vote) brought into being.
+    planned_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class Dossier(Base):

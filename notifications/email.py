@@ -66,6 +66,9 @@ class OutgoingEmail:
     message_id: str
     # Extra headers (e.g. X-Usine-Template-Hash). Left out of hashing: a dict is unhashable.
     headers: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # The Date header: the service's clock at sending (a demo workspace lives in June 2022),
+    # not the machine's; None for the machine's clock.
+    date: datetime | None = field(default=None, compare=False)
 
     @classmethod
     def from_rendered(
@@ -134,6 +137,7 @@ def build_mime(email: OutgoingEmail, from_address: str, *, date: datetime | None
     message["From"] = from_address
     message["To"] = Address(display_name=email.to_name or "", addr_spec=email.to_address)
     message["Subject"] = email.subject
+    date = date or email.date
     message["Date"] = format_datetime((date or datetime.now(timezone.utc)).astimezone(timezone.utc))
     message["Message-ID"] = _normalise_message_id(email.message_id)
     # RFC 3834: tells auto-responders not to answer a machine-sent letter.

@@ -191,6 +191,18 @@ class MailboxMessage:
         return str(self.message.get("Subject", ""))
 
     @property
+    def dated(self) -> datetime:
+        """When the service sent it, by its own clock (the Date header: a demo workspace's
+        letters are dated in its June 2022), else when the sink received it."""
+        from email.utils import parsedate_to_datetime
+
+        try:
+            value = parsedate_to_datetime(str(self.message.get("Date", "")))
+        except (TypeError, ValueError):
+            return self.received_at
+        return value if value.tzinfo is not None else self.received_at
+
+    @property
     def kind(self) -> str:
         return str(self.message.get("X-Usine-Notification-Kind", ""))
 

@@ -200,6 +200,10 @@ class Documents(Frozen):
     diagnostic: tuple[str, ...]
     vote: tuple[str, ...]
     payment_claim: tuple[str, ...]
+    # The candidacy pieces are examined and accepted before a dossier is declared eligible
+    # (`pieces_unreviewed`). Off unless the file says so: the programme files of version 1 and
+    # the golden scenarios played on them declare eligible with pieces still to examine.
+    reviewed_before_eligibility: bool = False
 
 
 class ReminderStep(Frozen):

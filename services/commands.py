@@ -6,6 +6,7 @@ one event and queue the notifications — then commit. A guard that refuses rais
 `RuleViolation` before anything is written; the unit of work rolls back whatever was staged."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,9 +18,12 @@ from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from db import models as m
+from notifications.rendering import DOCUMENT_LABELS
 from programmes import Programme, regulations
 from rules.calendar import add_months, deadline, paris_date
+from rules.council import check_session_held
 from rules.de_minimis import PriorAid, headroom
+from rules.documents import check_pieces_reviewed
 from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import ConcurrencyConflict, InvalidInput, NotAllowed, RuleViolation
 from rules.instruments import (
@@ -53,6 +57,16 @@ DOCUMENT_KINDS = (
     "de_minimis_attestation", "consultant_quote", "diagnostic_report", "action_plan", "phase2_quote",
     "invoice", "end_of_mission_report", "other",
 )
+# The file name of a piece filed without a file of its own (a scenario's, the demo's): French, as
+# a person would have named it (the events record it; old events keep `{kind}.txt`).
+PLACEHOLDER_NAMES = {
+    "kbis": "extrait-kbis.txt", "financial_statement": "liasse-fiscale.txt",
+    "tax_certificate": "attestation-regularite-fiscale.txt", "social_certificate": "attestation-urssaf.txt",
+    "rib": "rib.txt", "de_minimis_attestation": "attestation-de-minimis.txt",
+    "consultant_quote": "devis-prestataire.txt", "diagnostic_report": "rapport-de-diagnostic.txt",
+    "action_plan": "plan-d-action.txt", "phase2_quote": "devis-phase-2.txt", "invoice": "facture.txt",
+    "end_of_mission_report": "rapport-de-fin-de-mission.txt", "other": "autre-piece.txt",
+}
 CONSULTANT_KINDS = ("consultant_quote", "diagnostic_report", "action_plan", "phase2_quote",
                     "invoice", "end_of_mission_report")
 
@@ -220,8 +234,17 @@ def _documents_complete(session, dossier: m.Dossier, kinds, stage_label: str) ->
         missing = [k for k in kinds if k not in latest or latest[k] == "refused"]
         if missing:
             raise RuleViolation("documents_missing",
-                                f"Pièces manquantes ou refusées pour {stage_label} : {', '.join(missing)}.",
+                                f"Pièces manquantes ou refusées pour {stage_label} : "
+                                f"{', '.join(DOCUMENT_LABELS.get(k, k) for k in missing)}.",
                                 field="documents", missing=missing)
+    return guard
+
+
+def _documents_reviewed(session, dossier: m.Dossier, programme: Programme) -> Callable[[], None]:
+    def guard() -> None:
+        if programme.documents.reviewed_before_eligibility:
+            check_pieces_reviewed(_latest_review_statuses(session, dossier.id), programme.documents.candidacy,
+                                  DOCUMENT_LABELS)
     return guard
 
 
@@ -399,7 +422,7 @@ def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, c
     for aid in prior:
         session.add(m.DeMinimisAid(siren=facts.siren, dossier_id=dossier.id, source="attestation",
                                    granted_on=aid.granted_on, amount=aid.amount))
-    docs = [_store_document(session, uow, dossier=dossier, kind=kind, filename=f"{kind}.txt",
+    docs = [_store_document(session, uow, dossier=dossier, kind=kind, filename=PLACEHOLDER_NAMES.get(kind, f"{kind}.txt"),
                             content=_placeholder_content(dossier.reference, kind, actor, now),
                             content_type="text/plain", actor=actor, now=now) for kind in kinds]
     session.flush()
@@ -474,6 +497,12 @@ def upload_document(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: 
     kind = _list_of_kinds([kind], "kind")[0]
     check_text(filename, "filename")
     cmd.move("provide_documents", {"uploader_may_provide": _uploader_may_provide(actor, [kind])})
+    # The same file (same SHA-256) already on the dossier: kept (a version is never refused for
+    # that), and said to the uploader — often a wrong file picked twice.
+    same = cmd.session.execute(
+        select(m.Document.kind, m.Document.version, m.Document.filename, m.Document.uploaded_at)
+        .where(m.Document.dossier_id == cmd.dossier.id, m.Document.sha256 == hashlib.sha256(content).hexdigest())
+        .order_by(m.Document.id).limit(1)).first()
     doc = _store_document(cmd.session, uow, dossier=cmd.dossier, kind=kind, filename=filename,
                           content=content, content_type=content_type, actor=actor, now=cmd.now)
     cmd.session.flush()
@@ -482,7 +511,9 @@ def upload_document(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: 
                                                     "filename": filename, "size": len(content)}],
                                      "fulfilled_requests": fulfilled})
     _commit(uow, dossier_id)
-    return cmd.outcome(document_id=doc.id, sha256=doc.sha256, version=doc.version)
+    duplicate_of = ({"kind": same.kind, "version": same.version, "filename": same.filename,
+                     "uploaded_at": same.uploaded_at.isoformat()} if same is not None else None)
+    return cmd.outcome(document_id=doc.id, sha256=doc.sha256, version=doc.version, duplicate_of=duplicate_of)
 
 
 def _uploader_may_provide(actor: Actor, kinds: list[str]) -> Callable[[], None]:
@@ -499,7 +530,7 @@ def provide_documents(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id
     cmd = _Command(uow, clock, actor, dossier_id, expected_version)
     kinds = _list_of_kinds(kinds, "kinds")
     cmd.move("provide_documents", {"uploader_may_provide": _uploader_may_provide(actor, kinds)})
-    docs = [_store_document(cmd.session, uow, dossier=cmd.dossier, kind=k, filename=f"{k}.txt",
+    docs = [_store_document(cmd.session, uow, dossier=cmd.dossier, kind=k, filename=PLACEHOLDER_NAMES.get(k, f"{k}.txt"),
                             content=_placeholder_content(cmd.dossier.reference, k, actor, cmd.now),
                             content_type="text/plain", actor=actor, now=cmd.now) for k in kinds]
     cmd.session.flush()
@@ -573,6 +604,7 @@ def declare_eligible(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id:
 
     cmd.move("declare_eligible", {
         "candidacy_documents_complete": _documents_complete(cmd.session, cmd.dossier, cmd.programme.documents.candidacy, "la candidature"),
+        "candidacy_documents_reviewed": _documents_reviewed(cmd.session, cmd.dossier, cmd.programme),
         "company_eligible": company_eligible,
         "line_amounts": line_amounts,
     })
@@ -731,14 +763,17 @@ def _gge_at(programme: Programme, granted_on: date):
     return gge_of
 
 
-def _session_for(cmd: _Command, code, *, create: bool) -> m.CouncilSession | None:
+def _session_for(cmd: _Command, code, *, create: bool, held_today: bool = False) -> m.CouncilSession | None:
+    """The session of that code. An unknown code is created when `create`: by a first proposal,
+    dated the programme's lead time ahead; by the vote of an adjourned dossier (`held_today`),
+    held that very day — the vote being recorded is its sitting."""
     if not isinstance(code, str) or not code.strip() or len(code) > 64:
         raise InvalidInput("session", "session : identifiant de séance attendu (64 caractères au plus).")
     code = check_text(code, "session").strip()
     session_row = cmd.session.scalar(_COUNCIL_SESSION_BY_CODE, {"code": code})
     if session_row is None and create:
         c = cmd.programme.council
-        session_date = date.fromordinal(cmd.today.toordinal() + c.session_after_days)
+        session_date = cmd.today if held_today else date.fromordinal(cmd.today.toordinal() + c.session_after_days)
         session_row = m.CouncilSession(
             code=code, programme_id=cmd.programme.id, session_date=session_date,
             agenda_closes_on=date.fromordinal(session_date.toordinal() - c.agenda_closes_days_before),
@@ -802,7 +837,7 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
             raise InvalidInput("deliberation", "deliberation : le numéro de délibération est obligatoire.")
         deliberation = check_text(deliberation, "deliberation").strip()
     adjourned = bool((cmd.dossier.proposal or {}).get("adjourned"))
-    council = _session_for(cmd, session, create=adjourned)
+    council = _session_for(cmd, session, create=adjourned, held_today=True)
     prior = _prior_de_minimis(cmd.session, cmd.dossier)
     found: dict = {}
 
@@ -820,12 +855,16 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
                     f"Le dossier a été ajourné par la séance « {adjourning.code} » du "
                     f"{adjourning.session_date:%d/%m/%Y} : il est voté à une séance suivante.", field="session")
 
+    def session_held() -> None:
+        check_session_held(council.code, council.session_date, cmd.today)
+
     def amounts_within_caps() -> None:
         # The de minimis ceiling is judged at the grant date: the vote.
         found["inputs"] = rule_inputs(cmd.dossier, prior, cmd.today)
         found["breakdown"] = compute_from_inputs(cmd.programme, found["inputs"])
 
-    cmd.move(f"vote_{outcome}", {"on_session_agenda": on_session_agenda, "amounts_within_caps": amounts_within_caps})
+    cmd.move(f"vote_{outcome}", {"on_session_agenda": on_session_agenda, "session_held": session_held,
+                                 "amounts_within_caps": amounts_within_caps})
     cmd.dossier.session_id = council.id
     data = {"session": council.code, "outcome": outcome, "deliberation": deliberation}
     aid = None

@@ -81,8 +81,8 @@ def message_domain(sender) -> str:
     return address.rsplit("@", 1)[1]
 
 
-def outgoing(row, domain: str) -> OutgoingEmail:
-    return OutgoingEmail(
+def outgoing(row, domain: str, date: datetime | None = None) -> OutgoingEmail:
+    return OutgoingEmail(date=date,
         to_address=row.recipient_address, to_name=row.recipient_name, subject=row.subject, text=row.body_text,
         html=row.body_html, message_id=make_message_id(row.dedupe_key, domain),
         headers={"X-Usine-Notification-Kind": row.kind, "X-Usine-Template-Hash": row.template_hash,
@@ -139,7 +139,7 @@ def deliver(*, uow_factory: Callable[[], UnitOfWork], sender, clock: Clock, batc
                 failures_in_a_row = 0
                 for row in rows:
                     try:
-                        connection.send(outgoing(row, domain))
+                        connection.send(outgoing(row, domain, clock.now()))
                     except DeliveryError as exc:
                         pending.remove(row.id)
                         attempts = row.attempts + 1

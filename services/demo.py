@@ -239,12 +239,17 @@ def _play(life: _Life, target: str, start: datetime, siren: str | None = None) -
     p1_days = rng.choice([5, 5, 6, 8])
     p1_rate = rng.choice(["950.00", "1100.00", "1200.00", "1250.00"])
     t = step(rng.randint(2, 9)); life.at(t)
+    paid = target in ("in_payment", "closed")
+    if paid:  # a dossier that reaches payment had its pieces examined along the way
+        _review_pending(life)
     life.do(commands.declare_eligible, "officer", consultant=consultant, phase1={"days": p1_days, "day_rate": p1_rate})
     if target == "diagnostic":
         return
     t = step(rng.randint(25, 45)); life.at(t)
     life.do(commands.provide_documents, "consultant", _consultant=consultant, kinds=["diagnostic_report"])
     t = step(2); life.at(t)
+    if paid:
+        _review_pending(life)
     life.do(commands.accept_diagnostic, "officer")
     if target == "withdrawn":
         t = step(rng.randint(3, 20)); life.at(t)
@@ -267,6 +272,8 @@ def _play(life: _Life, target: str, start: datetime, siren: str | None = None) -
     # One council session per week of proposals: created by the first proposal of the week, its
     # agenda closes a week later, so every proposal of that week makes it.
     session_code = f"CP-{t:%G-S%V}"
+    if paid:
+        _review_pending(life)
     try:
         life.do(commands.propose_for_vote, "officer", session=session_code)
     except RuleViolation as exc:
@@ -328,6 +335,15 @@ def _play(life: _Life, target: str, start: datetime, siren: str | None = None) -
         {"date": (t - timedelta(days=5)).date().isoformat(), "days": done_days - half, "day_rate": p2_rate}])
     t = step(4); life.at(t)
     life.do(commands.pay, "finance")
+
+
+def _review_pending(life) -> None:
+    """The officer accepts every piece of the dossier still to examine (one review each)."""
+    with life.uow_factory() as uow:
+        pending = list(uow.session.scalars(select(m.Document.id).where(
+            m.Document.dossier_id == life.dossier_id, m.Document.review_status == "pending").order_by(m.Document.id)))
+    for document_id in pending:
+        life.do(commands.review_document, "officer", document_id=document_id, decision="accepted")
 
 
 def _start_for(rng: random.Random, target: str) -> datetime:

@@ -25,6 +25,7 @@ from db import models as m
 from rules.calendar import PARIS, add_months, is_working_day, paris_date
 from services.bulk import NOTIFICATIONS, notification_row, officer_recipient
 from services.clock import Clock
+from services.people import display_names
 from services.uow import UnitOfWork
 from states.lifecycle import OPEN_STATES
 
@@ -124,6 +125,7 @@ def queue_daily_digests(*, uow_factory: Callable[[], UnitOfWork], clock: Clock, 
             done = set(session.scalars(select(m.Notification.dedupe_key)
                                        .where(m.Notification.dedupe_key.startswith(prefix, autoescape=True))))
             rows = []
+            people = display_names(session, by_officer)
             for officer in sorted(by_officer):
                 key = digest_key(today, officer)
                 if key in done:
@@ -131,8 +133,9 @@ def queue_daily_digests(*, uow_factory: Callable[[], UnitOfWork], clock: Clock, 
                 items = by_officer[officer]
                 try:
                     rows.append(notification_row(
-                        kind="daily_digest", dedupe_key=key, now=now, recipient=officer_recipient(officer),
-                        context={"officer_name": officer, "for_date": today.isoformat(), "items": items},
+                        kind="daily_digest", dedupe_key=key, now=now, recipient={**officer_recipient(officer), "name": people.get(officer, officer)},
+                        context={"officer_name": people.get(officer, officer), "for_date": today.isoformat(),
+                                 "items": items},
                         dossier_id=None))
                 except (ValueError, LookupError) as exc:
                     report.errors.append(f"récapitulatif de {officer} : {exc}")

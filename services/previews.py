@@ -18,6 +18,7 @@ from rules.money import ZERO
 from services.bulk import company_recipient, officer_recipient
 from services.clock import Clock
 from services.outbox import applicant_recipient, dossier_context
+from services.people import display_name
 
 
 class PreviewUnavailable(InvalidInput):
@@ -108,8 +109,9 @@ def _build(uow, kind: str, dossier: m.Dossier, clock: Clock) -> tuple[dict, dict
         if not dossier.officer:
             raise PreviewUnavailable(kind, "aucun chargé de mission n'instruit ce dossier.")
         items = officer_deadlines(session, today).get(dossier.officer, [])
-        return {"officer_name": dossier.officer, "for_date": today.isoformat(), "items": items}, \
-            officer_recipient(dossier.officer)
+        shown = display_name(session, dossier.officer)
+        return {"officer_name": shown, "for_date": today.isoformat(), "items": items}, \
+            {**officer_recipient(dossier.officer), "name": shown}
     if kind in ("window_opening", "window_closing"):
         windows = sorted(uow.catalogue.latest(programme.id).windows, key=lambda w: w.opens_on)
         window = next((w for w in windows if w.closes_on >= today), windows[-1] if windows else None)
@@ -140,7 +142,8 @@ def _build(uow, kind: str, dossier: m.Dossier, clock: Clock) -> tuple[dict, dict
         return {"programme": {"id": programme.id, "name": programme.name, "region": programme.region},
                 "session": {"code": council.code, "session_date": council.session_date.isoformat(),
                             "agenda_closes_on": council.agenda_closes_on.isoformat()},
-                "officer_name": dossier.officer,
+                "officer_name": display_name(session, dossier.officer),
                 "items": [{"reference": dossier.reference, "company_name": dossier.company_facts["name"],
-                           "what": what}]}, officer_recipient(dossier.officer)
+                           "what": what}]}, {**officer_recipient(dossier.officer),
+                                            "name": display_name(session, dossier.officer)}
     raise PreviewUnavailable(kind, "aperçu non disponible pour ce type de message.")

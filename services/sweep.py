@@ -37,6 +37,7 @@ from sqlalchemy import String, and_, case, cast, exists, func, literal, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from db import models as m
+from db.models_auth import User
 from programmes import Programme
 from rules.calendar import deadline, paris_date
 from rules.errors import RuleViolation
@@ -474,9 +475,10 @@ def _find_agenda_items(today: date, days: int):
     def find(session, after: int, limit: int):
         return session.execute(
             select(D.id, S.code, S.session_date, S.agenda_closes_on, S.programme_id, D.reference, D.company_facts,
-                   D.officer, D.quotes)
+                   D.officer, D.quotes, User.display_name.label("officer_display"))
             .join(S, and_(S.programme_id == D.programme_id, S.agenda_closes_on >= today,
                           S.agenda_closes_on <= today + timedelta(days=days)))
+            .outerjoin(User, User.username == D.officer)
             .where(D.status == "action_plan", D.officer.is_not(None), D.id > after,
                    ~exists().where(N.dedupe_key == key))
             .order_by(D.id, S.code).limit(limit)
@@ -500,12 +502,14 @@ def _apply_agenda_reminders(run: _Run):
             first = items[0]
             try:
                 programme = catalogue.latest(first.programme_id)
-                recipient = officer_recipient(officer)
+                # The letter greets the officer by name, not by account (`services.people`).
+                shown = first.officer_display or officer
+                recipient = {**officer_recipient(officer), "name": shown}
                 context = {
                     "programme": {"id": programme.id, "name": programme.name, "region": programme.region},
                     "session": {"code": code, "session_date": first.session_date.isoformat(),
                                 "agenda_closes_on": first.agenda_closes_on.isoformat()},
-                    "officer_name": officer,
+                    "officer_name": shown,
                     "items": [{"reference": r.reference, "company_name": r.company_facts["name"],
                                "what": ("plan d'action déposé : à proposer au vote" if "2" in (r.quotes or {})
                                         else "plan d'action attendu de l'entreprise")} for r in items],

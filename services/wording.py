@@ -90,25 +90,47 @@ def _kinds(kinds) -> str:
     return ", ".join(KIND_LABELS.get(k, k) for k in kinds or [])
 
 
-def describe(e: dict) -> str:
-    """One event (`command`, `data`, as stored or exported) read in French. Never raises: an
-    event whose data is not what its command writes (a tampered one) is named by its command."""
+def programme_label(key) -> str:
+    """A programme as people read it: `occitanie-prif@v1` → « Parcours régional Industrie du
+    Futur (version 1) »; an unknown key stays as recorded."""
+    if not isinstance(key, str) or not key:
+        return ""
+    from programmes import default_catalogue
+
+    pid, _, version = key.partition("@v")
     try:
-        return _describe(e)
+        programme = default_catalogue().get(pid, int(version)) if version.isdigit() else default_catalogue().latest(pid)
+    except Exception:  # noqa: BLE001 - a key of a programme this build no longer carries
+        return key
+    return f"« {programme.name} » (version {programme.version})"
+
+
+def pieces(n: int) -> str:
+    return f"{n} pièce" if n < 2 else f"{n} pièces"
+
+
+def describe(e: dict, names: dict | None = None) -> str:
+    """One event (`command`, `data`, as stored or exported) read in French. Never raises: an
+    event whose data is not what its command writes (a tampered one) is named by its command.
+    `names` gives the display name of an account the event names (`services.people`)."""
+    try:
+        return _describe(e, names or {})
     except (AttributeError, KeyError, TypeError, ValueError):
         return e.get("command", "?")
 
 
-def _describe(e: dict) -> str:
+def _describe(e: dict, names: dict) -> str:
     d = e.get("data") or {}
     c = e["command"]
     if c == "start_candidacy":
         return "Candidature commencée (brouillon)."
     if c == "submit_candidacy":
         n = len(d.get("documents", []))
-        return f"Candidature déposée au programme {d.get('programme', '')}" + (f", avec {n} pièce(s)." if n else ".")
+        return (f"Candidature déposée au programme {programme_label(d.get('programme', ''))}"
+                + (f", avec {pieces(n)}." if n else "."))
     if c == "take_for_review":
-        return f"Prise en instruction par {d.get('officer')}." if d.get("officer") else "Prise en instruction."
+        officer = d.get("officer")
+        return f"Prise en instruction par {names.get(officer, officer)}." if officer else "Prise en instruction."
     if c == "request_documents":
         return f"Pièces demandées : {_kinds(d.get('kinds'))} — caducité le {fr_day(d.get('lapse_on'))} sans réponse."
     if c == "provide_documents":

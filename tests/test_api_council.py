@@ -72,3 +72,35 @@ def test_only_the_head_votes(sign_in, clock):
         r = sign_in(user).post("/council-sessions/CP-2021-04/votes",
                                json={"votes": [{"dossier_id": a, "outcome": "approved", "deliberation": "X"}]})
         assert r.status_code == 403, user
+
+
+def test_the_head_plans_a_session_through_the_api_and_a_sunday_is_refused_naming_the_field(sign_in, clock):
+    clock.set(at("2021-03-22T10:00:00+01:00"))
+    head = sign_in(HEAD)
+    planned = head.post("/council-sessions", json={"code": "CP-2021-04-22", "programme": "occitanie-prif",
+                                                   "session_date": "2021-04-22", "agenda_closes_on": "2021-04-15"})
+    assert planned.status_code == 201, planned.text
+    assert planned.json() == {"code": "CP-2021-04-22", "programme": "occitanie-prif", "session_date": "2021-04-22",
+                              "agenda_closes_on": "2021-04-15", "dossiers": 0}
+    sunday = head.post("/council-sessions", json={"code": "CP-2021-04-25", "programme": "occitanie-prif",
+                                                  "session_date": "2021-04-25", "agenda_closes_on": "2021-04-16"})
+    assert sunday.status_code == 422
+    assert (sunday.json()["rule"], sunday.json()["field"]) == ("session_not_working_day", "session_date")
+    assert sunday.json()["title"] == "Séance un jour non ouvré"
+    assert sign_in(OFFICER).post("/council-sessions", json={
+        "code": "CP-X", "programme": "occitanie-prif", "session_date": "2021-04-22",
+        "agenda_closes_on": "2021-04-15"}).status_code == 403
+    assert [s["code"] for s in sign_in(FINANCE).get("/council-sessions").json()] == ["CP-2021-04-22"]
+
+
+def test_a_vote_before_the_sessions_day_is_refused_through_the_api(sign_in, clock):
+    applicant, officer = sign_in(APPLICANT), sign_in(OFFICER)
+    d = submit(applicant, GARONNE)
+    to_action_plan(sign_in, clock, d)
+    clock.set(at("2021-03-25T09:00:00+01:00"))
+    officer.ok(d, "propose_for_vote", {"session": "CP-2021-04"})  # sits on 08/04/2021
+    clock.set(at("2021-04-07T14:00:00+02:00"))
+    r = sign_in(HEAD).post("/council-sessions/CP-2021-04/votes", json={"votes": [
+        {"dossier_id": d, "outcome": "approved", "deliberation": "CP/2021-04/17"}]})
+    result = r.json()["results"][0]
+    assert (result["ok"], result["status"], result["refused"]["rule"]) == (False, 422, "session_not_held")

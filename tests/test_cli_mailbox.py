@@ -170,6 +170,8 @@ def test_usine_deliver_then_usine_mailbox_list_and_show(tmp_path):
     lines = listing.stdout.splitlines()
     assert f"{sent} message(s), les 3 plus récents" in lines[0]
     assert [line.split()[0] for line in lines[1:]] == [str(sent), str(sent - 1), str(sent - 2)]
+    # Dated on the workspace's clock (the demo lives in June 2022), not on the machine's.
+    assert all(line.split()[1] == "15/06/2022" for line in lines[1:]), lines
     # Filtered: the count is the filter's, against the whole box.
     filtered = _usine(tmp_path, "mailbox", "list", "--to", "nobody-at-all")
     assert f"aucun message pour « nobody-at-all » ({sent} en tout)" in filtered.stdout

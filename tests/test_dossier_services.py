@@ -307,7 +307,7 @@ def test_a_refused_document_counts_as_missing(life, uow_factory):
     life.do("review_document", "officer", document_id=kbis_id, decision="refused", reason="Kbis de plus de 3 mois")
     with pytest.raises(RuleViolation) as refused:
         life.do("declare_eligible", "officer", consultant="C", phase1={"days": 5, "day_rate": "1000.00"})
-    assert refused.value.rule == "documents_missing" and "kbis" in refused.value.message
+    assert refused.value.rule == "documents_missing" and "extrait Kbis" in refused.value.message
 
 
 def test_a_draft_is_submitted_later_within_the_window(life):

@@ -135,9 +135,10 @@ def test_the_web_workspace_refuses_a_fake_docx_naming_the_rule(uow_factory, monk
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(f"/ui/dossiers/{did}").text).group(1)
     r = client.post(f"/ui/dossiers/{did}/documents", data={"csrf_token": token, "kind": "diagnostic_report"},
                     files={"file": ("rapport.docx", fake_docx(), DOCX)})
-    assert r.status_code == 303
-    page = client.get(f"/ui/dossiers/{did}").text
-    assert "office_package_invalid" in page and "ce n&#39;est pas un document Word valide" in page
+    assert r.status_code == 422  # the page again, the refusal beside the upload form
+    alert = re.search(r'id="upload-error"[^>]*>([^<]*)<', r.text).group(1)
+    assert "règle « document bureautique invalide »" in alert and "ce n&#39;est pas un document Word valide" in alert
+    assert "office_package_invalid" not in alert  # plain French, no rule id
     with uow_factory() as uow:
         assert uow.session.scalars(select(m.Document).where(m.Document.dossier_id == did,
                                                             m.Document.kind == "diagnostic_report")).all() == []

@@ -110,7 +110,7 @@ def test_finance_records_a_repayment_on_a_pays_de_la_loire_loan(browser, live_pd
         # Too much first: refused beside the form, which keeps what was typed.
         page.get_by_label("Montant reçu (€)", exact=True).fill(f"{due + Decimal('500'):.2f}".replace(".", ","))
         finance.submit(page.get_by_role("button", name="Enregistrer le remboursement"))
-        assert "overpayment" in page.inner_text("#repayment-error")
+        assert "remboursement supérieur au montant dû" in page.inner_text("#repayment-error")
         assert page.get_by_label("Montant reçu (€)", exact=True).input_value() == f"{due + Decimal('500'):.2f}".replace(".", ",")
         finance.shot("remboursement-refuse")
         page.get_by_label("Montant reçu (€)", exact=True).fill(f"{due:.2f}".replace(".", ","))

@@ -141,11 +141,20 @@ def test_a_refused_command_names_its_rule_and_changes_nothing(app, world):
     did = world.dossier("eligibility_review")
     client = client_for(app, "agent.occitanie")
     token = csrf_of(client.get(f"/ui/dossiers/{did}").text)
-    client.post(f"/ui/dossiers/{did}/actions/declare_eligible",
-                data={"csrf_token": token, "consultant": "Cabinet Midi Conseil", "days": "4", "day_rate": "1100"})
+    refused = client.post(f"/ui/dossiers/{did}/actions/declare_eligible",
+                          data={"csrf_token": token, "consultant": "Cabinet Midi Conseil", "days": "4", "day_rate": "1100"})
     assert state_of(world.uow_factory, did) == "eligibility_review"
-    page = text_of(client.get(f"/ui/dossiers/{did}").text)
-    assert "minimum de jours" in page and "[day_minimum]" in page and "Rien n'a été modifié" in page
+    assert refused.status_code == 422  # the page again, not a redirect to the top of it
+    alert = re.search(r'<p class="error" role="alert" id="action-error"[^>]*>(.*?)</p>', refused.text, re.S)
+    said = text_of(alert.group(1))
+    assert "règle « minimum de jours »" in said and "Rien n'a été modifié" in said
+    assert "[day_minimum]" not in said  # plain French: the rule by its label, never its id
+    # The message sits in the form that was sent, and the form keeps what was typed.
+    form = refused.text[refused.text.index('actions/declare_eligible"'):]
+    form = form[:form.index("</form>")]
+    assert 'id="action-error"' in form
+    assert 'value="Cabinet Midi Conseil"' in form and 'name="days" type="number"' in form and 'value="4"' in form
+    assert 'value="1100"' in form
 
 
 def test_a_form_sent_on_an_older_version_of_the_dossier_is_refused(app, world):
@@ -154,10 +163,12 @@ def test_a_form_sent_on_an_older_version_of_the_dossier_is_refused(app, world):
     page = client.get(f"/ui/dossiers/{did}").text
     version = re.search(r'name="version" value="(\d+)"', page).group(1)
     world.run(commands.take_for_review, "agent.occitanie", dossier_id=did)  # someone else, meanwhile
-    client.post(f"/ui/dossiers/{did}/actions/request_documents",
-                data={"csrf_token": csrf_of(page), "version": version, "kinds": ["rib"]})
-    after = text_of(client.get(f"/ui/dossiers/{did}").text)
+    refused = client.post(f"/ui/dossiers/{did}/actions/request_documents",
+                          data={"csrf_token": csrf_of(page), "version": version, "kinds": ["rib"]})
+    after = text_of(refused.text)
+    assert refused.status_code == 422
     assert "modifié" in after and "Rien n'a été modifié" in after
+    assert re.search(r'<input type="checkbox" name="kinds" value="rib" checked>', refused.text)  # kept
     with world.uow_factory() as uow:
         assert uow.session.scalar(select(m.DocumentRequest).where(m.DocumentRequest.dossier_id == did)) is None
 
@@ -168,8 +179,9 @@ def test_a_consultant_uploads_a_real_pdf_and_a_file_of_another_type_is_refused(a
     token = csrf_of(client.get(f"/ui/dossiers/{did}").text)
     refused = client.post(f"/ui/dossiers/{did}/documents", data={"csrf_token": token, "kind": "diagnostic_report"},
                           files={"file": ("rapport.pdf", b"MZ\x90\x00 not a pdf", "application/pdf")})
-    assert refused.status_code == 303
-    assert "type de fichier non accepté" in client.get(f"/ui/dossiers/{did}").text
+    assert refused.status_code == 422  # the page again, the refusal beside the upload form
+    alert = re.search(r'id="upload-error"[^>]*>([^<]*)<', refused.text)
+    assert alert and "type de fichier non accepté (champ « fichier »)" in unescape(alert.group(1))
     pdf = small_pdf("Rapport de diagnostic")
     client.post(f"/ui/dossiers/{did}/documents", data={"csrf_token": token, "kind": "diagnostic_report"},
                 files={"file": ("Rapport diagnostic.pdf", pdf, "application/octet-stream")})
@@ -188,7 +200,8 @@ def test_the_money_breakdown_shows_each_rule_that_cut_an_amount_and_why(app, wor
     page = text_of(client_for(app, "agent.occitanie").get(f"/ui/dossiers/{did}").text)
     assert "17 500,00 €" in page
     assert "plafond du taux journalier — phase 2, dépense éligible réduite de 2 000,00 €" in page
-    assert "taux journalier 1300.00 € plafonné à 1200.00 € HT" in page
+    assert "taux journalier 1 300,00 € plafonné à 1 200,00 € HT" in page  # French amounts, even in a reason
+    assert "1300.00" not in page and "day_rate_cap" not in page
 
 
 def test_the_claim_review_shows_invoices_eligible_against_claimed_and_the_cutoff_exclusion(app, world):
@@ -252,7 +265,7 @@ def test_the_head_votes_a_session_in_bulk_one_result_per_dossier(app, world):
             f"outcome_{second}": "approved", f"deliberation_{second}": "",
             f"version_{second}": re.search(rf'name="version_{second}" value="(\d+)"', page).group(1)}
     result = text_of(client.post("/ui/seances/CP-2022-07/votes", data=form).text)
-    assert "1 enregistré(s), 1 refusé(s)" in result
+    assert "1 enregistré, 1 refusé" in result
     assert "état « voté / conventionné », aide votée 17 500,00 €" in result
     assert "numéro de délibération est obligatoire" in result
     assert state_of(world.uow_factory, first) == "approved"
@@ -279,7 +292,7 @@ def test_the_auditor_replays_a_dossier_at_a_past_instant_with_its_integrity(app,
     past = text_of(client.get(f"/ui/audit/dossiers/{did}", params={"at": proposed_at.isoformat()}).text)
     assert "État : proposé au vote" in past and "Recalcul conforme" in past
     bad = text_of(client.get(f"/ui/audit/dossiers/{did}", params={"at": "hier"}).text)
-    assert "illisible (champ « at »)" in bad
+    assert "illisible (champ « date et heure »)" in bad
     assert client_for(app, "agent.occitanie").get(f"/ui/audit/dossiers/{did}").status_code == 403
 
 
@@ -297,12 +310,17 @@ def test_the_dashboard_counts_what_the_regions_publish_and_shows_the_published_f
 
 
 def test_the_state_chart_draws_and_lists_every_transition(app):
-    from states.lifecycle import TRIGGERS
+    from states.lifecycle import STATES, TRIGGERS
+    from web.format import TRIGGER_LABELS
 
     page = client_for(app, "agent.occitanie").get("/ui/cycle-de-vie").text
-    assert "<svg" in page and "Cycle de vie d'un dossier" in text_of(page)
+    text = text_of(page)
+    assert "<svg" in page and "Cycle de vie d'un dossier" in text
     for trigger in TRIGGERS:
-        assert f"<code>{trigger}</code>" in page
+        assert f'data-trigger="{trigger}"' in page and TRIGGER_LABELS[trigger] in text
+    # People read the states and actions in French only: no code id on screen.
+    shown = set(re.findall(r"[a-z]+(?:_[a-z]+)+", text))
+    assert not shown & (set(STATES) | set(TRIGGERS)), shown & (set(STATES) | set(TRIGGERS))
 
 
 def test_pages_carry_security_headers_and_no_inline_script(app):

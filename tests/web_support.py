@@ -77,6 +77,27 @@ class World:
         with self.uow_factory() as uow:
             return fn(uow=uow, clock=self.clock, actor=actor(self.uow_factory, username), **kwargs)
 
+    def session_sitting_today(self, code: str) -> None:
+        """The session `code`, if new, sitting on the clock's day with its agenda open until that
+        day: the world's dossiers are proposed and voted minutes apart, and a vote is never
+        recorded before its session's day (`session_not_held`). Written as a row, not planned:
+        planning (`services.council.plan_session`) only takes days ahead. A session the world
+        made on an earlier day is moved to today (a planned one is left as the head planned it)."""
+        from sqlalchemy import select
+
+        from db import models as m
+        from rules.calendar import paris_date
+
+        today = paris_date(self.clock.now())
+        with self.uow_factory() as uow:
+            row = uow.session.scalar(select(m.CouncilSession).where(m.CouncilSession.code == code))
+            if row is None:
+                uow.session.add(m.CouncilSession(code=code, programme_id="occitanie-prif", session_date=today,
+                                                 agenda_closes_on=today, created_at=self.clock.now()))
+            elif row.planned_by is None and row.session_date < today:
+                row.session_date = row.agenda_closes_on = today
+            uow.commit()
+
     def dossier(self, target: str, *, company: dict | None = None, session: str = "CP-TEST-1",
                 phase2_rate: str = "1300.00", invoices: list | None = None) -> int:
         """A new Garonne dossier brought to `target` (submitted … approved, or `claimed`: approved
@@ -101,6 +122,8 @@ class World:
         if target == "submitted":
             return did
         for state, fn, who, kwargs in steps:
+            if fn is commands.propose_for_vote:
+                self.session_sitting_today(session)
             self.run(fn, who, dossier_id=did, **kwargs)
             if state == target:
                 return did

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from db import models as m
 from rules.money import ZERO
 from services.commands import CONSULTANT_KINDS, DOCUMENT_KINDS
+from services.people import display_names
 from services.queries import dossier_summary, history
 from services.search import in_scope
 from services.wording import describe
@@ -112,7 +113,7 @@ def _next_step(d: m.Dossier, role: str, stages: list[dict], claims: list[dict], 
     if role == "officer":
         return {
             "submitted": "Prendre le dossier en instruction.",
-            "eligibility_review": (f"Vérifier les pièces de candidature ({missing} manquante(s) ou refusée(s) : les demander) "
+            "eligibility_review": (f"Vérifier les pièces de candidature ({missing} {'manquante ou refusée' if missing < 2 else 'manquantes ou refusées'} : les demander) "
                                    "puis déclarer le dossier éligible ou irrecevable." if missing else
                                    "Pièces de candidature complètes : examiner l'éligibilité puis déclarer le dossier "
                                    "éligible (prestataire et devis de phase 1) ou irrecevable."),
@@ -160,9 +161,13 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
     programme = uow.catalogue.get(d.programme_id, d.programme_version)
     summary = dossier_summary(uow, d.id)
     events = history(uow, d.id)
-    for e in events:
-        e["text"] = describe(e)
     documents = list(s.scalars(select(m.Document).where(m.Document.dossier_id == d.id)))
+    # Accounts by the name they go by (never `agent.occitanie` on screen).
+    people = display_names(s, [d.officer, *(e.get("actor") for e in events),
+                               *((e.get("data") or {}).get("officer") for e in events),
+                               *(doc.uploaded_by for doc in documents), *(doc.reviewed_by for doc in documents)])
+    for e in events:
+        e["text"] = describe(e, people)
     stages, others = _checklist(programme, documents, d.status)
     requests = list(s.scalars(select(m.DocumentRequest).where(m.DocumentRequest.dossier_id == d.id)
                               .order_by(m.DocumentRequest.id)))
@@ -175,7 +180,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
     current = next((st for st in stages if st["current"]), None)
     suggested_kind = next((k for k in (current["missing"] if current else []) if k in upload_kinds), None)
     return {
-        "d": d, "programme": programme, "summary": summary, "events": events, "stages": stages, "others": others,
+        "d": d, "people": people, "programme": programme, "summary": summary, "events": events, "stages": stages, "others": others,
         "requests": requests, "open_requests": [r for r in requests if r.status == "open"], "claims": claims,
         "notifications": notifications, "triggers": triggers, "record": record,
         "record_is_vote": d.voted is not None, "phases": _phase_money(s, d, programme),

@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from rules import french
 from rules.calendar import PARIS
+from rules.french import NBSP
 from services.wording import (  # noqa: F401
     CLAIM_KIND_LABELS,
     KIND_LABELS,
@@ -29,6 +30,15 @@ RULE_LABELS = {
     "equity_cap": "plafond des fonds propres", "de_minimis": "plafond de minimis", "advance_cap": "plafond des avances",
     "expense_cutoff": "date limite des dépenses", "not_allowed": "action non permise",
     "payment_deadline": "délai de demande de paiement", "agenda_closed": "ordre du jour clos",
+    "session_not_held": "séance pas encore tenue", "session_in_past": "séance à planifier à l'avance",
+    "session_not_working_day": "séance un jour ouvré", "agenda_after_session": "clôture de l'ordre du jour avant la séance",
+    "session_code_taken": "code de séance unique", "pieces_unreviewed": "pièces de candidature examinées",
+    "overpayment": "remboursement supérieur au montant dû", "plan_not_approved": "plan de progrès non approuvé",
+    "action_not_in_plan": "action absente du plan", "action_covered": "action déjà couverte",
+    "reference_rate_unknown": "taux de référence inconnu", "unknown_line": "ligne d'aide inconnue",
+    "loan_cap": "plafond du prêt", "subsidy_cap": "plafond de la subvention", "siren_checksum": "SIREN invalide",
+    "unknown_programme": "programme inconnu", "username_taken": "identifiant déjà pris",
+    "password_policy": "mot de passe refusé", "unknown_command": "commande inconnue",
     "invalid_input": "saisie invalide", "programme_figure_unknown": "chiffre du programme inconnu",
     "concurrency": "modification concurrente", "file_type": "type de fichier", "file_too_large": "taille du fichier",
     "text_forbidden_character": "caractère interdit", "office_package_invalid": "document bureautique invalide",
@@ -37,6 +47,61 @@ RULE_LABELS = {
 }
 
 BASE_LABELS = {"expense": "dépense éligible", "aid": "aide"}
+
+# The fields a refusal names, as the forms label them (a person never reads `received_on`).
+FIELD_LABELS = {
+    "actions": "actions du plan", "agenda_closes_on": "clôture de l'ordre du jour", "amount": "montant",
+    "annual_rate": "taux annuel", "as": "rôle", "at": "date et heure", "cites": "dossier de diagnostic cité",
+    "claim_id": "demande de paiement", "code": "code de la séance", "company": "entreprise",
+    "activity": "activité", "employees": "effectif", "first_fy_months": "durée du premier exercice",
+    "in_difficulty": "entreprise en difficulté", "region": "région", "siren": "SIREN",
+    "tax_social_up_to_date": "régularité fiscale et sociale", "consultant": "prestataire",
+    "consulting": "conseil", "de_minimis_prior": "aides de minimis antérieures", "decision": "décision",
+    "deferral_months": "différé (mois)", "deliberation": "numéro de délibération", "display_name": "nom affiché",
+    "do": "action", "document_id": "pièce", "documents": "pièces", "dossier": "dossier", "email": "courriel",
+    "file": "fichier", "from": "date de début", "granted_on": "date d'octroi", "instalments": "échéances",
+    "investment": "investissement", "expenses": "dépenses", "invoices": "factures", "kind": "type",
+    "kinds": "types de pièces", "line": "ligne d'aide", "outcome": "décision du vote", "password": "mot de passe",
+    "phase": "phase", "phase1": "phase 1", "phase2": "phase 2", "days": "jours", "day_rate": "taux journalier",
+    "plan": "plan de progrès", "principal": "capital", "programme": "programme", "programme_id": "programme",
+    "received_on": "date de réception", "regions": "régions", "reason": "motif", "role": "rôle",
+    "schedule": "échéancier", "session": "séance", "session_date": "date de la séance", "siret": "SIRET",
+    "username": "identifiant", "date": "date", "day_rates": "taux journalier",
+}
+
+
+def field_label(name: str | None) -> str | None:
+    """A refusal's field as people read it: `phase1.days` → « phase 1, jours », `kinds[0]` →
+    « types de pièces »; None for a field the forms do not name."""
+    if not name:
+        return None
+    import re
+
+    parts = [p for p in re.split(r"[.\[\]]", name) if p and not p.isdigit()]
+    labels = [FIELD_LABELS.get(p) for p in parts]
+    if not labels or any(label is None for label in labels):
+        known = [label for label in labels if label]
+        return known[-1] if known else None
+    return ", ".join(dict.fromkeys(labels))
+
+
+_FIELD_PREFIX = None
+
+
+def plain_message(message: str, field: str | None) -> str:
+    """A service's message without its leading code name (`outcome : …` → `Décision du vote : …`)."""
+    import re
+
+    global _FIELD_PREFIX
+    if _FIELD_PREFIX is None:
+        _FIELD_PREFIX = re.compile(r"^([a-z_][a-z_0-9]*(?:\[\d+\]|\.[a-z_0-9]+)*) : ")
+    found = _FIELD_PREFIX.match(message)
+    if not found:
+        return message
+    label = field_label(found.group(1))
+    rest = message[found.end():]
+    return f"{label[0].upper()}{label[1:]} : {rest}" if label else rest[:1].upper() + rest[1:]
+
 
 TRIGGER_LABELS = dict(LIFECYCLE_TRIGGER_LABELS)
 TRIGGER_LABELS.update({"start_candidacy": "candidature commencée (brouillon)", "record_vote": "vote en séance",
@@ -142,8 +207,40 @@ def example_programme(dossier) -> bool:
     return default_catalogue().get(programme_id, dossier.programme_version).is_example
 
 
+def person(name, people=None) -> str:
+    """Who acted, as people read it: the display name of an account (`people`, from
+    `services.people.display_names`), else the name as recorded (a consultant's firm)."""
+    if not name:
+        return "—"
+    return (people or {}).get(name, name)
+
+
+def count(n, singular: str, plural: str | None = None) -> str:
+    """« 0 dossier », « 1 dossier », « 4 dossiers »: in French 0 and 1 take the singular."""
+    n = n or 0
+    word = singular if abs(n) < 2 else (plural or singular + "s")
+    return f"{number(n)} {word}"
+
+
+_RAW_AMOUNT = None
+
+
+def amounts_in_text(text) -> str:
+    """A rule's reason as people read it: every amount written the machine way (« 1300.00 € »,
+    « 1250.00 » before « € » or « HT ») in French form (« 1 300,00 € »), rule ids left out."""
+    import re
+
+    global _RAW_AMOUNT
+    if text is None:
+        return ""
+    if _RAW_AMOUNT is None:
+        _RAW_AMOUNT = re.compile(r"(?<![\d,.])(-?\d+\.\d{2})(?=\s*(?:€|EUR\b))")
+    return _RAW_AMOUNT.sub(lambda m: eur(m.group(1)).replace(f"{NBSP}€", ""), str(text))
+
+
 def install(env) -> None:
     env.filters.update({
+        "person": person, "count": count, "amounts_in_text": amounts_in_text,
         "eur": eur, "number": number, "percent": percent, "instant": instant, "instant_iso": instant_iso,
         "local_input": local_input, "day": day, "state_label": state_label,
         # a replay's raw values (discrepancies, differences) in French form

@@ -38,7 +38,7 @@ def parse_instant(raw: str | None) -> tuple[datetime | None, str | None]:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return None, f"Instant « {raw} » illisible (champ « at ») : date et heure attendues, par exemple 2022-03-01T10:00."
+        return None, f"Instant « {raw} » illisible (champ « date et heure ») : date et heure attendues, par exemple 2022-03-01T10:00."
     if value.tzinfo is None:
         value = value.replace(tzinfo=PARIS)
     return value, None
@@ -111,8 +111,12 @@ def replay(request: Request, dossier_id: Annotated[int, Path(ge=1, le=2**31 - 1)
         except OutOfScope:
             raise HTTPException(404, "Dossier introuvable.") from None
         events = history(uow, d.id)
+        from services.people import display_names
+
+        people = display_names(uow.session, [d.officer, *(e.get("actor") for e in events),
+                                             *((e.get("data") or {}).get("officer") for e in events)])
         for e in events:
-            e["text"] = describe(e)
+            e["text"] = describe(e, people)
             e["link"] = f"?at={quote(e['at'], safe='')}"
         integrity = verify_dossier(uow.session, d.id)
         bounds = HistoryBounds(_bound(events[0]) if events else None, _bound(events[-1]) if events else None)
@@ -130,7 +134,7 @@ def replay(request: Request, dossier_id: Annotated[int, Path(ge=1, le=2**31 - 1)
             if compare:
                 differences = diff(result, stored_state(uow.session, d.id, catalogue=uow.catalogue, as_of=instant))
         applied_seq = result.last_event["seq"] if result is not None and result.last_event else 0
-        return render(request, "audit_dossier.html", title=f"Audit {d.reference}", d=d, events=events,
+        return render(request, "audit_dossier.html", title=f"Audit {d.reference}", d=d, events=events, people=people,
                       replay=result, state=result.state if result is not None else None, instant=instant,
                       at_error=error, integrity=integrity, differences=differences, applied_seq=applied_seq,
                       not_yet=not_yet, first_at=events[0]["at"] if events else None)

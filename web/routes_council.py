@@ -6,17 +6,19 @@ from types import SimpleNamespace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.responses import RedirectResponse
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from db import models as m
 from rules.calendar import paris_date
-from services import commands
+from rules.errors import RuleViolation
+from services import commands, council
 from services.search import dossier_row, programme_in_scope, scope_clause
-from web.app import render
-from web.auth import Forbidden, WebUser, current_user, writer
+from web.app import PREFIX, render
+from web.auth import Forbidden, WebUser, current_user, flash, writer
 from web.format import STATE_LABELS
-from web.routes_dossier import run_command
+from web.routes_dossier import refusal_text, run_command
 
 router = APIRouter()
 SESSION_READERS = ("officer", "head", "finance", "auditor")
@@ -29,10 +31,17 @@ def _readers(user: WebUser) -> None:
                         "services financiers et auditeurs.")
 
 
-def session_view(s: m.CouncilSession) -> SimpleNamespace:
-    """What the pages show of a session (read while the unit of work is open)."""
-    return SimpleNamespace(id=s.id, code=s.code, programme_id=s.programme_id, session_date=s.session_date,
-                           agenda_closes_on=s.agenda_closes_on)
+def session_view(s: m.CouncilSession, catalogue=None) -> SimpleNamespace:
+    """What the pages show of a session (read while the unit of work is open): the programme by
+    its name, never its id."""
+    name = s.programme_id
+    if catalogue is not None:
+        try:
+            name = catalogue.latest(s.programme_id).name
+        except RuleViolation:
+            pass
+    return SimpleNamespace(id=s.id, code=s.code, programme_id=s.programme_id, programme_name=name,
+                           session_date=s.session_date, agenda_closes_on=s.agenda_closes_on)
 
 
 def _scoped_session(uow, code: str, user: WebUser) -> m.CouncilSession:
@@ -42,9 +51,11 @@ def _scoped_session(uow, code: str, user: WebUser) -> m.CouncilSession:
     return s
 
 
-@router.get("/seances")
-def sessions(request: Request, user: Annotated[WebUser, Depends(current_user)]):
-    _readers(user)
+PLAN_FIELDS = ("code", "programme_id", "session_date", "agenda_closes_on")
+
+
+def _sessions_page(request: Request, user: WebUser, *, plan_error: str | None = None,
+                   plan_values: dict | None = None, status: int = 200):
     web = request.app.state.web
     today = paris_date(web.clock.now())
     with web.uow_factory() as uow:
@@ -53,15 +64,54 @@ def sessions(request: Request, user: Annotated[WebUser, Depends(current_user)]):
         visible = [s for s in rows if programme_in_scope(user.actor, s.programme_id, uow.catalogue)]
         counts = {}
         if visible:
-            for sid, status, n in uow.session.execute(
+            for sid, status_, n in uow.session.execute(
                     select(m.Dossier.session_id, m.Dossier.status, func.count())
                     .where(m.Dossier.session_id.in_([s.id for s in visible]))
                     .group_by(m.Dossier.session_id, m.Dossier.status)):
-                counts.setdefault(sid, {})[status] = n
-        items = [{"s": session_view(s), "total": sum(counts.get(s.id, {}).values()),
-                  "to_vote": counts.get(s.id, {}).get("ready_for_vote", 0),
+                counts.setdefault(sid, {})[status_] = n
+        items = [{"s": session_view(s, uow.catalogue), "total": sum(counts.get(s.id, {}).values()),
+                  "to_vote": counts.get(s.id, {}).get("ready_for_vote", 0), "planned": s.planned_by is not None,
                   "upcoming": s.session_date >= today, "agenda_open": s.agenda_closes_on >= today} for s in visible]
-    return render(request, "sessions.html", title="Séances", items=items, today=today)
+        # The programmes the head may plan a session for: the latest version of each of its scope.
+        programmes = {}
+        if user.role in council.PLANNERS:
+            for p in uow.catalogue.all():
+                if user.actor.regions is None or p.region in user.actor.regions:
+                    programmes[p.id] = p.name
+    return render(request, "sessions.html", title="Séances", items=items, today=today, status=status,
+                  programmes=sorted(programmes.items(), key=lambda kv: kv[1]),
+                  plan_error=plan_error, plan_values=plan_values or {})
+
+
+@router.get("/seances")
+def sessions(request: Request, user: Annotated[WebUser, Depends(current_user)]):
+    _readers(user)
+    return _sessions_page(request, user)
+
+
+@router.post("/seances")
+async def plan(request: Request, user: Annotated[WebUser, Depends(writer)]):
+    """The head plans a session ahead (`services.council.plan_session`). A refusal is shown
+    beside the form (422), the form keeping what was typed; nothing is written."""
+    _readers(user)
+    if user.role not in council.PLANNERS:
+        raise Forbidden("Seul(e) le ou la chef(fe) de service planifie les séances du conseil.")
+    form = await request.form()
+    values = {k: (form.get(k) or "").strip() if isinstance(form.get(k), str) else "" for k in PLAN_FIELDS}
+    web = request.app.state.web
+
+    def work():
+        with web.uow_factory() as uow:
+            return council.plan_session(uow=uow, clock=web.clock, actor=user.actor, code=values["code"],
+                                        programme_id=values["programme_id"], session_date=values["session_date"],
+                                        agenda_closes_on=values["agenda_closes_on"])
+    try:
+        planned = await run_in_threadpool(work)
+    except RuleViolation as exc:
+        return _sessions_page(request, user, plan_error=refusal_text(exc), plan_values=values, status=422)
+    flash(request, "success", f"Séance {planned.code} planifiée le {planned.session_date:%d/%m/%Y} ; "
+                              f"ordre du jour ouvert jusqu'au {planned.agenda_closes_on:%d/%m/%Y}.")
+    return RedirectResponse(f"{PREFIX}/seances", status_code=303)
 
 
 def _agenda(uow, s, user: WebUser) -> list[dict]:
@@ -86,10 +136,10 @@ def agenda(request: Request, code: SessionCode, user: Annotated[WebUser, Depends
     _readers(user)
     web = request.app.state.web
     with web.uow_factory() as uow:
-        s = session_view(_scoped_session(uow, code, user))
+        s = session_view(_scoped_session(uow, code, user), uow.catalogue)
         items = _agenda(uow, s, user)
     return render(request, "agenda.html", title=f"Séance {s.code}", s=s, items=items, results=None,
-                  can_vote=user.role == "head")
+                  can_vote=user.role == "head", today=paris_date(web.clock.now()))
 
 
 @router.post("/seances/{code}/votes")
@@ -102,7 +152,7 @@ async def bulk_vote(request: Request, code: SessionCode, user: Annotated[WebUser
 
     def work():
         with web.uow_factory() as uow:
-            s = session_view(_scoped_session(uow, code, user))
+            s = session_view(_scoped_session(uow, code, user), uow.catalogue)
             agenda_rows = _agenda(uow, s, user)
         results = []
         for row in agenda_rows:
@@ -121,11 +171,11 @@ async def bulk_vote(request: Request, code: SessionCode, user: Annotated[WebUser
                             "aid": (out.details.get("aid") or {}).get("total") if out else None,
                             "refused": refused})
         with web.uow_factory() as uow:
-            s = session_view(_scoped_session(uow, code, user))
+            s = session_view(_scoped_session(uow, code, user), uow.catalogue)
             items = _agenda(uow, s, user)
         return s, items, results
 
     s, items, results = await run_in_threadpool(work)
     return render(request, "agenda.html", title=f"Séance {s.code} — votes", s=s, items=items, results=results,
-                  can_vote=True)
+                  can_vote=True, today=paris_date(web.clock.now()))
 

@@ -18,7 +18,7 @@ from states.lifecycle import STATE_LABELS
 from web.app import PREFIX, render
 from web.auth import WebUser, current_user, flash, writer
 from web.dossier_view import OutOfScope, dossier_page, scoped_dossier
-from web.format import RULE_LABELS, eur
+from web.format import RULE_LABELS, eur, field_label, plain_message
 
 router = APIRouter()
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -35,17 +35,30 @@ def dossier(request: Request, dossier_id: DossierId, user: Annotated[WebUser, De
         except OutOfScope:
             raise HTTPException(404, "Dossier introuvable.") from None
         return render(request, "dossier.html", title=f"Dossier {page['d'].reference}", today=today,
-                      form_error=None, form_values={}, **page)
+                      form_error=None, form_values={}, form_action=None, **page)
 
 
-def _refused_form(request: Request, user: WebUser, dossier_id: int, error: str, values: dict):
+def _refused_form(request: Request, user: WebUser, dossier_id: int, error: str, values: dict,
+                  action: str | None = None):
     """The dossier page again, the refusal beside the form and the form keeping what was typed."""
     web = request.app.state.web
     today = paris_date(web.clock.now())
     with web.uow_factory() as uow:
         page = dossier_page(uow, user, dossier_id, today)
         return render(request, "dossier.html", title=f"Dossier {page['d'].reference}", today=today,
-                      form_error=error, form_values=values, status=422, **page)
+                      form_error=error, form_values=values, form_action=action, status=422, **page)
+
+
+def _typed(form: FormData) -> dict:
+    """What the person typed in a form, to fill it again (never the CSRF token or the version)."""
+    out: dict = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str) and key not in ("csrf_token", "version"):
+            if key in out:
+                out[key] = [*out[key], value] if isinstance(out[key], list) else [out[key], value]
+            else:
+                out[key] = value
+    return out
 
 
 # -- reading the forms --------------------------------------------------------------------------
@@ -117,8 +130,6 @@ ACTIONS: dict[str, Callable[[FormData], tuple[Callable, dict]]] = {
                                                             "received_on": _text(f, "received_on")}),
     "write_off": lambda f: (loans.write_off, {"reason": _text(f, "reason")}),
 }
-# A refused form of these is shown again where it was typed, with what was typed.
-KEEP_TYPED = {"record_repayment": ("amount", "received_on"), "write_off": ("reason",)}
 
 SUCCESS = {
     "submit_candidacy": "Candidature déposée.", "take_for_review": "Dossier pris en instruction.",
@@ -134,9 +145,12 @@ SUCCESS = {
 
 def refusal_text(exc: Exception) -> str:
     if isinstance(exc, RuleViolation):
-        rule = RULE_LABELS.get(exc.rule, exc.rule)
-        where = f" (champ « {exc.field} »)" if exc.field else ""
-        return f"Refusé — règle « {rule} » [{exc.rule}]{where} : {exc.message} Rien n'a été modifié."
+        # Plain French: the rule by its label, the field as the form names it, never an id.
+        rule = RULE_LABELS.get(exc.rule)
+        label = field_label(exc.field)
+        where = f" (champ « {label} »)" if label else ""
+        head = f"Refusé — règle « {rule} »{where}" if rule else f"Refusé{where}"
+        return f"{head} : {plain_message(exc.message, exc.field)} Rien n'a été modifié."
     if isinstance(exc, ConcurrencyConflict):
         return f"Refusé — {exc} Rien n'a été modifié."
     return f"Refusé — {exc}"
@@ -183,19 +197,18 @@ async def act(request: Request, dossier_id: DossierId, action: Annotated[str, Pa
     fn, kwargs = ACTIONS[action](form)
     web = request.app.state.web
     outcome, refused = await run_in_threadpool(run_command, web, user, dossier_id, fn, kwargs, _version(form))
-    if refused and action in KEEP_TYPED:
-        return _refused_form(request, user, dossier_id, refused,
-                             {k: _text(form, k) or "" for k in KEEP_TYPED[action]})
+    claim_id = _int(form, "claim_id")
+    from_claim = _text(form, "back") == "claim" and isinstance(claim_id, int)
+    if refused and not from_claim:
+        # The page again (422), the refusal beside the form that was sent and the form keeping
+        # what was typed — not a redirect whose message sits at the top, off screen.
+        return _refused_form(request, user, dossier_id, refused, _typed(form), action)
     if refused:
         flash(request, "error", refused)
     else:
         flash(request, "success", _success_text(action, outcome))
-    claim_id = _int(form, "claim_id")
-    if _text(form, "back") == "claim" and isinstance(claim_id, int):
-        target = f"{PREFIX}/paiements/{claim_id}"
-    else:
-        target = f"{PREFIX}/dossiers/{dossier_id}"
-    return RedirectResponse(target + ("#actions" if refused else ""), status_code=303)
+    target = f"{PREFIX}/paiements/{claim_id}" if from_claim else f"{PREFIX}/dossiers/{dossier_id}"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/dossiers/{dossier_id}/documents/{document_id}/review")
@@ -206,8 +219,23 @@ async def review(request: Request, dossier_id: DossierId, document_id: Annotated
     web = request.app.state.web
     outcome, refused = await run_in_threadpool(run_command, web, user, dossier_id, commands.review_document, kwargs,
                                                _version(form))
-    flash(request, "error" if refused else "success", refused or _success_text("review_document", outcome))
+    if refused:
+        return _refused_form(request, user, dossier_id, refused, _typed(form), "review")
+    flash(request, "success", _review_text(web, document_id, kwargs) + f" État du dossier : "
+                              f"{STATE_LABELS.get(outcome.state, outcome.state)}.")
     return RedirectResponse(f"{PREFIX}/dossiers/{dossier_id}#pieces", status_code=303)
+
+
+def _review_text(web, document_id: int, kwargs: dict) -> str:
+    """What was decided, said back: « Pièce « RIB » (v1, rib.pdf) acceptée. »"""
+    from web.format import KIND_LABELS
+
+    with web.uow_factory() as uow:
+        doc = uow.session.get(m.Document, document_id)
+        piece = f"« {KIND_LABELS.get(doc.kind, doc.kind)} » (v{doc.version}, {doc.filename})"
+    if kwargs["decision"] == "accepted":
+        return f"Pièce {piece} acceptée."
+    return f"Pièce {piece} refusée — motif : {kwargs['reason']}. L'entreprise doit en déposer une nouvelle version."
 
 
 def _sniff(content: bytes) -> str | None:
@@ -234,39 +262,43 @@ async def upload(request: Request, dossier_id: DossierId, user: Annotated[WebUse
     kind = _text(form, "kind")
     file = form.get("file")
     target = f"{PREFIX}/dossiers/{dossier_id}#pieces"
+
+    def refuse(message: str):
+        return _refused_form(request, user, dossier_id, message, {"kind": kind or ""}, "upload")
     if not isinstance(file, UploadFile) or not file.filename:
-        flash(request, "error", "Refusé — aucun fichier choisi (champ « file »). Rien n'a été modifié.")
-        return RedirectResponse(target, status_code=303)
+        return refuse("Refusé — aucun fichier choisi (champ « fichier »). Rien n'a été modifié.")
     content = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(content) > MAX_UPLOAD_BYTES:
-        flash(request, "error", "Refusé — fichier trop volumineux : 20 Mo au plus (champ « file »).")
-        return RedirectResponse(target, status_code=303)
+        return refuse("Refusé — fichier trop volumineux : 20 Mo au plus (champ « fichier »).")
     if not content:
-        flash(request, "error", "Refusé — le fichier est vide (champ « file »). Rien n'a été modifié.")
-        return RedirectResponse(target, status_code=303)
+        return refuse("Refusé — le fichier est vide (champ « fichier »). Rien n'a été modifié.")
     try:
         content_type = _sniff(content)
     except RuleViolation as exc:  # an office document that is not one, a zip bomb, macros
-        flash(request, "error", refusal_text(exc))
-        return RedirectResponse(target, status_code=303)
+        return refuse(refusal_text(exc))
     if content_type is None:
-        flash(request, "error", "Refusé — type de fichier non accepté (champ « file ») : PDF, PNG, JPEG, ODT ou DOCX, "
+        return refuse("Refusé — type de fichier non accepté (champ « fichier ») : PDF, PNG, JPEG, ODT ou DOCX, "
                                 "reconnu d'après son contenu. Rien n'a été modifié.")
-        return RedirectResponse(target, status_code=303)
     try:
         filename = _safe_name(file.filename, content_type, kind or "piece")
     except RuleViolation as exc:
-        flash(request, "error", refusal_text(exc))
-        return RedirectResponse(target, status_code=303)
+        return refuse(refusal_text(exc))
     kwargs = {"kind": kind, "filename": filename, "content": content, "content_type": content_type}
     web = request.app.state.web
     outcome, refused = await run_in_threadpool(run_command, web, user, dossier_id, commands.upload_document, kwargs,
                                                _version(form))
     if refused:
-        flash(request, "error", refused)
-    else:
-        flash(request, "success", f"Pièce déposée : {kwargs['filename']} (empreinte SHA-256 "
-                                  f"{outcome.details['sha256'][:16]}…, version {outcome.details['version']}).")
+        return refuse(refused)
+    flash(request, "success", f"Pièce déposée : {kwargs['filename']} (empreinte SHA-256 "
+                              f"{outcome.details['sha256'][:16]}…, version {outcome.details['version']}).")
+    same = outcome.details.get("duplicate_of")
+    if same:
+        from web.format import KIND_LABELS, instant
+
+        flash(request, "warning", f"Attention : ce fichier est identique (même empreinte SHA-256) à la pièce "
+                                  f"« {KIND_LABELS.get(same['kind'], same['kind'])} » v{same['version']} "
+                                  f"({same['filename']}) déjà déposée le {instant(same['uploaded_at'])}. "
+                                  "Vérifiez que vous avez choisi le bon fichier.")
     return RedirectResponse(target, status_code=303)
 
 

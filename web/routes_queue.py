@@ -54,6 +54,9 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
         result = work_queue(uow, user.actor, filters, today)
         counts = counts_by_state(uow, user.actor)
         programmes = programmes_in_scope(user.actor, uow.catalogue)
+        from services.people import display_names
+
+        people = display_names(uow.session, [row.get("officer") for row in result.get("items", [])])
     calls = [(w.code, w.label or w.code) for p in programmes for w in p.windows if w.code]
     lines = sorted({(ln.number, ln.name) for p in programmes if len(p.dossier_lines) > 1 for ln in p.dossier_lines})
     params = {k: v for k, v in request.query_params.items() if k != "page" and v}
@@ -64,4 +67,4 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
         pages["next"] = "?" + urlencode({**params, "page": result["page"] + 1})
     return render(request, "queue.html", title="Dossiers", result=result, counts=counts, filters=filters,
                   programmes=programmes, states=[(s, STATE_LABELS[s]) for s in STATES], errors=errors,
-                  today=today, pages=pages, calls=calls, lines=lines)
+                  today=today, pages=pages, calls=calls, lines=lines, people=people)

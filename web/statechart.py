@@ -14,6 +14,7 @@ GUARD_LABELS = {
     "window_open": "un appel à manifestation d'intérêt est ouvert",
     "uploader_may_provide": "le déposant peut fournir ce type de pièce",
     "candidacy_documents_complete": "pièces de candidature complètes",
+    "candidacy_documents_reviewed": "pièces de candidature examinées et acceptées (si le programme l'exige)",
     "company_eligible": "entreprise éligible (taille, région, activité, premier exercice, difficulté, régularité)",
     "phase1_days": "jours de la phase 1 dans les bornes",
     "diagnostic_documents_complete": "rapport de diagnostic déposé",
@@ -23,6 +24,7 @@ GUARD_LABELS = {
     "agenda_open": "ordre du jour de la séance ouvert",
     "amounts_within_caps": "montants calculés (plafonds, fonds propres, de minimis)",
     "on_session_agenda": "inscrit à l'ordre du jour de la séance",
+    "session_held": "la séance s'est tenue (pas de vote avant son jour)",
     "payment_deadline_open": "délai de demande de paiement ouvert",
     "claim_valid": "demande valide (plafond des avances, factures, date limite)",
     "claim_pending": "une demande de paiement est en attente",
@@ -127,10 +129,9 @@ def state_chart_svg() -> Markup:
         stroke = "#1a1a1a"
         out.append(f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{fill}" stroke="{stroke}" '
                    f'stroke-width="{2.5 if final else 1.5}"/>')
-        out.append(f'<text x="{x + BOX_W / 2}" y="{y + 17}" font-size="14" font-weight="600" fill="#1a1a1a" '
-                   f'text-anchor="middle">{escape(STATE_LABELS[state])}</text>')
-        out.append(f'<text x="{x + BOX_W / 2}" y="{y + 33}" font-size="11.5" fill="#3d3d3d" '
-                   f'text-anchor="middle" font-family="monospace">{state}</text>')
+        # The state by its French label only: its code id is for machines (`data-state`).
+        out.append(f'<text x="{x + BOX_W / 2}" y="{y + 25}" font-size="14" font-weight="600" fill="#1a1a1a" '
+                   f'text-anchor="middle" data-state="{state}">{escape(STATE_LABELS[state])}</text>')
     out.append("</svg>")
     return Markup("".join(out))
 

@@ -466,6 +466,17 @@ class _Fold:
 
     def on_record_vote(self, e, d) -> None:
         outcome = d.get("outcome")
+        # `session_not_held`: a vote at the session the dossier was proposed to is recorded on
+        # or after that session's day (recorded with the proposal). A vote at another session
+        # (an adjourned dossier's next one) carries no date of its own in its event.
+        if d.get("session") == self.session and self.session_date:
+            self.checks += 1
+            held = date_of(self.session_date)
+            if _paris_day(e.at) < held:
+                self.flag(e, "session_not_held", _paris_day(e.at).isoformat(), self.session_date,
+                          f"vote enregistré avant le jour de la séance {self.session} ({held:%d/%m/%Y})")
+        else:
+            self.session_date = None
         self.session = d.get("session")
         if outcome == "approved":
             today = _paris_day(e.at)

@@ -25,5 +25,9 @@
   });
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form[data-claim-form]").forEach(syncClaimForm);
+    // A refused form comes back with its message beside it: bring the eye (and the keyboard
+    // focus) there, not to the top of the page.
+    var refusal = document.querySelector("[data-refusal]");
+    if (refusal) { refusal.scrollIntoView({block: "center"}); refusal.focus({preventScroll: true}); }
   });
 })();
