@@ -349,6 +349,45 @@ def test_overlapping_base_rate_periods_do_not_load():
     assert Regulations(de_minimis=()).base_rates.FR == ()
 
 
+def test_the_french_base_rate_periods_never_overlap_so_a_grant_date_has_at_most_one_rate():
+    periods = regulations().base_rates.FR
+    for earlier, later in zip(periods, periods[1:]):
+        assert earlier.valid_until < later.valid_from
+    for day in (date(2010, 2, 1), date(2015, 12, 1), date(2020, 1, 15), date(2020, 6, 16), date(2020, 8, 3)):
+        assert sum(p.covers(day) for p in periods) == 1
+
+
+@pytest.mark.parametrize(("granted_on", "base", "reference"), [
+    (date(2010, 3, 15), D("0.0124"), D("0.0224")),    # 2010/C 85/05, 1.1.2010–31.3.2010: 1,24 %
+    (date(2015, 12, 10), D("0.0017"), D("0.0117")),   # 2015/C 333/03, from 1.11.2015: 0,17 %
+    (date(2020, 1, 20), D("-0.0031"), D("0.0069")),   # 2019/C 416/06, from 1.1.2020: −0,31 %
+    (date(2020, 6, 16), D("-0.0022"), D("0.0078")),   # 2020/C 211/08, 1.6.2020–30.6.2020: −0,22 % (golden 12's vote)
+    (date(2020, 7, 20), D("-0.0015"), D("0.0085")),   # 2020/C 211/08, from 1.7.2020: −0,15 %
+])
+def test_a_loan_granted_in_a_published_period_is_measured_at_that_notice_s_base_rate_plus_the_margin(
+        granted_on, base, reference):
+    regs = regulations()
+    gge = loan_gge(D("100000.00"), D("0"), 12, 16, granted_on, regs)
+    assert (gge.base_rate, gge.reference_rate, gge.discount_rate) == (base, reference, reference)
+    assert reference_rate(granted_on, regs) == base + D("0.0100")
+
+
+def test_the_june_2020_rate_ends_with_june_and_july_2020_has_the_next_notice_s_rate():
+    regs = regulations()
+    assert base_rate_period(date(2020, 6, 30), regs).percent == D("-0.22")
+    assert base_rate_period(date(2020, 7, 1), regs).percent == D("-0.15")
+    assert base_rate_period(date(2020, 7, 1), regs).oj_reference.startswith("JO C 211 du 25.6.2020")
+
+
+@pytest.mark.parametrize("granted_on", [date(2016, 3, 1), date(2017, 6, 1), date(2018, 10, 1), date(2019, 11, 5),
+                                        date(2020, 2, 17), date(2023, 5, 2), date(2024, 9, 17), date(2026, 1, 15)])
+def test_a_loan_granted_in_a_remaining_gap_of_the_table_is_refused_never_guessed(granted_on):
+    # Gaps no notice was read for (docs/loans.md): 2016–2019, February 2020, 2022–2026.
+    with pytest.raises(RuleViolation) as refused:
+        loan_gge(D("100000.00"), D("0"), 12, 16, granted_on, regulations())
+    assert (refused.value.rule, refused.value.field) == ("reference_rate_unknown", "granted_on")
+
+
 # --- properties -------------------------------------------------------------------------------
 
 principals = st.integers(min_value=1, max_value=10**10).map(lambda c: D(c).scaleb(-2))
