@@ -27,8 +27,8 @@ def test_any_non_final_state_can_be_withdrawn_or_lapse_until_a_loan_is_disbursed
 
 
 def test_a_line_without_a_diagnostic_goes_from_eligibility_to_instruction_and_one_with_it_to_diagnostic():
-    guards = {"candidacy_documents_complete": lambda: None, "company_eligible": lambda: None,
-              "line_amounts": lambda: None}
+    guards = {"candidacy_documents_complete": lambda: None, "candidacy_documents_reviewed": lambda: None,
+              "company_eligible": lambda: None, "line_amounts": lambda: None}
     assert fire("eligibility_review", "declare_eligible", role="officer", guards=guards, shape="instruction") == "instruction"
     assert fire("eligibility_review", "declare_eligible", role="officer", guards=guards, shape="diagnostic") == "diagnostic"
     with pytest.raises(NotAllowed):
@@ -85,8 +85,9 @@ def test_guards_run_in_their_declared_order_and_a_refusal_leaves_the_state():
     with pytest.raises(RuleViolation):
         fire("eligibility_review", "declare_eligible", role="officer",
              guards={"candidacy_documents_complete": ok("candidacy_documents_complete"),
+                     "candidacy_documents_reviewed": ok("candidacy_documents_reviewed"),
                      "company_eligible": refuse, "phase1_days": ok("phase1_days")})
-    assert calls == ["candidacy_documents_complete", "company_eligible"]
+    assert calls == ["candidacy_documents_complete", "candidacy_documents_reviewed", "company_eligible"]
 
 
 def test_every_guard_named_in_the_table_is_a_plain_name():
