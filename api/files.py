@@ -11,9 +11,9 @@ from starlette.requests import Request
 from api.problems import Problem, response_for_exception
 from rules.text import check_text
 from services.office_package import inspect_package
+from services.storage import MAX_UPLOAD_BYTES
 
 MIB = 1024 * 1024
-MAX_UPLOAD_BYTES = 20 * MIB
 # Room for the multipart envelope around a 20 MiB file; the file itself is checked exactly.
 MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 256 * 1024
 MAX_JSON_REQUEST_BYTES = 2 * MIB

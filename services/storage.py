@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+# The largest piece accepted, whichever shell receives it (the API and the web workspace).
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
 
 class Storage(Protocol):
     def put(self, content: bytes) -> tuple[str, str]: ...

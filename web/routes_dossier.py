@@ -14,6 +14,7 @@ from db import models as m
 from rules.calendar import paris_date
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
 from services import commands, loans
+from services.storage import MAX_UPLOAD_BYTES
 from states.lifecycle import STATE_LABELS
 from web.app import PREFIX, render
 from web.auth import WebUser, current_user, flash, writer
@@ -22,7 +23,6 @@ from web.format import RULE_LABELS, eur, field_label, plain_message
 
 router = APIRouter()
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
 @router.get("/dossiers/{dossier_id}")
