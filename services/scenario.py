@@ -18,8 +18,10 @@ from services.clock import FrozenClock
 from services.queries import adjustments_of, aid_of, notification_counts
 from services.sweep import sweep
 from services.uow import unit_of_work_factory
+from states.lifecycle import ROLES as LIFECYCLE_ROLES
 
-ROLES = ("applicant", "consultant", "officer", "head", "finance", "auditor", "admin")
+# The roles a scenario step may act as: the lifecycle's, but for the automatic one (`system`).
+ROLES = tuple(r for r in LIFECYCLE_ROLES if r != "system")
 STEP_KEYS = {"at", "as", "do", "with", "expect", "note", "comment", "dossier"}
 EXPECT_KEYS = {"state", "refused", "aid", "paid", "notifications", "adjustments", "events", "history_verified",
                "call", "loan", "dossiers"}
