@@ -27,6 +27,7 @@ from rules.instruments import (ExpenseWindow, LineRequest, assess_line_claim, ch
 from rules.text import check_text
 from rules.money import (ZERO, AidBreakdown, Quote, assess_final_claim, check_advance,
                          check_phase_days, compute_aid, parse_amount)
+from services import deadlines
 from services.clock import Clock
 from services.events import append_event
 from services.outbox import applicant_recipient, dossier_context, enqueue
@@ -724,6 +725,7 @@ def _session_for(cmd: _Command, code, *, create: bool) -> m.CouncilSession | Non
             created_at=cmd.now)
         cmd.session.add(session_row)
         cmd.session.flush()
+        deadlines.mark_programme(cmd.session, cmd.programme.id, cmd.today)
     return session_row
 
 
