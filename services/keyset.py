@@ -2,8 +2,10 @@
 ended (or started) the page shown, so that page 5 costs what page 1 costs — an OFFSET reads and
 throws away every row before the page. The cursor is that key, in an opaque URL-safe token.
 
-A sort is a list of `Key`s, the last one unique (the id). NULLs sort last, ascending or
-descending, on every database (SQLite and PostgreSQL disagree by default)."""
+A sort is a list of `Key`s, the last one unique (the id), all ascending or all descending; only
+the first may be NULL. NULLs sort last, ascending or descending, on every database (SQLite and
+PostgreSQL disagree by default). Each statement is a range of an index read in order: the
+page's position costs nothing (no OFFSET, no OR the planners cannot seek on)."""
 from __future__ import annotations
 
 import base64
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, false, or_, true
+from sqlalchemy import and_, true, tuple_
 
 from rules.errors import InvalidInput
 
@@ -25,46 +27,59 @@ class Key:
     nullable: bool = False
 
 
-def order_by(keys: list[Key], forward: bool = True) -> list:
-    """ORDER BY for the page: in the sort's order forward, reversed to read a previous page."""
-    out = []
-    for k in keys:
-        descending = k.descending != (not forward)
-        expr = k.column.desc() if descending else k.column.asc()
-        if k.nullable:
-            expr = expr.nulls_last() if forward else expr.nulls_first()
-        out.append(expr)
-    return out
+def _compare(keys: list[Key], values: list, after: bool):
+    """The row value comparison (a, b, id) > (x, y, z) (or <), which both databases answer with
+    an index range scan: every key of a sort runs in the same direction."""
+    columns, bound = [k.column for k in keys], list(values)
+    greater = after != keys[0].descending
+    left, right = (tuple_(*columns), tuple_(*bound)) if len(columns) > 1 else (columns[0], bound[0])
+    return left > right if greater else left < right
 
 
-def _beyond(k: Key, v):
-    """Rows strictly after value v in the sort's (forward) order, for this key alone."""
-    if v is None:
-        return false()  # NULLs are last: nothing after them
-    cmp = k.column < v if k.descending else k.column > v
-    return or_(cmp, k.column.is_(None)) if k.nullable else cmp
+def _ordered(keys: list[Key], forward: bool) -> list:
+    return [k.column.desc() if k.descending == forward else k.column.asc() for k in keys]
 
 
-def _before(k: Key, v):
-    if v is None:
-        return k.column.is_not(None) if k.nullable else false()
-    return k.column > v if k.descending else k.column < v
-
-
-def _equal(k: Key, v):
-    return k.column.is_(None) if v is None else k.column == v
-
-
-def seek(keys: list[Key], values: list, forward: bool = True):
-    """WHERE clause: rows after `values` (forward) or before them (backward), lexicographically."""
-    if len(values) != len(keys):
+def segments(keys: list[Key], values: list | None, forward: bool = True) -> list[tuple]:
+    """The (WHERE, ORDER BY) of the statements that read a page, in order: one, or two when the
+    first key is nullable (its non-NULL rows, then — NULLs sort last — its NULL rows, each read
+    in index order; the second only runs when the first did not fill the page)."""
+    first, rest = keys[0], keys[1:]
+    if any(k.nullable for k in rest) or any(k.descending != first.descending for k in rest):
+        raise ValueError("keyset: only the first key may be NULL, and every key runs one way")
+    if values is not None and len(values) != len(keys):
         raise InvalidInput("cursor", "cursor : curseur de page illisible (reprendre depuis la première page).",
                            rule="bad_cursor")
-    alternatives = []
-    for i, k in enumerate(keys):
-        step = _beyond(k, values[i]) if forward else _before(k, values[i])
-        alternatives.append(and_(*[_equal(keys[j], values[j]) for j in range(i)], step))
-    return or_(*alternatives) if alternatives else true()
+    if not first.nullable:
+        where = true() if values is None else _compare(keys, values, forward)
+        return [(where, _ordered(keys, forward))]
+    present = (first.column.is_not(None), _ordered(keys, forward))
+    missing = (first.column.is_(None), _ordered(rest, forward))
+    if values is None:
+        return [present, missing] if forward else [missing, present]
+    v0 = values[0]
+    if forward:
+        if v0 is None:
+            return [(and_(first.column.is_(None), _compare(rest, values[1:], True)), missing[1])]
+        return [(and_(first.column.is_not(None), _compare(keys, values, True)), present[1]), missing]
+    if v0 is None:
+        return [(and_(first.column.is_(None), _compare(rest, values[1:], False)), missing[1]), present]
+    return [(_compare(keys, values, False), present[1])]
+
+
+def read_page(session, stmt, keys: list[Key], values: list | None, forward: bool, limit: int) -> tuple[list, bool]:
+    """The page's rows in the sort's order, and whether more rows lie beyond it (in the
+    direction read). `stmt` is the filtered SELECT, without ORDER BY or LIMIT."""
+    rows: list = []
+    for where, order in segments(keys, values, forward):
+        rows += session.scalars(stmt.where(where).order_by(*order).limit(limit + 1 - len(rows))).all()
+        if len(rows) > limit:
+            break
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not forward:
+        rows.reverse()
+    return rows, more
 
 
 def _plain(value):
@@ -111,4 +126,4 @@ def decode(token: str, *, scope: str = "") -> tuple[list, bool]:
                            "(reprendre depuis la première page).", rule="bad_cursor") from None
 
 
-__all__ = ["Key", "order_by", "seek", "encode", "decode"]
+__all__ = ["Key", "segments", "read_page", "encode", "decode"]

@@ -45,6 +45,10 @@ def scope_clause(actor: Actor, catalogue: Catalogue) -> ColumnElement[bool]:
         keys = programme_keys_for(actor, catalogue)
         if not keys:
             return false()
+        if len(keys) == 1:
+            # one programme version: equalities, which an index on (programme_id, …) reads in
+            # order (an IN list is probed value by value and needs a sort on SQLite)
+            return and_(m.Dossier.programme_id == keys[0][0], m.Dossier.programme_version == keys[0][1])
         return tuple_(m.Dossier.programme_id, m.Dossier.programme_version).in_(keys)
     if actor.role == "applicant":
         return m.Company.siren == actor.siren if actor.siren else false()
@@ -182,16 +186,16 @@ def search_dossiers(uow: UnitOfWork, actor: Actor, query: DossierQuery | None = 
     if sort_key == "company":
         # the cursor carries the name the row shows; the sort is the company row's name
         keys[0] = keyset.Key(m.Company.name, query.sort.startswith("-"))
-    stmt = base.order_by(*keyset.order_by(keys, forward))
-    if values is not None:
-        stmt = stmt.where(keyset.seek(keys, values, forward))
+    if values is None and offset:
+        # an offset (the API's first paging), NULLs last as the cursor pages have them
+        order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
+        if keys[0].nullable:
+            order[0] = order[0].nulls_last()
+        dossiers = list(uow.session.scalars(base.order_by(*order).offset(offset).limit(limit + 1)))
+        more = len(dossiers) > limit
+        dossiers = dossiers[:limit]
     else:
-        stmt = stmt.offset(offset)
-    dossiers = list(uow.session.scalars(stmt.limit(limit + 1)))
-    more = len(dossiers) > limit
-    dossiers = dossiers[:limit]
-    if not forward:
-        dossiers.reverse()
+        dossiers, more = keyset.read_page(uow.session, base, keys, values, forward, limit)
     deadlines = _open_request_deadlines(uow.session, [d.id for d in dossiers])
     scope = f"dossiers:{query.sort}"
     has_next = more if forward else True

@@ -93,18 +93,15 @@ def work_queue(uow, actor: Actor, f: QueueFilters, today: date) -> dict:
     forward, values = True, None
     if f.cursor:
         values, forward = keyset.decode(f.cursor, scope=CURSOR_SCOPE)
-    stmt = base.order_by(*keyset.order_by(QUEUE_ORDER, forward))
-    if values is not None:
-        stmt = stmt.where(keyset.seek(QUEUE_ORDER, values, forward)).limit(PAGE_SIZE + 1)
-    else:
-        # ?page=N without a cursor (an old link, a typed URL): the offset, still in index order.
-        stmt = stmt.limit(PAGE_SIZE + 1).offset((max(1, f.page) - 1) * PAGE_SIZE)
-    dossiers = list(uow.session.scalars(stmt))
-    more = len(dossiers) > PAGE_SIZE
-    dossiers = dossiers[:PAGE_SIZE]
-    if not forward:
-        dossiers.reverse()
     page = max(1, f.page)
+    if values is None and page > 1:
+        # ?page=N without a cursor (an old link, a typed URL): an offset, in index order.
+        stmt = base.order_by(m.Dossier.next_deadline_at.asc().nulls_last(), m.Dossier.submitted_at, m.Dossier.id)
+        dossiers = list(uow.session.scalars(stmt.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)))
+        more = len(dossiers) > PAGE_SIZE
+        dossiers = dossiers[:PAGE_SIZE]
+    else:
+        dossiers, more = keyset.read_page(uow.session, base, QUEUE_ORDER, values, forward, PAGE_SIZE)
     items = []
     for d in dossiers:
         row = dossier_row(d, uow.catalogue)
