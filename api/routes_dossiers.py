@@ -93,11 +93,12 @@ def list_dossiers(actor: Annotated[Actor, Depends(require_roles(*DOSSIER_READERS
                   line: Annotated[int | None, Query(ge=1, le=9, description="Ligne d'aide du programme")] = None,
                   sort: Annotated[SortKey, Query(description="Tri ; préfixe « - » : décroissant")] = "-updated_at",
                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
+                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                  cursor: Annotated[str | None, Query(max_length=400, pattern=r"^[A-Za-z0-9_-]*$", description="Curseur de page (`next_cursor` ou `prev_cursor` d'une réponse, même tri) ; remplace `offset`")] = None):
     if officer == "me":
         officer = actor.name
     query = DossierQuery(state=state, programme=programme, officer=officer, deadline_before=deadline_before,
-                         q=q, call=call, line=line, sort=sort, limit=limit, offset=offset)
+                         q=q, call=call, line=line, sort=sort, limit=limit, offset=offset, cursor=cursor or None)
     with uow_factory() as uow:
         return search_dossiers(uow, actor, query)
 

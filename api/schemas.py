@@ -383,9 +383,12 @@ class DossierRow(Out):
 
 class DossierPage(Out):
     items: list[DossierRow]
-    total: int
+    total: int = Field(description="Nombre de dossiers des filtres, exact jusqu'à 10 000 ; au-delà 10 000 et `total_capped`")
+    total_capped: bool = Field(False, description="Vrai quand il y a plus de `total` dossiers (le compte s'arrête là)")
     limit: int
     offset: int
+    next_cursor: str | None = Field(None, description="À passer en `cursor` pour la page suivante ; absent en fin de liste")
+    prev_cursor: str | None = Field(None, description="À passer en `cursor` pour la page précédente")
 
 
 class DocumentRequestOut(Out):

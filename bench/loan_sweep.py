@@ -36,6 +36,7 @@ from notifications.rendering import render
 from programmes import default_catalogue
 from rules import loans as loan_rules
 from rules.calendar import PARIS
+from services import deadlines
 from services.clock import FrozenClock
 from services.sweep import sweep_part
 from services.uow import unit_of_work_factory
@@ -81,6 +82,7 @@ def build(url: str, size: int, seed: int = 2021) -> dict:
         for table, rows in ((m.Company, companies), (m.Dossier, dossiers)):
             for start in range(0, len(rows), 20_000):
                 conn.execute(insert(table.__table__), rows[start:start + 20_000])
+        deadlines.backfill(conn, TODAY)  # what the write path stores with each dossier
     engine.dispose()
     return {"loans": size, "first_instalment_within_15_days": due_soon, "overdue_30_days_or_more": overdue}
 

@@ -33,6 +33,7 @@ from notifications.rendering import render
 from programmes import default_catalogue
 from rules.calendar import PARIS, deadline, is_working_day
 from rules.identifiers import luhn_valid
+from services import deadlines
 from services.clock import FrozenClock
 from services.events import GENESIS, canonical_json, event_hash
 from services.sweep import sweep
@@ -203,6 +204,8 @@ def write_rows(url: str, rows: dict) -> dict:
                 batch = rows[table]
                 for start in range(0, len(batch), 20_000):
                     conn.execute(insert(table.__table__), batch[start:start + 20_000])
+        # What the write path stores with each dossier (its next deadline, its search text).
+        deadlines.backfill(conn, TODAY)
     engine.dispose()
     return {"dossiers": len(rows[m.Dossier]), "open_requests": len(rows[m.DocumentRequest]),
             "events": len(rows[m.Event]), "notifications": len(rows[m.Notification])}

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DDL, JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.types import Instant, Money
@@ -55,6 +55,19 @@ class Dossier(Base):
     __tablename__ = "dossiers"
     __table_args__ = (
         Index("ix_dossiers_programme_status", "programme_id", "status"),
+        # The queue, soonest stored deadline first (`services.deadlines`); the listings' sorts
+        # and filters (docs/performance.md).
+        Index("ix_dossiers_queue", "next_deadline_at", "submitted_at", "id"),
+        Index("ix_dossiers_programme_queue", "programme_id", "next_deadline_at", "submitted_at", "id"),
+        Index("ix_dossiers_updated", "updated_at", "id"),
+        Index("ix_dossiers_submitted", "submitted_at", "id"),
+        Index("ix_dossiers_officer", "officer", "status"),
+        Index("ix_dossiers_programme_consultant", "programme_id", "consultant"),
+        # Substring search (`services.search`): a trigram index on PostgreSQL (pg_trgm, created
+        # with the schema); on SQLite a plain index, of no use to LIKE '%…%' (a scan of this one
+        # column), kept so that both schemas carry the same indexes.
+        Index("ix_dossiers_search_trgm", "search_text", postgresql_using="gin",
+              postgresql_ops={"search_text": "gin_trgm_ops"}),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
@@ -99,6 +112,13 @@ class Dossier(Base):
     written_off: Mapped[Decimal | None] = mapped_column(Money)
     # RGPD: when its personal data were anonymised, its retention period over (services.retention).
     anonymised_at: Mapped[datetime | None] = mapped_column(Instant, index=True)
+    # Derived, written with every change by `services.deadlines.refresh` (never by hand): the
+    # dossier's next deadline and what it is (documents, agenda, session, payment), which the
+    # queue sorts on, and the folded text a search looks in (reference, company, SIREN,
+    # consultant, officer: lower case, accents removed).
+    next_deadline_at: Mapped[date | None] = mapped_column(Date)
+    next_deadline_kind: Mapped[str | None] = mapped_column(String(12))
+    search_text: Mapped[str | None] = mapped_column(Text)
 
     # Loaded only when asked for: a command reads the facts frozen on the dossier, not the company row.
     company: Mapped[Company] = relationship()
@@ -252,7 +272,7 @@ class Event(Base):
     at: Mapped[datetime] = mapped_column(Instant, index=True)
     actor: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
-    command: Mapped[str] = mapped_column(String(40))
+    command: Mapped[str] = mapped_column(String(40), index=True)
     state_before: Mapped[str] = mapped_column(String(32))
     state_after: Mapped[str] = mapped_column(String(32))
     programme: Mapped[str] = mapped_column(String(80))
@@ -265,3 +285,9 @@ class Event(Base):
     # the API request, CLI invocation or flow run that wrote the event, to find its log lines.
     # Not part of what the chain certifies: verifying never reads it, editing it breaks nothing.
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+# The trigram operator class of the search index (`Dossier.search_text`): a contrib extension,
+# "trusted" since PostgreSQL 13 (the database's owner may create it).
+event.listen(Dossier.__table__, "before_create",
+             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))

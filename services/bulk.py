@@ -19,6 +19,8 @@ from sqlalchemy import bindparam, insert, update
 
 from db import models as m
 from db.types import Instant
+from rules.calendar import paris_date
+from services import deadlines
 from services.events import GENESIS, event_row, forget_tips
 from services.outbox import applicant_recipient, dossier_context, notification_row
 
@@ -127,6 +129,8 @@ class BatchWriter:
         """Executes the batch's statements (at most four); returns how many were executed.
         Raises VersionConflict when a dossier changed since it was read."""
         forget_tips(session)  # tips `load_dossier` read in this transaction are no longer tips
+        for dossier_id in self._dossier_changes:
+            deadlines.mark(session, dossier_id, paris_date(self.now))
         executed = 0
         groups: dict[tuple[str, ...], list[dict]] = {}
         for dossier_id, values in self._dossier_changes.items():

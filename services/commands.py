@@ -46,6 +46,7 @@ from rules.money import (
     parse_amount,
 )
 from rules.text import check_text
+from services import deadlines
 from services.clock import Clock
 from services.events import append_event
 from services.outbox import applicant_recipient, dossier_context, enqueue
@@ -780,6 +781,7 @@ def _session_for(cmd: _Command, code, *, create: bool, held_today: bool = False)
             created_at=cmd.now)
         cmd.session.add(session_row)
         cmd.session.flush()
+        deadlines.mark_programme(cmd.session, cmd.programme.id, cmd.today)
     return session_row
 
 

@@ -10,6 +10,8 @@ from sqlalchemy import bindparam, event, insert, select
 from sqlalchemy.orm import Session
 
 from db import models as m
+from rules.calendar import paris_date
+from services import deadlines
 from services.telemetry import REQUEST_ID
 
 GENESIS = "0" * 64
@@ -133,4 +135,5 @@ def append_event(session, *, dossier: m.Dossier, at: datetime, actor: str, role:
     session.execute(_INSERT_EVENT, row)
     remember_tip(session, dossier.id, seq, row["hash"])
     session.info.setdefault(_APPENDED, []).append((dossier.id, seq, row["hash"]))
+    deadlines.mark(session, dossier.id, paris_date(at))
     return row

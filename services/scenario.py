@@ -290,7 +290,10 @@ def _check(expect: dict | None, snap: _Snapshot, refused: dict | None, where: st
     return results
 
 
-def run_scenario(doc: dict, *, database_url: str = "sqlite://", catalogue: Catalogue | None = None) -> dict:
+def run_scenario(doc: dict, *, database_url: str = "sqlite://", catalogue: Catalogue | None = None,
+                 after_step: Callable | None = None) -> dict:
+    """Play the scenario's steps; `after_step(uow_factory, clock)`, when given, runs after each
+    step (a test's check of what the database holds between steps)."""
     catalogue = catalogue or default_catalogue()
     validate(doc, catalogue)
     uow_factory = unit_of_work_factory(database_url, catalogue=catalogue)
@@ -345,6 +348,8 @@ def run_scenario(doc: dict, *, database_url: str = "sqlite://", catalogue: Catal
         if adjustments:
             out["adjustments"] = adjustments
         step_outputs.append(out)
+        if after_step is not None:
+            after_step(uow_factory, clock)
         expect = step.get("expect") or {}
         checks += _check(expect, snap, refused, f"steps[{index}]")
         if refused and "refused" not in expect:

@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, tuple_
 
 from db import models as m
 from programmes import Catalogue
 from rules.errors import InvalidInput
+from services import keyset
 from services.commands import Actor
+from services.deadlines import fold_needle
 from services.uow import UnitOfWork
 from states.lifecycle import STATE_LABELS, STATES
 
@@ -43,6 +45,10 @@ def scope_clause(actor: Actor, catalogue: Catalogue) -> ColumnElement[bool]:
         keys = programme_keys_for(actor, catalogue)
         if not keys:
             return false()
+        if len(keys) == 1:
+            # one programme version: equalities, which an index on (programme_id, …) reads in
+            # order (an IN list is probed value by value and needs a sort on SQLite)
+            return and_(m.Dossier.programme_id == keys[0][0], m.Dossier.programme_version == keys[0][1])
         return tuple_(m.Dossier.programme_id, m.Dossier.programme_version).in_(keys)
     if actor.role == "applicant":
         return m.Company.siren == actor.siren if actor.siren else false()
@@ -77,6 +83,16 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def text_matches(q: str) -> ColumnElement[bool]:
+    """The dossiers whose reference, company name, SIREN, consultant or officer contains the
+    text, case and accents ignored: one LIKE on the folded `Dossier.search_text` (written by
+    `services.deadlines`), which PostgreSQL answers from its trigram index."""
+    needle = fold_needle(q)
+    if not needle:
+        return true()
+    return m.Dossier.search_text.like(f"%{escape_like(needle)}%", escape="\\")
+
+
 @dataclass(frozen=True)
 class DossierQuery:
     state: str | None = None
@@ -89,12 +105,7 @@ class DossierQuery:
     sort: str = "-updated_at"
     limit: int = 50
     offset: int = 0
-
-
-def _open_request_deadline():
-    return (select(func.min(m.DocumentRequest.lapse_on))
-            .where(m.DocumentRequest.dossier_id == m.Dossier.id, m.DocumentRequest.status == "open")
-            .correlate(m.Dossier).scalar_subquery())
+    cursor: str | None = None
 
 
 def _filters(query: DossierQuery) -> list[ColumnElement[bool]]:
@@ -122,19 +133,35 @@ def _filters(query: DossierQuery) -> list[ColumnElement[bool]]:
                            m.Dossier.payment_deadline_on <= query.deadline_before)
         where.append(or_(request_due, payment_due))
     if query.q:
-        needle = f"%{escape_like(query.q.strip().lower())}%"
-        where.append(or_(
-            func.lower(m.Dossier.reference).like(needle, escape="\\"),
-            func.lower(m.Company.name).like(needle, escape="\\"),
-            m.Company.siren.like(needle, escape="\\"),
-            func.lower(func.coalesce(m.Dossier.consultant, "")).like(needle, escape="\\"),
-            func.lower(func.coalesce(m.Dossier.officer, "")).like(needle, escape="\\"),
-        ))
+        where.append(text_matches(query.q))
     return where
 
 
+# Beyond this many dossiers `total` is this bound and `total_capped` is true: an exact count
+# would read every dossier of the filters at each page.
+COUNT_CAP = 10_000
+_NULLABLE_SORTS = {"aid_total"}
+
+
+def _sort_keys(sort: str) -> list[keyset.Key]:
+    key = sort.lstrip("-")
+    descending = sort.startswith("-")
+    keys = [keyset.Key(SORTS[key], descending, key in _NULLABLE_SORTS)]
+    if key != "id":
+        keys.append(keyset.Key(m.Dossier.id, descending))
+    return keys
+
+
+def _key_values(sort: str, d: m.Dossier) -> list:
+    key = sort.lstrip("-")
+    first = d.company_facts["name"] if key == "company" else getattr(d, {"state": "status"}.get(key, key))
+    return [first] if key == "id" else [first, d.id]
+
+
 def search_dossiers(uow: UnitOfWork, actor: Actor, query: DossierQuery | None = None, **kwargs) -> dict:
-    """One page of the dossiers the actor may see, with the total count for the filters."""
+    """One page of the dossiers the actor may see, with the count for the filters (exact up to
+    `COUNT_CAP`). A page is the `limit` rows after (or before) the `cursor`'s row in the sort's
+    order (`services.keyset`), or, without a cursor, after `offset` rows."""
     query = query or DossierQuery(**kwargs)
     sort_key = query.sort.lstrip("-")
     if sort_key not in SORTS:
@@ -145,17 +172,60 @@ def search_dossiers(uow: UnitOfWork, actor: Actor, query: DossierQuery | None = 
                            f"(connus : {', '.join(uow.catalogue.ids())}).", rule="unknown_programme")
     limit = max(1, min(int(query.limit), MAX_LIMIT))
     offset = max(0, int(query.offset))
+    forward, values = True, None
+    if query.cursor:
+        values, forward = keyset.decode(query.cursor, scope=f"dossiers:{query.sort}")
     where = [scope_clause(actor, uow.catalogue), *_filters(query)]
-    base = select(m.Dossier).join(m.Company, m.Dossier.company_id == m.Company.id).where(*where)
-    total = uow.session.scalar(select(func.count()).select_from(base.with_only_columns(m.Dossier.id).subquery()))
-    column = SORTS[sort_key]
-    order = column.desc() if query.sort.startswith("-") else column.asc()
-    deadline = _open_request_deadline().label("next_request_deadline")
-    rows = uow.session.execute(
-        base.add_columns(deadline).order_by(order, m.Dossier.id.desc() if query.sort.startswith("-") else m.Dossier.id)
-        .limit(limit).offset(offset)).all()
-    return {"items": [dossier_row(d, uow.catalogue, request_deadline) for d, request_deadline in rows],
-            "total": total, "limit": limit, "offset": offset}
+    base = select(m.Dossier)
+    if actor.role == "applicant" or sort_key == "company":
+        base = base.join(m.Company, m.Dossier.company_id == m.Company.id)
+    base = base.where(*where)
+    counted = uow.session.scalar(select(func.count()).select_from(
+        base.with_only_columns(m.Dossier.id).limit(COUNT_CAP + 1).subquery()))
+    keys = _sort_keys(query.sort)
+    if sort_key == "company":
+        # the cursor carries the name the row shows; the sort is the company row's name
+        keys[0] = keyset.Key(m.Company.name, query.sort.startswith("-"))
+    if values is None and offset:
+        # an offset (the API's first paging), NULLs last as the cursor pages have them
+        order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
+        if keys[0].nullable:
+            order[0] = order[0].nulls_last()
+        dossiers = list(uow.session.scalars(base.order_by(*order).offset(offset).limit(limit + 1)))
+        more = len(dossiers) > limit
+        dossiers = dossiers[:limit]
+    else:
+        dossiers, more = keyset.read_page(uow.session, base, keys, values, forward, limit)
+    deadlines = _open_request_deadlines(uow.session, [d.id for d in dossiers])
+    scope = f"dossiers:{query.sort}"
+    has_next = more if forward else True
+    has_prev = (values is not None or offset > 0) if forward else more
+    company_of = {}
+    if sort_key == "company" and dossiers:
+        company_of = dict(uow.session.execute(select(m.Company.id, m.Company.name)
+                                              .where(m.Company.id.in_({d.company_id for d in dossiers}))).all())
+
+    def cursor_of(d, forward_):
+        vals = _key_values(query.sort, d)
+        if sort_key == "company":
+            vals[0] = company_of[d.company_id]
+        return keyset.encode(vals, forward=forward_, scope=scope)
+
+    capped = counted > COUNT_CAP
+    return {"items": [dossier_row(d, uow.catalogue, deadlines.get(d.id)) for d in dossiers],
+            "total": COUNT_CAP if capped else counted, "total_capped": capped, "limit": limit, "offset": offset,
+            "next_cursor": cursor_of(dossiers[-1], True) if dossiers and has_next else None,
+            "prev_cursor": cursor_of(dossiers[0], False) if dossiers and has_prev else None}
+
+
+def _open_request_deadlines(session, ids: list[int]) -> dict[int, date]:
+    """The soonest lapse day of each listed dossier's open requests: one query for the page."""
+    if not ids:
+        return {}
+    return dict(session.execute(
+        select(m.DocumentRequest.dossier_id, func.min(m.DocumentRequest.lapse_on))
+        .where(m.DocumentRequest.dossier_id.in_(ids), m.DocumentRequest.status == "open")
+        .group_by(m.DocumentRequest.dossier_id)).all())
 
 
 def next_deadline(dossier: m.Dossier, request_deadline: date | None) -> date | None:

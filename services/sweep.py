@@ -42,6 +42,7 @@ from programmes import Programme
 from rules.calendar import deadline, paris_date
 from rules.errors import RuleViolation
 from rules.money import ZERO
+from services import deadlines
 from services.bulk import (
     BatchWriter,
     VersionConflict,
@@ -552,6 +553,12 @@ def sweep_part(part: str, *, uow_factory: Callable[[], UnitOfWork], clock: Clock
             _batches(run, f"avis d'appel {programme.id}", _find_window_recipients(programme, window, moment),
                      _apply_window_notices(run, programme, window, moment))
     elif part == "agendas":
+        # The stored agenda deadlines an agenda's closing made past move to the next session's
+        # (`services.deadlines`): one SELECT, one UPDATE of the rows that changed.
+        with uow_factory() as uow:
+            moved = deadlines.roll_agenda_deadlines(uow.session, today)
+            uow.commit()
+        run.report.queries += 2 if moved else 1
         catalogue = uow_factory().catalogue
         # One query with the longest lead time of any programme; each programme's own lead time
         # is applied to its sessions when the batch is written.

@@ -10,6 +10,7 @@ from db import models as m
 from db.engine import make_engine, make_session_factory
 from programmes import Catalogue, default_catalogue
 from rules.errors import ConcurrencyConflict, NotFound
+from services import deadlines
 from services.events import CHAIN_TIP_COLUMNS, remember_tip
 from services.storage import FileStorage, InMemoryStorage, Storage
 
@@ -111,6 +112,8 @@ class UnitOfWork:
             raise ConcurrencyConflict(0, -1, -1) from exc
 
     def commit(self) -> None:
+        # The dossiers changed in this unit of work: their stored next deadline and search text.
+        deadlines.refresh_marked(self.session)
         if self._holding:
             # The caller commits later, with what it adds (`hold_commit`): the command's changes
             # are written now (a stale version, a unique index refuse here as at a commit).

@@ -1,7 +1,7 @@
 """The work queue: the dossiers of the user's scope (`services.search.scope_clause`), filtered,
 deadlines soonest first, with the count of each state.
 
-A dossier's next deadline is the soonest of:
+A dossier's next deadline, stored on it by the write path (`services.deadlines`), is the soonest of:
 - the lapse day of an open document request (the dossier lapses if the pieces do not come);
 - for a dossier in `action_plan`, the next agenda closing of its programme's council sessions
   (it must be ready_for_vote before it); for one in `ready_for_vote`, its session's day;
@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import func, select
 
 from db import models as m
+from services import keyset
 from services.commands import Actor
-from services.search import dossier_row, escape_like, scope_clause
+from services.search import dossier_row, scope_clause, text_matches
 from states.lifecycle import STATES
 
 PAGE_SIZE = 50
@@ -39,34 +40,20 @@ class QueueFilters:
     page: int = 1
     call: str | None = None   # a call's code (SPEC §11.1)
     line: int | None = None   # an aid line's number (SPEC §11.2)
+    cursor: str | None = None  # a page reached by its neighbour's link (`services.keyset`)
 
 
-def _least(*exprs):
-    """The smallest non-null of the expressions, portable (SQLite's min() and PostgreSQL's
-    LEAST() treat NULL differently)."""
-    out = exprs[0]
-    for e in exprs[1:]:
-        out = case((out.is_(None), e), (e.is_(None), out), (e < out, e), else_=out)
-    return out
+# The queue's order: the stored next deadline (`services.deadlines`), soonest first and dossiers
+# without one last, then the oldest submission first. Index `ix_dossiers_queue` reads it in order.
+QUEUE_ORDER = [keyset.Key(m.Dossier.next_deadline_at, nullable=True), keyset.Key(m.Dossier.submitted_at),
+               keyset.Key(m.Dossier.id)]
+CURSOR_SCOPE = "queue"
+# Beyond this many dossiers the page note says « plus de 1 000 »: counting further would read
+# every dossier of the scope at each page view.
+COUNT_CAP = 1000
 
 
-def _deadline_columns(today: date):
-    request_due = (select(func.min(m.DocumentRequest.lapse_on))
-                   .where(m.DocumentRequest.dossier_id == m.Dossier.id, m.DocumentRequest.status == "open")
-                   .correlate(m.Dossier).scalar_subquery())
-    next_agenda = (select(func.min(m.CouncilSession.agenda_closes_on))
-                   .where(m.CouncilSession.programme_id == m.Dossier.programme_id,
-                          m.CouncilSession.agenda_closes_on >= today)
-                   .correlate(m.Dossier).scalar_subquery())
-    own_session = (select(m.CouncilSession.session_date).where(m.CouncilSession.id == m.Dossier.session_id)
-                   .correlate(m.Dossier).scalar_subquery())
-    agenda_due = case((m.Dossier.status == "action_plan", next_agenda), else_=None)
-    session_due = case((m.Dossier.status == "ready_for_vote", own_session), else_=None)
-    payment_due = case((m.Dossier.status.in_(("approved", "in_payment")), m.Dossier.payment_deadline_on), else_=None)
-    return request_due, agenda_due, session_due, payment_due
-
-
-def _where(actor: Actor, catalogue, f: QueueFilters, today: date) -> list:
+def _where(actor: Actor, catalogue, f: QueueFilters) -> list:
     where = [scope_clause(actor, catalogue)]
     if f.state:
         if f.state not in STATES:
@@ -83,55 +70,63 @@ def _where(actor: Actor, catalogue, f: QueueFilters, today: date) -> list:
     if f.mine:
         where.append(m.Dossier.officer == actor.name)
     if f.q:
-        needle = f"%{escape_like(f.q.strip().lower())}%"
-        where.append(func.lower(m.Dossier.reference).like(needle, escape="\\")
-                     | func.lower(m.Company.name).like(needle, escape="\\")
-                     | m.Company.siren.like(needle, escape="\\")
-                     | func.lower(func.coalesce(m.Dossier.consultant, "")).like(needle, escape="\\")
-                     | func.lower(func.coalesce(m.Dossier.officer, "")).like(needle, escape="\\"))
+        where.append(text_matches(f.q))
+    if f.due_before is not None:
+        where.append(m.Dossier.next_deadline_at <= f.due_before)
     return where
 
 
+def _base(actor: Actor):
+    base = select(m.Dossier)
+    if actor.role == "applicant":  # its scope is its company's SIREN
+        base = base.join(m.Company, m.Dossier.company_id == m.Company.id)
+    return base
+
+
 def work_queue(uow, actor: Actor, f: QueueFilters, today: date) -> dict:
-    """One page of the queue, deadlines soonest first (then the oldest submission first)."""
-    request_due, agenda_due, session_due, payment_due = _deadline_columns(today)
-    where = _where(actor, uow.catalogue, f, today)
-    # The four deadlines once per dossier (a derived table), then the soonest of them.
-    dues = (select(m.Dossier.id.label("id"), request_due.label("documents"), agenda_due.label("agenda"),
-                   session_due.label("session"), payment_due.label("payment"))
-            .join(m.Company, m.Dossier.company_id == m.Company.id).where(*where).subquery("dues"))
-    soonest = _least(dues.c.documents, dues.c.agenda, dues.c.session, dues.c.payment)
-    base = select(m.Dossier).join(dues, dues.c.id == m.Dossier.id)
-    if f.due_before is not None:
-        base = base.where(soonest.is_not(None), soonest <= f.due_before)
-    total = uow.session.scalar(select(func.count()).select_from(base.with_only_columns(m.Dossier.id).subquery()))
+    """One page of the queue, deadlines soonest first (then the oldest submission first): the
+    page after (or before) the cursor's dossier, read in index order — never the whole scope
+    sorted to show 50. The count stops at `COUNT_CAP` + 1."""
+    base = _base(actor).where(*_where(actor, uow.catalogue, f))
+    counted = uow.session.scalar(select(func.count()).select_from(
+        base.with_only_columns(m.Dossier.id).limit(COUNT_CAP + 1).subquery()))
+    forward, values = True, None
+    if f.cursor:
+        values, forward = keyset.decode(f.cursor, scope=CURSOR_SCOPE)
     page = max(1, f.page)
-    rows = uow.session.execute(
-        base.add_columns(dues.c.documents, dues.c.agenda, dues.c.session, dues.c.payment)
-        .order_by(case((soonest.is_(None), literal(1)), else_=literal(0)), soonest, m.Dossier.submitted_at,
-                  m.Dossier.id)
-        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    if values is None and page > 1:
+        # ?page=N without a cursor (an old link, a typed URL): an offset, in index order.
+        stmt = base.order_by(m.Dossier.next_deadline_at.asc().nulls_last(), m.Dossier.submitted_at, m.Dossier.id)
+        dossiers = list(uow.session.scalars(stmt.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)))
+        more = len(dossiers) > PAGE_SIZE
+        dossiers = dossiers[:PAGE_SIZE]
+    else:
+        dossiers, more = keyset.read_page(uow.session, base, QUEUE_ORDER, values, forward, PAGE_SIZE)
     items = []
-    for d, *values in rows:
+    for d in dossiers:
         row = dossier_row(d, uow.catalogue)
         row["call"] = d.call_code
         programme = uow.catalogue.get(d.programme_id, d.programme_version)
         row["line"] = (f"{d.line} — {programme.line(d.line).name}"
                        if d.line and len(programme.dossier_lines) > 1 else None)
         row["siren"] = d.company_facts.get("siren")
-        candidates = [(_as_date(v), kind) for v, kind in zip(values, ("documents", "agenda", "session", "payment"))
-                      if v is not None]
-        if candidates:
-            due, kind = min(candidates)
+        if d.next_deadline_at is not None:
+            due, kind = d.next_deadline_at, d.next_deadline_kind
             row["deadline"] = {"on": due, "kind": kind, "label": DEADLINE_KINDS[kind], "days_left": (due - today).days}
         else:
             row["deadline"] = None
         items.append(row)
-    return {"items": items, "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE))}
-
-
-def _as_date(value) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    keys = lambda d: [d.next_deadline_at, d.submitted_at, d.id]  # noqa: E731
+    has_next = more if forward else True
+    has_prev = (page > 1) if forward else more
+    capped = counted > COUNT_CAP
+    total = COUNT_CAP if capped else counted
+    return {"items": items, "total": total, "total_capped": capped, "page": page,
+            "pages": None if capped else max(1, -(-total // PAGE_SIZE)),
+            "next_cursor": keyset.encode(keys(dossiers[-1]), forward=True, scope=CURSOR_SCOPE)
+            if dossiers and has_next else None,
+            "prev_cursor": keyset.encode(keys(dossiers[0]), forward=False, scope=CURSOR_SCOPE)
+            if dossiers and has_prev and page > 1 else None}
 
 
 def counts_by_state(uow, actor: Actor) -> dict[str, int]:
