@@ -203,3 +203,15 @@ def test_finance_sees_the_loans_being_repaid_oldest_unpaid_instalment_first(pdl,
     assert f"{late_due:,.2f}".replace(",", "\u202f").replace(".", ",") in row.replace("\xa0", "\u202f")
     officer = _client(pdl, "agent.occitanie")
     assert "Aucun prêt en remboursement dans votre périmètre." in officer.get("/ui/paiements?status=remboursements").text
+
+
+def test_finance_reviews_a_claim_of_investment_invoices_given_as_amounts(pdl, uow_factory):
+    with uow_factory() as uow:
+        claim = next(c for c in uow.session.scalars(select(m.PaymentClaim).order_by(m.PaymentClaim.id))
+                     if c.invoices and "amount" in c.invoices[0])
+        claim_id, first = claim.id, claim.invoices[0]
+    page = _client(pdl, "finances.pays-de-la-loire").get(f"/ui/paiements/{claim_id}")
+    assert page.status_code == 200
+    invoices = page.text[page.text.index('id="invoices"'):].split("</table>")[0]
+    amount = f"{Decimal(first['amount']):,.2f}".replace(",", "\xa0").replace(".", ",")
+    assert amount in invoices and "None" not in page.text

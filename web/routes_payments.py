@@ -62,15 +62,20 @@ def _invoice_rows(claim: m.PaymentClaim, programme) -> list[dict]:
     excluded_lines = list((claim.assessment or {}).get("excluded_lines", []))
     out = []
     for line in claim.invoices or []:
-        rate = Decimal(line["day_rate"])
-        gross = (line["days"] * rate).quantize(Decimal("0.01"))
-        capped_rate = min(rate, cap) if cap is not None else rate
-        counted = (line["days"] * capped_rate).quantize(Decimal("0.01"))
+        if "amount" in line:
+            # An investment line's invoice (SPEC §11.2): an amount, no days nor day rate.
+            rate = capped_rate = None
+            gross = counted = Decimal(line["amount"])
+        else:
+            rate = Decimal(line["day_rate"])
+            gross = (line["days"] * rate).quantize(Decimal("0.01"))
+            capped_rate = min(rate, cap) if cap is not None else rate
+            counted = (line["days"] * capped_rate).quantize(Decimal("0.01"))
         match = next((x for x in excluded_lines if x["date"] == line["date"] and Decimal(x["amount"]) == counted), None)
         if match is not None:
             excluded_lines.remove(match)
         excluded = match is not None
-        out.append({"date": line["date"], "days": line["days"], "day_rate": rate, "gross": gross,
+        out.append({"date": line["date"], "days": line.get("days"), "day_rate": rate, "gross": gross,
                     "capped_rate": capped_rate, "counted": ZERO if excluded else counted, "excluded": excluded,
                     "reason": match["reason"] if match else None,
                     "rate_cut": None if excluded or capped_rate == rate else gross - counted})
