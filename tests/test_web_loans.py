@@ -111,8 +111,11 @@ def test_the_head_writes_off_a_dossier_in_default_with_a_reason(pdl, uow_factory
     head = _client(pdl, "chef.pays-de-la-loire")
     page = head.get(f"/ui/dossiers/{dossier_id}")
     assert "défaut de remboursement" in page.text and 'id="write-off-form"' in page.text
-    empty = head.post(f"/ui/dossiers/{dossier_id}/actions/write_off", data={**_form(page.text), "reason": ""})
-    assert empty.status_code == 422 and "reason" in empty.text
+    empty = head.post(f"/ui/dossiers/{dossier_id}/actions/write_off", data={**_form(page.text), "reason": "   "})
+    assert empty.status_code == 422
+    # The refusal stands in the write-off form, in French: the reason is asked for.
+    refusal = re.search(r'<p class="error"[^>]*id="write-off-error"[^>]*>([^<]+)</p>', empty.text)
+    assert refusal and "motif" in refusal.group(1).lower()
     done = head.post(f"/ui/dossiers/{dossier_id}/actions/write_off",
                      data={**_form(page.text), "reason": "liquidation judiciaire"})
     assert done.status_code == 303
