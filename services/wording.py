@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from decimal import Decimal
 
 from notifications.rendering import DOCUMENT_LABELS, euros
 from rules import french
@@ -141,13 +142,49 @@ def _describe(e: dict, names: dict) -> str:
         verdict = "acceptée" if d.get("decision") == "accepted" else "refusée"
         return f"Pièce {KIND_LABELS.get(d.get('kind'), d.get('kind'))} (v{d.get('version')}) {verdict}."
     if c == "declare_eligible":
+        size = SIZE_LABELS.get(d.get("size_class"), d.get("size_class"))
+        if d.get("request") is not None:  # an aid line of SPEC §11: amounts estimated, no quote
+            total = ((d.get("estimate") or {}).get("total"))
+            return f"Déclaré éligible ({size})" + (f" ; aide estimée {_eur(total)}." if total else ".")
         p = d.get("phase1") or {}
-        return (f"Déclaré éligible ({SIZE_LABELS.get(d.get('size_class'), d.get('size_class'))}) ; prestataire "
+        return (f"Déclaré éligible ({size}) ; prestataire "
                 f"{d.get('consultant')} ; phase 1 : {p.get('days')} j × {_eur(p.get('day_rate'))}.")
+    if c == "open_aid_dossier":
+        actions = ", ".join(f"n°{n}" for n in d.get("actions") or [])
+        total = (d.get("estimate") or {}).get("total")
+        return (f"Dossier d'aide ouvert depuis le plan du dossier {d.get('plan')} (actions {actions})"
+                + (f" ; aide estimée {_eur(total)}." if total else "."))
+    if c == "disburse_loan":
+        loan = d.get("loan") or {}
+        return (f"Prêt versé : {_eur(loan.get('principal'))} le {fr_day(loan.get('disbursed_on'))}, "
+                f"{d.get('instalments')} échéances, première le {fr_day(d.get('first_due_on'))}.")
+    if c == "record_repayment":
+        text = (f"Remboursement reçu le {fr_day(d.get('received_on'))} : {_eur(d.get('amount'))} "
+                f"(capital {_eur(d.get('principal'))}, intérêts {_eur(d.get('interest'))}) ; "
+                f"capital restant dû {_eur(d.get('outstanding'))}")
+        if d.get("early_repayment"):
+            text += " — remboursement anticipé total"
+        if d.get("default_cured"):
+            text += " — retour à jour des remboursements"
+        if d.get("closed"):
+            text += " — dossier soldé et clôturé"
+        return text + "."
+    if c == "remind_repayment":
+        what = NOTIFICATION_KIND_LABELS.get(d.get("kind"), d.get("kind"))
+        return f"{what[:1].upper()}{what[1:]} : échéance n°{d.get('instalment')} du {fr_day(d.get('due_on'))}."
+    if c == "declare_default":
+        return (f"Défaut de remboursement : échéance n°{d.get('instalment')} du {fr_day(d.get('due_on'))} impayée "
+                f"({_eur(d.get('unpaid'))}).")
+    if c == "write_off":
+        return f"Prêt passé en perte : {_eur(d.get('written_off'))} ; dossier clôturé."
     if c == "declare_ineligible":
         return "Déclaré irrecevable."
     if c == "accept_diagnostic":
         return "Diagnostic accepté : le dossier passe au plan d'action."
+    if c == "submit_action_plan" and d.get("actions") is not None:  # a progress plan (Nouvelle-Aquitaine)
+        actions = d["actions"]
+        budget = sum((Decimal(str(a.get("budget") or "0")) for a in actions), Decimal("0"))
+        return f"Plan de progrès déposé : {len(actions)} action(s), budget total {_eur(budget)}."
     if c == "submit_action_plan":
         p = d.get("phase2") or {}
         return f"Plan d'action déposé — phase 2 : {p.get('days')} j × {_eur(p.get('day_rate'))}."
