@@ -391,10 +391,12 @@ def export_person(session, email: str, *, names: tuple[str, ...] = (), now: date
                      | {n for n in names if n})
     letters = list(session.scalars(select(m.Notification).where(func.lower(m.Notification.recipient_address) == address)
                                    .order_by(m.Notification.created_at, m.Notification.id)))
-    events = list(session.scalars(select(m.Event).where(m.Event.actor.in_(display)).order_by(m.Event.at, m.Event.id))) \
-        if display else []
-    pieces = list(session.scalars(select(m.Document).where(m.Document.uploaded_by.in_(display))
-                                  .order_by(m.Document.uploaded_at, m.Document.id))) if display else []
+    # An account acts under its username (events, pieces); a person without one under a name.
+    acting = sorted(set(display) | {u.username for u in users})
+    events = list(session.scalars(select(m.Event).where(m.Event.actor.in_(acting)).order_by(m.Event.at, m.Event.id))) \
+        if acting else []
+    pieces = list(session.scalars(select(m.Document).where(m.Document.uploaded_by.in_(acting))
+                                  .order_by(m.Document.uploaded_at, m.Document.id))) if acting else []
     why: dict[int, set[str]] = {}
     for c in companies:
         for did in session.scalars(select(m.Dossier.id).where(m.Dossier.company_id == c.id)):

@@ -411,3 +411,20 @@ def test_the_weekly_retention_flow_anonymises_what_is_due_as_the_command_does(pr
     assert [d["reference"] for d in result["anonymised"]] == ["OCC-2021-000001", "OCC-2021-000002"]
     assert again["anonymised"] == [] and again["refused"] == []
     assert verify_database(factory.engine, anchors=False).ok
+
+
+def test_the_person_export_finds_what_an_account_did_under_its_username(factory, dossiers):
+    # Through the API and the web an account acts under its username, not its display name.
+    from services.commands import Actor, provide_documents
+
+    with factory() as uow:
+        create_user(uow=uow, clock=clock_at("2021-01-10T09:00:00+01:00"), username="cdurand", password="Mot de passe solide 42",
+                    role="applicant", display_name="Claire Durand", siren="732829320")
+    with factory() as uow:
+        provide_documents(uow=uow, clock=clock_at("2021-06-01T10:00:00+02:00"),
+                          actor=Actor(name="cdurand", role="applicant", siren="732829320"),
+                          dossier_id=dossiers["open"], kinds=["rib"])
+    with factory() as uow:
+        export = export_person(uow.session, CONTACT)
+    assert [(e["command"], e["actor"]) for e in export["events"] if e["actor"] == "cdurand"] == [("provide_documents", "cdurand")]
+    assert any(p["uploaded_by"] == "cdurand" for p in export["pieces"])
