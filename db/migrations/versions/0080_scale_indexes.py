@@ -1,7 +1,7 @@
 """the stored next deadline and search text of a dossier, the listings' indexes (issue 16)
 
 Revision ID: 0080_scale_indexes
-Revises: 0001_initial
+Revises: 0060_lines_and_loans
 
 Backfills every dossier's `next_deadline_at`, `next_deadline_kind` and `search_text` with the
 write path's own function (`services.deadlines.backfill`), as of today in Paris: batches of
@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0080_scale_indexes"
-down_revision = "0001_initial"
+down_revision = "0060_lines_and_loans"
 branch_labels = None
-depends_on = ("0060_lines_and_loans",)
+depends_on = None
 
 _INDEXES = {
     "ix_dossiers_queue": ["next_deadline_at", "submitted_at", "id"],
