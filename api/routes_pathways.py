@@ -4,7 +4,6 @@ every programme with their aid and loans (`GET /companies/{siren}/pathway`). Thi
 `services.pathways`."""
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
@@ -77,5 +76,4 @@ def company_pathway(siren: Annotated[str, Path(pattern=r"^[0-9]{9}$")], request:
     rows = [r for r in pathway["dossiers"] if r["id"] in visible]
     if not rows:
         raise Problem(404, "Entreprise introuvable.", rule="not_found")
-    outstanding = sum((Decimal(r["loan"]["outstanding"]) for r in rows if r["loan"]), Decimal("0.00"))
-    return {**pathway, "on": on.isoformat(), "dossiers": rows, "loans_outstanding": str(outstanding)}
+    return {**pathway, "on": on.isoformat(), "dossiers": rows, **pathways.loan_totals(rows)}

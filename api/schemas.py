@@ -618,11 +618,13 @@ class DeMinimisOut(Out):
 class PathwayOut(Out):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "siren": "853100006", "name": "Composites Charente SAS", "on": "2025-10-03", "loans_outstanding": "0.00",
+        "loans_written_off": "0.00",
         "de_minimis": {"regulation": "2023/2831", "ceiling": "300000.00", "used": "46080.00", "remaining": "253920.00"},
         "dossiers": []}]})
     siren: str
     name: str
     on: str = Field(description="Jour (Europe/Paris) du calcul de minimis")
     dossiers: list[PathwayDossierOut]
-    loans_outstanding: str
+    loans_outstanding: str = Field(description="Capital restant dû des prêts (hors prêts passés en perte)")
+    loans_written_off: str = Field(description="Capital des prêts passés en perte")
     de_minimis: DeMinimisOut

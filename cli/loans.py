@@ -48,8 +48,11 @@ def _header(uow, dossier) -> None:
 
 
 def _status_lines(loan: dict) -> list[str]:
-    out = [f"Capital restant dû : {euros(loan['outstanding'])} (remboursé {euros(loan['repaid'])}, "
-           f"intérêts payés {euros(loan['interest_paid'])})"]
+    paid = f"remboursé {euros(loan['repaid'])}, intérêts payés {euros(loan['interest_paid'])}"
+    if "written_off" in loan:
+        return [f"Capital non remboursé, passé en perte : {euros(loan['written_off'])} ({paid})",
+                "Aucune échéance restante : le prêt est passé en perte."]
+    out = [f"Capital restant dû : {euros(loan['outstanding'])} ({paid})"]
     due = loan.get("next_due")
     out.append(f"Prochaine échéance : {_day(due['date'])} — capital {euros(due['principal'])}, "
                f"intérêts {euros(due['interest'])}" if due else "Aucune échéance restante.")
@@ -159,8 +162,11 @@ def company(siren: str = typer.Argument(..., help="SIREN de l'entreprise (9 chif
         parts = [f"{label} {euros(aid[key])}" for key, label in (("subsidy", "subvention"), ("loan", "prêt"))
                  if key in aid] or ([f"aide {euros(aid['total'])}"] if "total" in aid else ["aide non encore calculée"])
         typer.echo(f"{d['reference']:<16} {d['programme']} — {d['line']}" + (f" — appel {d['call']}" if d["call"] else ""))
-        typer.echo(f"{'':<16} {d['state_label']} ; {', '.join(parts)} ; versé {euros(d['paid'])}"
-                   + (f" ; prêt restant dû {euros(d['loan']['outstanding'])}" if d["loan"] and d["loan"]["disbursed"] != "0.00" else ""))
+        loan = d["loan"]
+        owed = ("" if not loan or loan["disbursed"] == "0.00"
+                else f" ; prêt passé en perte {euros(loan['written_off'])}" if "written_off" in loan
+                else f" ; prêt restant dû {euros(loan['outstanding'])}")
+        typer.echo(f"{'':<16} {d['state_label']} ; {', '.join(parts)} ; versé {euros(d['paid'])}{owed}")
         if d["cites"]:
             typer.echo(f"{'':<16} cite le dossier {d['cites']}")
         if d["plan"]:
@@ -171,6 +177,8 @@ def company(siren: str = typer.Argument(..., help="SIREN de l'entreprise (9 chif
                        f"{euros(sum((Decimal(a['budget']) for a in d['plan_actions']), Decimal('0')))}")
     typer.echo("")
     typer.echo(f"Prêts restant dus : {euros(p['loans_outstanding'])}")
+    if Decimal(p["loans_written_off"]):
+        typer.echo(f"Prêts passés en perte : {euros(p['loans_written_off'])}")
     dm = p["de_minimis"]
     typer.echo(f"De minimis au {on:%d/%m/%Y} (règlement {dm['regulation']}) : {euros(dm['used'])} comptés sur "
                f"{euros(dm['ceiling'])}, reste {euros(dm['remaining'])}")

@@ -276,11 +276,6 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     return singular if abs(int(count)) < 2 else (plural_form or singular + "s")
 
 
-def _is_nonzero_amount(value: Any) -> bool:
-    """Jinja test: ``{% if x is nonzero_amount %}`` (null counts as zero)."""
-    return value is not None and french.round_cents(value) != 0
-
-
 def _invalid(name: str, value: Any) -> str:
     """Called by a template on a value outside its contract (e.g. an unknown outcome)."""
     raise ValueError(f"invalid value for {name}: {value!r}")
@@ -463,7 +458,7 @@ class NotificationRenderer:
             {name: _strict(function) for name, function in FILTERS.items()},
             plural=_strict(plural),
         )
-        self.environment.tests["nonzero_amount"] = _strict(_is_nonzero_amount)
+        self.environment.tests["nonzero_amount"] = _strict(french.is_nonzero_amount)
         self.environment.globals["invalid"] = _invalid
         self._compiled: dict[str, _CompiledKind] = {}
         self._lock = threading.Lock()

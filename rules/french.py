@@ -46,6 +46,7 @@ __all__ = [
     "long_instant",
     "number",
     "percent",
+    "is_nonzero_amount",
     "round_cents",
 ]
 
@@ -78,6 +79,12 @@ def round_cents(value: object) -> Decimal:
     """The amount rounded half up to the cent (0.125 → 0.13, -0.125 → -0.13); never -0.00."""
     amount = as_decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
     return amount if amount else abs(amount)
+
+
+def is_nonzero_amount(value: object) -> bool:
+    """An amount that is not zero once rounded to the cent (None counts as zero): the templates'
+    ``{% if x is nonzero_amount %}``, the same in the letters and the web pages."""
+    return value is not None and round_cents(value) != 0
 
 
 def _spaces(text: str) -> str:

@@ -1095,13 +1095,16 @@ def loan_settled(dossier: m.Dossier) -> bool:
     return dossier.loan is not None and dossier.loan_outstanding == 0
 
 
-def _close(cmd: _Command, *, reason: str) -> None:
+def _close(cmd: _Command, *, reason: str, loan: dict | None = None) -> None:
+    """Close the dossier and send the closing letter; `loan` (the loan's figures at closing, as
+    `services.loans.loan_figures` gives them) puts the loan's own balance in the letter."""
     net_paid = cmd.dossier.paid_total - cmd.dossier.recovered_total
     remainder = max((cmd.dossier.aid_total or ZERO) - net_paid, ZERO)
     cmd.dossier.cancelled_remainder = remainder
     cmd.dossier.closed_at = cmd.now
     cmd.notify("dossier_closed", "closed", aid_total=str(cmd.dossier.aid_total or ZERO), paid_total=str(net_paid),
-               cancelled_remainder=str(remainder), closed_on=cmd.today.isoformat())
+               cancelled_remainder=str(remainder), closed_on=cmd.today.isoformat(),
+               **({"loan": loan} if loan else {}))
 
 
 # -- exits -------------------------------------------------------------------------------------

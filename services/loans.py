@@ -175,7 +175,7 @@ def record_repayment(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id:
         data["default_cured"] = True
     if result.status.repaid_in_full and subsidies_settled(cmd.dossier, _claims(cmd.session, cmd.dossier.id)):
         cmd.move("close")
-        _close(cmd, reason="prêt remboursé")
+        _close(cmd, reason="prêt remboursé", loan=result.status.as_dict())
         data["closed"] = True
     cmd.record("record_repayment", data)
     _commit(uow, dossier_id)
@@ -192,7 +192,7 @@ def write_off(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, r
     written = cmd.dossier.loan_outstanding or ZERO
     cmd.dossier.written_off = written
     cmd.dossier.loan_next_due_on = None
-    _close(cmd, reason="prêt passé en perte")
+    _close(cmd, reason="prêt passé en perte", loan=loan_figures(cmd.session, cmd.dossier))
     cmd.record("write_off", {"written_off": str(written)}, reason)
     _commit(uow, dossier_id)
     return cmd.outcome(written_off=str(written))

@@ -130,6 +130,14 @@ def open_aid_dossier(*, uow: UnitOfWork, clock: Clock, actor: Actor, plan_id: in
                    [a.as_dict() for a in estimate.adjustments], {"aid": estimate.as_dict()})
 
 
+def loan_totals(rows: list[dict]) -> dict[str, str]:
+    """What a pathway's dossiers still owe on their loans, and what was written off: a loan
+    written off is no longer owed to the programme's books, so it is totalled apart."""
+    loans = [r["loan"] for r in rows if r["loan"]]
+    return {"loans_outstanding": str(sum((Decimal(x["outstanding"]) for x in loans if "written_off" not in x), ZERO)),
+            "loans_written_off": str(sum((Decimal(x["written_off"]) for x in loans if "written_off" in x), ZERO))}
+
+
 def company_pathway(uow: UnitOfWork, siren: str, *, on: date) -> dict:
     """A company's page: every dossier of every programme, its state, aid, paid, loan
     outstanding, and its de minimis used and left at `on` (the single undertaking)."""
@@ -165,7 +173,6 @@ def company_pathway(uow: UnitOfWork, siren: str, *, on: date) -> dict:
         aids += [PriorAid(a.granted_on, a.amount, a.source) for a in session.scalars(
             select(m.DeMinimisAid).where(m.DeMinimisAid.dossier_id == latest, m.DeMinimisAid.source == "usine"))]
     room = headroom(regulations(), granted_on=on, prior=aids)
-    outstanding = sum((Decimal(r["loan"]["outstanding"]) for r in rows if r["loan"]), ZERO)
-    return {"siren": siren, "name": company.name, "dossiers": rows, "loans_outstanding": str(outstanding),
+    return {"siren": siren, "name": company.name, "dossiers": rows, **loan_totals(rows),
             "de_minimis": {"regulation": room.regulation, "ceiling": str(room.ceiling), "used": str(room.counted),
                            "remaining": str(room.remaining)}}

@@ -99,10 +99,14 @@ def _build(uow, kind: str, dossier: m.Dossier, clock: Clock) -> tuple[dict, dict
                          "paid_total": str(dossier.paid_total - dossier.recovered_total), "recovery_amount": None,
                          "excluded_lines": []}, applicant
     if kind == "dossier_closed":
+        from services.loans import loan_figures
+
         net = dossier.paid_total - dossier.recovered_total
         aid_total = dossier.aid_total or ZERO
+        loan = loan_figures(session, dossier) if dossier.loan is not None else None
         return letter | {"aid_total": str(aid_total), "paid_total": str(net),
-                         "cancelled_remainder": str(max(aid_total - net, ZERO)), "closed_on": today.isoformat()}, applicant
+                         "cancelled_remainder": str(max(aid_total - net, ZERO)), "closed_on": today.isoformat(),
+                         **({"loan": loan} if loan else {})}, applicant
     if kind == "daily_digest":
         from services.digest import officer_deadlines
 

@@ -27,6 +27,7 @@ from notifications.rendering import (  # noqa: E402
     state_label,
     template_hash,
 )
+from rules.french import euros  # noqa: E402
 
 NBSP = "\u00a0"
 
@@ -589,3 +590,12 @@ def test_the_disbursement_letter_carries_the_schedule_as_a_table():
     assert "<caption>Échéancier de remboursement</caption>" in letter.html
     assert "15 octobre 2021" in letter.text and "22\u00a0030,00\u00a0€" in letter.text
     assert f"2,03{NBSP}%" in letter.text
+
+
+def test_a_loan_repaid_in_full_closes_with_a_letter_that_gives_the_loans_balance():
+    """A loan-only line has no subsidy: its closing letter speaks of the loan."""
+    loan = {"principal": "48000.00", "disbursed": "48000.00", "repaid": "48000.00", "interest_paid": "0.00",
+            "outstanding": "0.00", "instalments": 16, "next_due": None}
+    message = render("dossier_closed", context_for("dossier_closed", loan=loan))
+    assert f"capital remboursé : {euros('48000.00')}" in message.text and "Votre prêt est intégralement remboursé." in message.text
+    assert "passé en perte" not in message.text and "Capital remboursé" in message.html

@@ -18,7 +18,9 @@ from sqlalchemy import func, select
 from web_support import PASSWORD, SECRET, use_fast_passwords
 
 from db import models as m
+from notifications.rendering import render
 from rules.calendar import PARIS
+from rules.french import euros as fr_euros
 from rules.loans import amount_due
 from services.clock import FrozenClock
 from services.demo import DEMO_NOW, load_demo
@@ -122,6 +124,17 @@ def test_the_head_writes_off_a_dossier_in_default_with_a_reason(pdl, uow_factory
     with uow_factory() as uow:
         d = uow.dossier(dossier_id)
         assert d.status == "closed" and d.written_off == outstanding
+        letter = uow.session.scalars(select(m.Notification.context).where(
+            m.Notification.dossier_id == dossier_id, m.Notification.kind == "dossier_closed")).one()
+    # The page no longer says the principal is owed: it says it was written off, and when.
+    closed = html.unescape(head.get(f"/ui/dossiers/{dossier_id}").text)
+    shown = re.search(r'<dd id="loan-outstanding">([^<]+)</dd>', closed).group(1)
+    assert shown == f"{fr_euros(outstanding)}, passé en perte le {TODAY:%d/%m/%Y}"
+    assert "Capital restant dû" not in closed and "Dû à ce jour" not in closed
+    # The closing letter gives the loan's balance and says what a write-off means for the company.
+    text = render("dossier_closed", letter).text
+    assert f"capital non remboursé, passé en perte : {fr_euros(outstanding)}" in text
+    assert "n'éteint pas votre dette" in text
 
 
 def test_the_schedule_downloads_as_csv_and_pdf(pdl, uow_factory):

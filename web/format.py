@@ -248,3 +248,4 @@ def install(env) -> None:
     })
     for name, mapping in LABELS.items():
         env.filters[f"{name}_label"] = _labeller(mapping)
+    env.tests["nonzero_amount"] = french.is_nonzero_amount
