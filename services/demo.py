@@ -22,7 +22,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from db import models as m
-from rules.calendar import PARIS, is_working_day
+from rules.calendar import PARIS, is_working_day, next_working_day
 from rules.errors import RuleViolation
 from services import commands
 from services.audit.anchors import anchor
@@ -159,6 +159,27 @@ class _Life:
             return self.cast.applicant(self.siren)
         raise ValueError(role)
 
+    def session(self, prefix: str, t: datetime) -> str:
+        """The council session of the week of `t` (code `PREFIX-2025-S24`), planned by the head on
+        its first proposal: the programme's lead time ahead, moved to the next working day, the
+        agenda closing its usual number of days before — as a head plans one ahead (a session
+        created by a proposal itself keeps the lead time exactly, weekend or not)."""
+        from services.council import plan_session
+
+        code = f"{prefix}-{t:%G-S%V}"
+        with self.uow_factory() as uow:
+            known = uow.session.scalar(select(m.CouncilSession.id).where(m.CouncilSession.code == code))
+            programme = uow.catalogue.get(*uow.session.execute(
+                select(m.Dossier.programme_id, m.Dossier.programme_version)
+                .where(m.Dossier.id == self.dossier_id)).one())
+        if known is None:
+            council = programme.council
+            day = next_working_day(t.date() + timedelta(days=council.session_after_days))
+            with self.uow_factory() as uow:
+                plan_session(uow=uow, clock=self.clock, actor=self.cast.head, code=code, programme_id=programme.id,
+                             session_date=day, agenda_closes_on=day - timedelta(days=council.agenda_closes_days_before))
+        return code
+
     def do(self, fn, role: str, **kwargs):
         actor = self.actor(role, kwargs.pop("_consultant", None))
         with self.uow_factory() as uow:
@@ -271,7 +292,7 @@ def _play(life: _Life, target: str, start: datetime, siren: str | None = None) -
     life.at(t)
     # One council session per week of proposals: created by the first proposal of the week, its
     # agenda closes a week later, so every proposal of that week makes it.
-    session_code = f"CP-{t:%G-S%V}"
+    session_code = life.session("CP", t)
     if paid:
         _review_pending(life)
     try:

@@ -84,14 +84,10 @@ def _pdl_call(rng: random.Random, line: int, target: str) -> tuple[str, date, da
     return rng.choice(pool)
 
 
-def _session(life, prefix: str, t: datetime) -> str:
-    return f"{prefix}-{t:%G-S%V}"
-
-
 def _vote(life, prefix: str, t: datetime, outcome: str = "approved") -> datetime:
     """Propose for the week's session, then the head votes on the session's day."""
-    code = _session(life, prefix, t)
     life.at(t)
+    code = life.session(prefix, t)
     life.do(commands.propose_for_vote, "officer", session=code)
     with life.uow_factory() as uow:
         day = uow.session.scalar(select(m.CouncilSession.session_date).where(m.CouncilSession.code == code))
@@ -146,7 +142,7 @@ def play_pdl(life, line: int, target: str) -> None:
     if target == "ready_for_vote":
         t = life.recent(t, (1, 6))
         life.at(t)
-        life.do(commands.propose_for_vote, "officer", session=_session(life, "CP-PDL", t))
+        life.do(commands.propose_for_vote, "officer", session=life.session("CP-PDL", t))
         return
     t = _vote(life, "CP-PDL", t)
     if target == "approved":
@@ -317,7 +313,7 @@ def play_naq(life, target: str, start: datetime, siren: str | None = None, opene
     t += timedelta(days=rng.randint(1, 5))
     if target == "ready_for_vote":
         t = life.recent(t, (1, 6)); life.at(t)
-        life.do(commands.propose_for_vote, "officer", session=_session(life, "CP-NAQ", t))
+        life.do(commands.propose_for_vote, "officer", session=life.session("CP-NAQ", t))
         return opened
     t = _vote(life, "CP-NAQ", t)
     t += timedelta(days=rng.randint(5, 12)); life.at(t)
@@ -360,7 +356,7 @@ def _play_aid(life, t: datetime, target: str, kw: dict) -> None:
     t += timedelta(days=rng.randint(3, 12))
     if target == "ready_for_vote":
         t = life.recent(t, (1, 6)); life.at(t)
-        life.do(commands.propose_for_vote, "officer", session=_session(life, "CP-NAQ", t))
+        life.do(commands.propose_for_vote, "officer", session=life.session("CP-NAQ", t))
         return
     try:
         t = _vote(life, "CP-NAQ", t)

@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from db import models as m
-from rules.calendar import PARIS
+from rules.calendar import PARIS, is_working_day
 from services import users as users_service
 from services.demo import DEMO_NOW, demo_cast, load_demo
 from services.users import DEMO_USERS, actor_for, get_user
@@ -172,3 +172,9 @@ def test_a_demo_in_june_2025_gives_nouvelle_aquitaine_companies_their_aid_dossie
         occ = set(s.scalars(select(m.Dossier.status).where(m.Dossier.programme_id == "occitanie-prif")))
         assert occ <= {"closed", "rejected", "withdrawn", "lapsed"}
         assert s.scalar(select(func.max(m.Event.at))) <= as_of
+        # The head planned every session of the three programmes on a working day, as a head would.
+        sessions = s.execute(select(m.CouncilSession.code, m.CouncilSession.session_date,
+                                    m.CouncilSession.planned_by)).all()
+        assert {code.split("-")[1] for code, _, _ in sessions} >= {"PDL", "NAQ"}
+        assert [(code, day) for code, day, _ in sessions if not is_working_day(day)] == []
+        assert all(planned_by for _, _, planned_by in sessions)
