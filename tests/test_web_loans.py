@@ -231,3 +231,15 @@ def test_finance_reviews_a_claim_of_investment_invoices_given_as_amounts(pdl, uo
     invoices = page.text[page.text.index('id="invoices"'):].split("</table>")[0]
     amount = f"{Decimal(first['amount']):,.2f}".replace(",", "\xa0").replace(".", ",")
     assert amount in invoices and "None" not in page.text
+
+
+def test_every_list_of_example_dossiers_says_its_figures_are_not_official(pdl):
+    """An officer reading the queue, the loan repayments or the sessions of an example programme
+    is told so, as on each dossier's page; an Occitanie list (an official programme) is not."""
+    notice = "Cette page comprend des dossiers de programmes d'exemple — chiffres non officiels"
+    officer = _client(pdl, "agent.pays-de-la-loire")
+    for path in ("/ui/dossiers", "/ui/seances"):
+        assert notice in html.unescape(officer.get(path).text), path
+    finance = _client(pdl, "finances.pays-de-la-loire")
+    assert notice in html.unescape(finance.get("/ui/paiements?status=remboursements").text)
+    assert notice not in html.unescape(_client(pdl, "agent.occitanie").get("/ui/dossiers").text)

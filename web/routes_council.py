@@ -34,14 +34,15 @@ def _readers(user: WebUser) -> None:
 def session_view(s: m.CouncilSession, catalogue=None) -> SimpleNamespace:
     """What the pages show of a session (read while the unit of work is open): the programme by
     its name, never its id."""
-    name = s.programme_id
+    name, example = s.programme_id, False
     if catalogue is not None:
         try:
-            name = catalogue.latest(s.programme_id).name
+            programme = catalogue.latest(s.programme_id)
+            name, example = programme.name, programme.is_example
         except RuleViolation:
             pass
     return SimpleNamespace(id=s.id, code=s.code, programme_id=s.programme_id, programme_name=name,
-                           session_date=s.session_date, agenda_closes_on=s.agenda_closes_on)
+                           session_date=s.session_date, agenda_closes_on=s.agenda_closes_on, example=example)
 
 
 def _scoped_session(uow, code: str, user: WebUser) -> m.CouncilSession:
@@ -80,7 +81,8 @@ def _sessions_page(request: Request, user: WebUser, *, plan_error: str | None = 
                     programmes[p.id] = p.name
     return render(request, "sessions.html", title="Séances", items=items, today=today, status=status,
                   programmes=sorted(programmes.items(), key=lambda kv: kv[1]),
-                  plan_error=plan_error, plan_values=plan_values or {})
+                  plan_error=plan_error, plan_values=plan_values or {},
+                  example_rows=any(i["s"].example for i in items))
 
 
 @router.get("/seances")
@@ -138,7 +140,7 @@ def agenda(request: Request, code: SessionCode, user: Annotated[WebUser, Depends
     with web.uow_factory() as uow:
         s = session_view(_scoped_session(uow, code, user), uow.catalogue)
         items = _agenda(uow, s, user)
-    return render(request, "agenda.html", title=f"Séance {s.code}", s=s, items=items, results=None,
+    return render(request, "agenda.html", title=f"Séance {s.code}", s=s, items=items, results=None, example=s.example,
                   can_vote=user.role == "head", today=paris_date(web.clock.now()))
 
 
@@ -177,5 +179,6 @@ async def bulk_vote(request: Request, code: SessionCode, user: Annotated[WebUser
 
     s, items, results = await run_in_threadpool(work)
     return render(request, "agenda.html", title=f"Séance {s.code} — votes", s=s, items=items, results=results,
+                  example=s.example,
                   can_vote=True, today=paris_date(web.clock.now()))
 

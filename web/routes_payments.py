@@ -41,7 +41,8 @@ def claims(request: Request, user: Annotated[WebUser, Depends(current_user)],
             loans = [{**row, "row": dossier_row(row["dossier"], uow.catalogue)}
                      for row in repayment_worklist(uow.session, scope_clause(user.actor, uow.catalogue), today)]
             return render(request, "claims.html", title="Remboursements de prêts", items=[], loans=loans,
-                          claim_status=status, reminder_days=REMINDER_AFTER_DAYS, default_days=DEFAULT_AFTER_DAYS)
+                          claim_status=status, reminder_days=REMINDER_AFTER_DAYS, default_days=DEFAULT_AFTER_DAYS,
+                          example_rows=any(r["row"]["example"] for r in loans))
         rows = uow.session.execute(
             select(m.PaymentClaim, m.Dossier).join(m.Dossier, m.PaymentClaim.dossier_id == m.Dossier.id)
             .join(m.Company, m.Dossier.company_id == m.Company.id)
@@ -52,7 +53,8 @@ def claims(request: Request, user: Annotated[WebUser, Depends(current_user)],
         for claim, d in rows:
             waited = (today - paris_date(claim.claimed_at)).days
             items.append({"claim": claim, "dossier": dossier_row(d, uow.catalogue), "waited": waited})
-        return render(request, "claims.html", title="Paiements", items=items, claim_status=status)
+        return render(request, "claims.html", title="Paiements", items=items, claim_status=status,
+                      example_rows=any(i["dossier"]["example"] for i in items))
 
 
 def _invoice_rows(claim: m.PaymentClaim, programme) -> list[dict]:

@@ -81,4 +81,4 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
     return render(request, "queue.html", title="Dossiers", result=result, counts=counts, filters=filters,
                   programmes=programmes, states=[(s, STATE_LABELS[s]) for s in STATES], errors=errors,
                   today=today, pages=pages, calls=calls, lines=lines, people=people,
-                  first_page="?" + urlencode(params))
+                  first_page="?" + urlencode(params), example_rows=any(r["example"] for r in result["items"]))
