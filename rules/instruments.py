@@ -19,6 +19,7 @@ from typing import Callable
 
 from programmes import Instrument, Phase, Programme
 from rules.errors import InvalidInput, RuleViolation
+from rules.french import percent
 from rules.money import (
     ZERO,
     Adjustment,
@@ -223,8 +224,8 @@ def compute_line_aid(programme: Programme, *, size_class: str, request: LineRequ
         amounts[key] = min(requested, ceiling)
         if requested > amounts[key]:
             adjustments.append(Adjustment(f"{key}_cap", phase.number, "aid", requested - amounts[key],
-                                          f"{'prêt' if key == 'loan' else 'subvention'} plafonné(e) à {ceiling} € "
-                                          f"({rate * 100:g} % de {expense} € de dépense éligible"
+                                          f"{'prêt plafonné' if key == 'loan' else 'subvention plafonnée'} à {ceiling} € "
+                                          f"({percent(rate)} de {expense} € de dépense éligible"
                                           + (f", {instrument.max_amount} € au plus)" if instrument.max_amount else ")")))
     if phase.combined_cap_rate is not None:
         limit = cents(expense * phase.combined_cap_rate)
@@ -238,7 +239,7 @@ def compute_line_aid(programme: Programme, *, size_class: str, request: LineRequ
                 over -= cut
                 adjustments.append(Adjustment(f"{key}_cap", phase.number, "aid", cut,
                                               f"prêt et subvention ensemble plafonnés à {limit} € "
-                                              f"({phase.combined_cap_rate * 100:g} % de la dépense éligible)"))
+                                              f"({percent(phase.combined_cap_rate)} de la dépense éligible)"))
     if programme.money.equity_cap and amounts.get("subsidy", ZERO) > equity:
         cut = amounts["subsidy"] - equity
         amounts["subsidy"] = equity

@@ -243,3 +243,25 @@ def test_every_list_of_example_dossiers_says_its_figures_are_not_official(pdl):
     finance = _client(pdl, "finances.pays-de-la-loire")
     assert notice in html.unescape(finance.get("/ui/paiements?status=remboursements").text)
     assert notice not in html.unescape(_client(pdl, "agent.occitanie").get("/ui/dossiers").text)
+
+
+def test_a_pays_de_la_loire_dossier_shows_its_aid_by_line_and_instrument_with_the_loans_terms(pdl, uow_factory):
+    """The « Montants » box of a line with instruments reads as its programme: the line's name,
+    investments (not « 0 j × 0,00 € »), the subsidy and its rate, the loan with its rate, its
+    schedule and its gross grant equivalent; the rules' reasons in French numbers."""
+    with uow_factory() as uow:
+        d = next(x for x in uow.session.scalars(select(m.Dossier).where(
+            m.Dossier.programme_id == "pdl-ami-idf-exemple", m.Dossier.voted.is_not(None)).order_by(m.Dossier.id))
+            if Decimal(x.voted.get("loan_total", "0")) > 0)
+        dossier_id, line = d.id, d.voted["lines"][0]
+        programme = uow.catalogue.get(d.programme_id, d.programme_version)
+    page = html.unescape(_client(pdl, "agent.pays-de-la-loire").get(f"/ui/dossiers/{dossier_id}").text)
+    box = re.sub(r"[ \t\n]+", " ", re.sub(r"<[^>]+>", " ", re.search(
+        r'<table class="money" id="money-by-instrument">.*?</table>', page, re.S).group(0)))
+    assert programme.phase(line["phase"]).name in box and "0 j ×" not in box
+    assert fr_euros(line["instruments"]["loan"]) in box
+    terms = line["loan"]
+    assert f"{terms['instalments']} échéances trimestrielles après {terms['deferral_months']} mois de différé" in box
+    assert ("à taux zéro" in box) == (Decimal(terms["annual_rate"]) == 0)
+    assert "équivalent-subvention brut" in box
+    assert "plafonné(e)" not in page and not re.search(r"\d\.\d{2} %", page)
