@@ -46,7 +46,7 @@ def _company(user: WebUser) -> None:
 
 def _error_text(error: drafts.FieldError) -> str:
     rule = RULE_LABELS.get(error.rule, error.rule)
-    return f"{error.message} (règle « {rule} »)"
+    return f"{error.message.rstrip('. ')} (règle « {rule} »)."
 
 
 # -- home --------------------------------------------------------------------------------------
