@@ -217,9 +217,10 @@ def _check_company(programme: Programme, actor: Actor, values: dict) -> dict:
     try:
         check_eligibility(programme, facts)  # region, size class (PME/ETI/GE), activity, first year…
     except RuleViolation as exc:
-        fieldname = (exc.field or "").removeprefix("company.") or "siren"
-        label = LABELS.get(fieldname, fieldname)
-        raise StepRefused({fieldname: FieldError(exc.rule, f"{label} : {exc.message}")}) from None
+        fieldname = (exc.field or "").removeprefix("company.")
+        if fieldname not in LABELS:  # not a field of the form (a figure the programme file lacks)
+            raise StepRefused({"step": FieldError(exc.rule, exc.message)}) from None
+        raise StepRefused({fieldname: FieldError(exc.rule, f"{LABELS[fieldname]} : {exc.message}")}) from None
     return {"company": {k: v for k, v in company.items() if v is not None},
             "size_class": size_class(programme, facts)}
 

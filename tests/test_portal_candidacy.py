@@ -211,3 +211,14 @@ def test_consultants_see_no_bank_details_nor_tax_and_social_certificates():
         assert piece_visible("consultant", kind)
     for role in ("applicant", "officer", "head", "finance", "auditor"):
         assert piece_visible(role, "rib") and piece_visible(role, "tax_certificate")
+
+
+def test_on_the_demo_day_the_gironde_company_finds_the_nouvelle_aquitaine_call_open(uow_factory):
+    from datetime import datetime
+
+    from rules.calendar import PARIS
+
+    with uow_factory() as uow:
+        calls = drafts.open_calls(uow, datetime(2025, 6, 15, 9, tzinfo=PARIS).date())
+    assert "naq-udf4-exemple" in [programme.id for programme, _ in calls]
+    assert PDL not in [programme.id for programme, _ in calls]  # its calls ran 2019–2021
