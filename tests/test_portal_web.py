@@ -246,3 +246,48 @@ def test_consultants_alone_are_refused_the_rib_and_the_certificates_on_the_page_
         else:
             assert content.status_code == 403 and content.json()["rule"] == "consultant_need_to_know"
             assert metadata.status_code == 403
+
+
+def test_a_voted_company_is_asked_for_its_payment_claim_and_the_approval_letter_links_there(uow_factory, monkeypatch):
+    use_fast_passwords(monkeypatch)
+    world = World(uow_factory)
+    seed_users(uow_factory, world.clock)
+    did = world.dossier("approved")
+    with uow_factory() as uow:
+        reference = uow.dossier(did).reference
+        letter = uow.session.scalar(select(m.Notification.body_text).where(
+            m.Notification.dossier_id == did, m.Notification.kind == "vote_result"))
+    assert f"/ui/portail/dossiers/{reference}#paiements" in letter
+    app = create_standalone_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
+    page = signed_in(app, "entreprise.garonne").get(f"/ui/portail/dossiers/{reference}")
+    said = text_of(page.text)
+    assert "voté / conventionné" in said
+    assert "Une demande de paiement est à déposer" in said and "Qui a le dossier entreprise" in said
+
+
+def test_a_company_follows_its_loan_schedule_and_the_repayment_due(uow_factory, monkeypatch):
+    from rules.loans import amount_due
+    from services.demo import DEMO_NOW, load_demo
+    from services.loans import plan_of, repayments_of
+    from web.format import eur
+
+    use_fast_passwords(monkeypatch)
+    load_demo(uow_factory, dossiers=12, seed=5, pdl=28)
+    clock = FrozenClock(DEMO_NOW)
+    with uow_factory() as uow:
+        owing = [(d, amount_due(plan_of(d), repayments_of(uow.session, d.id), DEMO_NOW.date()))
+                 for d in uow.session.scalars(select(m.Dossier).where(m.Dossier.status == "in_repayment")
+                                              .order_by(m.Dossier.id))]
+        dossier, due = next((d, due) for d, due in owing if due > 0)
+        reference, siren, instalments = dossier.reference, dossier.company_facts["siren"], len(plan_of(dossier))
+        create_user(uow=uow, clock=clock, password=PASSWORD, username="entreprise.pret", role="applicant",
+                    siren=siren, display_name="Compte de test")
+        letters = uow.session.scalars(select(m.Notification.body_text).where(
+            m.Notification.kind.in_(("repayment_due", "repayment_reminder", "default_notice")))).all()
+    assert letters and all("/ui/portail/dossiers/" in body and "#remboursements" in body for body in letters)
+    app = create_standalone_app(uow_factory=uow_factory, clock=clock, secret_key=SECRET)
+    page = signed_in(app, "entreprise.pret").get(f"/ui/portail/dossiers/{reference}")
+    assert page.status_code == 200
+    assert len(re.findall(r"<tr><th scope=\"row\">\d+</th>", page.text.split('id="portal-schedule"')[1])) == instalments
+    said = text_of(page.text)
+    assert f"Remboursement dû ce jour : {eur(due)}".replace("\u00a0", " ") in said and "en remboursement" in said
