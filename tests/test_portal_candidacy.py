@@ -222,3 +222,14 @@ def test_on_the_demo_day_the_gironde_company_finds_the_nouvelle_aquitaine_call_o
         calls = drafts.open_calls(uow, datetime(2025, 6, 15, 9, tzinfo=PARIS).date())
     assert "naq-udf4-exemple" in [programme.id for programme, _ in calls]
     assert PDL not in [programme.id for programme, _ in calls]  # its calls ran 2019–2021
+
+
+def test_the_dossiers_history_says_the_project_the_company_described(uow_factory, call_clock):
+    from services.wording import describe
+
+    _, dossier_id = _through_the_form(uow_factory, call_clock)
+    with uow_factory() as uow:
+        event = uow.session.scalar(select(m.Event).where(m.Event.dossier_id == dossier_id))
+        said = describe({"command": event.command, "data": event.data})
+    assert said == ("Candidature commencée (brouillon) : projet « Diagnostic de la ligne de drapage », dépenses "
+                    "12\u00a0500,50\u00a0€ HT, aide demandée 6\u00a0250,25\u00a0€.")
