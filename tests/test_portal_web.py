@@ -86,6 +86,11 @@ def test_a_company_files_a_candidacy_step_by_step_a_bad_siren_refused_beside_its
     pieces = company.get(made.headers["location"])
     assert "6 pièces à déposer" in text_of(pieces.text)
     reference = re.search(r"Dossier ([A-Z]{3}-\d{4}-\d{6}) \(brouillon\)", text_of(pieces.text)).group(1)
+    wrong = _post(company, f"/ui/portail/dossiers/{reference}/pieces", {"kind": "rib", "back": "candidature"},
+                  files={"file": ("rib.pdf", b"not a pdf at all", "application/pdf")})
+    assert wrong.status_code == 422
+    assert re.search(r'<p class="error" id="f-rib-error" role="alert">Refusé — type de fichier non accepté', wrong.text)
+    assert 'href="#f-file-rib"' in wrong.text and "6 pièces à déposer" in text_of(wrong.text)
     with uow_factory() as uow:
         kinds = uow.catalogue.latest(PDL).documents.candidacy
     for kind in kinds:
