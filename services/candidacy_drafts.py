@@ -297,10 +297,14 @@ def de_minimis_room(aids: list[dict], today: date) -> dict:
 # -- the draft ------------------------------------------------------------------------------------
 
 def open_calls(uow: UnitOfWork, today: date) -> list[tuple[Programme, object]]:
-    """Each programme (latest version) with a call open on this Paris day, and that call."""
+    """Each programme (latest version) with a call open on this Paris day, and that call. A file
+    marked `incomplete` (a figure its eligibility or money rules need is "unknown") is not offered:
+    its candidacies could never be declared eligible (`programme_figure_unknown`)."""
     out = []
     for programme_id in uow.catalogue.ids():
         programme = uow.catalogue.latest(programme_id)
+        if programme.status == "incomplete":
+            continue
         window = programme.call_on(today)
         if window is not None and candidacy_lines(programme):
             out.append((programme, window))

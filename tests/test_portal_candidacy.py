@@ -221,6 +221,7 @@ def test_on_the_demo_day_the_gironde_company_finds_the_nouvelle_aquitaine_call_o
     with uow_factory() as uow:
         calls = drafts.open_calls(uow, datetime(2025, 6, 15, 9, tzinfo=PARIS).date())
     assert "naq-udf4-exemple" in [programme.id for programme, _ in calls]
+    assert "naq-udf4" not in [programme.id for programme, _ in calls]  # incomplete: never instructible
     assert PDL not in [programme.id for programme, _ in calls]  # its calls ran 2019–2021
 
 
