@@ -16,6 +16,8 @@ from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.schemas import DocumentKind, DocumentOut, UploadOut
 from db import models as m
+from notifications.rendering import DOCUMENT_LABELS
+from rules.documents import CONSULTANT_NEED_TO_KNOW, piece_visible
 from services import commands
 from services.commands import CONSULTANT_KINDS, Actor
 from states.lifecycle import TRANSITIONS
@@ -42,7 +44,8 @@ def list_documents(dossier_id: DossierId, actor: Annotated[Actor, Depends(requir
         dossier = scoped_dossier(dossier_id, actor, uow)
         docs = uow.session.scalars(select(m.Document).where(m.Document.dossier_id == dossier.id)
                                    .order_by(m.Document.kind, m.Document.version)).all()
-        return [document_view(d) for d in docs]
+        # Rule consultant_need_to_know (rules/documents.py): a consultant's list holds its mission's pieces only.
+        return [document_view(d) for d in docs if piece_visible(actor.role, d.kind)]
 
 
 @router.post("/dossiers/{dossier_id}/documents", status_code=201, response_model=UploadOut,
@@ -95,6 +98,10 @@ def _document(uow, dossier_id: int, document_id: int, actor: Actor) -> m.Documen
     doc = uow.session.get(m.Document, document_id)
     if doc is None or doc.dossier_id != dossier.id:
         raise Problem(404, "Pièce introuvable.", rule="not_found")
+    if not piece_visible(actor.role, doc.kind):
+        raise Problem(403, f"La pièce « {DOCUMENT_LABELS.get(doc.kind, doc.kind)} » n'est pas communiquée au "
+                      "prestataire : sa mission n'en a pas besoin (protection des données personnelles).",
+                      rule=CONSULTANT_NEED_TO_KNOW, field="kind")
     return doc
 
 

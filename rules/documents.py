@@ -21,3 +21,31 @@ def check_pieces_reviewed(latest: Mapping[str, str], kinds: Iterable[str], label
         raise RuleViolation("pieces_unreviewed",
                             "Les pièces de candidature doivent être examinées et acceptées avant la déclaration "
                             f"d'éligibilité ({' ; '.join(said)}).", field="documents", waiting=waiting, refused=refused)
+
+
+# -- who sees which piece (data protection) -------------------------------------------------------
+# Rule `consultant_need_to_know` (RGPD art. 5(1)(c), data minimisation; docs/portal.md): a
+# referenced consultant sees only the pieces its mission needs — the company's identity (Kbis) and
+# the pieces of the mission itself (quotes, diagnostic report, action plan, invoices, end-of-mission
+# report). Never the bank details (RIB), the tax and social certificates, the financial statements,
+# the de minimis attestation or a piece of unknown content (« autre »). A whitelist: a kind added
+# later stays hidden from consultants until it is named here. The one place of this rule: the web
+# dossier page, the web file download and the API (list, metadata, content) all ask it.
+CONSULTANT_NEED_TO_KNOW = "consultant_need_to_know"
+CONSULTANT_VISIBLE_KINDS = frozenset({
+    "kbis", "consultant_quote", "diagnostic_report", "action_plan", "phase2_quote", "invoice",
+    "end_of_mission_report",
+})
+
+
+def piece_visible(role: str, kind: str) -> bool:
+    """May a person of this role (already in the dossier's scope) see a piece of this kind?"""
+    return role != "consultant" or kind in CONSULTANT_VISIBLE_KINDS
+
+
+def check_piece_visible(role: str, kind: str, label: str) -> None:
+    """Raises `consultant_need_to_know` for a piece the role may not see."""
+    if not piece_visible(role, kind):
+        raise RuleViolation(CONSULTANT_NEED_TO_KNOW,
+                            f"La pièce « {label} » n'est pas communiquée au prestataire : sa mission n'en a pas "
+                            "besoin (protection des données personnelles).", field="kind")

@@ -4,6 +4,7 @@ Each cut is returned as an `Adjustment` (rule id, phase, base, amount cut); each
 `RuleViolation` carrying its rule id. Amounts are rounded half-up to the cent at each line."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -423,3 +424,22 @@ def assess_final_claim(programme: Programme, *, phase: int, invoices: list[Invoi
     justified_expense = min(eligible, voted_expense)
     justified_aid = min(cents(justified_expense * rate), voted_aid)
     return ClaimAssessment(phase, claimed, days, eligible, justified_aid, tuple(adjustments), tuple(excluded))
+
+
+_FRENCH_AMOUNT = re.compile(r"^\d+(?:[.,]\d+)?$")
+
+
+def parse_french_amount(text: str, field: str, *, allow_zero: bool = False) -> Decimal:
+    """An amount as a person types it in a French form: « 12 500,50 », « 12500,50 », « 12 500,50 € »
+    (spaces, no-break spaces and the euro sign ignored; the decimal comma, or a point) — then the
+    checks of `parse_amount` (two decimals at most, positive). « 12.500,50 » is refused: one
+    decimal separator, never a thousands point."""
+    if not isinstance(text, str):
+        raise InvalidInput(field, f"{field} : un montant est attendu.")
+    compact = "".join(text.replace("€", "").split()).replace("\u202f", "").replace("\u00a0", "")
+    if not compact:
+        raise InvalidInput(field, f"{field} : le montant est obligatoire.")
+    if not _FRENCH_AMOUNT.match(compact):
+        raise InvalidInput(field, f"{field} : « {text.strip()} » n'est pas un montant en euros "
+                                  "(écrire par exemple 12 500,50).")
+    return parse_amount(compact.replace(",", "."), field, allow_zero=allow_zero)

@@ -302,10 +302,13 @@ def _fulfil_requests(session, dossier: m.Dossier, now: datetime) -> list[int]:
 
 def start_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, company: dict,
                     de_minimis_prior: list | None = None, documents: list | None = None,
-                    line: int | None = None, cites: int | None = None) -> Outcome:
-    """The applicant starts a candidacy: a draft, which it can complete and submit later."""
+                    line: int | None = None, cites: int | None = None, project: dict | None = None) -> Outcome:
+    """The applicant starts a candidacy: a draft, which it can complete and submit later.
+    `project`: what the company says of its project (the portal's form: title, description,
+    expense and aid asked, as checked strings), recorded in the event."""
     return _create(uow=uow, clock=clock, actor=actor, programme_id=programme_id, company=company,
-                   de_minimis_prior=de_minimis_prior, documents=documents, submit=False, line=line, cites=cites)
+                   de_minimis_prior=de_minimis_prior, documents=documents, submit=False, line=line, cites=cites,
+                   project=project)
 
 
 def submit_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str | None = None,
@@ -385,7 +388,7 @@ def insert_dossier(session, dossier: m.Dossier, programme, now) -> None:
 
 def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, company: dict,
             de_minimis_prior: list | None, documents: list | None, submit: bool,
-            line: int | None = None, cites: int | None = None) -> Outcome:
+            line: int | None = None, cites: int | None = None, project: dict | None = None) -> Outcome:
     now = clock.now()
     today = paris_date(now)
     programme = uow.catalogue.latest(programme_id)
@@ -434,7 +437,8 @@ def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, c
                        "cites": cites_id,
                        "de_minimis_prior": [{"granted_on": a.granted_on.isoformat(), "amount": str(a.amount)} for a in prior],
                        "documents": [{"kind": d.kind, "version": d.version, "sha256": d.sha256,
-                                      "filename": d.filename, "size": d.size} for d in docs]})
+                                      "filename": d.filename, "size": d.size} for d in docs],
+                       **({"project": project} if project else {})})
     if submit:
         enqueue(session, kind="candidacy_received", dedupe_key=f"{dossier.reference}:candidacy_received",
                 now=now, recipient=applicant_recipient(dossier),

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     prefect_port: int = 4200
     var_dir: str = "./var"
+    # The service's public address as people reach it (behind the reverse proxy in production:
+    # https://usine.region.fr): the letters' links to the applicant portal are built on it.
+    # Unset: http://<api_host>:<api_port>, the address `usine serve` answers on.
+    public_url: str | None = None
     # When set (ISO instant with offset), the service clock starts there and runs in real time:
     # a training or demo workspace living at another date. Unset in production.
     clock_start: str | None = None
@@ -51,3 +55,9 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def public_url() -> str:
+    """The service's absolute base address, without a trailing slash (USINE_PUBLIC_URL)."""
+    s = get_settings()
+    return (s.public_url or f"http://{s.api_host}:{s.api_port}").rstrip("/")

@@ -27,7 +27,17 @@ def dossier_context(dossier: m.Dossier, programme) -> dict:
         "state": dossier.status, "state_label": STATE_LABELS[dossier.status],
         # SPEC §11: every letter of a dossier under an example programme says so.
         "example": programme.status == "example",
+        # The applicant portal's page of the dossier, where the company does what a letter asks.
+        "portal_url": portal_url(dossier.reference),
     }
+
+
+def portal_url(reference: str, page: str = "") -> str:
+    """The absolute address of a dossier's page in the applicant portal (web/routes_portal.py):
+    `page` « pieces » for the upload page, else the dossier's page."""
+    from services.config import public_url
+
+    return f"{public_url()}/ui/portail/dossiers/{reference}" + (f"/{page}" if page else "")
 
 
 def notification_row(*, kind: str, dedupe_key: str, now: datetime, recipient: dict, context: dict,

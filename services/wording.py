@@ -124,6 +124,10 @@ def _describe(e: dict, names: dict) -> str:
     d = e.get("data") or {}
     c = e["command"]
     if c == "start_candidacy":
+        project = d.get("project")
+        if project:  # the applicant portal's form (services/candidacy_drafts.py)
+            return (f"Candidature commencée (brouillon) : projet « {project['title']} », dépenses "
+                    f"{french.euros(project['expense'])} HT, aide demandée {french.euros(project['aid_requested'])}.")
         return "Candidature commencée (brouillon)."
     if c == "submit_candidacy":
         n = len(d.get("documents", []))

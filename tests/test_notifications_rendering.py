@@ -504,7 +504,8 @@ def test_the_template_hash_is_the_sha256_of_the_template_files_in_order():
     renderer = rendering.default_renderer()
     files = renderer.template_files("vote_result")
     assert [f.name for f in files[:3]] == ["subject.txt.j2", "body.txt.j2", "body.html.j2"]
-    assert {f.name for f in files[3:]} == {"_base.html.j2", "_base.txt.j2", "_recours.html.j2", "_recours.txt.j2"}
+    assert {f.name for f in files[3:]} == {"_base.html.j2", "_base.txt.j2", "_portal_link.html.j2", "_portal_link.txt.j2",
+                                           "_recours.html.j2", "_recours.txt.j2"}
     expected = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
     assert template_hash("vote_result") == expected
 

@@ -43,7 +43,7 @@ log = logging.getLogger("usine.web")
 
 ROUTERS = ("web.routes_auth", "web.routes_queue", "web.routes_dossier", "web.routes_council",
            "web.routes_payments", "web.routes_audit", "web.routes_dashboard", "web.routes_lifecycle",
-           "web.routes_oidc", "web.routes_company")
+           "web.routes_oidc", "web.routes_company", "web.routes_portal")
 
 SECURITY_HEADERS = {
     "content-security-policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -67,6 +67,7 @@ def make_templates() -> Jinja2Templates:
 
 NAV = (
     # (path, label, roles that see it)
+    ("/portail", "Mon espace", ("applicant",)),
     ("/dossiers", "Dossiers", None),
     ("/seances", "Séances", ("officer", "head", "finance", "auditor")),
     ("/paiements", "Paiements", ("officer", "finance", "auditor")),

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import select, text
 
 from db import models as m
+from rules.documents import piece_visible
 from rules.money import ZERO
 from services.commands import CONSULTANT_KINDS, DOCUMENT_KINDS
 from services.people import display_names
@@ -174,6 +175,10 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
     summary = dossier_summary(uow, d.id)
     events = history(uow, d.id)
     documents = list(s.scalars(select(m.Document).where(m.Document.dossier_id == d.id)))
+    # Rule consultant_need_to_know (rules/documents.py): a consultant sees its mission's pieces only.
+    hidden_kinds = sorted({doc.kind for doc in documents if not piece_visible(user.role, doc.kind)} |
+                          {k for k in DOCUMENT_KINDS if not piece_visible(user.role, k)}) if user.role == "consultant" else []
+    documents = [doc for doc in documents if piece_visible(user.role, doc.kind)]
     # Accounts by the name they go by (never `agent.occitanie` on screen).
     people = display_names(s, [d.officer, *(e.get("actor") for e in events),
                                *((e.get("data") or {}).get("officer") for e in events),
@@ -181,6 +186,11 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
     for e in events:
         e["text"] = describe(e, people)
     stages, others = _checklist(programme, documents, d.status)
+    if hidden_kinds:
+        for st in stages:
+            st["rows"] = [r for r in st["rows"] if r["kind"] not in hidden_kinds]
+            st["missing"] = [k for k in st["missing"] if k not in hidden_kinds]
+            st["complete"] = not st["missing"]
     requests = list(s.scalars(select(m.DocumentRequest).where(m.DocumentRequest.dossier_id == d.id)
                               .order_by(m.DocumentRequest.id)))
     claims = claims_of(s, d.id)
@@ -202,7 +212,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
         "next_step": _next_step(d, user.role, stages, claims, triggers),
         "pending_claims": [c for c in claims if c["claim"].status == "pending"],
         "can_vote": any(t.startswith("vote_") for t in triggers),
-        "all_kinds": DOCUMENT_KINDS,
+        "all_kinds": DOCUMENT_KINDS, "hidden_kinds": hidden_kinds,
         **loan_view(s, d, programme, today),
     }
 

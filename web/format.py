@@ -44,6 +44,7 @@ RULE_LABELS = {
     "text_forbidden_character": "caractère interdit", "office_package_invalid": "document bureautique invalide",
     "office_package_too_large": "archive trop volumineuse une fois décompressée",
     "office_package_macro": "macro ou exécutable dans le document",
+    "consultant_need_to_know": "pièces utiles à la mission du prestataire", "siren_format": "SIREN à 9 chiffres",
 }
 
 BASE_LABELS = {"expense": "dépense éligible", "aid": "aide"}

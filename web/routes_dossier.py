@@ -12,14 +12,15 @@ from starlette.datastructures import FormData, UploadFile
 
 from db import models as m
 from rules.calendar import paris_date
+from rules.documents import check_piece_visible
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
 from services import commands, loans
 from services.storage import MAX_UPLOAD_BYTES
 from states.lifecycle import STATE_LABELS
 from web.app import PREFIX, render
-from web.auth import WebUser, current_user, flash, writer
+from web.auth import Forbidden, WebUser, current_user, flash, writer
 from web.dossier_view import OutOfScope, dossier_page, scoped_dossier
-from web.format import RULE_LABELS, eur, field_label, plain_message
+from web.format import KIND_LABELS, RULE_LABELS, eur, field_label, plain_message
 
 router = APIRouter()
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -314,6 +315,10 @@ def download(request: Request, dossier_id: DossierId, document_id: Annotated[int
         doc = uow.session.get(m.Document, document_id)
         if doc is None or doc.dossier_id != dossier_id:
             raise HTTPException(404, "Pièce introuvable.")
+        try:
+            check_piece_visible(user.role, doc.kind, KIND_LABELS.get(doc.kind, doc.kind))
+        except RuleViolation as exc:  # consultant_need_to_know: the file is not served
+            raise Forbidden(f"{exc.message} (règle {exc.rule})") from None
         try:
             content = uow.storage.get(doc.storage_key)
         except (KeyError, FileNotFoundError):
