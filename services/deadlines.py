@@ -9,6 +9,8 @@ by the write path (docs/performance.md):
   - `session`: for one in `ready_for_vote`, its session's day;
   - `payment`: for one `approved` or `in_payment`, the payment deadline (the balance must be
     claimed);
+  - `repayment`: for one `in_repayment` or `in_default`, the due day of the loan's oldest unpaid
+    instalment (`loan_next_due_on`, kept by the loan commands and the sweep; past when overdue);
   on a tie, the kind first in alphabetical order (what the queue always showed);
 - `search_text`: the reference, company name, SIREN, consultant and officer, lower case and
   accents folded, one field per line (a search never matches across two fields).
@@ -36,7 +38,8 @@ from db import models as m
 
 D = m.Dossier
 _TABLE = D.__table__
-KINDS = ("agenda", "documents", "payment", "session")
+LOAN_OWED_STATES = ("in_repayment", "in_default")
+KINDS = ("agenda", "documents", "payment", "repayment", "session")
 _DOSSIERS = "usine.derived.dossiers"      # session.info: {dossier id: the day it changed}
 _PROGRAMMES = "usine.derived.programmes"  # session.info: {programme id: the day a session was added}
 _SEPARATOR = "\n"
@@ -87,6 +90,7 @@ def _candidate_columns(today: date):
         "agenda": case((D.status == "action_plan", next_agenda), else_=None),
         "session": case((D.status == "ready_for_vote", own_session), else_=None),
         "payment": case((D.status.in_(("approved", "in_payment")), D.payment_deadline_on), else_=None),
+        "repayment": case((D.status.in_(LOAN_OWED_STATES), D.loan_next_due_on), else_=None),
     }
 
 
@@ -181,4 +185,4 @@ def backfill(connection, today: date, batch: int = 5000) -> int:
 
 
 __all__ = ["fold", "fold_needle", "search_text_of", "soonest", "refresh", "mark", "mark_programme",
-           "refresh_marked", "roll_agenda_deadlines", "backfill", "KINDS"]
+           "refresh_marked", "roll_agenda_deadlines", "backfill", "KINDS", "LOAN_OWED_STATES"]

@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from db import models as m
 from rules.calendar import paris_date
+from rules.loans import loan_status
 from services.demo import DEMO_NOW, load_demo
+from services.loans import plan_of, repayments_of
 from services.scenario import run_scenario
 from services.sweep import sweep
 from tests.helpers import COMPANY, SCENARIOS, Life
@@ -37,6 +39,11 @@ def recomputed(session, today: date) -> dict[str, tuple]:
             candidates.append(([s.session_date for s in sessions if s.id == d.session_id][0], "session"))
         if d.status in ("approved", "in_payment") and d.payment_deadline_on:
             candidates.append((d.payment_deadline_on, "payment"))
+        if d.status in ("in_repayment", "in_default") and d.loan is not None:
+            # the loan's oldest unpaid instalment, replayed from the schedule and the repayments
+            due = loan_status(plan_of(d), repayments_of(session, d.id)).next_due
+            if due is not None:
+                candidates.append((due.due_on, "repayment"))
         out[d.reference] = min(candidates) if candidates else (None, None)
     return out
 
@@ -75,7 +82,7 @@ def test_the_golden_scenarios_meet_every_kind_of_deadline(database_url):
 
     for path in SCENARIO_FILES:
         run_scenario(json.loads(path.read_text(encoding="utf-8")), database_url=database_url, after_step=collect)
-    assert {"documents", "agenda", "session", "payment"} <= kinds
+    assert {"documents", "agenda", "session", "payment", "repayment"} <= kinds
 
 
 def test_over_the_demo_the_stored_next_deadline_is_the_recomputed_one(uow_factory):

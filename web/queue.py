@@ -26,6 +26,7 @@ DEADLINE_KINDS = {
     "agenda": "clôture de l'ordre du jour de la prochaine séance",
     "session": "séance du conseil",
     "payment": "date limite de demande du solde",
+    "repayment": "échéance de remboursement du prêt",
 }
 
 
