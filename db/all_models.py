@@ -5,4 +5,5 @@ from db import (
     models_audit,  # noqa: F401
     models_auth,  # noqa: F401
     models_oidc,  # noqa: F401
+    models_teams,  # noqa: F401
 )

@@ -177,6 +177,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
     # Accounts by the name they go by (never `agent.occitanie` on screen).
     people = display_names(s, [d.officer, *(e.get("actor") for e in events),
                                *((e.get("data") or {}).get("officer") for e in events),
+                               *((e.get("data") or {}).get("previous") for e in events),
                                *(doc.uploaded_by for doc in documents), *(doc.reviewed_by for doc in documents)])
     for e in events:
         e["text"] = describe(e, people)
