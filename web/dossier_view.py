@@ -168,6 +168,8 @@ def known_consultants(session, programme_id: str) -> list[str]:
 
 
 def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
+    from web.assign_view import dossier_panel
+
     s = uow.session
     d = scoped_dossier(uow, user.actor, dossier_id)
     programme = uow.catalogue.get(d.programme_id, d.programme_version)
@@ -204,6 +206,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
         "pending_claims": [c for c in claims if c["claim"].status == "pending"],
         "can_vote": any(t.startswith("vote_") for t in triggers),
         "all_kinds": DOCUMENT_KINDS,
+        "assign": dossier_panel(uow, d, user, programme),  # work sharing (web.assign_view)
         **loan_view(s, d, programme, today),
     }
 
