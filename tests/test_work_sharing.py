@@ -14,7 +14,7 @@ from services import assignment, commands
 from services.audit.replay import replay_dossier
 from services.audit.verify import verify_dossier
 from services.bulk_actions import run_bulk
-from services.demo_teams import DEMO_ADMIN, DEMO_COLLEAGUES, seed_demo_teams
+from services.demo_teams import DEMO_COLLEAGUES, seed_demo_teams
 from services.users import create_user
 from services.wording import describe
 from web.queue import QueueFilters, work_queue
@@ -242,5 +242,31 @@ def test_a_dossier_out_of_scope_in_a_bulk_selection_is_named_as_not_found(world)
     assert _dossier(world, did)[0] is None
 
 
-def test_the_demo_admin_is_no_dossier_actor():
-    assert DEMO_ADMIN.role == "admin"
+def test_the_head_composes_a_team_from_the_command_line(world, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    import cli.api
+    from cli.main import app as cli_app
+    from cli.main import register_extensions
+
+    monkeypatch.setattr(cli.api, "_factory", lambda: world.uow_factory)
+    monkeypatch.setattr(cli.api, "_clock", lambda: world.clock)
+    register_extensions()
+    runner = CliRunner()
+    made = runner.invoke(cli_app, ["users", "teams", "create", "occ-nord", "--name", "Équipe Nord",
+                                   "--region", "Occitanie", "--as", "cheffe.occitanie"])
+    assert made.exit_code == 0, made.output
+    added = runner.invoke(cli_app, ["users", "teams", "add", "occ-nord", "agent3.occitanie", "--as", "cheffe.occitanie"])
+    assert added.exit_code == 0 and "Sophie Lambert" in added.output
+    refused = runner.invoke(cli_app, ["users", "teams", "add", "occ-nord", "agent2.pays-de-la-loire",
+                                      "--as", "cheffe.occitanie"])
+    assert refused.exit_code == 1 and "assignee_not_officer" in refused.output
+    other = runner.invoke(cli_app, ["users", "teams", "add", "pdl-industrie", "agent3.occitanie",
+                                    "--as", "cheffe.occitanie"])
+    assert other.exit_code == 1 and "not_allowed" in other.output
+    listed = json.loads(runner.invoke(cli_app, ["users", "teams", "list", "--json", "--region", "Occitanie"]).output)
+    assert {t["code"]: [m_["username"] for m_ in t["members"]] for t in listed}["occ-nord"] == ["agent3.occitanie"]
+    removed = runner.invoke(cli_app, ["users", "teams", "remove", "occ-nord", "agent3.occitanie"])
+    assert removed.exit_code == 0 and "aucun membre" in removed.output
