@@ -170,3 +170,17 @@ def test_finance_and_the_auditor_see_no_selection_and_cannot_post_one(app, world
         response = client.post("/ui/dossiers/selection", data={"csrf_token": csrf_of(page), "action": "take",
                                                                "dossier": ["1.1"]})
         assert response.status_code == 403
+
+
+def test_an_officer_requests_the_same_pieces_for_a_selection_and_the_head_is_not_offered_it(app, world):
+    dossiers = [world.dossier("eligibility_review") for _ in range(2)]
+    client = client_for(app, "agent.occitanie")
+    page = client.get("/ui/dossiers").text
+    assert "Demander ces pièces" in page
+    response = client.post("/ui/dossiers/selection", data={"csrf_token": csrf_of(page), "action": "request_documents",
+                                                           "kinds": ["rib"], "dossier": _selection(page, dossiers)})
+    text = text_of(response.text)
+    assert "2 dossiers : 2 faits, 0 refusé." in text and text.count("pièces demandées (RIB) ; caducité le ") == 2
+    with world.uow_factory() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(m.DocumentRequest)) == 2
+    assert "Demander ces pièces" not in client_for(app, "cheffe.occitanie").get("/ui/dossiers").text
