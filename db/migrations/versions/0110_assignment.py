@@ -1,7 +1,11 @@
 """work sharing: officers' teams per region, the queue's assignment index (issue 19, part 4)
 
 Revision ID: 0110_assignment
-Revises: 0090_council_calendar
+Revises: 0090_council_calendar, 0080_scale_indexes
+
+Also a child of 0080: the queue's new index covers `next_deadline_at`, which 0080 adds (0090 and
+0080 are siblings off 0001/0060). A second parent, not `depends_on`: a dependency would stay a
+head the database never records, and readiness would answer 503 (see 0080's history).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -9,7 +13,7 @@ from alembic import op
 from db.types import Instant
 
 revision = "0110_assignment"
-down_revision = "0090_council_calendar"
+down_revision = ("0090_council_calendar", "0080_scale_indexes")
 branch_labels = None
 depends_on = None
 
