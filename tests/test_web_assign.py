@@ -85,6 +85,8 @@ def test_a_handover_without_a_note_is_refused_beside_the_form_and_changes_nothin
                            data={"csrf_token": csrf_of(page), "action": "assign", "officer": "agent2.occitanie"})
     assert response.status_code == 422
     assert "note de transmission" in text_of(response.text)
+    assert response.text.count("data-refusal") == 1  # beside the assignment form only
+    assert 'id="assign-error"' in response.text
     assert officer_of(world, did) == "agent.occitanie" and events_of(world, did) == before
 
 
