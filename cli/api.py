@@ -6,7 +6,10 @@ import sys
 
 import typer
 
+from cli.teams import teams_app
+
 users_app = typer.Typer(help="Comptes des utilisateurs (rôles et périmètres).", no_args_is_help=True)
+users_app.add_typer(teams_app, name="teams")  # work sharing: the officers' teams (cli/teams.py)
 
 
 def _factory():

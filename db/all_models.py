@@ -6,4 +6,5 @@ from db import (
     models_auth,  # noqa: F401
     models_oidc,  # noqa: F401
     models_portal,  # noqa: F401
+    models_teams,  # noqa: F401
 )

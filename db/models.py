@@ -62,6 +62,8 @@ class Dossier(Base):
         Index("ix_dossiers_updated", "updated_at", "id"),
         Index("ix_dossiers_submitted", "submitted_at", "id"),
         Index("ix_dossiers_officer", "officer", "status"),
+        # The queue's « À moi » and « Non affectés » (officer = … / officer IS NULL), in its order.
+        Index("ix_dossiers_officer_queue", "officer", "next_deadline_at", "submitted_at", "id"),
         Index("ix_dossiers_programme_consultant", "programme_id", "consultant"),
         # Substring search (`services.search`): a trigram index on PostgreSQL (pg_trgm, created
         # with the schema); on SQLite a plain index, of no use to LIKE '%…%' (a scan of this one

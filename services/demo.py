@@ -478,13 +478,16 @@ def load_demo(uow_factory, *, dossiers: int = 240, seed: int = 2021, journal: st
     # Bring every dossier to the demo date: reminders due by then go out, requests lapse.
     clock.set(as_of)
     report = sweep(uow_factory=uow_factory, clock=clock)
+    from services.demo_teams import seed_demo_teams
+
+    teams = seed_demo_teams(uow_factory, clock)  # work sharing: each region's team(s) of officers
     anchored = anchor(uow_factory, clock, journal=journal)
     with uow_factory() as uow:
         return {"as_of": as_of.isoformat(), "programmes_recorded": programmes, "dossiers": len(dossier_ids),
                 "by_programme": dict(sorted(by_programme.items())),
                 "by_state": demo_state_counts(uow, dossier_ids), "commands": commands_run, "refused": refused,
                 "cut_short_by_demo_instant": cut_short, "sweep": report.as_dict(),
-                "at_demo_instant": demo_worklists(uow, dossier_ids, as_of), "users": seeded_users,
+                "at_demo_instant": demo_worklists(uow, dossier_ids, as_of), "users": seeded_users, "teams": teams,
                 "anchor": anchored.as_dict()}
 
 

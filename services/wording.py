@@ -227,6 +227,17 @@ def _describe(e: dict, names: dict) -> str:
         return "Abandon par l'entreprise."
     if c == "close":
         return f"Clôture ({d.get('cause')}) ; reliquat annulé {_eur(d.get('cancelled_remainder'))}."
+    if c == "assign_officer":  # work sharing (services.assignment): the state never changes
+        officer, previous = d["officer"], d.get("previous")
+        who = names.get(officer, officer)
+        before = f" (auparavant {names.get(previous, previous)})" if previous else ""
+        note = f" — note : {d['note']}" if d.get("note") else ""
+        end = "" if note[-1:] in (".", "!", "?", "…") else "."
+        if d.get("kind") == "take":
+            return f"Dossier pris en charge par {who}."
+        if d.get("kind") == "handover":
+            return f"Dossier transmis à {who}{before}{note}{end}"
+        return f"Dossier affecté à {who}{before}{note}{end}"
     return c
 
 

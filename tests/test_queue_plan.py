@@ -12,10 +12,13 @@ from sqlalchemy import event
 from web_support import World, actor, seed_users, use_fast_passwords
 
 from services import commands
+from services.assignment import assign_officer
+from services.demo_teams import seed_demo_teams
 from web import queue as web_queue
 from web.queue import QueueFilters, work_queue
 
-QUEUE_INDEXES = {"ix_dossiers_queue", "ix_dossiers_programme_queue"}
+# ix_dossiers_officer_queue: « À moi » and « Non affectés » (work sharing) read in the queue's order.
+QUEUE_INDEXES = {"ix_dossiers_queue", "ix_dossiers_programme_queue", "ix_dossiers_officer_queue"}
 
 
 @pytest.fixture
@@ -23,9 +26,15 @@ def world(uow_factory, monkeypatch):
     use_fast_passwords(monkeypatch)
     w = World(uow_factory)
     seed_users(uow_factory, w.clock)
+    seed_demo_teams(uow_factory, w.clock)
     ids = [w.dossier("eligibility_review") for _ in range(7)]
     for did in ids[:3]:
         w.run(commands.request_documents, "agent.occitanie", dossier_id=did, kinds=["rib"])
+    # work sharing: two handed over to a team-mate (« À mon équipe »), four never taken (« Non affectés »)
+    for did in ids[5:]:
+        w.run(assign_officer, "cheffe.occitanie", dossier_id=did, officer="agent2.occitanie")
+    for _ in range(4):
+        w.dossier("submitted")
     return w
 
 
@@ -71,9 +80,11 @@ def _check_plan(engine, statement: str, parameters) -> None:
         conn.rollback()
 
 
-@pytest.mark.parametrize("filters", [QueueFilters(), QueueFilters(state="eligibility_review"), QueueFilters(mine=True)],
-                         ids=["default", "state", "mine"])
-def test_each_queue_page_is_a_capped_count_and_an_index_range_read_in_order(world, monkeypatch, filters):
+@pytest.mark.parametrize("filters, expected", [
+    (QueueFilters(), 11), (QueueFilters(state="eligibility_review"), 7), (QueueFilters(mine=True), 5),
+    (QueueFilters(assigned="me"), 5), (QueueFilters(assigned="team"), 7), (QueueFilters(assigned="none"), 4)],
+    ids=["default", "state", "mine", "assigned-me", "assigned-team", "unassigned"])
+def test_each_queue_page_is_a_capped_count_and_an_index_range_read_in_order(world, monkeypatch, filters, expected):
     monkeypatch.setattr(web_queue, "PAGE_SIZE", 3)
     officer = actor(world.uow_factory, "agent.occitanie")
     engine = world.uow_factory.engine
@@ -98,4 +109,4 @@ def test_each_queue_page_is_a_capped_count_and_an_index_range_read_in_order(worl
         cursor = result["next_cursor"]
         if not cursor:
             break
-    assert len(walked) == len(set(walked)) == result["total"] == 7
+    assert len(walked) == len(set(walked)) == result["total"] == expected

@@ -169,6 +169,8 @@ def known_consultants(session, programme_id: str) -> list[str]:
 
 
 def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
+    from web.assign_view import dossier_panel
+
     s = uow.session
     d = scoped_dossier(uow, user.actor, dossier_id)
     programme = uow.catalogue.get(d.programme_id, d.programme_version)
@@ -182,6 +184,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
     # Accounts by the name they go by (never `agent.occitanie` on screen).
     people = display_names(s, [d.officer, *(e.get("actor") for e in events),
                                *((e.get("data") or {}).get("officer") for e in events),
+                               *((e.get("data") or {}).get("previous") for e in events),
                                *(doc.uploaded_by for doc in documents), *(doc.reviewed_by for doc in documents)])
     for e in events:
         e["text"] = describe(e, people)
@@ -213,6 +216,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
         "pending_claims": [c for c in claims if c["claim"].status == "pending"],
         "can_vote": any(t.startswith("vote_") for t in triggers),
         "all_kinds": DOCUMENT_KINDS, "hidden_kinds": hidden_kinds,
+        "assign": dossier_panel(uow, d, user, programme),  # work sharing (web.assign_view)
         **loan_view(s, d, programme, today),
     }
 

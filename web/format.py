@@ -45,6 +45,11 @@ RULE_LABELS = {
     "office_package_too_large": "archive trop volumineuse une fois décompressée",
     "office_package_macro": "macro ou exécutable dans le document",
     "consultant_need_to_know": "pièces utiles à la mission du prestataire", "siren_format": "SIREN à 9 chiffres",
+    # work sharing (rules.assignment)
+    "assignee_not_officer": "chargé(e) de mission de la région", "assignment_not_yours": "dossier d'un ou une autre",
+    "assignment_taken": "dossier déjà affecté", "assignment_unchanged": "affectation inchangée",
+    "assignment_dossier_finished": "dossier terminé", "handover_note_missing": "note de transmission",
+    "team_taken": "équipe déjà existante",
 }
 
 BASE_LABELS = {"expense": "dépense éligible", "aid": "aide"}
@@ -68,6 +73,7 @@ FIELD_LABELS = {
     "received_on": "date de réception", "regions": "régions", "reason": "motif", "role": "rôle",
     "schedule": "échéancier", "session": "séance", "session_date": "date de la séance", "siret": "SIRET",
     "username": "identifiant", "date": "date", "day_rates": "taux journalier",
+    "note": "note", "officer": "chargé(e) de mission", "dossiers": "dossiers cochés",
 }
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from db import models as m
 from services import keyset
+from services.assignment import team_officers_clause
 from services.commands import Actor
 from services.search import dossier_row, scope_clause, text_matches
 from states.lifecycle import STATES
@@ -42,6 +43,10 @@ class QueueFilters:
     call: str | None = None   # a call's code (SPEC §11.1)
     line: int | None = None   # an aid line's number (SPEC §11.2)
     cursor: str | None = None  # a page reached by its neighbour's link (`services.keyset`)
+    assigned: str | None = None  # work sharing: « me » (À moi), « team » (À mon équipe), « none » (Non affectés)
+
+
+ASSIGNED_VIEWS = {"me": "À moi", "team": "À mon équipe", "none": "Non affectés"}
 
 
 # The queue's order: the stored next deadline (`services.deadlines`), soonest first and dossiers
@@ -68,8 +73,14 @@ def _where(actor: Actor, catalogue, f: QueueFilters) -> list:
         where.append(m.Dossier.call_code == f.call)
     if f.line is not None:
         where.append(m.Dossier.line == f.line)
-    if f.mine:
+    if f.mine or f.assigned == "me":
         where.append(m.Dossier.officer == actor.name)
+    elif f.assigned == "none":
+        where.append(m.Dossier.officer.is_(None))
+    elif f.assigned == "team":
+        where.append(team_officers_clause(actor))
+    elif f.assigned is not None:
+        raise ValueError("assigned")
     if f.q:
         where.append(text_matches(f.q))
     if f.due_before is not None:

@@ -12,8 +12,9 @@ from rules.calendar import paris_date
 from rules.errors import InvalidInput
 from states.lifecycle import STATE_LABELS, STATES
 from web.app import render
+from web.assign_view import queue_bar
 from web.auth import WebUser, current_user
-from web.queue import QueueFilters, counts_by_state, programmes_in_scope, work_queue
+from web.queue import ASSIGNED_VIEWS, QueueFilters, counts_by_state, programmes_in_scope, work_queue
 
 router = APIRouter()
 
@@ -38,7 +39,8 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
           call: Annotated[str | None, Query(max_length=32)] = None,
           line: Annotated[str | None, Query(max_length=3)] = None,
           page: Annotated[int, Query(ge=1, le=100000)] = 1,
-          cursor: Annotated[str | None, Query(max_length=400)] = None):
+          cursor: Annotated[str | None, Query(max_length=400)] = None,
+          assigned: Annotated[str | None, Query(max_length=8)] = None):
     web = request.app.state.web
     today = paris_date(web.clock.now())
     errors = []
@@ -48,12 +50,15 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
     due = _date_or_none(due_before)
     if due_before and due is None:
         errors.append(f"Échéance « {due_before} » : date AAAA-MM-JJ attendue, filtre ignoré.")
+    if assigned and assigned not in ASSIGNED_VIEWS:
+        errors.append(f"Affectation « {assigned} » inconnue : filtre ignoré.")
+        assigned = None
     line_number = int(line) if line and line.isdigit() else None
     if line and line_number is None:
         errors.append(f"Ligne « {line} » : un numéro de ligne est attendu, filtre ignoré.")
     filters = QueueFilters(call=(call or "").strip() or None, line=line_number, state=state or None, programme=programme or None, q=(q or "").strip() or None,
                            mine=bool(mine), due_before=due, open_only=not closed, page=page,
-                           cursor=cursor or None)
+                           cursor=cursor or None, assigned=assigned or None)
     with web.uow_factory() as uow:
         try:
             result = work_queue(uow, user.actor, filters, today)
@@ -68,6 +73,7 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
         from services.people import display_names
 
         people = display_names(uow.session, [row.get("officer") for row in result.get("items", [])])
+        bulk = queue_bar(uow, user, programmes, today)  # work sharing: the selection's action bar
     calls = [(w.code, w.label or w.code) for p in programmes for w in p.windows if w.code]
     lines = sorted({(ln.number, ln.name) for p in programmes if len(p.dossier_lines) > 1 for ln in p.dossier_lines})
     params = {k: v for k, v in request.query_params.items() if k not in ("page", "cursor") and v}
@@ -81,4 +87,5 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
     return render(request, "queue.html", title="Dossiers", result=result, counts=counts, filters=filters,
                   programmes=programmes, states=[(s, STATE_LABELS[s]) for s in STATES], errors=errors,
                   today=today, pages=pages, calls=calls, lines=lines, people=people,
+                  bulk=bulk, assigned_views=list(ASSIGNED_VIEWS.items()),
                   first_page="?" + urlencode(params), example_rows=any(r["example"] for r in result["items"]))

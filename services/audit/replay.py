@@ -70,7 +70,7 @@ def _triggers(e: EventRecord) -> list[str]:
     """The lifecycle triggers a recorded command fired, in order."""
     c = e.command
     data = e.data or {}
-    if c == "start_candidacy":
+    if c in ("start_candidacy", "assign_officer"):  # assign_officer: work sharing, no state change
         return []
     if c == "record_vote":
         return [f"vote_{data.get('outcome')}"]
@@ -328,6 +328,9 @@ class _Fold:
 
     def on_take_for_review(self, e, d) -> None:
         self.officer = d.get("officer", e.actor)
+
+    def on_assign_officer(self, e, d) -> None:
+        self.officer = d.get("officer")
 
     def on_request_documents(self, e, d) -> None:
         self.requests[d["request_id"]] = {

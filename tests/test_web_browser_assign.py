@@ -1,0 +1,142 @@
+"""Work sharing in a real browser (Debian's Chromium through Playwright, the harness of
+tests/test_web_browser.py): the head ticks ten dossiers of the queue's « Non affectés », assigns
+them to a colleague in one action and reads ten result lines; then a selection mixing dossiers
+that may be assigned and one that may not (a finished dossier) — the refusal is that dossier's
+line only, and nothing of it was written. No JavaScript is needed: the checkboxes belong to the
+action bar's form (`form="bulk-form"`)."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from test_web_browser import CHROMIUM, CHROMIUM_ARGS, Live, Tab
+from web_support import SECRET, World, seed_users, use_fast_passwords
+
+from db import models as m
+from db.engine import create_schema, make_engine
+from services import commands
+from services.clock import ShiftedClock
+from services.demo_teams import seed_demo_teams
+from services.uow import unit_of_work_factory
+from web.devserver import ServerThread
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+COLLEAGUE = "Julien Fabre, chargé de mission (Occitanie)"
+
+
+def _database(tmp: Path):
+    pg = os.environ.get("USINE_TEST_POSTGRES_URL")
+    if not pg:
+        return f"sqlite:///{tmp / 'assign.db'}", lambda: None
+    name = f"usine_web_assign_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    admin = make_engine(pg)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def cleanup():
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return pg.rsplit("/", 1)[0] + "/" + name, cleanup
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    patch = pytest.MonkeyPatch()
+    use_fast_passwords(patch)
+    tmp = tmp_path_factory.mktemp("assign")
+    url, cleanup = _database(tmp)
+    engine = make_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    factory = unit_of_work_factory(url)
+    world = World(factory)
+    seed_users(factory, world.clock)
+    seed_demo_teams(factory, world.clock)
+    ids = {"ten": [world.dossier("submitted") for _ in range(10)],
+           "two": [world.dossier("submitted") for _ in range(2)], "finished": world.dossier("submitted")}
+    world.run(commands.declare_ineligible, "agent.occitanie", dossier_id=ids["finished"], reason="Hors périmètre.")
+    clock = ShiftedClock(world.clock.now() + timedelta(minutes=5))
+    from web.app import create_standalone_app
+
+    server = ServerThread(create_standalone_app(uow_factory=factory, clock=clock, secret_key=SECRET)).start()
+    try:
+        yield Live(server.url, factory, ids)
+    finally:
+        server.stop()
+        factory.engine.dispose()
+        cleanup()
+        patch.undo()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+        pw.stop()
+
+
+@pytest.fixture
+def head(browser, live, request):
+    tab = Tab(browser, live, request.node.name, "cheffe")
+    tab.login("cheffe.occitanie")
+    yield tab
+    tab.close()
+
+
+def _officer(live: Live, did: int):
+    return live.scalar(select(m.Dossier.officer).where(m.Dossier.id == did))
+
+
+def _result_lines(tab: Tab) -> list[str]:
+    return [x.strip() for x in tab.page.locator("#bulk-results li").all_inner_texts()]
+
+
+def test_the_head_ticks_ten_dossiers_and_assigns_them_in_one_action(head, live):
+    head.goto("/ui/dossiers?assigned=none")
+    for did in live.ids["ten"]:
+        head.page.check(f"#select-{did}")
+    head.page.select_option("#bulk-officer", label=COLLEAGUE)
+    head.shot("selection")
+    head.submit(head.page.get_by_role("button", name="Affecter les dossiers cochés"))
+    lines = _result_lines(head)
+    head.shot("results")
+    assert len(lines) == 10
+    assert sorted(lines) == sorted(f"{live.reference(did)} — affecté à {COLLEAGUE}" for did in live.ids["ten"])
+    assert "10 dossiers : 10 faits, 0 refusé." in head.page.inner_text("#bulk-summary")
+    assert all(_officer(live, did) == "agent2.occitanie" for did in live.ids["ten"])
+
+
+def test_a_selection_mixing_allowed_and_refused_dossiers_refuses_only_the_one(head, live):
+    finished = live.ids["finished"]
+    events = live.scalar(select(func.count()).select_from(m.Event).where(m.Event.dossier_id == finished))
+    head.goto("/ui/dossiers?closed=1&assigned=none")
+    for did in [*live.ids["two"], finished]:
+        head.page.check(f"#select-{did}")
+    head.page.select_option("#bulk-officer", label=COLLEAGUE)
+    head.page.fill("#bulk-note", "Dossiers de la zone de Toulouse.")
+    head.submit(head.page.get_by_role("button", name="Affecter les dossiers cochés"))
+    lines = _result_lines(head)
+    head.shot("mixed")
+    assert len(lines) == 3
+    for did in live.ids["two"]:
+        assert f"{live.reference(did)} — affecté à {COLLEAGUE}" in lines
+        assert _officer(live, did) == "agent2.occitanie"
+    refused = [x for x in lines if x.startswith(f"{live.reference(finished)} — refusé : ")]
+    assert refused and "Le dossier est terminé" in refused[0], lines
+    assert head.page.locator("#bulk-results li[data-result='refused']").count() == 1
+    assert _officer(live, finished) is None
+    assert live.scalar(select(func.count()).select_from(m.Event).where(m.Event.dossier_id == finished)) == events
