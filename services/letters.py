@@ -59,7 +59,7 @@ class Letter:
     title: str
     subject: str
     text: str
-    dated: date
+    dated: date | None
     source: str           # "stored" (what was queued or sent), "built" (a preview), "document"
     example: bool
 
@@ -237,7 +237,8 @@ def render_letter_pdf(letter: Letter) -> bytes:
             story.extend(Paragraph(text(line), st["small"]) for line in block)
             continue
         if not dated and any(line.startswith("Objet :") for line in block):
-            story.append(Paragraph(text(f"Le {french.long_date(letter.dated)}"), st["letter_head"]))
+            if letter.dated is not None:
+                story.append(Paragraph(text(f"Le {french.long_date(letter.dated)}"), st["letter_head"]))
             story.append(Spacer(1, 3 * mm))
             dated = True
         items = [line for line in block if line.startswith("  - ")]
@@ -259,7 +260,10 @@ def render_letter_pdf(letter: Letter) -> bytes:
     return buffer.getvalue()
 
 
-def letter_pdf_from_text(kind: str, subject: str, body_text: str, dated: date) -> bytes:
-    """The PDF of an outbox row (the e-mail's attachment): its own subject and text body."""
+def letter_pdf_from_text(kind: str, subject: str, body_text: str, dated: date | None) -> tuple[bytes, str]:
+    """The PDF of an outbox row (the e-mail's attachment), from its own subject and text body,
+    and its file name. `dated`: the day it is sent (None: today on the machine's calendar is
+    not used — the letter then carries no date line beyond its e-mail's Date header)."""
     slug = "accuse-de-reception" if kind == "candidacy_received" else "decision"
-    return render_letter_pdf(Letter(slug, kind, LETTERS[slug], subject, body_text, dated, "stored", False))
+    letter = Letter(slug, kind, LETTERS[slug], subject, body_text, dated, "stored", False)
+    return render_letter_pdf(letter), letter.filename

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from db import models as m
 from rules.money import ZERO
 from services.commands import CONSULTANT_KINDS, DOCUMENT_KINDS
+from services.letters import available_letters
 from services.people import display_names
 from services.queries import dossier_summary, history
 from services.search import in_scope
@@ -204,6 +205,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
         "can_vote": any(t.startswith("vote_") for t in triggers),
         "all_kinds": DOCUMENT_KINDS,
         **loan_view(s, d, programme, today),
+        "letters": available_letters(uow, d),
     }
 
 
