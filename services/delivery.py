@@ -91,7 +91,8 @@ def letter_attachments(row, date: datetime | None) -> tuple[tuple[str, str, byte
     from rules.calendar import paris_date
 
     dated = paris_date(date) if date is not None else None
-    pdf, filename = letter_pdf_from_text(row.kind, row.subject, row.body_text, dated)
+    reference = row.dedupe_key.split(":", 1)[0]  # a dossier's letters are keyed "REFERENCE:…"
+    pdf, filename = letter_pdf_from_text(row.kind, reference, row.subject, row.body_text, dated)
     return ((filename, "application/pdf", pdf),)
 
 

@@ -63,16 +63,11 @@ class Letter:
     source: str           # "stored" (what was queued or sent), "built" (a preview), "document"
     example: bool
 
+    reference: str
+
     @property
     def filename(self) -> str:
         return f"{self.slug}-{self.reference}.pdf"
-
-    @property
-    def reference(self) -> str:
-        for line in self.text.splitlines():
-            if line.startswith("Dossier n° "):
-                return line.removeprefix("Dossier n° ").strip()
-        return "dossier"
 
 
 def _stored(session, dossier_id: int, kinds: tuple[str, ...], *, decision_only: bool = False):
@@ -92,9 +87,9 @@ def _example(uow, dossier: m.Dossier) -> bool:
     return uow.catalogue.get(dossier.programme_id, dossier.programme_version).status == "example"
 
 
-def _from_row(slug: str, row: m.Notification, example: bool) -> Letter:
+def _from_row(slug: str, row: m.Notification, example: bool, reference: str) -> Letter:
     return Letter(slug, row.kind, LETTERS[slug], row.subject, row.body_text, paris_date(row.created_at), "stored",
-                  example)
+                  example, reference)
 
 
 def _preview(uow, slug: str, kind: str, dossier: m.Dossier, clock: Clock) -> Letter:
@@ -105,7 +100,7 @@ def _preview(uow, slug: str, kind: str, dossier: m.Dossier, clock: Clock) -> Let
     except PreviewUnavailable as exc:
         raise LetterUnavailable(str(exc)) from None
     return Letter(slug, kind, LETTERS[slug], rendered.subject, rendered.text, paris_date(clock.now()), source,
-                  _example(uow, dossier))
+                  _example(uow, dossier), dossier.reference)
 
 
 def dossier_letter(uow, dossier: m.Dossier, slug: str, clock: Clock) -> Letter:
@@ -119,10 +114,10 @@ def dossier_letter(uow, dossier: m.Dossier, slug: str, clock: Clock) -> Letter:
         if dossier.status == "draft":
             raise LetterUnavailable("La candidature n'est pas encore déposée : pas d'accusé de réception.")
         row = _stored(uow.session, dossier.id, ("candidacy_received",))
-        return _from_row(slug, row, example) if row else _preview(uow, slug, "candidacy_received", dossier, clock)
+        return _from_row(slug, row, example, dossier.reference) if row else _preview(uow, slug, "candidacy_received", dossier, clock)
     row = _stored(uow.session, dossier.id, ("vote_result", "eligibility_decision", "dossier_lapsed"), decision_only=True)
     if row is not None:
-        return _from_row(slug, row, example)
+        return _from_row(slug, row, example, dossier.reference)
     if dossier.status == "ready_for_vote":
         # Before the vote: the letter a favourable vote would send, for the service to read.
         return _preview(uow, slug, "vote_result", dossier, clock)
@@ -198,8 +193,8 @@ def convention(uow, dossier: m.Dossier, clock: Clock) -> Letter:
                "payment_deadline_on": dossier.payment_deadline_on.isoformat() if dossier.payment_deadline_on else None}
     body, _ = default_renderer().render_document("_convention.txt.j2", context)
     subject = f"Convention attributive de subvention — dossier n° {dossier.reference}"
-    return Letter("convention", None, LETTERS["convention"], subject, f"Dossier n° {dossier.reference}\n" + body,
-                  paris_date(clock.now()), "document", programme.status == "example")
+    return Letter("convention", None, LETTERS["convention"], subject, body, paris_date(clock.now()), "document",
+                  programme.status == "example", dossier.reference)
 
 
 # -- layout -----------------------------------------------------------------------------------
@@ -260,10 +255,11 @@ def render_letter_pdf(letter: Letter) -> bytes:
     return buffer.getvalue()
 
 
-def letter_pdf_from_text(kind: str, subject: str, body_text: str, dated: date | None) -> tuple[bytes, str]:
+def letter_pdf_from_text(kind: str, reference: str, subject: str, body_text: str,
+                         dated: date | None) -> tuple[bytes, str]:
     """The PDF of an outbox row (the e-mail's attachment), from its own subject and text body,
-    and its file name. `dated`: the day it is sent (None: today on the machine's calendar is
-    not used — the letter then carries no date line beyond its e-mail's Date header)."""
+    and its file name. `dated`: the day it is sent (None: no date line; the e-mail's Date header
+    dates it)."""
     slug = "accuse-de-reception" if kind == "candidacy_received" else "decision"
-    letter = Letter(slug, kind, LETTERS[slug], subject, body_text, dated, "stored", False)
+    letter = Letter(slug, kind, LETTERS[slug], subject, body_text, dated, "stored", False, reference)
     return render_letter_pdf(letter), letter.filename
