@@ -237,3 +237,23 @@ def test_a_decision_e_mail_carries_its_letter_as_a_pdf_whose_text_is_the_e_mails
     # A payment letter goes without one.
     payment = SimpleNamespace(**fields, kind="payment_issued")
     assert outgoing(payment, "usine.invalid", world.clock.now()).attachments == ()
+
+
+def test_the_cli_preview_writes_the_letter_as_pdf_with_the_e_mails_words(world, uow_factory, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import services.runtime
+    from cli.flows import notifications_app as cli
+
+    did = world.dossier("ready_for_vote")
+    monkeypatch.setattr(services.runtime, "default_uow_factory", lambda: uow_factory)
+    target = tmp_path / "projet.pdf"
+    result = CliRunner().invoke(cli, ["preview", "vote_result", "--dossier", str(did),
+                                      "--at", "2022-06-15T12:00:00+02:00", "--pdf", str(target)])
+    assert result.exit_code == 0, result.output
+    text = pdf_text(target.read_bytes())
+    assert "Le 15 juin 2022" in text and "Voies et délais de recours" in text
+    assert "Nous avons le plaisir de vous informer que le Conseil régional" in result.output
+    with uow_factory() as uow:  # a preview queues nothing
+        assert uow.session.scalar(select(m.Notification.id).where(m.Notification.dossier_id == did,
+                                                                  m.Notification.kind == "vote_result")) is None
