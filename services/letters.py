@@ -27,8 +27,9 @@ from rules.money import ZERO
 from services.clock import Clock
 from services.outbox import dossier_context
 from services.pdf_style import styles, text
+from services.wording import NOTIFICATION_STATUS_LABELS
 
-# The letters a dossier page offers, by the slug of their URL: (label, notification kinds).
+# The letters a dossier page offers, by the slug of their URL, with their label.
 LETTERS = {
     "accuse-de-reception": "Accusé de réception",
     "decision": "Décision",
@@ -130,12 +131,12 @@ def available_letters(uow, dossier: m.Dossier) -> list[dict]:
     if dossier.status != "draft":
         sent = _stored(uow.session, dossier.id, ("candidacy_received",))
         out.append({"slug": "accuse-de-reception", "label": LETTERS["accuse-de-reception"],
-                    "state": "envoyé" if sent else "aperçu"})
+                    "state": NOTIFICATION_STATUS_LABELS[sent.status] if sent else "aperçu"})
     decision = _stored(uow.session, dossier.id, ("vote_result", "eligibility_decision", "dossier_lapsed"),
                        decision_only=True)
     if decision is not None or dossier.status == "ready_for_vote":
         out.append({"slug": "decision", "label": LETTERS["decision"],
-                    "state": "envoyée" if decision else "projet (avant le vote)"})
+                    "state": NOTIFICATION_STATUS_LABELS[decision.status] if decision else "projet (avant le vote)"})
     if dossier.voted is not None:
         programme = uow.catalogue.get(dossier.programme_id, dossier.programme_version)
         if subsidy_of(dossier.voted) > programme.money.convention_threshold:
