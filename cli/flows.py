@@ -115,8 +115,10 @@ def digest_command(at: str = typer.Option(None, "--at", help="Instant ISO 8601 (
 def notifications_preview(kind: str = typer.Argument(..., help="Type de message (ex. documents_reminder)"),
                           dossier: str = typer.Option(..., "--dossier", help="Identifiant ou référence du dossier"),
                           html: bool = typer.Option(False, "--html", help="Afficher la version HTML"),
-                          at: str = typer.Option(None, "--at", help="Instant ISO 8601 (défaut : maintenant)")):
-    """Render one kind of message for one dossier, without queueing anything."""
+                          at: str = typer.Option(None, "--at", help="Instant ISO 8601 (défaut : maintenant)"),
+                          pdf: str = typer.Option(None, "--pdf", help="Écrire aussi le courrier en PDF dans ce fichier")):
+    """Render one kind of message for one dossier, without queueing anything (`--pdf FILE`: the
+    same text as the PDF the e-mail would carry, services.letters)."""
     from rules.errors import NotFound, RuleViolation
     from services.previews import preview
     from services.runtime import default_uow_factory
@@ -125,9 +127,17 @@ def notifications_preview(kind: str = typer.Argument(..., help="Type de message 
         with default_uow_factory()() as uow:
             dossier_id = int(dossier) if dossier.isdigit() else uow.dossier_by_reference(dossier).id
             message, recipient, source = preview(uow, kind=kind, dossier_id=dossier_id, clock=_clock(at))
+            reference = uow.dossier(dossier_id).reference
     except (RuleViolation, NotFound) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1)
+    if pdf:
+        from rules.calendar import paris_date
+        from services.letters import letter_pdf_from_text
+
+        content, _ = letter_pdf_from_text(kind, reference, message.subject, message.text, paris_date(_clock(at).now()))
+        with open(pdf, "wb") as fh:
+            fh.write(content)
     if html:
         typer.echo(message.html)
         return

@@ -69,6 +69,9 @@ class OutgoingEmail:
     # The Date header: the service's clock at sending (a demo workspace lives in June 2022),
     # not the machine's; None for the machine's clock.
     date: datetime | None = field(default=None, compare=False)
+    # Files sent with the letter: (file name, MIME type, bytes) — the letter's PDF, whose text
+    # is this message's text body (services.letters).
+    attachments: tuple[tuple[str, str, bytes], ...] = field(default=(), compare=False)
 
     @classmethod
     def from_rendered(
@@ -128,7 +131,8 @@ def envelope_address(address: str) -> str:
 
 
 def build_mime(email: OutgoingEmail, from_address: str, *, date: datetime | None = None) -> EmailMessage:
-    """multipart/alternative (text then HTML, as RFC 2046 wants the preferred part last), UTF-8.
+    """multipart/alternative (text then HTML, as RFC 2046 wants the preferred part last), UTF-8;
+    inside a multipart/mixed when the letter carries its PDF.
 
     Bodies are quoted-printable so the message is 7-bit clean for any relay, and accented
     headers are RFC 2047-encoded by the ``email.policy.SMTP`` policy (CRLF line ends).
@@ -149,6 +153,10 @@ def build_mime(email: OutgoingEmail, from_address: str, *, date: datetime | None
         message[name] = value
     message.set_content(email.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(email.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # With attachments the message becomes multipart/mixed: the alternative bodies, then the files.
+    for filename, content_type, content in email.attachments:
+        maintype, _, subtype = content_type.partition("/")
+        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
     return message
 
 

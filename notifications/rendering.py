@@ -276,6 +276,18 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     return singular if abs(int(count)) < 2 else (plural_form or singular + "s")
 
 
+def _letter_service(programme_id: str, region: str) -> dict:
+    from programmes.letters import service_of
+
+    return service_of(programme_id, region)
+
+
+def _implicit_decision_on(programme_id: str, received: Any) -> date:
+    from programmes.letters import implicit_decision_on
+
+    return implicit_decision_on(programme_id, _as_date(received))
+
+
 def _invalid(name: str, value: Any) -> str:
     """Called by a template on a value outside its contract (e.g. an unknown outcome)."""
     raise ValueError(f"invalid value for {name}: {value!r}")
@@ -460,6 +472,10 @@ class NotificationRenderer:
         )
         self.environment.tests["nonzero_amount"] = _strict(french.is_nonzero_amount)
         self.environment.globals["invalid"] = _invalid
+        # The letters' administrative data (service, tribunal, what silence is worth), read from
+        # programmes/letters.toml by the programme's id and region (CRPA mentions, recours).
+        self.environment.globals["letter_service"] = _strict(_letter_service)
+        self.environment.globals["implicit_decision_on"] = _strict(_implicit_decision_on)
         self._compiled: dict[str, _CompiledKind] = {}
         self._lock = threading.Lock()
 
@@ -530,6 +546,22 @@ class NotificationRenderer:
         except (ValueError, TypeError, ArithmeticError) as exc:
             raise TemplateValueError(kind, str(exc)) from exc
         return RenderedMessage(kind, subject, text, html, compiled.template_hash)
+
+
+    def render_document(self, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
+        """A document that is no e-mail (the convention, ``_convention.txt.j2``), rendered with
+        the same filters and the same strictness as the letters: (its text, the SHA-256 of its
+        template's bytes)."""
+        if not name.startswith("_") or "/" in name:
+            raise NotificationError(f"{name}: a document is a shared template of the folder (_name.txt.j2)")
+        template = self.environment.get_template(name)
+        try:
+            body = _tidy(template.render(context))
+        except _MissingVariable as exc:
+            raise TemplateContextError(name, _missing_name(context, exc), str(exc)) from None
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise TemplateValueError(name, str(exc)) from exc
+        return body, hashlib.sha256(self._loader.raw[name]).hexdigest()
 
 
 _default: NotificationRenderer | None = None

@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from db import models as m
 from notifications.rendering import DOCUMENT_LABELS
 from programmes import Programme, regulations
+from programmes.letters import missing_pieces
 from rules.calendar import add_months, deadline, paris_date
 from rules.council import check_session_held
 from rules.de_minimis import PriorAid, headroom
@@ -329,7 +330,9 @@ def submit_candidacy(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_i
     call = cmd.programme.call_on(cmd.today)
     cmd.dossier.call_code = call.code if call else None
     cmd.record("submit_candidacy", {"programme": cmd.programme.key, "from_draft": True, "call": cmd.dossier.call_code})
-    cmd.notify("candidacy_received", "candidacy_received", submitted_at=cmd.now.isoformat())
+    provided = set(cmd.session.scalars(select(m.Document.kind).where(m.Document.dossier_id == cmd.dossier.id)))
+    cmd.notify("candidacy_received", "candidacy_received", submitted_at=cmd.now.isoformat(),
+               **missing_pieces(cmd.programme, provided, cmd.today))
     _commit(uow, dossier_id)
     return cmd.outcome()
 
@@ -442,7 +445,8 @@ def _create(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: str, c
     if submit:
         enqueue(session, kind="candidacy_received", dedupe_key=f"{dossier.reference}:candidacy_received",
                 now=now, recipient=applicant_recipient(dossier),
-                context={"dossier": dossier_context(dossier, programme), "submitted_at": now.isoformat()},
+                context={"dossier": dossier_context(dossier, programme), "submitted_at": now.isoformat(),
+                         **missing_pieces(programme, kinds, today)},
                 dossier=dossier)
     _commit(uow, dossier.id)
     return Outcome(dossier.id, dossier.reference, dossier.status, dossier.version)

@@ -29,14 +29,16 @@ def neutralise_cell(value) -> str:
 
 
 def write_csv(columns: Sequence[str], rows: Iterable[Mapping], *, delimiter: str = ",",
-              preamble: Sequence[str] = ()) -> str:
+              preamble: Sequence[str] = (), header: bool = True) -> str:
     """UTF-8 CSV text, CR LF line ends, optional one-cell title lines, one header line, every
-    cell neutralised (comma-separated; `;` for files opened in a French spreadsheet)."""
+    cell neutralised (comma-separated; `;` for files opened in a French spreadsheet).
+    `header=False` writes the rows alone: the next batch of a file streamed in batches."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     for line in preamble:
         writer.writerow([neutralise_cell(line)])
-    writer.writerow([neutralise_cell(c) for c in columns])
+    if header:
+        writer.writerow([neutralise_cell(c) for c in columns])
     for row in rows:
         writer.writerow([neutralise_cell(row.get(c)) for c in columns])
     return out.getvalue()

@@ -81,8 +81,23 @@ def message_domain(sender) -> str:
     return address.rsplit("@", 1)[1]
 
 
+def letter_attachments(row, date: datetime | None) -> tuple[tuple[str, str, bytes], ...]:
+    """A decision or an accusé de réception goes with its PDF: the row's own subject and text
+    body laid out (`services.letters`), so the attachment says exactly what the e-mail says."""
+    from services.letters import PDF_KINDS, letter_pdf_from_text
+
+    if row.kind not in PDF_KINDS:
+        return ()
+    from rules.calendar import paris_date
+
+    dated = paris_date(date) if date is not None else None
+    reference = row.dedupe_key.split(":", 1)[0]  # a dossier's letters are keyed "REFERENCE:…"
+    pdf, filename = letter_pdf_from_text(row.kind, reference, row.subject, row.body_text, dated)
+    return ((filename, "application/pdf", pdf),)
+
+
 def outgoing(row, domain: str, date: datetime | None = None) -> OutgoingEmail:
-    return OutgoingEmail(date=date,
+    return OutgoingEmail(date=date, attachments=letter_attachments(row, date),
         to_address=row.recipient_address, to_name=row.recipient_name, subject=row.subject, text=row.body_text,
         html=row.body_html, message_id=make_message_id(row.dedupe_key, domain),
         headers={"X-Usine-Notification-Kind": row.kind, "X-Usine-Template-Hash": row.template_hash,

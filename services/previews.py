@@ -85,11 +85,13 @@ def _build(uow, kind: str, dossier: m.Dossier, clock: Clock) -> tuple[dict, dict
             raise PreviewUnavailable(kind, "le dossier n'a pas encore été proposé au vote.")
         session_row = dossier.session
         aid = {f"phase{line['phase']}": line["aid"] for line in record["lines"]} | {"total": record["total"]}
-        total = Decimal(record["total"])
         return letter | {"outcome": "approved", "session": session_row.code if session_row else "(séance)",
                          "session_date": (session_row.session_date if session_row else today).isoformat(),
                          "deliberation": dossier.deliberation or "(numéro de délibération)", "aid": aid,
-                         "convention_required": total > programme.money.convention_threshold}, applicant
+                         # Subsidies only count for the convention (a loan is repaid), as record_vote says.
+                         "convention_required": sum((Decimal(line["aid"]) for line in record["lines"]), ZERO)
+                         > programme.money.convention_threshold,
+                         "loans": [line["loan"] for line in record["lines"] if line.get("loan")]}, applicant
     if kind == "payment_issued":
         payment = session.scalar(select(m.Payment).where(m.Payment.dossier_id == dossier.id)
                                  .order_by(m.Payment.id.desc()).limit(1))

@@ -44,7 +44,7 @@ log = logging.getLogger("usine.web")
 ROUTERS = ("web.routes_auth", "web.routes_queue", "web.routes_dossier", "web.routes_council",
            "web.routes_payments", "web.routes_audit", "web.routes_dashboard", "web.routes_lifecycle",
            "web.routes_oidc", "web.routes_company", "web.routes_portal",
-           "web.routes_assign")
+           "web.routes_assign", "web.routes_letters")
 
 SECURITY_HEADERS = {
     "content-security-policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

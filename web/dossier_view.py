@@ -13,6 +13,7 @@ from db import models as m
 from rules.documents import piece_visible
 from rules.money import ZERO
 from services.commands import CONSULTANT_KINDS, DOCUMENT_KINDS
+from services.letters import available_letters
 from services.people import display_names
 from services.queries import dossier_summary, history
 from services.search import in_scope
@@ -218,6 +219,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
         "all_kinds": DOCUMENT_KINDS, "hidden_kinds": hidden_kinds,
         "assign": dossier_panel(uow, d, user, programme),  # work sharing (web.assign_view)
         **loan_view(s, d, programme, today),
+        "letters": available_letters(uow, d),
     }
 
 

@@ -14,7 +14,7 @@ from db import models as m
 from rules.calendar import paris_date
 from rules.errors import RuleViolation
 from services import commands, council
-from services.search import dossier_row, programme_in_scope, scope_clause
+from services.search import programme_in_scope
 from web.app import PREFIX, render
 from web.auth import Forbidden, WebUser, current_user, flash, writer
 from web.format import STATE_LABELS
@@ -117,20 +117,9 @@ async def plan(request: Request, user: Annotated[WebUser, Depends(writer)]):
 
 
 def _agenda(uow, s, user: WebUser) -> list[dict]:
-    dossiers = uow.session.scalars(
-        select(m.Dossier).join(m.Company, m.Dossier.company_id == m.Company.id)
-        .where(m.Dossier.session_id == s.id, scope_clause(user.actor, uow.catalogue))
-        .order_by(m.Dossier.reference)).all()
-    out = []
-    for d in dossiers:
-        row = dossier_row(d, uow.catalogue)
-        record = d.voted or d.proposal or {}
-        row["proposed_total"] = record.get("total")
-        row["adjourned"] = bool((d.proposal or {}).get("adjourned"))
-        row["adjustments"] = record.get("adjustments", [])
-        row["deliberation"] = d.deliberation
-        out.append(row)
-    return out
+    from services.council_documents import agenda_rows
+
+    return agenda_rows(uow, s, user.actor)
 
 
 @router.get("/seances/{code}")

@@ -5,21 +5,17 @@ event's hash. Text is real text (extractable, searchable)."""
 from __future__ import annotations
 
 import io
-import os
-from functools import lru_cache
-from xml.sax.saxutils import escape
 
-import reportlab
-from reportlab.lib import colors
-from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer
 
 from notifications.rendering import DOCUMENT_LABELS, euros
+from services.pdf_style import fonts as _fonts
+from services.pdf_style import short as _short
+from services.pdf_style import styles as _styles
+from services.pdf_style import table as _table
+from services.pdf_style import text as _t
 from services.wording import (
     NOTIFICATION_KIND_LABELS,
     NOTIFICATION_STATUS_LABELS,
@@ -30,46 +26,6 @@ from services.wording import (
 )
 from states.lifecycle import ROLE_LABELS, STATE_LABELS
 
-_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu",)
-_BUNDLED = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
-
-
-@lru_cache(maxsize=1)
-def _fonts() -> tuple[str, str, str, set[int] | None]:
-    """DejaVu when the system has it (covers every character we print), else Bitstream Vera,
-    which reportlab ships (covers French and €; a few arrows are replaced)."""
-    for folder in _FONT_DIRS:
-        regular = os.path.join(folder, "DejaVuSans.ttf")
-        bold = os.path.join(folder, "DejaVuSans-Bold.ttf")
-        mono = os.path.join(folder, "DejaVuSansMono.ttf")
-        if all(os.path.exists(p) for p in (regular, bold, mono)):
-            pdfmetrics.registerFont(TTFont("Usine", regular))
-            pdfmetrics.registerFont(TTFont("Usine-Bold", bold))
-            pdfmetrics.registerFont(TTFont("Usine-Mono", mono))
-            return "Usine", "Usine-Bold", "Usine-Mono", None
-    pdfmetrics.registerFont(TTFont("UsineVera", os.path.join(_BUNDLED, "Vera.ttf")))
-    pdfmetrics.registerFont(TTFont("UsineVera-Bold", os.path.join(_BUNDLED, "VeraBd.ttf")))
-    pdfmetrics.registerFont(TTFont("UsineVera-Mono", os.path.join(_BUNDLED, "Vera.ttf")))
-    face = TTFont("probe", os.path.join(_BUNDLED, "Vera.ttf")).face
-    return "UsineVera", "UsineVera-Bold", "UsineVera-Mono", set(face.charToGlyph)
-
-
-_REPLACE = {"→": "->", "\u202f": "\u00a0", "…": "...", "’": "'"}
-
-
-def _t(value) -> str:
-    """Text for a Paragraph: escaped, characters the font lacks replaced."""
-    s = "—" if value is None else str(value)
-    glyphs = _fonts()[3]
-    if glyphs is not None:
-        s = "".join(ch if ord(ch) in glyphs or ch in "\n" else _REPLACE.get(ch, "?") for ch in s)
-    return escape(s)
-
-
-def _short(value, limit: int = 240) -> str:
-    s = "—" if value is None else str(value)
-    return s if len(s) <= limit else s[:limit] + " [...]"
-
 
 def _when(iso: str | None) -> str:
     """An instant as a French reader reads it: 25/03/2021 09:00, Paris time."""
@@ -78,35 +34,6 @@ def _when(iso: str | None) -> str:
 
 def _eur(value) -> str:
     return "—" if value in (None, "") else euros(value)
-
-
-def _styles():
-    regular, bold, mono, _ = _fonts()
-    base = ParagraphStyle("base", fontName=regular, fontSize=8.5, leading=10.5, alignment=TA_LEFT)
-    return {
-        "title": ParagraphStyle("title", parent=base, fontName=bold, fontSize=15, leading=19, spaceAfter=4),
-        "h2": ParagraphStyle("h2", parent=base, fontName=bold, fontSize=11.5, leading=15, spaceBefore=10, spaceAfter=4),
-        "body": base,
-        "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=9),
-        "cell": ParagraphStyle("cell", parent=base, fontSize=7.5, leading=9),
-        "cellb": ParagraphStyle("cellb", parent=base, fontName=bold, fontSize=7.5, leading=9),
-        "mono": ParagraphStyle("mono", parent=base, fontName=mono, fontSize=6.3, leading=7.8),
-        "ok": ParagraphStyle("ok", parent=base, fontName=bold, textColor=colors.HexColor("#1b5e20")),
-        "bad": ParagraphStyle("bad", parent=base, fontName=bold, textColor=colors.HexColor("#b71c1c")),
-    }
-
-
-def _table(rows, widths, st, header=True) -> Table:
-    cells = [[c if not isinstance(c, str) else Paragraph(_t(_short(c, 1200)), st["cellb"] if header and i == 0 else st["cell"])
-              for c in row] for i, row in enumerate(rows)]
-    table = Table(cells, colWidths=widths, repeatRows=1 if header else 0)
-    style = [("VALIGN", (0, 0), (-1, -1), "TOP"), ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#9e9e9e")),
-             ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-             ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
-    if header:
-        style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eaf6")))
-    table.setStyle(TableStyle(style))
-    return table
 
 
 def _mono(value: str | None, st) -> Paragraph:

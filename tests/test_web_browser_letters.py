@@ -1,0 +1,93 @@
+"""Letters and exports in a real browser (Debian's Chromium via Playwright, the harness of
+`tests/test_web_browser.py`): an officer downloads a dossier's decision letter as PDF from the
+dossier page and its text is read back; the queue exported as XLSX holds the screen's rows, same
+references, same order."""
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import openpyxl
+import pytest
+from pypdf import PdfReader
+from test_web_browser import Live, Tab, browser  # noqa: F401 - the shared browser fixture
+from test_web_browser_loans import _database
+from web_support import SECRET, World, seed_users, use_fast_passwords
+
+from db.engine import create_schema, make_engine
+from services.clock import ShiftedClock
+from services.uow import unit_of_work_factory
+from web.app import create_standalone_app
+from web.devserver import ServerThread
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
+
+@pytest.fixture(scope="module")
+def live_letters(tmp_path_factory):
+    patch = pytest.MonkeyPatch()
+    use_fast_passwords(patch)
+    tmp = tmp_path_factory.mktemp("letters")
+    url, cleanup = _database(tmp, "letters")
+    engine = make_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    factory = unit_of_work_factory(url, storage_dir=str(tmp / "documents"))
+    world = World(factory)
+    seed_users(factory, world.clock)
+    ids = {"approved": world.dossier("approved")}
+    for target in ("submitted", "ready_for_vote", "diagnostic", "eligibility_review"):
+        world.dossier(target)
+    app = create_standalone_app(uow_factory=factory, clock=ShiftedClock(world.clock.now() + timedelta(minutes=5)),
+                                secret_key=SECRET)
+    server = ServerThread(app).start()
+    try:
+        yield Live(server.url, factory, ids)
+    finally:
+        server.stop()
+        factory.engine.dispose()
+        cleanup()
+        patch.undo()
+
+
+def test_an_officer_downloads_the_decision_letter_as_pdf_from_the_dossier_page(browser, live_letters, request):  # noqa: F811
+    did = live_letters.ids["approved"]
+    reference = live_letters.reference(did)
+    officer = Tab(browser, live_letters, request.node.name, "agent")
+    try:
+        officer.login("agent.occitanie")
+        officer.goto(f"/ui/dossiers/{did}")
+        letters = officer.page.locator("#courriers")
+        assert "Décision" in letters.inner_text()
+        with officer.page.expect_download() as download:
+            letters.locator('[data-letter="decision"]').get_by_role("link", name="Télécharger (PDF)").click()
+        assert download.value.suggested_filename == f"decision-{reference}.pdf"
+        text = " ".join("\n".join(p.extract_text() for p in PdfReader(download.value.path()).pages)
+                        .replace("\u00a0", " ").split())
+        assert f"Dossier {reference} — Notification de l'aide régionale votée" in text
+        assert "Atelier Garonne SAS" in text and "17 500,00 €" in text
+        assert "Voies et délais de recours" in text and "Tribunal administratif de Toulouse" in text
+        officer.shot("courriers")
+    finally:
+        officer.context.close()
+    assert not officer.errors
+
+
+def test_the_queue_exported_as_xlsx_holds_the_screens_rows_in_the_screens_order(browser, live_letters, request):  # noqa: F811
+    officer = Tab(browser, live_letters, request.node.name, "agent")
+    try:
+        officer.login("agent.occitanie")
+        officer.goto("/ui/dossiers")
+        on_screen = officer.page.locator("table.queue tbody tr td:first-child a").all_inner_texts()
+        assert len(on_screen) == 5
+        with officer.page.expect_download() as download:
+            officer.page.locator("#queue-exports").get_by_role("link", name="XLSX").click()
+        assert download.value.suggested_filename.endswith(".xlsx")
+        with open(download.value.path(), "rb") as f:
+            sheet = openpyxl.load_workbook(io.BytesIO(f.read())).active
+        rows = list(sheet.iter_rows(values_only=True))
+        assert rows[0][:2] == ("Référence", "Entreprise")
+        assert [r[0] for r in rows[1:]] == on_screen
+    finally:
+        officer.context.close()
+    assert not officer.errors
