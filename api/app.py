@@ -49,7 +49,8 @@ texte `AAAA-MM-JJ`, un montant un texte (« 1100.00 ») ; sinon 422 `invalid_inp
 # commands are most of the traffic (no path of the other routers matches theirs).
 ROUTERS = ("api.routes_commands", "api.routes_health", "api.routes_auth", "api.routes_programmes",
            "api.routes_companies", "api.routes_dossiers", "api.routes_documents", "api.routes_payments",
-           "api.routes_council", "api.routes_users", "api.routes_opendata", "api.routes_pathways")
+           "api.routes_council", "api.routes_users", "api.routes_opendata", "api.routes_pathways",
+           "api.routes_messages")
 # Routers written by other rooms, included when their module exists.
 OPTIONAL_ROUTERS = ("api.routes_audit",)
 

@@ -12,11 +12,13 @@ from sqlalchemy import select, text
 from db import models as m
 from rules.money import ZERO
 from services.commands import CONSULTANT_KINDS, DOCUMENT_KINDS
+from services.messages import visible_events
 from services.people import display_names
 from services.queries import dossier_summary, history
 from services.search import in_scope
 from services.wording import describe
 from states.lifecycle import FINAL_STATES, allowed_triggers
+from web.messages_view import messages_context
 
 STAGES = (("candidacy", "Candidature"), ("diagnostic", "Diagnostic (phase 1)"), ("vote", "Proposition au vote"),
           ("payment_claim", "Demandes de paiement"))
@@ -172,7 +174,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
     d = scoped_dossier(uow, user.actor, dossier_id)
     programme = uow.catalogue.get(d.programme_id, d.programme_version)
     summary = dossier_summary(uow, d.id)
-    events = history(uow, d.id)
+    events = visible_events(history(uow, d.id), user.actor)  # no agents' note to the company
     documents = list(s.scalars(select(m.Document).where(m.Document.dossier_id == d.id)))
     # Accounts by the name they go by (never `agent.occitanie` on screen).
     people = display_names(s, [d.officer, *(e.get("actor") for e in events),
@@ -204,6 +206,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
         "can_vote": any(t.startswith("vote_") for t in triggers),
         "all_kinds": DOCUMENT_KINDS,
         **loan_view(s, d, programme, today),
+        "msg": messages_context(s, user, d, today),
     }
 
 

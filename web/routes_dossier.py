@@ -20,6 +20,7 @@ from web.app import PREFIX, render
 from web.auth import WebUser, current_user, flash, writer
 from web.dossier_view import OutOfScope, dossier_page, scoped_dossier
 from web.format import RULE_LABELS, eur, field_label, plain_message
+from web.messages_view import mark_seen
 
 router = APIRouter()
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -29,6 +30,7 @@ DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 def dossier(request: Request, dossier_id: DossierId, user: Annotated[WebUser, Depends(current_user)]):
     web = request.app.state.web
     today = paris_date(web.clock.now())
+    mark_seen(web, user, dossier_id)  # the messages sent to the user's side are read (web.messages_view)
     with web.uow_factory() as uow:
         try:
             page = dossier_page(uow, user, dossier_id, today)
