@@ -42,6 +42,8 @@ class MessageAttachment(Base):
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(300))
+    # RGPD: when the file was deleted from the storage (its sha256 and size stay).
+    content_deleted_at: Mapped[datetime | None] = mapped_column(Instant)
 
 
 class DossierAnnotation(Base):

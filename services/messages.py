@@ -432,3 +432,54 @@ def invitations_of(session, actor: Actor, dossier_id: int) -> list[mm.ExpertInvi
         return []
     return list(session.scalars(select(mm.ExpertInvitation).where(mm.ExpertInvitation.dossier_id == dossier_id)
                                 .order_by(mm.ExpertInvitation.id)))
+
+
+# -- data protection (services.retention) -------------------------------------------------------
+
+def anonymise_notes(session, dossier_id: int) -> int:
+    """RGPD retention: the texts of the dossier's messages and annotations and the experts'
+    opinions replaced by the marker (their SHA-256 kept, as the events carry them), the
+    company's and consultant's names and the attachments' file names removed. Their files are
+    deleted after the commit (`purge_attachment_files`). How many rows were touched."""
+    from services.retention import ANONYMISED, ANONYMISED_BODY, PERSONAL_ROLES
+
+    M, A, N, I_ = mm.DossierMessage, mm.MessageAttachment, mm.DossierAnnotation, mm.ExpertInvitation
+    done = 0
+    for msg in session.scalars(select(M).where(M.dossier_id == dossier_id)):
+        msg.body = ANONYMISED_BODY
+        if msg.author_role in PERSONAL_ROLES:
+            msg.author = ANONYMISED
+        if msg.read_by is not None and msg.author_side == "agent":  # read by the company or consultant
+            msg.read_by = ANONYMISED
+        done += 1
+    for a in session.scalars(select(A).where(A.dossier_id == dossier_id)):
+        suffix = a.filename.rsplit(".", 1)[-1][:10] if "." in a.filename else "bin"
+        a.filename = f"piece-jointe-{a.id}.{suffix}"
+    for note in session.scalars(select(N).where(N.dossier_id == dossier_id)):
+        note.body = ANONYMISED_BODY
+        done += 1
+    for inv in session.scalars(select(I_).where(I_.dossier_id == dossier_id, I_.opinion_text.is_not(None))):
+        inv.opinion_text = ANONYMISED_BODY
+        done += 1
+    return done
+
+
+def purge_attachment_files(uow_factory, now) -> int:
+    """Delete the files of anonymised dossiers' message attachments not yet deleted (a file a
+    live piece or attachment still points at is kept: the storage is content-addressed)."""
+    A = mm.MessageAttachment
+    with uow_factory() as uow:
+        s = uow.session
+        pending = list(s.execute(select(A.id, A.storage_key).join(m.Dossier, m.Dossier.id == A.dossier_id)
+                                 .where(m.Dossier.anonymised_at.is_not(None), A.content_deleted_at.is_(None))))
+        if not pending:
+            return 0
+        keys = {r.storage_key for r in pending}
+        live = set(s.scalars(select(A.storage_key).join(m.Dossier, m.Dossier.id == A.dossier_id)
+                             .where(m.Dossier.anonymised_at.is_(None), A.storage_key.in_(keys))))
+        live |= set(s.scalars(select(m.Document.storage_key).where(m.Document.storage_key.in_(keys),
+                                                                    m.Document.content_deleted_at.is_(None))))
+        deleted = sum(1 for key in sorted(keys - live) if uow.storage.delete(key))
+        s.execute(update(A).where(A.id.in_([r.id for r in pending])).values(content_deleted_at=now))
+        uow.commit()
+    return deleted

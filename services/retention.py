@@ -206,6 +206,11 @@ def anonymise_dossier(uow, candidate: Candidate, now: datetime) -> dict | None:
             note.status = "dead"
             note.last_error = "anonymisé : durée de conservation échue"
         counts["letters"] += 1
+    from services.messages import anonymise_notes
+
+    notes = anonymise_notes(s, dossier.id)  # messages' and annotations' texts, attachments' names
+    if notes:
+        counts["messages"] = notes
     dossier.anonymised_at = now
     dossier.updated_at = now
     s.flush()
@@ -361,7 +366,9 @@ def run_retention(uow_factory, clock, *, dry_run: bool = False) -> RetentionRepo
             report.anonymised.append({**entry, "counts": counts})
             report.pieces += counts["documents"]
     if not dry_run:
-        report.files_deleted = purge_files(uow_factory, now)
+        from services.messages import purge_attachment_files
+
+        report.files_deleted = purge_files(uow_factory, now) + purge_attachment_files(uow_factory, now)
     return report
 
 

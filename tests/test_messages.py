@@ -270,3 +270,26 @@ def test_only_an_officer_or_a_head_invites_an_expert_at_a_valid_address(world):
                                link_base=LINK_BASE)
     assert refused.value.field == "expert_email"
     assert counts(world) == before
+
+
+def test_past_its_retention_a_dossier_s_messages_lose_their_texts_and_files_and_the_history_still_verifies(world):
+    from services.retention import ANONYMISED_BODY, run_retention
+
+    send(world, "officer", "Votre dirigeant, M. Durand, peut-il nous rappeler ?", thread="applicant")
+    send(world, "applicant", "Oui, au 06 12 34 56 78.", attachments=[messages.Attachment("cni-durand.pdf", PDF)])
+    with world.uow_factory() as uow:
+        messages.annotate(uow=uow, clock=world.clock, actor=world.actors["officer"], dossier_id=world.dossier_id,
+                          body="M. Durand semble pressé.")
+    world.do("withdraw", "applicant", reason="Projet reporté.")
+    world.clock.advance(days=365 * 11)
+    report = run_retention(world.uow_factory, world.clock)
+    assert [d["reference"] for d in report.anonymised] == [world.dossier().reference]
+    assert report.anonymised[0]["counts"]["messages"] == 3
+    with world.uow_factory() as uow:
+        s = uow.session
+        assert {x.body for x in s.scalars(select(mm.DossierMessage))} == {ANONYMISED_BODY}
+        assert {x.body for x in s.scalars(select(mm.DossierAnnotation))} == {ANONYMISED_BODY}
+        piece = s.scalars(select(mm.MessageAttachment)).one()
+        assert "durand" not in piece.filename and piece.content_deleted_at is not None
+        assert not uow.storage.exists(piece.storage_key)
+        assert verify_dossier(s, world.dossier_id).ok

@@ -76,6 +76,8 @@ def attachment(request: Request, dossier_id: DossierId, attachment_id: Annotated
         if found is None:
             raise HTTPException(404, "Pièce jointe introuvable.")
         a = found[0]
+        if a.content_deleted_at is not None:
+            raise HTTPException(404, "Le fichier de cette pièce jointe a été supprimé (durée de conservation échue).")
         content = uow.storage.get(a.storage_key)
         return Response(content, media_type=a.content_type,
                         headers={"content-disposition": content_disposition(a.filename),

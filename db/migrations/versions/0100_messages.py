@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("storage_key", sa.String(length=300), nullable=False),
+        sa.Column("content_deleted_at", db.types.Instant(), nullable=True),
     )
     op.create_index("ix_message_attachments_message_id", "message_attachments", ["message_id"])
     op.create_index("ix_message_attachments_dossier_id", "message_attachments", ["dossier_id"])
