@@ -158,3 +158,12 @@ def test_an_expired_or_tampered_expert_link_gets_a_french_page_and_writes_nothin
     assert posted.status_code == 410
     with world.uow_factory() as uow:
         assert uow.session.scalar(select(func.count()).select_from(m.Event)) == events
+
+
+def test_an_empty_message_is_refused_in_french_naming_the_field_and_the_rule(app, world):
+    did = world.dossier("diagnostic")
+    company = client_for(app, "entreprise.garonne")
+    refused = post_message(company, did, "   ")
+    assert refused.status_code == 422
+    assert ("Refusé — règle « saisie invalide » (champ « message ») : Message : le message est vide — écrivez un "
+            "texte. Rien n'a été modifié.") in text_of(refused.text)

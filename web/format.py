@@ -67,6 +67,10 @@ FIELD_LABELS = {
     "received_on": "date de réception", "regions": "régions", "reason": "motif", "role": "rôle",
     "schedule": "échéancier", "session": "séance", "session_date": "date de la séance", "siret": "SIRET",
     "username": "identifiant", "date": "date", "day_rates": "taux journalier",
+    # the messagerie's forms (services.messages)
+    "body": "message", "attachments": "pièces jointes", "thread": "échange", "expert_name": "nom de l'expert",
+    "expert_email": "courriel de l'expert", "expert_kind": "qualité de l'expert", "opinion": "avis",
+    "text": "motivation", "lien": "lien",
 }
 
 
