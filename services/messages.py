@@ -483,3 +483,11 @@ def purge_attachment_files(uow_factory, now) -> int:
         s.execute(update(A).where(A.id.in_([r.id for r in pending])).values(content_deleted_at=now))
         uow.commit()
     return deleted
+
+
+def messages_written_by(session, authors: list[str]) -> list[mm.DossierMessage]:
+    """The messages these names (accounts or display names) wrote: the right of access lists them."""
+    if not authors:
+        return []
+    M = mm.DossierMessage
+    return list(session.scalars(select(M).where(M.author.in_(sorted(set(authors)))).order_by(M.sent_at, M.id)))

@@ -179,6 +179,12 @@ def test_annotations_are_for_the_agents_recorded_in_the_history_and_never_shown_
         export = export_person(uow.session, COMPANY.get("email") or "contact@atelier-garonne.example.fr",
                                names=("Mme Durand (Atelier Garonne)",))
     assert "sous-traitance" not in repr(export) and "annotate" not in repr(export)
+    # What the company's person wrote is in it (RGPD art. 15), not what the consultant wrote.
+    send(world, "applicant", "Nous confirmons la visite.")
+    with world.uow_factory() as uow:
+        export = export_person(uow.session, "contact@atelier-garonne.example.fr",
+                               names=("Mme Durand (Atelier Garonne)",))
+    assert [x["body"] for x in export["messages"]] == ["Nous confirmons la visite."]
 
 
 def test_a_dossier_holding_messages_annotations_and_an_opinion_still_verifies_and_replays(world, uow_factory):
