@@ -55,6 +55,8 @@ def test_the_officer_and_the_company_exchange_messages_and_each_unread_badge_cle
     assert "1 message non lu" in queue
     page = text_of(company.get(f"/ui/dossiers/{did}").text)
     assert "Merci de nous transmettre le bilan 2021." in page and "Message de la Région à l'entreprise." in page
+    assert "Messagerie 1 non lu" in page and "nouveau" in page  # shown as new the first time
+    assert "nouveau" not in text_of(company.get(f"/ui/dossiers/{did}").text).split("Messagerie", 1)[1]
     assert "1 message non lu" not in text_of(company.get("/ui/dossiers").text)
     answer = post_message(company, did, "Voici le bilan.", files=[("bilan-2021.pdf", small_pdf("Bilan 2021"),
                                                                    "application/pdf")])

@@ -51,8 +51,8 @@ def unread_for_page(request, items) -> dict[int, int]:
 
 
 def mark_seen(web, user, dossier_id: int) -> None:
-    """The dossier page was opened: the messages sent to the user's side are read (before the
-    page's own unit of work; a dossier out of scope marks nothing and the page answers 404)."""
+    """The dossier page was shown: the messages sent to the user's side are read (after the
+    page's own unit of work, which showed them as new; a dossier out of scope marks nothing)."""
     from web.dossier_view import OutOfScope, scoped_dossier
 
     with web.uow_factory() as uow:

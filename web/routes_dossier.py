@@ -30,14 +30,16 @@ DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 def dossier(request: Request, dossier_id: DossierId, user: Annotated[WebUser, Depends(current_user)]):
     web = request.app.state.web
     today = paris_date(web.clock.now())
-    mark_seen(web, user, dossier_id)  # the messages sent to the user's side are read (web.messages_view)
     with web.uow_factory() as uow:
         try:
             page = dossier_page(uow, user, dossier_id, today)
         except OutOfScope:
             raise HTTPException(404, "Dossier introuvable.") from None
-        return render(request, "dossier.html", title=f"Dossier {page['d'].reference}", today=today,
-                      form_error=None, form_values={}, form_action=None, **page)
+        response = render(request, "dossier.html", title=f"Dossier {page['d'].reference}", today=today,
+                          form_error=None, form_values={}, form_action=None, **page)
+    # Shown (their « nouveau » marks with them): the messages sent to the user's side are read.
+    mark_seen(web, user, dossier_id)
+    return response
 
 
 def _refused_form(request: Request, user: WebUser, dossier_id: int, error: str, values: dict,
