@@ -38,7 +38,8 @@ def dossier(request: Request, dossier_id: DossierId, user: Annotated[WebUser, De
         response = render(request, "dossier.html", title=f"Dossier {page['d'].reference}", today=today,
                           form_error=None, form_values={}, form_action=None, **page)
     # Shown (their « nouveau » marks with them): the messages sent to the user's side are read.
-    mark_seen(web, user, dossier_id)
+    if page["msg"]["unread"]:
+        mark_seen(web, user, dossier_id)
     return response
 
 
