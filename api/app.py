@@ -50,7 +50,7 @@ texte `AAAA-MM-JJ`, un montant un texte (« 1100.00 ») ; sinon 422 `invalid_inp
 ROUTERS = ("api.routes_commands", "api.routes_health", "api.routes_auth", "api.routes_programmes",
            "api.routes_companies", "api.routes_dossiers", "api.routes_documents", "api.routes_payments",
            "api.routes_council", "api.routes_users", "api.routes_opendata", "api.routes_pathways",
-           "api.routes_assign")
+           "api.routes_assign", "api.routes_messages")
 # Routers written by other rooms, included when their module exists.
 OPTIONAL_ROUTERS = ("api.routes_audit",)
 

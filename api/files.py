@@ -76,7 +76,8 @@ class BodyLimitMiddleware:
     Content-Length when given, else while the body streams in."""
 
     def __init__(self, app, *, default_limit: int = MAX_JSON_REQUEST_BYTES,
-                 upload_limit: int = MAX_UPLOAD_REQUEST_BYTES, upload_suffix: str = "/documents"):
+                 upload_limit: int = MAX_UPLOAD_REQUEST_BYTES,
+                 upload_suffix: str | tuple[str, ...] = ("/documents", "/messages")):
         self.app = app
         self.default_limit = default_limit
         self.upload_limit = upload_limit

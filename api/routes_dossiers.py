@@ -18,6 +18,7 @@ from rules.identifiers import InvalidIdentifier, validate_siren
 from services import commands
 from services.commands import Actor
 from services.loans import loan_figures
+from services.messages import visible_events
 from services.queries import dossier_summary, history
 from services.search import SORTS, DossierQuery, search_dossiers
 from services.wording import EXAMPLE_NOTICE, describe
@@ -155,7 +156,7 @@ def dossier_events(dossier_id: DossierId, actor: Annotated[Actor, Depends(requir
                    uow_factory=Depends(get_uow_factory)):
     with uow_factory() as uow:
         did = scoped_dossier(dossier_id, actor, uow).id
-        events = history(uow, did)
+        events = visible_events(history(uow, did), actor)  # no agents' note to the company
     return [{**e, "data": e["data"] or {}, "description": describe(e)} for e in events]
 
 

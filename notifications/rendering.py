@@ -95,6 +95,8 @@ KINDS: tuple[str, ...] = (
     "repayment_due",
     "repayment_reminder",
     "default_notice",
+    "message_received",
+    "expert_invitation",
 )
 
 # Kinds about no single dossier: a programme's AMI window (to companies) or a council session

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Nice value of the threads that check passwords (Linux: per thread): a flood of argon2
     # checks yields the CPU to the other requests. 0 leaves them as they are.
     signin_nice: int = 10
+    # Expert opinions (services.messages): a signed link is valid this many days from the
+    # service clock's instant of the invitation, and serves once.
+    expert_link_days: int = 15
 
 
 @lru_cache(maxsize=1)

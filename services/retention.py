@@ -206,6 +206,11 @@ def anonymise_dossier(uow, candidate: Candidate, now: datetime) -> dict | None:
             note.status = "dead"
             note.last_error = "anonymisé : durée de conservation échue"
         counts["letters"] += 1
+    from services.messages import anonymise_notes
+
+    notes = anonymise_notes(s, dossier.id)  # messages' and annotations' texts, attachments' names
+    if notes:
+        counts["messages"] = notes
     dossier.anonymised_at = now
     dossier.updated_at = now
     s.flush()
@@ -361,7 +366,9 @@ def run_retention(uow_factory, clock, *, dry_run: bool = False) -> RetentionRepo
             report.anonymised.append({**entry, "counts": counts})
             report.pieces += counts["documents"]
     if not dry_run:
-        report.files_deleted = purge_files(uow_factory, now)
+        from services.messages import purge_attachment_files
+
+        report.files_deleted = purge_files(uow_factory, now) + purge_attachment_files(uow_factory, now)
     return report
 
 
@@ -412,6 +419,11 @@ def export_person(session, email: str, *, names: tuple[str, ...] = (), now: date
         why.setdefault(e.dossier_id, set()).add("auteur d'actions")
     for d in pieces:
         why.setdefault(d.dossier_id, set()).add("dépôt de pièces")
+    from services.messages import messages_written_by
+
+    written = messages_written_by(session, acting)
+    for x in written:
+        why.setdefault(x.dossier_id, set()).add("auteur de messages")
     dossiers = {d.id: d for d in session.scalars(select(m.Dossier).where(m.Dossier.id.in_(sorted(why))))} if why else {}
 
     def ref(did):
@@ -444,6 +456,8 @@ def export_person(session, email: str, *, names: tuple[str, ...] = (), now: date
                     "content_type": d.content_type, "size": d.size, "sha256": d.sha256,
                     "uploaded_by": d.uploaded_by, "uploaded_at": iso(d.uploaded_at),
                     "file_deleted_at": iso(d.content_deleted_at)} for d in pieces],
+        "messages": [{"dossier": ref(x.dossier_id), "thread": x.thread, "sent_at": iso(x.sent_at), "body": x.body}
+                     for x in written],
     }
 
 
@@ -474,6 +488,8 @@ def person_export_lines(export: dict) -> list[str]:
          lambda p: f"{fr_instant(p['uploaded_at'])} — {p['dossier']} : {p['kind']} v{p['version']}, {p['filename']}, "
                    f"{p['size']} octets" + (" (fichier supprimé)" if p["file_deleted_at"] else "")),
     )
+    sections += (("Messages écrits", export.get("messages", []),
+                  lambda x: f"{fr_instant(x['sent_at'])} — {x['dossier']} : {x['body'][:200]}"),)
     for title, rows, line in sections:
         out.append(f"{title} : {len(rows)}")
         out += [f"  {line(r)}" for r in rows]

@@ -28,6 +28,7 @@ NOTIFICATION_KIND_LABELS = {
     "agenda_closing": "clôture d'ordre du jour",
     "loan_disbursed": "versement du prêt", "repayment_due": "avis d'échéance",
     "repayment_reminder": "relance de remboursement", "default_notice": "défaut de remboursement",
+    "message_received": "avis de nouveau message", "expert_invitation": "demande d'avis d'expert",
 }
 
 
@@ -238,6 +239,12 @@ def _describe(e: dict, names: dict) -> str:
         if d.get("kind") == "handover":
             return f"Dossier transmis à {who}{before}{note}{end}"
         return f"Dossier affecté à {who}{before}{note}{end}"
+    if c in ("send_message", "annotate", "invite_expert", "give_opinion"):
+        # messages, annotations, expert opinions (services.messages): their sentences are in
+        # services.history (which reads this module, hence imported here)
+        from services.history import NOTE_SENTENCES
+
+        return NOTE_SENTENCES[c](d, names)
     return c
 
 

@@ -44,6 +44,9 @@ DOSSIER = {
 APPLICANT = {"role": "applicant", "name": "Claire Dupont", "email": "claire.dupont@example.fr"}
 
 SAMPLES: dict[str, dict] = {
+    "message_received": {"sender": "l'entreprise", "attachments": 2, "sent_at": "2021-03-02T10:15:00+01:00"},
+    "expert_invitation": {"link": "https://usine.example/ui/avis/abc", "expires_at": "2021-03-17T10:15:00+01:00",
+                          "invited_by": "Julien Martin"},
     "candidacy_received": {"submitted_at": "2021-02-01T10:00:00+01:00"},
     "documents_requested": {
         "kinds": ["kbis", "tax_certificate"], "requested_on": "2021-03-01", "lapse_on": "2021-03-31",

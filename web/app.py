@@ -44,7 +44,7 @@ log = logging.getLogger("usine.web")
 ROUTERS = ("web.routes_auth", "web.routes_queue", "web.routes_dossier", "web.routes_council",
            "web.routes_payments", "web.routes_audit", "web.routes_dashboard", "web.routes_lifecycle",
            "web.routes_oidc", "web.routes_company", "web.routes_portal",
-           "web.routes_assign", "web.routes_letters")
+           "web.routes_assign", "web.routes_letters", "web.routes_messages")
 
 SECURITY_HEADERS = {
     "content-security-policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -63,6 +63,9 @@ def make_templates() -> Jinja2Templates:
     env.lstrip_blocks = True
     fmt.install(env)
     env.globals["PREFIX"] = PREFIX
+    from web.messages_view import unread_for_page
+
+    env.globals["messages_unread"] = unread_for_page  # the queue's unread badges (partials/messages_*)
     return templates
 
 
@@ -178,6 +181,9 @@ def build_web_app(*, uow_factory, clock, secret_key: str, secure_cookie: bool | 
     web_app = FastAPI(title="Usine — espace de travail", docs_url=None, redoc_url=None, openapi_url=None)
     web_app.state.web = SimpleNamespace(uow_factory=uow_factory, clock=clock, templates=make_templates(),
                                         demo_clock=_demo_clock(clock), signin=signin)
+    from services.messages import link_key
+
+    web_app.state.web.expert_key = link_key(secret_key)  # signs the expert links (services.messages)
     if secure_cookie is None:
         secure_cookie = os.environ.get("USINE_WEB_SECURE_COOKIE", "").lower() in ("1", "true", "yes")
     web_app.add_middleware(SessionMiddleware, secret_key=session_key(secret_key), session_cookie=SESSION_COOKIE,

@@ -14,11 +14,13 @@ from rules.documents import piece_visible
 from rules.money import ZERO
 from services.commands import CONSULTANT_KINDS, DOCUMENT_KINDS
 from services.letters import available_letters
+from services.messages import visible_events
 from services.people import display_names
 from services.queries import dossier_summary, history
 from services.search import in_scope
 from services.wording import describe
 from states.lifecycle import FINAL_STATES, allowed_triggers
+from web.messages_view import messages_context
 
 STAGES = (("candidacy", "Candidature"), ("diagnostic", "Diagnostic (phase 1)"), ("vote", "Proposition au vote"),
           ("payment_claim", "Demandes de paiement"))
@@ -176,7 +178,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
     d = scoped_dossier(uow, user.actor, dossier_id)
     programme = uow.catalogue.get(d.programme_id, d.programme_version)
     summary = dossier_summary(uow, d.id)
-    events = history(uow, d.id)
+    events = visible_events(history(uow, d.id), user.actor)  # no agents' note to the company
     documents = list(s.scalars(select(m.Document).where(m.Document.dossier_id == d.id)))
     # Rule consultant_need_to_know (rules/documents.py): a consultant sees its mission's pieces only.
     hidden_kinds = sorted({doc.kind for doc in documents if not piece_visible(user.role, doc.kind)} |
@@ -220,6 +222,7 @@ def dossier_page(uow, user, dossier_id: int, today: date) -> dict:
         "assign": dossier_panel(uow, d, user, programme),  # work sharing (web.assign_view)
         **loan_view(s, d, programme, today),
         "letters": available_letters(uow, d),
+        "msg": messages_context(s, user, d, today),
     }
 
 

@@ -74,6 +74,10 @@ FIELD_LABELS = {
     "schedule": "échéancier", "session": "séance", "session_date": "date de la séance", "siret": "SIRET",
     "username": "identifiant", "date": "date", "day_rates": "taux journalier",
     "note": "note", "officer": "chargé(e) de mission", "dossiers": "dossiers cochés",
+    # the messagerie's forms (services.messages)
+    "body": "message", "attachments": "pièces jointes", "thread": "échange", "expert_name": "nom de l'expert",
+    "expert_email": "courriel de l'expert", "expert_kind": "qualité de l'expert", "opinion": "avis",
+    "text": "motivation", "lien": "lien",
 }
 
 

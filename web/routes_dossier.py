@@ -21,6 +21,7 @@ from web.app import PREFIX, render
 from web.auth import Forbidden, WebUser, current_user, flash, writer
 from web.dossier_view import OutOfScope, dossier_page, scoped_dossier
 from web.format import KIND_LABELS, RULE_LABELS, eur, field_label, plain_message
+from web.messages_view import mark_seen
 
 router = APIRouter()
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -35,8 +36,12 @@ def dossier(request: Request, dossier_id: DossierId, user: Annotated[WebUser, De
             page = dossier_page(uow, user, dossier_id, today)
         except OutOfScope:
             raise HTTPException(404, "Dossier introuvable.") from None
-        return render(request, "dossier.html", title=f"Dossier {page['d'].reference}", today=today,
-                      form_error=None, form_values={}, form_action=None, **page)
+        response = render(request, "dossier.html", title=f"Dossier {page['d'].reference}", today=today,
+                          form_error=None, form_values={}, form_action=None, **page)
+    # Shown (their « nouveau » marks with them): the messages sent to the user's side are read.
+    if page["msg"]["unread"]:
+        mark_seen(web, user, dossier_id)
+    return response
 
 
 def _refused_form(request: Request, user: WebUser, dossier_id: int, error: str, values: dict,

@@ -66,6 +66,10 @@ def _paris_day(at: datetime):
     return day
 
 
+# Events of services.messages: in the history, outside the lifecycle (no trigger, no state change).
+NOTE_COMMANDS = frozenset({"send_message", "annotate", "invite_expert", "give_opinion"})
+
+
 def _triggers(e: EventRecord) -> list[str]:
     """The lifecycle triggers a recorded command fired, in order."""
     c = e.command
@@ -261,6 +265,15 @@ class _Fold:
     def _move(self, e: EventRecord) -> None:
         """The state change, re-computed through the lifecycle's transitions."""
         command = e.command
+        if command in NOTE_COMMANDS:
+            # A message, an annotation, an expert's invitation or opinion (services.messages):
+            # no trigger of the lifecycle, and the state must stay what it was.
+            self.checks += 1
+            if e.state_before != self.status or e.state_after != self.status:
+                self.flag(e, "transition", f"{e.state_before} → {e.state_after}", self.status,
+                          f"« {command} » ne change pas l'état du dossier (« {self.status} »)")
+            self.status = e.state_after
+            return
         if command in ("record_vote", "pay", "record_repayment"):
             data = e.data or {}
             key = (command, self.status, e.role, e.state_after, data.get("outcome"), bool(data.get("closed")),
@@ -708,6 +721,18 @@ class _Fold:
             self.compare(e, "lapse.due", True, _paris_day(e.at).isoformat() >= req["lapse_on"],
                          f"caducité prononcée le {fr_day(_paris_day(e.at))} pour une échéance au {fr_day(req['lapse_on'])}")
         self._close_requests(e, "lapsed")
+
+    def on_send_message(self, e, d) -> None:
+        """A message (services.messages): no state, amount or piece of the dossier changes."""
+
+    def on_annotate(self, e, d) -> None:
+        """An agents' private annotation: nothing of the dossier changes."""
+
+    def on_invite_expert(self, e, d) -> None:
+        """An expert asked for an opinion: nothing of the dossier changes."""
+
+    def on_give_opinion(self, e, d) -> None:
+        """An expert's opinion: nothing of the dossier changes."""
 
     def on_anonymise(self, e, d) -> None:
         """RGPD retention (services.retention): personal data redacted in the events before it;
