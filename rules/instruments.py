@@ -411,11 +411,19 @@ def assess_line_claim(programme: Programme, *, size_class: str, voted_line: dict
     if subsidy_instrument is not None and voted_subsidy > 0:
         rate = instrument_rate(subsidy_instrument, size_class=size_class, consulting=consulting, programme=programme,
                                phase=phase)
-        justified = instrument_ceiling(subsidy_instrument, justified_expense, rate)
+        justified = min(instrument_ceiling(subsidy_instrument, justified_expense, rate), voted_subsidy)
         if phase.combined_cap_rate is not None:
+            # The loan and the subsidy together stay within the cap of the *justified* expense: a
+            # claim justifying less than voted may cut the subsidy further — a cut listed as such
+            # (what the vote already cut is not listed twice: the subsidy is compared to the voted one).
             loan = Decimal((voted_line.get("loan") or {}).get("principal", "0"))
-            justified = min(justified, max(cents(justified_expense * phase.combined_cap_rate) - loan, ZERO))
-        justified = min(justified, voted_subsidy)
+            limit = cents(justified_expense * phase.combined_cap_rate)
+            capped = min(justified, max(limit - loan, ZERO))
+            if capped < justified:
+                adjustments.append(Adjustment("subsidy_cap", phase.number, "aid", justified - capped,
+                                              f"prêt et subvention ensemble plafonnés à {limit} € "
+                                              f"({percent(phase.combined_cap_rate)} de la dépense justifiée)"))
+            justified = capped
     return ClaimAssessment(phase.number, claimed, days, eligible, justified, tuple(adjustments), tuple(excluded))
 
 

@@ -219,3 +219,17 @@ def test_a_craft_production_company_is_eligible_in_pays_de_la_loire_but_not_in_o
     steps[0]["with"]["company"]["activity"] = "craft_production"
     steps[2]["expect"] = {"refused": "activity"}
     assert run_scenario({"name": "t", "programme": "occitanie-prif", "steps": steps})["expectations"]["failures"] == []
+
+
+def test_a_final_claim_justifying_less_lists_the_combined_cap_cut_of_the_subsidy(database_url):
+    """SPEC §11.2: at the final claim every cap of the line applies again, the combined cap
+    counting the voted loan; a cut is never silent (SCENARIOS.md: listed under `adjustments`).
+    Voted 30,000 of subsidy beside a 150,000 loan; 260,000 justified: 60 % × 260,000 − 150,000 =
+    6,000 paid, so 24,000 cut by `subsidy_cap` — and the vote's own cuts are not listed twice."""
+    doc = json.loads((SCENARIOS / "audited-pathways" / "pathway-05-line2-final-claim-combined-cap-with-voted-loan.json")
+                     .read_text("utf-8"))
+    result = run_scenario(doc, database_url=database_url)
+    assert result["expectations"]["failed"] == 0, result["expectations"]["failures"]
+    assert result["final"]["paid"] == "6000.00"
+    cuts = [a for a in result["final"]["adjustments"] if a["rule"] == "subsidy_cap"]
+    assert cuts == [{"rule": "subsidy_cap", "phase": 2, "base": "aid", "amount": "24000.00"}]
