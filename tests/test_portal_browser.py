@@ -6,15 +6,13 @@ the link of the letter asking for a missing piece from the local mailbox (the SM
 the keyboard alone."""
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from portal_support import CALL_OPEN, COMPANY_FORM, LOIRE_USER, PDL
-from sqlalchemy import select, text
+from sqlalchemy import select
 from test_web_browser import Live, Tab, browser  # noqa: F401 - the browser fixture, shared
-from web_support import PASSWORD, SECRET, seed_users, small_pdf, use_fast_passwords
+from web_support import PASSWORD, SECRET, browser_database, seed_users, small_pdf, use_fast_passwords
 
 from db import models as m
 from db.engine import create_schema, make_engine
@@ -29,22 +27,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 OFFICER = Actor("agent.pays-de-la-loire", "officer", regions=("Pays de la Loire",))
 
 
-def _database(tmp: Path):
-    pg = os.environ.get("USINE_TEST_POSTGRES_URL")
-    if not pg:
-        return f"sqlite:///{tmp / 'portal.db'}", lambda: None
-    name = f"usine_portal_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    admin = make_engine(pg)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def cleanup():
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return pg.rsplit("/", 1)[0] + "/" + name, cleanup
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +39,7 @@ def live(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     use_fast_passwords(patch)
     tmp = tmp_path_factory.mktemp("portal")
-    url, cleanup = _database(tmp)
+    url, cleanup = browser_database(tmp, "portal")
     engine = make_engine(url)
     create_schema(engine)
     engine.dispose()

@@ -13,8 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
-from web_support import PASSWORD, SECRET, World, small_pdf, use_fast_passwords
+from sqlalchemy import func, select
+from web_support import PASSWORD, SECRET, World, browser_database, small_pdf, use_fast_passwords
 
 from db import models as m
 from db.engine import create_schema, make_engine
@@ -52,23 +52,6 @@ class Live:
         return self.scalar(select(m.Dossier.reference).where(m.Dossier.id == dossier_id))
 
 
-def _database(tmp: Path):
-    """(url, cleanup): a SQLite file, or a PostgreSQL database of its own when the suite runs on it."""
-    pg = os.environ.get("USINE_TEST_POSTGRES_URL")
-    if not pg:
-        return f"sqlite:///{tmp / 'web.db'}", lambda: None
-    name = f"usine_web_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    admin = make_engine(pg)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def cleanup():
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return pg.rsplit("/", 1)[0] + "/" + name, cleanup
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +59,7 @@ def live(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     use_fast_passwords(patch)
     tmp = tmp_path_factory.mktemp("web")
-    url, cleanup = _database(tmp)
+    url, cleanup = browser_database(tmp, "main")
     engine = make_engine(url)
     create_schema(engine)
     engine.dispose()

@@ -6,14 +6,13 @@ line only, and nothing of it was written. No JavaScript is needed: the checkboxe
 action bar's form (`form="bulk-form"`)."""
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from test_web_browser import CHROMIUM, CHROMIUM_ARGS, Live, Tab
-from web_support import SECRET, World, seed_users, use_fast_passwords
+from web_support import SECRET, World, browser_database, seed_users, use_fast_passwords
 
 from db import models as m
 from db.engine import create_schema, make_engine
@@ -27,22 +26,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 COLLEAGUE = "Julien Fabre, chargé de mission (Occitanie)"
 
 
-def _database(tmp: Path):
-    pg = os.environ.get("USINE_TEST_POSTGRES_URL")
-    if not pg:
-        return f"sqlite:///{tmp / 'assign.db'}", lambda: None
-    name = f"usine_web_assign_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    admin = make_engine(pg)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def cleanup():
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return pg.rsplit("/", 1)[0] + "/" + name, cleanup
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +33,7 @@ def live(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     use_fast_passwords(patch)
     tmp = tmp_path_factory.mktemp("assign")
-    url, cleanup = _database(tmp)
+    url, cleanup = browser_database(tmp, "assign")
     engine = make_engine(url)
     create_schema(engine)
     engine.dispose()

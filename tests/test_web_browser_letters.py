@@ -11,8 +11,7 @@ import openpyxl
 import pytest
 from pypdf import PdfReader
 from test_web_browser import Live, Tab, browser  # noqa: F401 - the shared browser fixture
-from test_web_browser_loans import _database
-from web_support import SECRET, World, seed_users, use_fast_passwords
+from web_support import SECRET, World, browser_database, seed_users, use_fast_passwords
 
 from db.engine import create_schema, make_engine
 from services.clock import ShiftedClock
@@ -28,7 +27,7 @@ def live_letters(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     use_fast_passwords(patch)
     tmp = tmp_path_factory.mktemp("letters")
-    url, cleanup = _database(tmp, "letters")
+    url, cleanup = browser_database(tmp, "letters")
     engine = make_engine(url)
     create_schema(engine)
     engine.dispose()

@@ -4,14 +4,13 @@ loan from its dossier page; the head of service writes off a dossier in default;
 Nouvelle-Aquitaine company page (a demo played to June 2025) shows its aid dossiers."""
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from test_web_browser import Live, Tab, browser  # noqa: F401 - the shared browser fixture
-from web_support import SECRET, use_fast_passwords
+from web_support import SECRET, browser_database, use_fast_passwords
 
 from db import models as m
 from db.engine import create_schema, make_engine
@@ -27,29 +26,13 @@ from web.devserver import ServerThread
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 
-def _database(tmp, suffix: str):
-    pg = os.environ.get("USINE_TEST_POSTGRES_URL")
-    if not pg:
-        return f"sqlite:///{tmp / f'{suffix}.db'}", lambda: None
-    name = f"usine_web_{suffix}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    admin = make_engine(pg)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def cleanup():
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return pg.rsplit("/", 1)[0] + "/" + name, cleanup
 
 
 def _serve(tmp_path_factory, suffix: str, as_of: datetime, **demo):
     patch = pytest.MonkeyPatch()
     use_fast_passwords(patch)
     tmp = tmp_path_factory.mktemp(suffix)
-    url, cleanup = _database(tmp, suffix)
+    url, cleanup = browser_database(tmp, suffix)
     engine = make_engine(url)
     create_schema(engine)
     engine.dispose()

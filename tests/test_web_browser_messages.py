@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
-from test_web_browser import Live, Tab, _database, browser  # noqa: F401 - the shared browser fixture
-from web_support import SECRET, World, seed_users, small_pdf, use_fast_passwords
+from test_web_browser import Live, Tab, browser  # noqa: F401 - the shared browser fixture
+from web_support import SECRET, World, browser_database, seed_users, small_pdf, use_fast_passwords
 
 from db import models as m
 from db.engine import create_schema, make_engine
@@ -27,7 +27,7 @@ def live_messages(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     use_fast_passwords(patch)
     tmp = tmp_path_factory.mktemp("messages")
-    url, cleanup = _database(tmp)
+    url, cleanup = browser_database(tmp, "messages")
     engine = make_engine(url)
     create_schema(engine)
     engine.dispose()

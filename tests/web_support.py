@@ -4,6 +4,7 @@ small real PDF to upload."""
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -128,3 +129,28 @@ class World:
             if state == target:
                 return did
         raise ValueError(target)
+
+
+def browser_database(tmp, name: str):
+    """(url, cleanup) for a browser test's live server: a SQLite file under `tmp`, or — when the
+    suite runs on PostgreSQL — a database of its own (`usine_web_<name>_<xdist worker>`), dropped
+    by `cleanup`."""
+    from sqlalchemy import text
+
+    from db.engine import make_engine
+
+    pg = os.environ.get("USINE_TEST_POSTGRES_URL")
+    if not pg:
+        return f"sqlite:///{tmp / f'{name}.db'}", lambda: None
+    database = f"usine_web_{name}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    admin = make_engine(pg)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+
+    def cleanup():
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+    return pg.rsplit("/", 1)[0] + "/" + database, cleanup
