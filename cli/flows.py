@@ -3,7 +3,6 @@
 Registered by `cli.main`."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -434,13 +433,10 @@ def serve_command(host: str = typer.Option("127.0.0.1", "--host", help="Adresse 
                         or _metrics_dir(var)}
         children.append(_Child("flows", [sys.executable, "-m", "workflows.deployments"], observed_env, cwd))
         if api:
-            if importlib.util.find_spec("api.app") is None:
-                typer.echo("[usine serve] api/app.py absent : API non démarrée.")
-            else:
-                typer.echo(f"[usine serve] API : http://{host}:{api_port}")
-                from api.server import api_command
+            typer.echo(f"[usine serve] API : http://{host}:{api_port}")
+            from api.server import api_command
 
-                children.append(_Child("API", api_command(host=host, port=api_port), observed_env, cwd))
+            children.append(_Child("API", api_command(host=host, port=api_port), observed_env, cwd))
         typer.echo("[usine serve] prêt — Ctrl-C pour tout arrêter.")
         while True:
             for child in children:

@@ -67,13 +67,9 @@ def runner_deployments():
 
     out = []
     for schedule in SCHEDULES:
-        try:
-            module = importlib.import_module(schedule.module)
-        except ModuleNotFoundError as exc:
-            if exc.name != schedule.module:
-                raise
-            continue  # a room not installed in this copy (e.g. the audit flows)
-        flow = getattr(module, schedule.flow)
+        # A schedule names its flow by module path (the entrypoint prefect.yaml records): a path
+        # that does not import is an error of the table, never skipped.
+        flow = getattr(importlib.import_module(schedule.module), schedule.flow)
         limit = (ConcurrencyLimitConfig(limit=schedule.concurrency,
                                         collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
                  if schedule.concurrency else None)
