@@ -46,6 +46,24 @@ def test_the_migrations_build_exactly_the_models_schema(database_url):
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
+def test_the_migrations_form_one_line_that_a_database_upgrades_to(database_url):
+    """One head: a new migration revises it (no branch of its own), and an upgraded database
+    records exactly that head — what readiness compares."""
+    from alembic.script import ScriptDirectory
+
+    from db.migrate import alembic_config, current_heads
+
+    heads = ScriptDirectory.from_config(alembic_config(database_url)).get_heads()
+    assert len(heads) == 1, f"migration heads to merge into one line: {heads}"
+    engine = _empty_database(database_url)
+    upgrade(database_url)
+    assert current_heads(database_url) == heads
+    engine.dispose()
+    if "postgresql" in database_url:
+        with make_engine(database_url).begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
 def test_the_demo_puts_dossiers_in_every_state_through_the_services(uow_factory):
     report = load_demo(uow_factory, dossiers=40, seed=7)
     assert set(report["by_state"]) == set(STATES)
