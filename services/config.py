@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     prefect_port: int = 4200
     var_dir: str = "./var"
+    # Where people report an accessibility problem (the statement's « Retour d'information et
+    # contact », web/accessibility.py): an e-mail address or an https:// form. Unset: the statement
+    # sends them to the region's service that handles their dossier.
+    accessibility_contact: str | None = None
     # When set (ISO instant with offset), the service clock starts there and runs in real time:
     # a training or demo workspace living at another date. Unset in production.
     clock_start: str | None = None

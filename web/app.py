@@ -24,6 +24,7 @@ from jinja2 import StrictUndefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from web import accessibility
 from web import format as fmt
 from web.auth import (
     SESSION_COOKIE,
@@ -43,7 +44,8 @@ log = logging.getLogger("usine.web")
 
 ROUTERS = ("web.routes_auth", "web.routes_queue", "web.routes_dossier", "web.routes_council",
            "web.routes_payments", "web.routes_audit", "web.routes_dashboard", "web.routes_lifecycle",
-           "web.routes_oidc", "web.routes_company")
+           "web.routes_oidc", "web.routes_company",
+           "web.routes_accessibility")
 
 SECURITY_HEADERS = {
     "content-security-policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -62,6 +64,7 @@ def make_templates() -> Jinja2Templates:
     env.lstrip_blocks = True
     fmt.install(env)
     env.globals["PREFIX"] = PREFIX
+    env.globals["ACCESSIBILITY_MENTION"] = accessibility.footer_mention()  # every page's footer (RGAA)
     return templates
 
 
