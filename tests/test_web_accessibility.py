@@ -256,6 +256,37 @@ def test_loan_and_pathway_pages_of_the_other_regions_pass_axe(browser, regions_2
     officer.done()
 
 
+def test_the_sign_in_page_with_an_identity_provider_and_its_refusal_pass_axe(browser, tmp_path, monkeypatch, request):  # noqa: F811
+    """With ProConnect configured: the sign-in page's provider button, and the refusal page when the
+    provider does not answer (an issuer on a loopback port where nothing listens)."""
+    from web.devserver import free_port
+
+    monkeypatch.setenv("USINE_OIDC_ISSUER", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("USINE_OIDC_CLIENT_ID", "usine-a11y")
+    monkeypatch.setenv("USINE_OIDC_CLIENT_SECRET", "secret-du-client-" + "8" * 32)
+    url = f"sqlite:///{tmp_path / 'oidc.db'}"
+    engine = make_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    factory = unit_of_work_factory(url, storage_dir=str(tmp_path / "documents"))
+    app = create_standalone_app(uow_factory=factory, clock=ShiftedClock(DEMO_NOW), secret_key=SECRET)
+    server = ServerThread(app).start()
+    try:
+        c = Checker(browser, Live(server.url, factory), request, None)
+        c.check("connexion avec ProConnect", "/ui/login")
+        with c.page.expect_navigation():
+            c.page.get_by_role("link", name="Se connecter avec ProConnect").click()
+        assert "ne répond pas" in c.page.inner_text("#oidc-refused-message")
+        # The one answer ≥ 500 expected here: 503, the provider is down.
+        assert [e.split(" ", 2)[:2] for e in c.tab.errors] == [["503", "GET"]]
+        c.tab.errors.clear()
+        c.check("connexion refusée par le fournisseur d'identité")
+        c.done()
+    finally:
+        server.stop()
+        factory.engine.dispose()
+
+
 def _active(page) -> str:
     return page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()")
 
