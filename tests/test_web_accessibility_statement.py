@@ -1,11 +1,13 @@
 """The accessibility statement (« Déclaration d'accessibilité », RGAA 4.1 model) through HTTP: read
 without signing in, linked from the footer of every page with the conformity mention, honest about
-the absence of an audit, and naming the test environment the checks really ran with."""
+the absence of an audit, and naming the test environment the checks really ran with. And the
+checks themselves never pass quietly when axe-core cannot run."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from test_web_pages import app, client_for, text_of, world  # noqa: F401 - the shared fixtures
 
 from services.config import Settings
@@ -69,3 +71,33 @@ def test_a_contact_is_a_mail_address_a_web_form_or_plain_text():
                                                                             "text": "Hôtel de région, 31000 Toulouse"}
     assert accessibility.contact_link("javascript:alert(1)")["href"] is None
     assert accessibility.contact_link("") is None
+
+
+@pytest.fixture
+def no_axe(tmp_path, monkeypatch):
+    import a11y_support
+
+    a11y_support.axe_source.cache_clear()
+    monkeypatch.setattr(a11y_support, "AXE_PACKAGE", tmp_path / "node_modules" / "axe-core")
+    yield a11y_support
+    a11y_support.axe_source.cache_clear()
+
+
+def test_the_accessibility_check_fails_and_says_what_to_install_without_node_and_npm(no_axe, monkeypatch):
+    monkeypatch.setattr(no_axe.shutil, "which", lambda tool: None)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        no_axe.axe_source()
+    assert "node and npm not found" in str(failed.value)
+    assert "apt-get install nodejs npm" in str(failed.value) and "make a11y-packages" in str(failed.value)
+
+
+def test_the_accessibility_check_fails_when_axe_core_is_not_installed_or_not_the_locked_version(no_axe):
+    with pytest.raises(pytest.fail.Exception) as failed:
+        no_axe.axe_source()
+    assert "axe-core is not installed" in str(failed.value) and "make a11y-packages" in str(failed.value)
+    no_axe.AXE_PACKAGE.mkdir(parents=True)
+    (no_axe.AXE_PACKAGE / "axe.min.js").write_text("/* axe */", encoding="utf-8")
+    (no_axe.AXE_PACKAGE / "package.json").write_text('{"version": "4.0.0"}', encoding="utf-8")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        no_axe.axe_source()
+    assert "axe-core 4.0.0 is installed" in str(failed.value) and f"pins {no_axe.axe_version()}" in str(failed.value)
