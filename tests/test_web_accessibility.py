@@ -352,7 +352,8 @@ def test_a_person_takes_a_dossier_from_the_queue_and_declares_it_eligible_with_t
             page.keyboard.press("Space")
         tab.check()
         assert tab.state() == "diagnostic (phase 1)"
-        assert "éligible" in tab.flash().lower()
+        assert "Dossier déclaré éligible." in tab.flash()
+        assert page.get_attribute("#flashes", "aria-live") == "polite"  # read out by screen readers
         tab.shot("clavier-confirmation")
     finally:
         tab.close()
