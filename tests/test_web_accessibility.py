@@ -330,6 +330,7 @@ def test_a_person_takes_a_dossier_from_the_queue_and_declares_it_eligible_with_t
         page.keyboard.type(reference)
         page.get_by_role("link", name=reference).wait_for()
         page.locator("#queue-results").get_by_role("link", name=reference).wait_for()
+        assert_accessible(page, context="#queue-results", label="la liste mise à jour en place (htmx)")
         tab_to(page, f"el => el.tagName === 'A' && el.textContent.trim() === {reference!r}")
         with page.expect_navigation():
             page.keyboard.press("Enter")
