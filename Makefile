@@ -12,7 +12,7 @@ DEMO_CLOCK ?= 2025-06-15T09:00:00+02:00
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install lock lint run test test-sqlite test-postgres system-packages postgres bench
+.PHONY: install lock lint run test test-sqlite test-postgres system-packages a11y-packages postgres bench
 
 # The exact tested set of requirements.lock, then Usine itself (editable) without resolving again.
 $(BIN)/usine: pyproject.toml requirements.lock
@@ -36,20 +36,35 @@ run: install
 	USINE_CLOCK_START=$(DEMO_CLOCK) $(BIN)/usine demo
 	USINE_CLOCK_START=$(DEMO_CLOCK) $(BIN)/usine serve
 
-# Debian's Chromium for the web UI tests (Playwright drives it; no browser download).
+# Debian's Chromium for the web UI tests (Playwright drives it; no browser download), and Node.js
+# with npm for axe-core (the accessibility tests) when npm is missing.
 system-packages:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| { echo "could not install Debian's chromium"; exit 1; }; fi
+	@if ! command -v npm >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
+		|| { echo "could not install Debian's nodejs and npm (the accessibility tests need them)"; exit 1; }; fi
+
+# axe-core for the accessibility tests (tests/a11y_support.py), exactly as tests/a11y/package-lock.json
+# pins it: `npm ci` into tests/a11y/node_modules (git-ignored), run again only when package.json or
+# the lock is newer than what was installed (npm writes node_modules/.package-lock.json).
+A11Y := tests/a11y
+$(A11Y)/node_modules/.package-lock.json: $(A11Y)/package.json $(A11Y)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: the accessibility tests need Node.js and npm (make system-packages)"; exit 1; }
+	cd $(A11Y) && npm ci --no-audit --no-fund
+	touch $@
+
+a11y-packages: $(A11Y)/node_modules/.package-lock.json
 
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL is not up"; exit 1
 
-test-sqlite: install system-packages
+test-sqlite: install system-packages a11y-packages
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-test-postgres: install system-packages postgres
+test-postgres: install system-packages a11y-packages postgres
 	USINE_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest -n 2 --dist loadgroup
 
 # ruff (no reformatting: `ruff check` only) and mypy on the pure domain, configured in pyproject.toml.

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # https://usine.region.fr): the letters' links to the applicant portal are built on it.
     # Unset: http://<api_host>:<api_port>, the address `usine serve` answers on.
     public_url: str | None = None
+    # Where people report an accessibility problem (the statement's « Retour d'information et
+    # contact », web/accessibility.py): an e-mail address or an https:// form. Unset: the statement
+    # sends them to the region's service that handles their dossier.
+    accessibility_contact: str | None = None
     # When set (ISO instant with offset), the service clock starts there and runs in real time:
     # a training or demo workspace living at another date. Unset in production.
     clock_start: str | None = None

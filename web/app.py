@@ -24,6 +24,7 @@ from jinja2 import StrictUndefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from web import accessibility
 from web import format as fmt
 from web.auth import (
     SESSION_COOKIE,
@@ -44,7 +45,8 @@ log = logging.getLogger("usine.web")
 ROUTERS = ("web.routes_auth", "web.routes_queue", "web.routes_dossier", "web.routes_council",
            "web.routes_payments", "web.routes_audit", "web.routes_dashboard", "web.routes_lifecycle",
            "web.routes_oidc", "web.routes_company", "web.routes_portal",
-           "web.routes_assign", "web.routes_letters", "web.routes_messages")
+           "web.routes_assign", "web.routes_letters", "web.routes_messages",
+           "web.routes_accessibility")
 
 SECURITY_HEADERS = {
     "content-security-policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -66,6 +68,7 @@ def make_templates() -> Jinja2Templates:
     from web.messages_view import unread_for_page
 
     env.globals["messages_unread"] = unread_for_page  # the queue's unread badges (partials/messages_*)
+    env.globals["ACCESSIBILITY_MENTION"] = accessibility.footer_mention()  # every page's footer (RGAA)
     return templates
 
 
