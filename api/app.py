@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import threading
 from pathlib import Path
@@ -14,6 +13,23 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api import (
+    routes_assign,
+    routes_audit,
+    routes_auth,
+    routes_commands,
+    routes_companies,
+    routes_council,
+    routes_documents,
+    routes_dossiers,
+    routes_health,
+    routes_messages,
+    routes_opendata,
+    routes_pathways,
+    routes_payments,
+    routes_programmes,
+    routes_users,
+)
 from api.files import BodyLimitMiddleware
 from api.observability import ObservabilityMiddleware
 from api.problems import PROBLEM_JSON, TITLES, FieldError, ProblemDetails, install_problem_handlers
@@ -47,12 +63,9 @@ texte `AAAA-MM-JJ`, un montant un texte (« 1100.00 ») ; sinon 422 `invalid_inp
 
 # The commands come first: the router tries the routes in this order at every request, and the
 # commands are most of the traffic (no path of the other routers matches theirs).
-ROUTERS = ("api.routes_commands", "api.routes_health", "api.routes_auth", "api.routes_programmes",
-           "api.routes_companies", "api.routes_dossiers", "api.routes_documents", "api.routes_payments",
-           "api.routes_council", "api.routes_users", "api.routes_opendata", "api.routes_pathways",
-           "api.routes_assign", "api.routes_messages")
-# Routers written by other rooms, included when their module exists.
-OPTIONAL_ROUTERS = ("api.routes_audit",)
+ROUTERS = (routes_commands, routes_health, routes_auth, routes_programmes, routes_companies, routes_dossiers,
+           routes_documents, routes_payments, routes_council, routes_users, routes_opendata, routes_pathways,
+           routes_assign, routes_messages, routes_audit)
 
 
 def _token_ttl() -> int:
@@ -162,17 +175,12 @@ def create_app(*, uow_factory=None, clock=None, secret_key: str | None = None,
     # Outermost of Usine's: the request id is bound, and the request counted, whatever answers.
     app.add_middleware(ObservabilityMiddleware)
     app.state.metrics_collector = DatabaseCollector(app.state.uow_factory, clock)
-    for name in ROUTERS:
-        app.include_router(importlib.import_module(name).router)
-    for name in OPTIONAL_ROUTERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in ROUTERS:
         app.include_router(module.router)
-    if os.environ.get("USINE_WEB", "1") != "0": importlib.import_module("web.app").mount_web(app, uow_factory=uow_factory, clock=clock, signin=app.state.signin)  # noqa: E701 — the web workspace at /ui (issue 6)
+    if os.environ.get("USINE_WEB", "1") != "0":
+        from web.app import mount_web  # the web workspace at /ui (issue 6); it imports this package
+
+        mount_web(app, uow_factory=uow_factory, clock=clock, signin=app.state.signin)
     _install_docs(app)
     _complete_openapi(app)
     return app

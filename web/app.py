@@ -9,7 +9,6 @@ shell: it builds the user's `Actor` and calls `services.commands`, `services.que
 `create_standalone_app()` serves the workspace alone (tests, or without the API)."""
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from pathlib import Path
@@ -42,11 +41,32 @@ PREFIX = "/ui"
 HERE = Path(__file__).parent
 log = logging.getLogger("usine.web")
 
-ROUTERS = ("web.routes_auth", "web.routes_queue", "web.routes_dossier", "web.routes_council",
-           "web.routes_payments", "web.routes_audit", "web.routes_dashboard", "web.routes_lifecycle",
-           "web.routes_oidc", "web.routes_company", "web.routes_portal",
-           "web.routes_assign", "web.routes_letters", "web.routes_messages",
-           "web.routes_accessibility")
+
+
+def _routers() -> tuple:
+    """The workspace's route modules, in the order their routes are tried. Imported when the app
+    is built, not with this module: each of them imports `render` and `PREFIX` from here."""
+    from web import (
+        routes_accessibility,
+        routes_assign,
+        routes_audit,
+        routes_auth,
+        routes_company,
+        routes_council,
+        routes_dashboard,
+        routes_dossier,
+        routes_letters,
+        routes_lifecycle,
+        routes_messages,
+        routes_oidc,
+        routes_payments,
+        routes_portal,
+        routes_queue,
+    )
+    return (routes_auth, routes_queue, routes_dossier, routes_council, routes_payments, routes_audit,
+            routes_dashboard, routes_lifecycle, routes_oidc, routes_company, routes_portal, routes_assign,
+            routes_letters, routes_messages, routes_accessibility)
+
 
 SECURITY_HEADERS = {
     "content-security-policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -206,8 +226,8 @@ def build_web_app(*, uow_factory, clock, secret_key: str, secure_cookie: bool | 
     configure_oidc(web_app)  # USINE_OIDC_*: the agents' OpenID provider, if any (docs/oidc.md)
     _install_handlers(web_app)
     web_app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for name in ROUTERS:
-        web_app.include_router(importlib.import_module(name).router)
+    for module in _routers():
+        web_app.include_router(module.router)
     return web_app
 
 
