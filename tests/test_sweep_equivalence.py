@@ -21,7 +21,9 @@ def _event_facts(e, request_ids=()):
 
 def _letter(n, reference):
     context = dict(n.context)
-    context["dossier"] = {**context["dossier"], "reference": "<ref>"}
+    # the reference, and the portal link that carries it, are the only things that differ
+    context["dossier"] = {k: v.replace(reference, "<ref>") if isinstance(v, str) else v
+                          for k, v in context["dossier"].items()}
     return (n.kind, n.recipient_role, n.recipient_address, n.subject.replace(reference, "<ref>"),
             n.body_text.replace(reference, "<ref>"), n.body_html.replace(reference, "<ref>"), n.template_hash,
             n.status, n.attempts, n.next_attempt_at,

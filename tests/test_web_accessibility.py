@@ -13,8 +13,7 @@ import pytest
 from a11y_support import assert_accessible, assert_focus_visible, tab_to
 from sqlalchemy import select
 from test_web_browser import SERVER_ERROR_TEXT, Live, Tab, browser  # noqa: F401 - the shared browser fixture
-from test_web_browser_loans import _database
-from web_support import PASSWORD, SECRET, World, use_fast_passwords
+from web_support import PASSWORD, SECRET, World, browser_database, use_fast_passwords
 
 from db import models as m
 from db.engine import create_schema, make_engine
@@ -34,7 +33,7 @@ def _serve(tmp_path_factory, suffix: str, as_of: datetime, world_states: tuple[s
     patch = pytest.MonkeyPatch()
     use_fast_passwords(patch)
     tmp = tmp_path_factory.mktemp(suffix)
-    url, cleanup = _database(tmp, suffix)
+    url, cleanup = browser_database(tmp, suffix)
     engine = make_engine(url)
     create_schema(engine)
     engine.dispose()

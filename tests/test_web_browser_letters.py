@@ -77,7 +77,9 @@ def test_the_queue_exported_as_xlsx_holds_the_screens_rows_in_the_screens_order(
     try:
         officer.login("agent.occitanie")
         officer.goto("/ui/dossiers")
-        on_screen = officer.page.locator("table.queue tbody tr td:first-child a").all_inner_texts()
+        # each row's reference: its link to the dossier (the row may start with a selection box)
+        on_screen = officer.page.locator("table.queue tbody tr").evaluate_all(
+            "rows => rows.map(r => r.querySelector('a[href*=\"/dossiers/\"]').textContent.trim())")
         assert len(on_screen) == 5
         with officer.page.expect_download() as download:
             officer.page.locator("#queue-exports").get_by_role("link", name="XLSX").click()
