@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from a11y_support import assert_focus_visible, tab_to
 from portal_support import CALL_OPEN, COMPANY_FORM, LOIRE_USER, PDL
 from sqlalchemy import select
 from test_web_browser import Live, Tab, browser  # noqa: F401 - the browser fixture, shared
@@ -177,21 +178,13 @@ def test_a_company_files_a_candidacy_then_answers_the_letter_asking_for_a_missin
     assert not tab.errors
 
 
-def _tab_to(page, predicate: str, limit: int = 60) -> None:
-    """Press Tab until the focused element satisfies the JavaScript `predicate` (on `el`)."""
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        if page.evaluate(f"(() => {{ const el = document.activeElement; return !!({predicate}); }})()"):
-            return
-    raise AssertionError(f"Tab never reached {predicate}")
-
-
 def test_the_first_step_of_the_candidacy_form_with_the_keyboard_alone(browser, live, request):  # noqa: F811
     tab = _tab(browser, live, request, "clavier")
     page = tab.page
     try:
         tab.goto("/ui/portail")
-        _tab_to(page, "el.getAttribute('aria-label') === 'Commencer une candidature : AMI Industrie du futur (exemple)'")
+        # Each Tab lands on something on screen with a focus ring (a11y_support.tab_to checks it).
+        tab_to(page, "el => el.getAttribute('aria-label') === 'Commencer une candidature : AMI Industrie du futur (exemple)'")
         with page.expect_navigation():
             page.keyboard.press("Enter")
         tab.check()
@@ -200,7 +193,7 @@ def test_the_first_step_of_the_candidacy_form_with_the_keyboard_alone(browser, l
         typed = {"employees": "48", "equity": "850 000,00", "first_fy_months": "36"}
         chosen = {"activity": "Industrie", "in_difficulty": "Non", "tax_social_up_to_date": "Oui"}
         # The account's company is filled in (SIREN, name, region); the rest is typed, field by field.
-        _tab_to(page, "el.id === 'f-activity'")
+        tab_to(page, "el => el.id === 'f-activity'")
         for _ in range(12):
             current = page.evaluate("document.activeElement.id").removeprefix("f-")
             if current in typed:
@@ -210,9 +203,10 @@ def test_the_first_step_of_the_candidacy_form_with_the_keyboard_alone(browser, l
             if current == "tax_social_up_to_date":
                 break
             page.keyboard.press("Tab")
+            assert_focus_visible(page)
         assert page.locator("#f-activity").input_value() == "industrial"
         assert page.locator("#f-tax_social_up_to_date").input_value() == "oui"
-        _tab_to(page, "el.textContent === 'Enregistrer et continuer'")
+        tab_to(page, "el => el.textContent === 'Enregistrer et continuer'")
         with page.expect_navigation():
             page.keyboard.press("Enter")
         tab.check()
