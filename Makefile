@@ -67,10 +67,12 @@ test-sqlite: install system-packages a11y-packages
 test-postgres: install system-packages a11y-packages postgres
 	USINE_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest -n 2 --dist loadgroup
 
-# ruff (no reformatting: `ruff check` only) and mypy on the pure domain, configured in pyproject.toml.
+# ruff (no reformatting: `ruff check` only), mypy on the pure domain (pyproject.toml), and the
+# import contract of .importlinter: each layer imports only the layers below it.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # pytest exits 5 when it collected no test: like any non-zero code, make fails on it.
 test: lint test-sqlite test-postgres

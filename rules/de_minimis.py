@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from programmes import DeMinimisRegime, Regulations
 from rules.money import ZERO
+
+if TYPE_CHECKING:  # the programme's types only: programmes imports rules, not the reverse
+    from programmes import DeMinimisRegime, Regulations
 
 
 @dataclass(frozen=True)

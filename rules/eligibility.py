@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from programmes import Programme
 from rules.errors import InvalidInput, RuleViolation
 from rules.identifiers import validate_siren
 from rules.money import parse_amount
 from rules.text import check_text
+
+if TYPE_CHECKING:  # the programme's types only: programmes imports rules, not the reverse
+    from programmes import Programme
 
 ACTIVITIES = ("industrial", "ess_ei_ea", "ess_production_50", "craft_production", "other")
 

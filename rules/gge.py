@@ -37,10 +37,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from programmes import BaseRatePeriod, Regulations
 from rules.errors import InvalidInput, RuleViolation
 from rules.loans import CENT, DECIMAL_CONTEXT, ZERO, _check_terms, quarter_outstandings
+
+if TYPE_CHECKING:  # the programme's types only: programmes imports rules, not the reverse
+    from programmes import BaseRatePeriod, Regulations
 
 __all__ = ["GrantEquivalent", "base_rate_period", "discount_rate", "gross_grant_equivalent", "loan_gge",
            "reference_rate"]

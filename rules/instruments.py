@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_DOWN, Decimal
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from programmes import Instrument, Phase, Programme
 from rules.errors import InvalidInput, RuleViolation
 from rules.french import percent
 from rules.money import (
@@ -34,6 +33,9 @@ from rules.money import (
     phase_day_rate_cap,
 )
 from rules.text import check_text
+
+if TYPE_CHECKING:  # the programme's types only: programmes imports rules, not the reverse
+    from programmes import Instrument, Phase, Programme
 
 KEYS = ("subsidy", "loan")
 

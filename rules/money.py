@@ -8,9 +8,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
-from programmes import Programme
 from rules.errors import InvalidInput, RuleViolation
+
+if TYPE_CHECKING:  # the programme's types only: programmes imports rules, not the reverse
+    from programmes import Programme
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")

@@ -52,7 +52,7 @@ def outcome_of(d: m.Dossier) -> str | None:
 
 
 def _reductions(row: dict) -> str:
-    from web.format import RULE_LABELS  # the one list of the rules' French names (the screen's)
+    from services.wording import RULE_LABELS  # the one list of the rules' French names
 
     def rule_label(rule: str) -> str:
         return RULE_LABELS.get(rule, rule)

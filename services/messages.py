@@ -99,8 +99,8 @@ def _text(raw, field: str, what: str) -> str:
 
 def _checked_attachments(attachments: Iterable[Attachment]) -> list[dict]:
     """Every attachment checked before anything is written: size, emptiness, type read from the
-    content (the documents' rule, `api.files.sniff`), a harmless file name."""
-    from api.files import safe_filename, sniff  # the one place the accepted types are read
+    content (the documents' rule, `services.files.sniff`), a harmless file name."""
+    from services.files import safe_filename, sniff  # the one place the accepted types are read
 
     items = list(attachments or ())
     if len(items) > MAX_ATTACHMENTS:

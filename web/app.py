@@ -237,7 +237,7 @@ def _secret_for(app: FastAPI, secret_key: str | None) -> str:
     existing = getattr(app.state, "secret_key", None)
     if existing:
         return existing
-    from api.security import resolve_secret
+    from services.secrets import resolve_secret
 
     return resolve_secret(None)
 

@@ -15,42 +15,12 @@ from services.wording import (  # noqa: F401
     NOTIFICATION_STATUS_LABELS,  # (the labels' one place)
     OUTCOME_LABELS,
     REVIEW_LABELS,
+    RULE_LABELS,
     fr_value,
     fr_value_pair,
 )
 from states.lifecycle import ROLE_LABELS, STATE_LABELS  # noqa: F401  (ROLE_LABELS: the filters below)
 from states.lifecycle import TRIGGER_LABELS as LIFECYCLE_TRIGGER_LABELS
-
-RULE_LABELS = {
-    "window_closed": "fenêtre de l'AMI fermée", "size": "taille de l'entreprise", "first_fy": "premier exercice",
-    "region": "région de l'établissement", "in_difficulty": "entreprise en difficulté",
-    "tax_social": "régularité fiscale et sociale", "activity": "activité éligible",
-    "documents_missing": "pièces manquantes", "day_minimum": "minimum de jours", "day_maximum": "maximum de jours",
-    "day_rate_cap": "plafond du taux journalier", "pathway_cap": "plafond du parcours",
-    "equity_cap": "plafond des fonds propres", "de_minimis": "plafond de minimis", "advance_cap": "plafond des avances",
-    "expense_cutoff": "date limite des dépenses", "not_allowed": "action non permise",
-    "payment_deadline": "délai de demande de paiement", "agenda_closed": "ordre du jour clos",
-    "session_not_held": "séance pas encore tenue", "session_in_past": "séance à planifier à l'avance",
-    "session_not_working_day": "séance un jour ouvré", "agenda_after_session": "clôture de l'ordre du jour avant la séance",
-    "session_code_taken": "code de séance unique", "pieces_unreviewed": "pièces de candidature examinées",
-    "overpayment": "remboursement supérieur au montant dû", "plan_not_approved": "plan de progrès non approuvé",
-    "action_not_in_plan": "action absente du plan", "action_covered": "action déjà couverte",
-    "reference_rate_unknown": "taux de référence inconnu", "unknown_line": "ligne d'aide inconnue",
-    "loan_cap": "plafond du prêt", "subsidy_cap": "plafond de la subvention", "siren_checksum": "SIREN invalide",
-    "unknown_programme": "programme inconnu", "username_taken": "identifiant déjà pris",
-    "password_policy": "mot de passe refusé", "unknown_command": "commande inconnue",
-    "invalid_input": "saisie invalide", "programme_figure_unknown": "chiffre du programme inconnu",
-    "concurrency": "modification concurrente", "file_type": "type de fichier", "file_too_large": "taille du fichier",
-    "text_forbidden_character": "caractère interdit", "office_package_invalid": "document bureautique invalide",
-    "office_package_too_large": "archive trop volumineuse une fois décompressée",
-    "office_package_macro": "macro ou exécutable dans le document",
-    "consultant_need_to_know": "pièces utiles à la mission du prestataire", "siren_format": "SIREN à 9 chiffres",
-    # work sharing (rules.assignment)
-    "assignee_not_officer": "chargé(e) de mission de la région", "assignment_not_yours": "dossier d'un ou une autre",
-    "assignment_taken": "dossier déjà affecté", "assignment_unchanged": "affectation inchangée",
-    "assignment_dossier_finished": "dossier terminé", "handover_note_missing": "note de transmission",
-    "team_taken": "équipe déjà existante",
-}
 
 BASE_LABELS = {"expense": "dépense éligible", "aid": "aide"}
 

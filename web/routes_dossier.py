@@ -246,7 +246,7 @@ def _review_text(web, document_id: int, kwargs: dict) -> str:
 
 def _sniff(content: bytes) -> str | None:
     try:
-        from api.files import sniff
+        from services.files import sniff
     except ImportError:  # pragma: no cover - the API room is not installed
         return "application/pdf" if content.startswith(b"%PDF-") else None
     return sniff(content)
@@ -254,7 +254,7 @@ def _sniff(content: bytes) -> str | None:
 
 def _safe_name(raw: str | None, content_type: str, fallback: str) -> str:
     try:
-        from api.files import safe_filename
+        from services.files import safe_filename
     except ImportError:  # pragma: no cover
         return fallback + ".pdf"
     return safe_filename(raw, content_type, fallback)
@@ -329,7 +329,7 @@ def download(request: Request, dossier_id: DossierId, document_id: Annotated[int
         except (KeyError, FileNotFoundError):
             raise HTTPException(404, "Le contenu de cette pièce n'est pas disponible dans ce stockage.") from None
         try:
-            from api.files import content_disposition
+            from services.files import content_disposition
             disposition = content_disposition(doc.filename)
         except ImportError:  # pragma: no cover
             disposition = "attachment"

@@ -64,7 +64,7 @@ async def send(request: Request, dossier_id: DossierId, user: Annotated[WebUser,
 @router.get("/dossiers/{dossier_id}/messages/pieces/{attachment_id}")
 def attachment(request: Request, dossier_id: DossierId, attachment_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
                user: Annotated[WebUser, Depends(current_user)]):
-    from api.files import content_disposition
+    from services.files import content_disposition
 
     web = request.app.state.web
     with web.uow_factory() as uow:
