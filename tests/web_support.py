@@ -133,7 +133,7 @@ class World:
 
 def browser_database(tmp, name: str):
     """(url, cleanup) for a browser test's live server: a SQLite file under `tmp`, or — when the
-    suite runs on PostgreSQL — a database of its own (`usine_web_<name>_<xdist worker>`), dropped
+    suite runs on PostgreSQL — a database of its own (`usine_web_<name>_<xdist worker>_<pid>`), dropped
     by `cleanup`."""
     from sqlalchemy import text
 
@@ -142,7 +142,8 @@ def browser_database(tmp, name: str):
     pg = os.environ.get("USINE_TEST_POSTGRES_URL")
     if not pg:
         return f"sqlite:///{tmp / f'{name}.db'}", lambda: None
-    database = f"usine_web_{name}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    # per worker and per process, as tests/conftest.py names its own: two runs at once never meet
+    database = f"usine_web_{name}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
     admin = make_engine(pg)
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
