@@ -159,9 +159,13 @@ def test_the_convention_exists_only_above_23_000_euros_of_subsidy(world, app):
     small = world.dossier("approved")
     big = big_dossier(world)
     officer = _client(app, "agent.occitanie")
-    refused = officer.get(f"/ui/dossiers/{small}/lettres/convention.pdf")
-    assert refused.status_code == 404
-    assert "n'excède pas 23 000,00 €" in html.unescape(refused.text).replace(NBSP, " ")
+    for url in (f"/ui/dossiers/{small}/lettres/convention.pdf", f"/ui/dossiers/{small}/lettres/convention"):
+        refused = officer.get(url)
+        # Said for what it is — no convention is required —, not « Page introuvable ».
+        assert refused.status_code == 409
+        assert "<h1 id=\"error-title\">Convention non requise</h1>" in refused.text
+        assert "Page introuvable" not in refused.text
+        assert "n'excède pas 23 000,00 €" in html.unescape(refused.text).replace(NBSP, " ")
     assert 'data-letter="convention"' not in officer.get(f"/ui/dossiers/{small}").text
     page = officer.get(f"/ui/dossiers/{big}")
     assert 'data-letter="convention"' in page.text
