@@ -54,10 +54,9 @@ def programme_figures(session, programme) -> dict:
         func.count(), func.count(m.Dossier.voted_on),
         func.sum(case((voted_now, m.Dossier.aid_total), else_=None)),
         func.sum(m.Dossier.paid_total), func.sum(m.Dossier.recovered_total),
-        func.count(distinct(m.Dossier.company_id)),
-        func.count(distinct(case((voted_now, m.Dossier.company_id), else_=None)))).where(where)).one()
-    total, voted, aid_voted, paid, recovered, companies, engaged = row
-    total, voted, companies, engaged = total or 0, voted or 0, companies or 0, engaged or 0
+        func.count(distinct(m.Dossier.company_id))).where(where)).one()
+    total, voted, aid_voted, paid, recovered, companies = row
+    total, voted, companies = total or 0, voted or 0, companies or 0
     aid_voted, paid, recovered = aid_voted or ZERO, paid or ZERO, recovered or ZERO
     by_state = dict(session.execute(select(m.Dossier.status, func.count()).where(where)
                                     .group_by(m.Dossier.status)).all())
@@ -76,7 +75,7 @@ def programme_figures(session, programme) -> dict:
     figures = {
         "programme": programme, "total": total, "by_state": by_state, "diagnosed": diagnosed,
         "with_plan": with_plan, "share_with_plan": share, "voted": voted, "aid_voted": aid_voted,
-        "net_paid": net_paid, "companies": companies, "engaged": engaged, "per_company": buckets,
+        "net_paid": net_paid, "companies": companies, "per_company": buckets,
         "sizes": sizes,
     }
     kpis = programme_kpis(session, programme)
