@@ -47,7 +47,6 @@ from jinja2 import BaseLoader, Environment, StrictUndefined, Template, TemplateN
 from jinja2.loaders import split_template_path
 from jinja2.runtime import Undefined
 from jinja2.utils import missing
-from stdnum.fr import siren as stdnum_siren
 
 from rules import french
 from rules.calendar import PARIS
@@ -267,10 +266,7 @@ def percent(value: Any) -> str:
 
 def siren(value: Any) -> str:
     """"123456789" -> "123 456 789" (grouped the way French letters print it)."""
-    text = str(value).replace(" ", "").replace(NBSP, "")
-    if len(text) == 9 and text.isascii() and text.isdigit():
-        return stdnum_siren.format(text, separator=NBSP)
-    return str(value)
+    return french.siren(value)
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:

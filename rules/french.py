@@ -4,7 +4,8 @@ Every place that shows a figure to a person — web pages, letters, the CLI, the
 exports, the domain's own messages — formats it here (the older names ``web.format.eur``,
 ``notifications.rendering.euros``, ``services.wording.fr_day``… delegate to this module). It lives
 in ``rules`` because the domain's messages need it too and every layer may import the domain; it
-imports no database, web or workflow code, only Babel (CLDR data, locale ``fr_FR``).
+imports no database, web or workflow code, only Babel (CLDR data, locale ``fr_FR``) and
+python-stdnum (the SIREN's grouping).
 
 Conventions (one of each, see docs/dependencies.md):
 
@@ -32,6 +33,7 @@ from functools import lru_cache
 from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
+from stdnum.fr import siren as stdnum_siren
 
 from rules.calendar import PARIS
 
@@ -48,6 +50,7 @@ __all__ = [
     "percent",
     "is_nonzero_amount",
     "round_cents",
+    "siren",
 ]
 
 LOCALE = Locale.parse("fr_FR")
@@ -170,3 +173,13 @@ def long_instant(value: datetime) -> str:
     """An aware instant the way a letter writes it: « 1er février 2021 à 10 h 00 » (Paris)."""
     local = _paris(value)
     return long_date(local.date()) + " à " + format_datetime(local, "H\u00a0'h'\u00a0mm", locale=LOCALE)
+
+
+def siren(value: object) -> str:
+    """A SIREN as people read it, in pages and letters alike: "479148702" -> « 479 148 702 »
+    (groups of three, U+00A0). Anything that is not nine digits is shown as given. URLs and
+    form inputs keep the raw digits."""
+    text = str(value).replace(" ", "").replace(NBSP, "")
+    if len(text) == 9 and text.isascii() and text.isdigit():
+        return stdnum_siren.format(text, separator=NBSP)
+    return str(value)

@@ -213,35 +213,35 @@ def _blocks(body: str) -> list[list[str]]:
     return blocks
 
 
+def without_email_footer(body: str) -> str:
+    """The text above the e-mail's signature delimiter « -- » (« Message envoyé automatiquement ;
+    merci de ne pas y répondre directement. »): what an e-mail says of itself, not a letter."""
+    lines = body.splitlines()
+    cut = next((i for i, line in enumerate(lines) if line.rstrip() == "--"), len(lines))
+    return "\n".join(lines[:cut])
+
+
 def render_letter_pdf(letter: Letter) -> bytes:
     """The letter's text, laid out: the header, the date, the subject in bold, paragraphs, lists,
-    « Article N — » headings, and the automatic-message footer in small type."""
+    « Article N — » headings. The e-mail's footer (after the « -- » delimiter) is left out: a
+    printed letter is not an automatic message."""
     st = styles()
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm, topMargin=18 * mm,
                             bottomMargin=18 * mm, title=letter.subject, author="Usine", subject=letter.title,
                             creator="Usine (services.letters)", lang="fr")
     story: list = []
-    footer = False
     dated = False
-    for block in _blocks(letter.text):
-        if block[0].rstrip() == "--":
-            footer = True
-            block = block[1:]
-        if footer:
-            story.append(Spacer(1, 4 * mm))
-            story.extend(Paragraph(text(line), st["small"]) for line in block)
-            continue
+    for block in _blocks(without_email_footer(letter.text)):
         if not dated and any(line.startswith("Objet :") for line in block):
             if letter.dated is not None:
                 story.append(Paragraph(text(f"Le {french.long_date(letter.dated)}"), st["letter_head"]))
             story.append(Spacer(1, 3 * mm))
             dated = True
-        items = [line for line in block if line.startswith("  - ")]
         for line in block:
-            if line.startswith("  - "):
-                continue
-            if line.startswith("Objet :"):
+            if line.startswith("  - "):  # a list item, in its place: after the sentence that introduces it
+                story.append(Paragraph(text(line[4:]), st["letter_item"], bulletText="–"))
+            elif line.startswith("Objet :"):
                 story.append(Paragraph(text(line), st["letter_subject"]))
             elif line.startswith("Article ") and " — " in line:
                 story.append(Paragraph(text(line), st["h2"]))
@@ -249,8 +249,6 @@ def render_letter_pdf(letter: Letter) -> bytes:
                 story.append(Paragraph(text(line.strip("* ")), st["bad"]))
             else:
                 story.append(Paragraph(text(line), st["letter"] if len(block) == 1 or len(line) > 90 else st["letter_head"]))
-        for line in items:
-            story.append(Paragraph(text(line[4:]), st["letter_item"], bulletText="–"))
         story.append(Spacer(1, 2 * mm))
     doc.build(story)
     return buffer.getvalue()

@@ -84,7 +84,7 @@ def schedule_pdf(session, dossier: m.Dossier, today: date | None = None) -> byte
         story.append(Paragraph(f"<b>{EXAMPLE_NOTICE}</b>", styles["Normal"]))
     loan = dossier.loan or {}
     story.append(Paragraph(f"Échéancier du prêt — dossier {dossier.reference}", styles["Title"]))
-    story.append(Paragraph(f"{dossier.company_facts.get('name', '')} (SIREN {dossier.company_facts.get('siren', '')})",
+    story.append(Paragraph(f"{dossier.company_facts.get('name', '')} (SIREN {french.siren(dossier.company_facts.get('siren', ''))})",
                            styles["Normal"]))
     if loan:
         story.append(Paragraph(

@@ -93,3 +93,38 @@ def test_the_dashboard_page_shows_the_computed_figures_beside_the_published_ones
     assert rows["share_with_plan"].endswith("100 % 70 %")
     assert "52 080,00 €" in rows["subsidy_voted"] and "loans_voted" not in rows  # this programme lends nothing
     assert "Programme d'exemple — chiffres non officiels" in page
+
+
+def test_a_label_of_the_dashboard_says_the_same_number_on_its_card_and_in_the_table(uow_factory, database_url,
+                                                                                      monkeypatch):
+    use_fast_passwords(monkeypatch)
+    # Nouvelle-Aquitaine's pathway: three voted dossiers (the diagnostic and two aid dossiers), of which
+    # two are aid dossiers — the card once counted every voted dossier under the table's words.
+    _play(database_url, "golden-15-naq-pathway")
+    clock = FrozenClock(datetime.fromisoformat("2025-10-06T10:00:00+02:00"))
+    with uow_factory() as uow:
+        create_user(uow=uow, clock=clock, username="agent.naq", password="un mot de passe de test long",
+                    role="officer", regions=["Nouvelle-Aquitaine"])
+    client = TestClient(create_standalone_app(uow_factory=uow_factory, clock=clock, secret_key=SECRET),
+                        follow_redirects=False)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/ui/login").text).group(1)
+    client.post("/ui/login", data={"username": "agent.naq", "password": "un mot de passe de test long",
+                                   "csrf_token": csrf, "next": ""})
+    page = client.get("/ui/tableau-de-bord").text
+
+    def shown(pattern: str) -> dict[str, str]:
+        return {key: " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).replace("\u202f", " ")
+                              .replace("\xa0", " ").split()) for key, html in re.findall(pattern, page, re.S)}
+
+    cards = shown(r'<li data-kpi-card="([a-z_]+)">(.*?)</li>')
+    table = shown(r'<tr data-kpi="([a-z_]+)">(.*?)</tr>')
+    assert cards["aid_dossiers_voted"] == "2 dossiers d'aide votés" and table["aid_dossiers_voted"].startswith(
+        "Dossiers d'aide votés 2 ")
+    assert cards["companies_engaged"] == "1 entreprises engagées (2,00 dossiers d'aide par entreprise engagée)"
+    assert table["companies_engaged"].startswith("Entreprises engagées 1 ")
+    assert table["dossiers_per_engaged"].startswith("Dossiers d'aide par entreprise engagée 2,00 ")
+    assert cards["sites_diagnosed"] == "1 sites diagnostiqués" and table["sites_diagnosed"].startswith(
+        "Sites diagnostiqués 1 ")
+    assert cards["share_with_plan"] == "100 % des entreprises diagnostiquées avec un plan accepté"
+    # Every voted dossier, aid or not, is a step of the chart under a label of its own.
+    assert "Dossiers votés (toutes lignes)" in page and "3 dossiers votés" not in page

@@ -119,8 +119,9 @@ def test_the_grant_letter_pdf_says_what_the_e_mail_says_with_the_means_of_appeal
     with uow_factory() as uow:
         sent = uow.session.scalar(select(m.Notification).where(m.Notification.dossier_id == did,
                                                                m.Notification.kind == "vote_result"))
-        body = " ".join(sent.body_text.replace("-- \n", "").replace("  - ", "").replace(NBSP, " ").split())
-    # Every sentence of the e-mail, word for word (the PDF adds the date line and the bullets).
+        letter_part, footer = sent.body_text.split("\n-- \n")
+        body = " ".join(letter_part.replace("  - ", "").replace(NBSP, " ").split())
+    # Every sentence of the e-mail above its footer, word for word (the PDF adds the date line and the bullets).
     laid_out = text.replace("Le 15 juin 2022 Objet", "Objet").replace("– ", "")
     for sentence in re.split(r"(?<=[.;:])\s", body):
         assert sentence in laid_out, sentence
@@ -128,6 +129,9 @@ def test_the_grant_letter_pdf_says_what_the_e_mail_says_with_the_means_of_appeal
     assert "Voies et délais de recours" in text and "dans un délai de deux mois" in text
     assert "Tribunal administratif de Toulouse (68 rue Raymond IV" in text and "Télérecours citoyens" in text
     assert "convention" not in text.lower()  # 17 500 € of subsidy: no convention
+    # The e-mail's footer speaks of an e-mail: the printed letter leaves it out, the e-mail keeps it.
+    assert "Message envoyé automatiquement" in footer
+    assert "Message envoyé automatiquement" not in text and "ne pas y répondre" not in text
 
 
 def test_a_refusal_names_the_competent_tribunal_of_the_region_from_the_data_file(world, app):
@@ -155,9 +159,13 @@ def test_the_convention_exists_only_above_23_000_euros_of_subsidy(world, app):
     small = world.dossier("approved")
     big = big_dossier(world)
     officer = _client(app, "agent.occitanie")
-    refused = officer.get(f"/ui/dossiers/{small}/lettres/convention.pdf")
-    assert refused.status_code == 404
-    assert "n'excède pas 23 000,00 €" in html.unescape(refused.text).replace(NBSP, " ")
+    for url in (f"/ui/dossiers/{small}/lettres/convention.pdf", f"/ui/dossiers/{small}/lettres/convention"):
+        refused = officer.get(url)
+        # Said for what it is — no convention is required —, not « Page introuvable ».
+        assert refused.status_code == 409
+        assert "<h1 id=\"error-title\">Convention non requise</h1>" in refused.text
+        assert "Page introuvable" not in refused.text
+        assert "n'excède pas 23 000,00 €" in html.unescape(refused.text).replace(NBSP, " ")
     assert 'data-letter="convention"' not in officer.get(f"/ui/dossiers/{small}").text
     page = officer.get(f"/ui/dossiers/{big}")
     assert 'data-letter="convention"' in page.text
@@ -177,6 +185,24 @@ def test_the_convention_exists_only_above_23_000_euros_of_subsidy(world, app):
     # The vote letter of that dossier announced it.
     decision = pdf_text(officer.get(f"/ui/dossiers/{big}/lettres/decision.pdf").content)
     assert "subordonné à la signature d'une convention" in decision
+
+
+def test_each_list_of_the_convention_follows_the_sentence_that_introduces_it(world, app):
+    big = big_dossier(world)
+    text = pdf_text(_client(app, "agent.occitanie").get(f"/ui/dossiers/{big}/lettres/convention.pdf").content)
+
+    def before(*pieces: str) -> bool:
+        places = [text.index(piece) for piece in pieces]
+        return places == sorted(places)
+
+    # Article 2: the split of the subsidy comes right after « Elle se répartit ainsi : ».
+    assert before("Elle se répartit ainsi :", "phase 1 (diagnostic) : 12 000,00 €",
+                  "phase 2 (plan d'action) : 12 000,00 €", "Le montant définitif est calculé", "Article 3 —")
+    # Article 3: the tranches right after « … sur demande du bénéficiaire : », before the next article.
+    assert before("La subvention est versée par tranches, sur demande du bénéficiaire :",
+                  "phase 1 (diagnostic), versement unique", "phase 2 (plan d'action), avances dans la limite",
+                  "phase 2 (plan d'action), solde à la demande", "Article 4 —")
+    assert "Message envoyé automatiquement" not in text
 
 
 def test_a_letter_is_previewed_as_a_page_before_it_is_downloaded(world, app):

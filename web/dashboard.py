@@ -1,11 +1,11 @@
 """The programme dashboard: the figures the regions publish, counted from the dossiers and their
 events (read-only, within the user's scope).
 
-- sites diagnosed: dossiers whose diagnostic was accepted (an `accept_diagnostic` event);
-- share with an action plan: of those, the dossiers whose action plan was handed in
-  (`submit_action_plan`);
-- dossiers voted, companies engaged (with at least one voted dossier), aid voted and paid (net of
-  recovery orders);
+- share of the sites diagnosed (an `accept_diagnostic` event) that handed in an action plan
+  (`submit_action_plan`), its own chart with its own label;
+- dossiers voted (every line, the chart's step), aid voted and paid (net of recovery orders);
+- sites diagnosed, the share with an accepted plan, aid dossiers voted and companies engaged: one
+  definition each, `services.kpis`' — the cards, the chart and the table say the same number;
 - dossiers per company and size classes.
 The programme file's `reported` figures (Nouvelle-Aquitaine's published results) are shown
 beside them as published, not recomputed. The pathway figures of SPEC §11.4 (companies
@@ -54,10 +54,9 @@ def programme_figures(session, programme) -> dict:
         func.count(), func.count(m.Dossier.voted_on),
         func.sum(case((voted_now, m.Dossier.aid_total), else_=None)),
         func.sum(m.Dossier.paid_total), func.sum(m.Dossier.recovered_total),
-        func.count(distinct(m.Dossier.company_id)),
-        func.count(distinct(case((voted_now, m.Dossier.company_id), else_=None)))).where(where)).one()
-    total, voted, aid_voted, paid, recovered, companies, engaged = row
-    total, voted, companies, engaged = total or 0, voted or 0, companies or 0, engaged or 0
+        func.count(distinct(m.Dossier.company_id))).where(where)).one()
+    total, voted, aid_voted, paid, recovered, companies = row
+    total, voted, companies = total or 0, voted or 0, companies or 0
     aid_voted, paid, recovered = aid_voted or ZERO, paid or ZERO, recovered or ZERO
     by_state = dict(session.execute(select(m.Dossier.status, func.count()).where(where)
                                     .group_by(m.Dossier.status)).all())
@@ -76,13 +75,15 @@ def programme_figures(session, programme) -> dict:
     figures = {
         "programme": programme, "total": total, "by_state": by_state, "diagnosed": diagnosed,
         "with_plan": with_plan, "share_with_plan": share, "voted": voted, "aid_voted": aid_voted,
-        "net_paid": net_paid, "companies": companies, "engaged": engaged, "per_company": buckets,
-        "dossiers_per_engaged": (Decimal(voted) / Decimal(engaged)).quantize(Decimal("0.01")) if engaged else None,
+        "net_paid": net_paid, "companies": companies, "per_company": buckets,
         "sizes": sizes,
     }
-    figures["charts"] = _charts(figures)
     kpis = programme_kpis(session, programme)
     figures["kpis"] = kpis
+    # One definition per label (SPEC §11.4, `services.kpis`): the cards, the chart's « Entreprises
+    # engagées » step and the table say the same number for the same words.
+    figures["engaged"] = kpis.companies_engaged
+    figures["charts"] = _charts(figures)
     figures["side_by_side"] = [row | {"computed_shown": _shown(row["kind"], row["computed"]),
                                       "published_shown": _shown(row["kind"], row["published"])}
                                for row in side_by_side(kpis, programme.reported)]
@@ -104,9 +105,9 @@ def _charts(f: dict) -> dict:
     name = f["programme"].name
     states = [(STATE_LABELS[s], f["by_state"][s], number(f["by_state"][s])) for s in STATES if s in f["by_state"]]
     steps = [("Candidatures", f["total"], number(f["total"])),
-             ("Sites diagnostiqués", f["diagnosed"], number(f["diagnosed"])),
+             ("Sites diagnostiqués", f["kpis"].sites_diagnosed, number(f["kpis"].sites_diagnosed)),
              ("Plans d'action déposés", f["with_plan"], number(f["with_plan"])),
-             ("Dossiers votés", f["voted"], number(f["voted"])),
+             ("Dossiers votés (toutes lignes)", f["voted"], number(f["voted"])),
              ("Entreprises engagées", f["engaged"], number(f["engaged"]))]
     money = [("Aide votée", f["aid_voted"], eur(f["aid_voted"])), ("Aide versée", f["net_paid"], eur(f["net_paid"]))]
     per_company = [(f"{k} dossier{'s' if k != '1' else ''}", v, f"{number(v)} entreprise{'s' if v != 1 else ''}")

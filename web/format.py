@@ -223,7 +223,7 @@ def install(env) -> None:
     env.filters.update({
         "person": person, "count": count, "amounts_in_text": amounts_in_text,
         "eur": eur, "number": number, "percent": percent, "instant": instant, "instant_iso": instant_iso,
-        "local_input": local_input, "day": day, "state_label": state_label,
+        "local_input": local_input, "day": day, "state_label": state_label, "siren": french.siren,
         # a replay's raw values (discrepancies, differences) in French form
         "reading": fr_value, "reading_pair": fr_value_pair, "example_programme": example_programme,
     })

@@ -39,6 +39,8 @@ def _letter(request: Request, user: WebUser, dossier_id: int, slug: str):
             raise HTTPException(404, "Dossier introuvable.") from None
         try:
             letter = letters_service.dossier_letter(uow, d, slug, web.clock)
+        except letters_service.ConventionNotRequired:
+            raise
         except letters_service.LetterUnavailable as exc:
             raise HTTPException(404, exc.message) from None
         if letter.source == "built" and user.role not in PREVIEW_ROLES:
@@ -46,10 +48,19 @@ def _letter(request: Request, user: WebUser, dossier_id: int, slug: str):
         return d.id, d.reference, letter
 
 
+def _not_required(request: Request, exc: letters_service.ConventionNotRequired):
+    """A subsidy at or below the threshold has no convention: said so (409), not « Page introuvable »."""
+    return render(request, "error.html", status=409, title="Convention non requise", status_code=409,
+                  message=exc.message)
+
+
 @router.get("/dossiers/{dossier_id}/lettres/{slug}.pdf")
 def letter_pdf(request: Request, dossier_id: DossierId, slug: Slug, user: Annotated[WebUser, Depends(current_user)]):
     """The letter as PDF: the text of the e-mail sent (or, before it is, of its preview)."""
-    _, _, letter = _letter(request, user, dossier_id, slug)
+    try:
+        _, _, letter = _letter(request, user, dossier_id, slug)
+    except letters_service.ConventionNotRequired as exc:
+        return _not_required(request, exc)
     return Response(letters_service.render_letter_pdf(letter), media_type="application/pdf",
                     headers=_attachment(letter.filename))
 
@@ -57,7 +68,10 @@ def letter_pdf(request: Request, dossier_id: DossierId, slug: Slug, user: Annota
 @router.get("/dossiers/{dossier_id}/lettres/{slug}")
 def letter_page(request: Request, dossier_id: DossierId, slug: Slug, user: Annotated[WebUser, Depends(current_user)]):
     """The letter previewed as a page, with its « Télécharger (PDF) » link."""
-    did, reference, letter = _letter(request, user, dossier_id, slug)
+    try:
+        did, reference, letter = _letter(request, user, dossier_id, slug)
+    except letters_service.ConventionNotRequired as exc:
+        return _not_required(request, exc)
     return render(request, "letter_preview.html", title=f"{letter.title} — {reference}", did=did,
                   reference=reference, letter=letter, slug=slug,
                   paragraphs=[block for block in letter.text.split("\n\n") if block.strip()])
