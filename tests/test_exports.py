@@ -106,6 +106,29 @@ def test_an_export_keeps_the_screens_filters(queue):
     assert len(searched) == 1
 
 
+@pytest.mark.parametrize("query", ["?assigned=me", "?assigned=team", "?assigned=none", "?mine=1", "?state=submitted",
+                                   "?programme=occitanie-prif", "?q=garonne", "?call=nope", "?line=1",
+                                   "?due_before=2099-12-31", "?closed=1", "?assigned=me&state=approved",
+                                   "?assigned=nobody", "?due_before=demain"])
+def test_every_filter_of_the_queue_exports_exactly_the_dossiers_the_screen_lists(queue, query):
+    shown = screen_references(queue, query)
+    for fmt in ("xlsx", "csv"):
+        response = queue.get(f"/ui/exports/dossiers.{fmt}{query}")
+        if fmt == "xlsx":
+            exported = [r[0].value for r in xlsx_rows(response.content)[1:]]
+        else:
+            exported = [r[0] for r in csv.reader(io.StringIO(response.content.decode("utf-8-sig")), delimiter=";")][1:]
+        assert exported == shown, (fmt, query)
+
+
+def test_the_assigned_views_export_only_their_share_of_the_queue(queue):
+    everything, mine, unassigned = (screen_references(queue, q) for q in ("", "?assigned=me", "?assigned=none"))
+    assert 0 < len(mine) < len(everything) and 0 < len(unassigned) < len(everything)
+    assert sorted(mine + unassigned) == sorted(everything)
+    assert [r[0].value for r in xlsx_rows(queue.get("/ui/exports/dossiers.xlsx?assigned=me").content)[1:]] == mine
+    assert [r[0].value for r in xlsx_rows(queue.get("/ui/exports/dossiers.xlsx?mine=1").content)[1:]] == mine
+
+
 def test_the_csv_export_is_the_same_rows_french_figures_and_a_neutralised_formula(queue):
     shown = screen_references(queue)
     response = queue.get("/ui/exports/dossiers.csv")
@@ -156,3 +179,11 @@ def test_an_export_shows_only_the_users_scope(queue, uow_factory):
     rows = xlsx_rows(other.get("/ui/exports/dossiers.xlsx?closed=1").content)
     assert [c.value for c in rows[0]] == HEADERS and rows[1:] == []
     assert other.get("/ui/seances/CP-TEST-1/ordre-du-jour.xlsx").status_code == 404
+
+
+def test_the_queue_has_one_way_to_say_mine_and_an_old_mes_dossiers_link_opens_the_a_moi_view(queue):
+    page = queue.get("/ui/dossiers").text
+    assert "Mes dossiers" not in page and 'name="mine"' not in page
+    old = queue.get("/ui/dossiers?mine=1").text
+    assert '<option value="me" selected>À moi</option>' in old
+    assert screen_references(queue, "?mine=1") == screen_references(queue, "?assigned=me")
