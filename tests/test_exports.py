@@ -187,3 +187,16 @@ def test_the_queue_has_one_way_to_say_mine_and_an_old_mes_dossiers_link_opens_th
     old = queue.get("/ui/dossiers?mine=1").text
     assert '<option value="me" selected>À moi</option>' in old
     assert screen_references(queue, "?mine=1") == screen_references(queue, "?assigned=me")
+
+
+def test_the_session_page_shows_the_decision_and_deliberation_number_its_agenda_export_gives(queue):
+    exported = {r[0].value: (r[5].value, r[6].value) for r in
+                xlsx_rows(queue.get("/ui/seances/CP-TEST-1/ordre-du-jour.xlsx").content)[2:]}
+    voted = {ref: vote for ref, vote in exported.items() if vote[0]}
+    assert voted and all(outcome == "favorable" and number for outcome, number in voted.values())
+    page = queue.get("/ui/seances/CP-TEST-1").text
+    assert "<th scope=\"col\">Décision</th>" in page and "<th scope=\"col\">N° de délibération</th>" in page
+    for reference, (outcome, number) in voted.items():
+        row = re.search(rf'<tr>\s*<td><a href="/ui/dossiers/\d+">{reference}</a>.*?</tr>', page, re.S).group(0)
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        assert cells[5:7] == [outcome, number]
