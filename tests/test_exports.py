@@ -200,3 +200,19 @@ def test_the_session_page_shows_the_decision_and_deliberation_number_its_agenda_
         row = re.search(rf'<tr>\s*<td><a href="/ui/dossiers/\d+">{reference}</a>.*?</tr>', page, re.S).group(0)
         cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
         assert cells[5:7] == [outcome, number]
+
+
+def test_a_dossier_proposed_for_vote_shows_its_proposed_aid_in_the_queue_and_its_export_as_on_the_session_page(queue):
+    session = queue.get("/ui/seances/CP-TEST-1").text
+    proposed = {ref: aid for ref, state, aid in re.findall(
+        r'<td><a href="/ui/dossiers/\d+">([A-Z]{3}-\d{4}-\d{6})</a>.*?state-(\w+)">.*?<td class="num">([^<]+)</td>',
+        session, re.S) if state == "ready_for_vote"}
+    assert proposed and all("€" in aid for aid in proposed.values())
+    page = queue.get("/ui/dossiers?state=ready_for_vote").text
+    for reference, aid in proposed.items():
+        row = re.search(rf'<td><a href="/ui/dossiers/\d+">{reference}</a>.*?</tr>', page, re.S).group(0)
+        assert re.findall(r'<td class="num">([^<]+)</td>', row)[-1] == aid
+    exported = {r[0].value: r[9] for r in xlsx_rows(queue.get("/ui/exports/dossiers.xlsx?state=ready_for_vote").content)[1:]}
+    for reference, aid in proposed.items():
+        assert exported[reference].data_type == "n"
+        assert Decimal(str(exported[reference].value)) == Decimal(re.sub(r"[^\d,]", "", aid).replace(",", "."))

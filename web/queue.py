@@ -19,6 +19,7 @@ from db import models as m
 from services import keyset
 from services.assignment import team_officers_clause
 from services.commands import Actor
+from services.queries import aid_shown
 from services.search import dossier_row, scope_clause, text_matches
 from states.lifecycle import STATES
 
@@ -162,6 +163,7 @@ def work_queue(uow, actor: Actor, f: QueueFilters, today: date) -> dict:
     for d in dossiers:
         row = dossier_row(d, uow.catalogue)
         row["call"] = d.call_code
+        row["aid"] = aid_shown(d)
         programme = uow.catalogue.get(d.programme_id, d.programme_version)
         row["line"] = (f"{d.line} — {programme.line(d.line).name}"
                        if d.line and len(programme.dossier_lines) > 1 else None)

@@ -5,12 +5,12 @@ index order), with the screen's columns and French headers (the lines the screen
 a cell — SIREN, call, line, the deadline's nature — as columns of their own)."""
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Iterator
 
 from services import keyset
 from services.commands import Actor
 from services.people import display_names
+from services.queries import aid_shown
 from services.table_exports import Column
 from states.lifecycle import STATE_LABELS
 from web.queue import DEADLINE_KINDS, QUEUE_ORDER, QueueFilters, queue_statement
@@ -36,7 +36,7 @@ def queue_rows(uow, actor: Actor, f: QueueFilters, batch: int = BATCH) -> Iterat
             yield [d.reference, d.company_facts["name"], d.company_facts.get("siren"), d.call_code, line,
                    STATE_LABELS[d.status], d.next_deadline_at, DEADLINE_KINDS.get(kind) if kind else None,
                    people.get(d.officer, d.officer) if d.officer else None,
-                   Decimal(d.aid_total) if d.aid_total is not None else None]
+                   aid_shown(d)]
         if not more or not dossiers:
             return
         last = dossiers[-1]
