@@ -216,3 +216,15 @@ def test_a_dossier_proposed_for_vote_shows_its_proposed_aid_in_the_queue_and_its
     for reference, aid in proposed.items():
         assert exported[reference].data_type == "n"
         assert Decimal(str(exported[reference].value)) == Decimal(re.sub(r"[^\d,]", "", aid).replace(",", "."))
+
+
+def test_the_xlsx_exports_open_with_columns_wide_enough_for_their_headers_and_values(queue):
+    for url in ("/ui/exports/dossiers.xlsx", "/ui/seances/CP-TEST-1/ordre-du-jour.xlsx"):
+        sheet = openpyxl.load_workbook(io.BytesIO(queue.get(url).content)).active
+        rows = list(sheet.iter_rows(values_only=True))
+        headers = rows[0] if rows[0][1] is not None else rows[1]
+        for number, header in enumerate(headers, start=1):
+            width = sheet.column_dimensions[openpyxl.utils.get_column_letter(number)].width
+            assert width and width >= len(header) + 2, (url, header, width)
+        company = sheet.column_dimensions["B"].width
+        assert company >= max(len(r[1]) for r in rows[2:] if r[1] and "HYPERLINK" not in r[1]), url

@@ -16,9 +16,9 @@ from states.lifecycle import STATE_LABELS
 from web.queue import DEADLINE_KINDS, QUEUE_ORDER, QueueFilters, queue_statement
 
 BATCH = 500
-COLUMNS = (Column("Référence"), Column("Entreprise"), Column("SIREN"), Column("Appel"), Column("Ligne d'aide"),
-           Column("État"), Column("Prochaine échéance", "date"), Column("Nature de l'échéance"),
-           Column("Instruction"), Column("Aide", "money"))
+COLUMNS = (Column("Référence", width=17), Column("Entreprise", width=32), Column("SIREN", width=11), Column("Appel"),
+           Column("Ligne d'aide", width=28), Column("État", width=24), Column("Prochaine échéance", "date"),
+           Column("Nature de l'échéance", width=40), Column("Instruction", width=22), Column("Aide", "money"))
 
 
 def queue_rows(uow, actor: Actor, f: QueueFilters, batch: int = BATCH) -> Iterator[list]:
