@@ -61,8 +61,9 @@ def _reductions(row: dict) -> str:
 
 
 # The agenda's columns, as the session page's table (its headers), plus the vote.
-AGENDA_COLUMNS = (Column("Dossier"), Column("Entreprise"), Column("État"), Column("Aide proposée ou votée", "money"),
-                  Column("Réductions"), Column("Décision"), Column("N° de délibération"))
+AGENDA_COLUMNS = (Column("Dossier", width=17), Column("Entreprise", width=32), Column("État", width=24),
+                  Column("Aide proposée ou votée", "money"), Column("Réductions", width=40), Column("Décision"),
+                  Column("N° de délibération"))
 
 
 def agenda_table(rows: list[dict]) -> list[list]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 
 from sqlalchemy import func, select
 
@@ -22,6 +23,15 @@ def aid_of(dossier: m.Dossier) -> dict | None:
     if not record or "lines" not in record:
         return None
     return aid_figures(record)
+
+
+def aid_shown(dossier: m.Dossier) -> Decimal | None:
+    """The aid a list of dossiers shows (the queue and its exports): the voted total stored on the
+    dossier, else what its proposal computes (`aid_of`) — read from the row, no query."""
+    if dossier.aid_total is not None:
+        return Decimal(dossier.aid_total)
+    figures = aid_of(dossier)
+    return Decimal(figures["total"]) if figures else None
 
 
 def adjustments_of(session, dossier: m.Dossier) -> list[dict]:

@@ -41,6 +41,16 @@ CSV_BATCH = 500
 class Column:
     header: str
     kind: Kind = "text"
+    width: int | None = None  # in characters, for a column whose values run longer than its header
+
+
+# An XLSX column's width when its Column gives none: its header's, at least what its kind needs
+# (rows are streamed, so the width cannot be read from every value before they are written).
+XLSX_WIDTHS: dict[str, int] = {"text": 14, "money": 16, "date": 12, "int": 8}
+
+
+def xlsx_width(column: Column) -> int:
+    return max(column.width or 0, len(column.header) + 2, XLSX_WIDTHS[column.kind])
 
 
 def _csv_cell(value, kind: Kind) -> str:
@@ -72,9 +82,12 @@ def xlsx_bytes(columns: Sequence[Column], rows: Iterable[Sequence], *, title: st
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet[:31])
+    for number, c in enumerate(columns, start=1):  # before any row: a write-only sheet's rule
+        ws.column_dimensions[get_column_letter(number)].width = xlsx_width(c)
     bold = Font(bold=True)
     if title:
         cell = WriteOnlyCell(ws, value=neutralise_cell(title))

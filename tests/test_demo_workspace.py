@@ -48,7 +48,7 @@ def test_the_demo_acts_as_the_seeded_accounts_and_each_officer_finds_its_dossier
 
         for spec in _seeded("officer"):
             actor = actor_for(get_user(uow, spec["username"]))
-            mine = work_queue(uow, actor, QueueFilters(mine=True), TODAY)
+            mine = work_queue(uow, actor, QueueFilters(assigned="me"), TODAY)
             open_here = [p for p in catalogue.all() if p.region in actor.regions
                          and any(w.opens_on <= TODAY <= w.closes_on for w in p.windows)]
             # Pays de la Loire's calls closed in 2021, but its dossiers are still instructed and repaid.

@@ -106,6 +106,29 @@ def test_an_export_keeps_the_screens_filters(queue):
     assert len(searched) == 1
 
 
+@pytest.mark.parametrize("query", ["?assigned=me", "?assigned=team", "?assigned=none", "?mine=1", "?state=submitted",
+                                   "?programme=occitanie-prif", "?q=garonne", "?call=nope", "?line=1",
+                                   "?due_before=2099-12-31", "?closed=1", "?assigned=me&state=approved",
+                                   "?assigned=nobody", "?due_before=demain"])
+def test_every_filter_of_the_queue_exports_exactly_the_dossiers_the_screen_lists(queue, query):
+    shown = screen_references(queue, query)
+    for fmt in ("xlsx", "csv"):
+        response = queue.get(f"/ui/exports/dossiers.{fmt}{query}")
+        if fmt == "xlsx":
+            exported = [r[0].value for r in xlsx_rows(response.content)[1:]]
+        else:
+            exported = [r[0] for r in csv.reader(io.StringIO(response.content.decode("utf-8-sig")), delimiter=";")][1:]
+        assert exported == shown, (fmt, query)
+
+
+def test_the_assigned_views_export_only_their_share_of_the_queue(queue):
+    everything, mine, unassigned = (screen_references(queue, q) for q in ("", "?assigned=me", "?assigned=none"))
+    assert 0 < len(mine) < len(everything) and 0 < len(unassigned) < len(everything)
+    assert sorted(mine + unassigned) == sorted(everything)
+    assert [r[0].value for r in xlsx_rows(queue.get("/ui/exports/dossiers.xlsx?assigned=me").content)[1:]] == mine
+    assert [r[0].value for r in xlsx_rows(queue.get("/ui/exports/dossiers.xlsx?mine=1").content)[1:]] == mine
+
+
 def test_the_csv_export_is_the_same_rows_french_figures_and_a_neutralised_formula(queue):
     shown = screen_references(queue)
     response = queue.get("/ui/exports/dossiers.csv")
@@ -156,3 +179,52 @@ def test_an_export_shows_only_the_users_scope(queue, uow_factory):
     rows = xlsx_rows(other.get("/ui/exports/dossiers.xlsx?closed=1").content)
     assert [c.value for c in rows[0]] == HEADERS and rows[1:] == []
     assert other.get("/ui/seances/CP-TEST-1/ordre-du-jour.xlsx").status_code == 404
+
+
+def test_the_queue_has_one_way_to_say_mine_and_an_old_mes_dossiers_link_opens_the_a_moi_view(queue):
+    page = queue.get("/ui/dossiers").text
+    assert "Mes dossiers" not in page and 'name="mine"' not in page
+    old = queue.get("/ui/dossiers?mine=1").text
+    assert '<option value="me" selected>À moi</option>' in old
+    assert screen_references(queue, "?mine=1") == screen_references(queue, "?assigned=me")
+
+
+def test_the_session_page_shows_the_decision_and_deliberation_number_its_agenda_export_gives(queue):
+    exported = {r[0].value: (r[5].value, r[6].value) for r in
+                xlsx_rows(queue.get("/ui/seances/CP-TEST-1/ordre-du-jour.xlsx").content)[2:]}
+    voted = {ref: vote for ref, vote in exported.items() if vote[0]}
+    assert voted and all(outcome == "favorable" and number for outcome, number in voted.values())
+    page = queue.get("/ui/seances/CP-TEST-1").text
+    assert "<th scope=\"col\">Décision</th>" in page and "<th scope=\"col\">N° de délibération</th>" in page
+    for reference, (outcome, number) in voted.items():
+        row = re.search(rf'<tr>\s*<td><a href="/ui/dossiers/\d+">{reference}</a>.*?</tr>', page, re.S).group(0)
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        assert cells[5:7] == [outcome, number]
+
+
+def test_a_dossier_proposed_for_vote_shows_its_proposed_aid_in_the_queue_and_its_export_as_on_the_session_page(queue):
+    session = queue.get("/ui/seances/CP-TEST-1").text
+    proposed = {ref: aid for ref, state, aid in re.findall(
+        r'<td><a href="/ui/dossiers/\d+">([A-Z]{3}-\d{4}-\d{6})</a>.*?state-(\w+)">.*?<td class="num">([^<]+)</td>',
+        session, re.S) if state == "ready_for_vote"}
+    assert proposed and all("€" in aid for aid in proposed.values())
+    page = queue.get("/ui/dossiers?state=ready_for_vote").text
+    for reference, aid in proposed.items():
+        row = re.search(rf'<td><a href="/ui/dossiers/\d+">{reference}</a>.*?</tr>', page, re.S).group(0)
+        assert re.findall(r'<td class="num">([^<]+)</td>', row)[-1] == aid
+    exported = {r[0].value: r[9] for r in xlsx_rows(queue.get("/ui/exports/dossiers.xlsx?state=ready_for_vote").content)[1:]}
+    for reference, aid in proposed.items():
+        assert exported[reference].data_type == "n"
+        assert Decimal(str(exported[reference].value)) == Decimal(re.sub(r"[^\d,]", "", aid).replace(",", "."))
+
+
+def test_the_xlsx_exports_open_with_columns_wide_enough_for_their_headers_and_values(queue):
+    for url in ("/ui/exports/dossiers.xlsx", "/ui/seances/CP-TEST-1/ordre-du-jour.xlsx"):
+        sheet = openpyxl.load_workbook(io.BytesIO(queue.get(url).content)).active
+        rows = list(sheet.iter_rows(values_only=True))
+        headers = rows[0] if rows[0][1] is not None else rows[1]
+        for number, header in enumerate(headers, start=1):
+            width = sheet.column_dimensions[openpyxl.utils.get_column_letter(number)].width
+            assert width and width >= len(header) + 2, (url, header, width)
+        company = sheet.column_dimensions["B"].width
+        assert company >= max(len(r[1]) for r in rows[2:] if r[1] and "HYPERLINK" not in r[1]), url

@@ -81,9 +81,9 @@ def _check_plan(engine, statement: str, parameters) -> None:
 
 
 @pytest.mark.parametrize("filters, expected", [
-    (QueueFilters(), 11), (QueueFilters(state="eligibility_review"), 7), (QueueFilters(mine=True), 5),
+    (QueueFilters(), 11), (QueueFilters(state="eligibility_review"), 7),
     (QueueFilters(assigned="me"), 5), (QueueFilters(assigned="team"), 7), (QueueFilters(assigned="none"), 4)],
-    ids=["default", "state", "mine", "assigned-me", "assigned-team", "unassigned"])
+    ids=["default", "state", "assigned-me", "assigned-team", "unassigned"])
 def test_each_queue_page_is_a_capped_count_and_an_index_range_read_in_order(world, monkeypatch, filters, expected):
     monkeypatch.setattr(web_queue, "PAGE_SIZE", 3)
     officer = actor(world.uow_factory, "agent.occitanie")

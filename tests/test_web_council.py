@@ -73,3 +73,12 @@ def test_a_vote_at_a_planned_session_before_its_day_is_refused_in_plain_french(a
     assert "0 enregistré, 1 refusé" in result
     assert "règle « séance pas encore tenue » (champ « séance ») : La séance CP-2022-06-24 se tient le 24/06/2022" in result
     assert state_of(world.uow_factory, did) == "ready_for_vote"
+
+
+def test_a_planned_session_whose_day_has_passed_is_listed_as_held_not_planned(app, world):
+    head = client_for(app, "cheffe.occitanie")
+    assert _plan(head, code="CP-2022-06-24", session_date="2022-06-24", agenda_closes_on="2022-06-17").status_code == 303
+    world.clock.set(world.clock.now() + timedelta(days=10))  # Saturday 25/06: the session sat the day before
+    listing = text_of(client_for(app, "cheffe.occitanie").get("/ui/seances").text)
+    assert "CP-2022-06-24 tenue Parcours régional Industrie du Futur" in listing
+    assert "planifiée" not in listing.split("CP-2022-06-24", 1)[1].split("Parcours", 1)[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Mapping
 
 from sqlalchemy import func, select
 
@@ -18,6 +19,7 @@ from db import models as m
 from services import keyset
 from services.assignment import team_officers_clause
 from services.commands import Actor
+from services.queries import aid_shown
 from services.search import dossier_row, scope_clause, text_matches
 from states.lifecycle import STATES
 
@@ -36,7 +38,6 @@ class QueueFilters:
     state: str | None = None
     programme: str | None = None
     q: str | None = None
-    mine: bool = False
     due_before: date | None = None
     open_only: bool = True
     page: int = 1
@@ -47,6 +48,44 @@ class QueueFilters:
 
 
 ASSIGNED_VIEWS = {"me": "À moi", "team": "À mon équipe", "none": "Non affectés"}
+
+
+def _bounded(params: Mapping[str, str], name: str, size: int) -> str | None:
+    return (params.get(name) or "").strip()[:size] or None
+
+
+def queue_filters(params: Mapping[str, str]) -> tuple[QueueFilters, list[str]]:
+    """The queue's filters from its URL's query string — the one reading of it, for the screen
+    and for its exports (`web.queue_export`), so that both always show the same dossiers — and
+    the French messages for the values it had to ignore. An old link's `mine=1` (the « Mes
+    dossiers » box the work-sharing views replaced) reads as `assigned=me`."""
+    errors = []
+    state = params.get("state") or None
+    if state and state not in STATES:
+        errors.append(f"État inconnu « {state[:32]} » : filtre ignoré.")
+        state = None
+    raw_due, due = params.get("due_before") or None, None
+    if raw_due:
+        try:
+            due = date.fromisoformat(raw_due)
+        except ValueError:
+            errors.append(f"Échéance « {raw_due[:10]} » : date AAAA-MM-JJ attendue, filtre ignoré.")
+    assigned = params.get("assigned") or None
+    if assigned and assigned not in ASSIGNED_VIEWS:
+        errors.append(f"Affectation « {assigned[:8]} » inconnue : filtre ignoré.")
+        assigned = None
+    if assigned is None and params.get("mine"):
+        assigned = "me"
+    line = params.get("line") or ""
+    line_number = int(line) if line.isdigit() and len(line) <= 3 else None
+    if line and line_number is None:
+        errors.append(f"Ligne « {line[:3]} » : un numéro de ligne est attendu, filtre ignoré.")
+    page = params.get("page") or ""
+    filters = QueueFilters(state=state, programme=_bounded(params, "programme", 64), q=_bounded(params, "q", 100),
+                           due_before=due, open_only=not params.get("closed"), call=_bounded(params, "call", 32),
+                           line=line_number, page=int(page) if page.isdigit() and 0 < len(page) <= 6 and int(page) else 1,
+                           cursor=_bounded(params, "cursor", 400), assigned=assigned)
+    return filters, errors
 
 
 # The queue's order: the stored next deadline (`services.deadlines`), soonest first and dossiers
@@ -73,7 +112,7 @@ def _where(actor: Actor, catalogue, f: QueueFilters) -> list:
         where.append(m.Dossier.call_code == f.call)
     if f.line is not None:
         where.append(m.Dossier.line == f.line)
-    if f.mine or f.assigned == "me":
+    if f.assigned == "me":
         where.append(m.Dossier.officer == actor.name)
     elif f.assigned == "none":
         where.append(m.Dossier.officer.is_(None))
@@ -95,11 +134,17 @@ def _base(actor: Actor):
     return base
 
 
+def queue_statement(actor: Actor, catalogue, f: QueueFilters):
+    """The queue's dossiers under the filters `f`, as a statement to read in `QUEUE_ORDER` (the
+    screen reads one page of it, the exports every row)."""
+    return _base(actor).where(*_where(actor, catalogue, f))
+
+
 def work_queue(uow, actor: Actor, f: QueueFilters, today: date) -> dict:
     """One page of the queue, deadlines soonest first (then the oldest submission first): the
     page after (or before) the cursor's dossier, read in index order — never the whole scope
     sorted to show 50. The count stops at `COUNT_CAP` + 1."""
-    base = _base(actor).where(*_where(actor, uow.catalogue, f))
+    base = queue_statement(actor, uow.catalogue, f)
     counted = uow.session.scalar(select(func.count()).select_from(
         base.with_only_columns(m.Dossier.id).limit(COUNT_CAP + 1).subquery()))
     forward, values = True, None
@@ -118,6 +163,7 @@ def work_queue(uow, actor: Actor, f: QueueFilters, today: date) -> dict:
     for d in dossiers:
         row = dossier_row(d, uow.catalogue)
         row["call"] = d.call_code
+        row["aid"] = aid_shown(d)
         programme = uow.catalogue.get(d.programme_id, d.programme_version)
         row["line"] = (f"{d.line} — {programme.line(d.line).name}"
                        if d.line and len(programme.dossier_lines) > 1 else None)

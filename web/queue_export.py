@@ -1,47 +1,30 @@
-"""The work queue as a file (CSV, XLSX, ODS): the screen's filters and order, every dossier of
+"""The work queue as a file (CSV, XLSX, ODS): the screen's filters (`web.queue.queue_filters`,
+the one reading of the query string) and order, every dossier of
 them — not only the page — read in bounded keyset batches (`services.keyset`, the queue's own
 index order), with the screen's columns and French headers (the lines the screen writes inside
 a cell — SIREN, call, line, the deadline's nature — as columns of their own)."""
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
-from typing import Iterator, Mapping
+from typing import Iterator
 
 from services import keyset
 from services.commands import Actor
 from services.people import display_names
+from services.queries import aid_shown
 from services.table_exports import Column
-from states.lifecycle import STATE_LABELS, STATES
-from web.queue import DEADLINE_KINDS, QUEUE_ORDER, QueueFilters, _base, _where
+from states.lifecycle import STATE_LABELS
+from web.queue import DEADLINE_KINDS, QUEUE_ORDER, QueueFilters, queue_statement
 
 BATCH = 500
-COLUMNS = (Column("Référence"), Column("Entreprise"), Column("SIREN"), Column("Appel"), Column("Ligne d'aide"),
-           Column("État"), Column("Prochaine échéance", "date"), Column("Nature de l'échéance"),
-           Column("Instruction"), Column("Aide", "money"))
-
-
-def filters_from(params: Mapping[str, str], today: date) -> QueueFilters:
-    """The queue's filters from its URL's parameters, read as the queue page reads them (an
-    unreadable value is ignored there with a message; here, left out the same way)."""
-    state = params.get("state") or None
-    if state not in STATES:
-        state = None
-    try:
-        due = date.fromisoformat(params["due_before"]) if params.get("due_before") else None
-    except ValueError:
-        due = None
-    line = params.get("line") or ""
-    return QueueFilters(state=state, programme=params.get("programme") or None,
-                        q=(params.get("q") or "").strip()[:100] or None, mine=bool(params.get("mine")),
-                        due_before=due, open_only=not params.get("closed"), call=(params.get("call") or "").strip() or None,
-                        line=int(line) if line.isdigit() else None)
+COLUMNS = (Column("Référence", width=17), Column("Entreprise", width=32), Column("SIREN", width=11), Column("Appel"),
+           Column("Ligne d'aide", width=28), Column("État", width=24), Column("Prochaine échéance", "date"),
+           Column("Nature de l'échéance", width=40), Column("Instruction", width=22), Column("Aide", "money"))
 
 
 def queue_rows(uow, actor: Actor, f: QueueFilters, batch: int = BATCH) -> Iterator[list]:
     """Every dossier of the queue, in the screen's order, `batch` at a time (one keyset page a
     statement; the session is emptied between batches so memory stays bounded)."""
-    base = _base(actor).where(*_where(actor, uow.catalogue, f))
+    base = queue_statement(actor, uow.catalogue, f)
     values = None
     while True:
         dossiers, more = keyset.read_page(uow.session, base, QUEUE_ORDER, values, True, batch)
@@ -53,7 +36,7 @@ def queue_rows(uow, actor: Actor, f: QueueFilters, batch: int = BATCH) -> Iterat
             yield [d.reference, d.company_facts["name"], d.company_facts.get("siren"), d.call_code, line,
                    STATE_LABELS[d.status], d.next_deadline_at, DEADLINE_KINDS.get(kind) if kind else None,
                    people.get(d.officer, d.officer) if d.officer else None,
-                   Decimal(d.aid_total) if d.aid_total is not None else None]
+                   aid_shown(d)]
         if not more or not dossiers:
             return
         last = dossiers[-1]

@@ -116,11 +116,12 @@ def session_agenda_export(request: Request, code: SessionCode, fmt: Fmt,
 @router.get("/exports/dossiers.{fmt}")
 def queue_export(request: Request, fmt: Fmt, user: Annotated[WebUser, Depends(current_user)]):
     """The queue with the screen's filters and order, every row, streamed in keyset batches."""
-    from web.queue_export import COLUMNS, filters_from, queue_rows
+    from web.queue import queue_filters
+    from web.queue_export import COLUMNS, queue_rows
 
     web = request.app.state.web
     today = paris_date(web.clock.now())
-    filters = filters_from(request.query_params, today)
+    filters, _ignored = queue_filters(request.query_params)
     name = f"dossiers-{today:%Y-%m-%d}.{fmt}"
     columns: tuple[Column, ...] = COLUMNS
 

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 
 from rules.calendar import paris_date
 from rules.errors import InvalidInput
@@ -14,51 +13,18 @@ from states.lifecycle import STATE_LABELS, STATES
 from web.app import render
 from web.assign_view import queue_bar
 from web.auth import WebUser, current_user
-from web.queue import ASSIGNED_VIEWS, QueueFilters, counts_by_state, programmes_in_scope, work_queue
+from web.queue import ASSIGNED_VIEWS, counts_by_state, programmes_in_scope, queue_filters, work_queue
 
 router = APIRouter()
 
 
-def _date_or_none(raw: str | None) -> date | None:
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        return None
-
-
 @router.get("/dossiers")
-def queue(request: Request, user: Annotated[WebUser, Depends(current_user)],
-          state: Annotated[str | None, Query(max_length=32)] = None,
-          programme: Annotated[str | None, Query(max_length=64)] = None,
-          q: Annotated[str | None, Query(max_length=100)] = None,
-          mine: Annotated[str | None, Query(max_length=5)] = None,
-          due_before: Annotated[str | None, Query(max_length=10)] = None,
-          closed: Annotated[str | None, Query(max_length=5)] = None,
-          call: Annotated[str | None, Query(max_length=32)] = None,
-          line: Annotated[str | None, Query(max_length=3)] = None,
-          page: Annotated[int, Query(ge=1, le=100000)] = 1,
-          cursor: Annotated[str | None, Query(max_length=400)] = None,
-          assigned: Annotated[str | None, Query(max_length=8)] = None):
+def queue(request: Request, user: Annotated[WebUser, Depends(current_user)]):
+    """The queue under the filters of its query string, read by `web.queue.queue_filters` — the
+    same reading as its exports' (`/ui/exports/dossiers.*`)."""
     web = request.app.state.web
     today = paris_date(web.clock.now())
-    errors = []
-    if state and state not in STATES:
-        errors.append(f"État inconnu « {state} » : filtre ignoré.")
-        state = None
-    due = _date_or_none(due_before)
-    if due_before and due is None:
-        errors.append(f"Échéance « {due_before} » : date AAAA-MM-JJ attendue, filtre ignoré.")
-    if assigned and assigned not in ASSIGNED_VIEWS:
-        errors.append(f"Affectation « {assigned} » inconnue : filtre ignoré.")
-        assigned = None
-    line_number = int(line) if line and line.isdigit() else None
-    if line and line_number is None:
-        errors.append(f"Ligne « {line} » : un numéro de ligne est attendu, filtre ignoré.")
-    filters = QueueFilters(call=(call or "").strip() or None, line=line_number, state=state or None, programme=programme or None, q=(q or "").strip() or None,
-                           mine=bool(mine), due_before=due, open_only=not closed, page=page,
-                           cursor=cursor or None, assigned=assigned or None)
+    filters, errors = queue_filters(request.query_params)
     with web.uow_factory() as uow:
         try:
             result = work_queue(uow, user.actor, filters, today)
