@@ -25,8 +25,7 @@ from test_portal_browser import OFFICER, _fill_company
 from test_portal_browser import live as portal  # noqa: F401 - the portal's server, its fixture
 from test_web_accessibility import Checker
 from test_web_browser import Live, browser  # noqa: F401 - the shared browser fixture
-from test_web_browser_loans import _database
-from web_support import SECRET, World, seed_users, small_pdf, use_fast_passwords
+from web_support import SECRET, World, browser_database, seed_users, small_pdf, use_fast_passwords
 
 from db import models as m
 from db.engine import create_schema, make_engine
@@ -50,7 +49,7 @@ def rooms(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     use_fast_passwords(patch)
     tmp = tmp_path_factory.mktemp("a11y_rooms")
-    url, cleanup = _database(tmp, "a11y_rooms")
+    url, cleanup = browser_database(tmp, "a11y_rooms")
     engine = make_engine(url)
     create_schema(engine)
     engine.dispose()
