@@ -61,13 +61,16 @@ def home(request: Request, user: Annotated[WebUser, Depends(current_user)]):
         mine = drafts.drafts_of(uow, user.actor)
         draft_rows = [{"draft": d, "programme": drafts.programme_of(uow, d), "next": drafts.next_step(d),
                        "dossier": uow.session.get(m.Dossier, d.dossier_id) if d.dossier_id else None} for d in mine]
+        # Every dossier of the company, drafts too (one started through the API or by the demo has
+        # no portal draft: it is continued from its pieces page).
         dossiers = list(uow.session.scalars(select(m.Dossier).where(
-            m.Dossier.company_id.in_(select(m.Company.id).where(m.Company.siren == user.actor.siren)),
-            m.Dossier.status != "draft").order_by(m.Dossier.updated_at.desc(), m.Dossier.id.desc()).limit(200)))
+            m.Dossier.company_id.in_(select(m.Company.id).where(m.Company.siren == user.actor.siren)))
+            .order_by(m.Dossier.updated_at.desc(), m.Dossier.id.desc()).limit(200)))
         dossiers = [d for d in dossiers if in_scope(user.actor, d, uow.catalogue)]
         asks = {d.id: _asks_count(uow, d) for d in dossiers}
+        resume_of = {row["dossier"].id: row["draft"].id for row in draft_rows if row["dossier"] is not None}
         return render(request, "portal_home.html", title="Mon espace entreprise", calls=calls, drafts=draft_rows,
-                      dossiers=dossiers, asks=asks, steps=drafts.STEP_TITLES)
+                      dossiers=dossiers, asks=asks, steps=drafts.STEP_TITLES, resume_of=resume_of)
 
 
 def _asks_count(uow, d: m.Dossier) -> int:
