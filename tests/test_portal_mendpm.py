@@ -35,3 +35,71 @@ def test_a_draft_dossier_started_outside_the_portal_is_listed_in_my_space_with_a
     pieces = company.get(f"/ui/portail/dossiers/{refs[draft]}/pieces")
     assert pieces.status_code == 200
     assert f'href="/ui/dossiers/{draft}">Déposer la candidature depuis la page du dossier' in pieces.text
+
+
+MIB = 1024 * 1024
+
+
+def _pdf_of(size: int) -> bytes:
+    return b"%PDF-1.4\n" + b"0" * (size - 9)
+
+
+def test_an_oversized_attachment_comes_back_beside_the_message_form_with_the_text_kept(uow_factory, monkeypatch):
+    from api.app import create_app
+    from test_web_messages import post_message
+    from test_web_pages import client_for
+
+    world = _world(uow_factory, monkeypatch)
+    did = world.dossier("diagnostic")
+    app = create_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
+    company = client_for(app, "entreprise.garonne")
+    refused = post_message(company, did, "Le rapport complet, en 21 Mo.",
+                           files=[("rapport.pdf", _pdf_of(21 * MIB), "application/pdf")])
+    assert refused.status_code == 422
+    assert "Le rapport complet, en 21 Mo." in refused.text
+    assert "« rapport.pdf » dépasse la taille maximale" in text_of(refused.text)
+
+
+def test_the_portal_takes_a_piece_of_several_megabytes_and_refuses_one_of_21_beside_its_field(
+        uow_factory, monkeypatch):
+    from api.app import create_app
+
+    world = _world(uow_factory, monkeypatch)
+    did = world.dossier("submitted")
+    world.run(commands.take_for_review, "agent.occitanie", dossier_id=did)
+    world.run(commands.request_documents, "agent.occitanie", dossier_id=did, kinds=["financial_statement"])
+    with uow_factory() as uow:
+        reference = uow.dossier(did).reference
+    app = create_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
+    company = signed_in(app, "entreprise.garonne")
+    path = f"/ui/portail/dossiers/{reference}/pieces"
+    too_big = company.post(path, data={"kind": "financial_statement", "csrf_token": csrf_of(company.get(path).text)},
+                           files={"file": ("liasse.pdf", _pdf_of(21 * MIB), "application/pdf")})
+    assert too_big.status_code == 422
+    assert "fichier trop volumineux : 20 Mo au plus" in text_of(too_big.text)
+    taken = company.post(path, data={"kind": "financial_statement", "csrf_token": csrf_of(company.get(path).text)},
+                         files={"file": ("liasse.pdf", _pdf_of(5 * MIB), "application/pdf")})
+    assert taken.status_code == 303
+
+
+def test_a_body_far_over_the_limit_is_refused_with_a_french_page_in_the_workspace_and_json_in_the_api(
+        uow_factory, monkeypatch):
+    from api.app import create_app
+    from test_web_messages import api_token
+    from test_web_pages import client_for
+
+    world = _world(uow_factory, monkeypatch)
+    did = world.dossier("diagnostic")
+    app = create_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
+    huge = _pdf_of(41 * MIB)
+    company = client_for(app, "entreprise.garonne")
+    csrf = csrf_of(company.get(f"/ui/dossiers/{did}").text)
+    page = company.post(f"/ui/dossiers/{did}/messages", data={"csrf_token": csrf, "body": "Trop gros."},
+                        files=[("attachments", ("rapport.pdf", huge, "application/pdf"))])
+    assert page.status_code == 413
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Envoi refusé : trop volumineux" in page.text and "20 Mo au plus" in page.text
+    client, headers = api_token(app, "entreprise.garonne")
+    api = client.post(f"/dossiers/{did}/documents", data={"kind": "financial_statement"}, headers=headers,
+                      files={"file": ("liasse.pdf", _pdf_of(21 * MIB), "application/pdf")})
+    assert api.status_code == 413 and api.json()["rule"] == "file_too_large"
