@@ -103,3 +103,31 @@ def test_a_body_far_over_the_limit_is_refused_with_a_french_page_in_the_workspac
     api = client.post(f"/dossiers/{did}/documents", data={"kind": "financial_statement"}, headers=headers,
                       files={"file": ("liasse.pdf", _pdf_of(21 * MIB), "application/pdf")})
     assert api.status_code == 413 and api.json()["rule"] == "file_too_large"
+
+
+def test_the_expert_reads_who_asked_for_the_opinion_by_the_persons_name_in_the_mail_and_on_the_page(
+        uow_factory, monkeypatch):
+    from api.app import create_app
+    from fastapi.testclient import TestClient
+    from test_web_pages import client_for
+
+    from notifications.fake import InMemorySender
+    from services.delivery import deliver
+
+    world = _world(uow_factory, monkeypatch)
+    did = world.dossier("diagnostic")
+    app = create_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
+    officer = client_for(app, "agent.occitanie")
+    page = officer.get(f"/ui/dossiers/{did}")
+    assert officer.post(f"/ui/dossiers/{did}/experts", data={
+        "csrf_token": csrf_of(page.text), "expert_name": "Dr Bernard", "expert_email": "bernard@expert.example",
+        "expert_kind": "outside"}).status_code == 303
+    sender = InMemorySender()
+    deliver(uow_factory=uow_factory, sender=sender, clock=world.clock)
+    mail = sender.sent_to("bernard@expert.example")[0]
+    assert "Claire Martin, chargée de mission (Occitanie) sollicite votre avis" in mail.text
+    assert "agent.occitanie" not in mail.text
+    link = next(w for w in mail.text.split() if "/ui/avis/" in w)
+    summary = text_of(TestClient(app).get(link.split("testserver", 1)[1]).text)
+    assert "Demandé par Claire Martin, chargée de mission (Occitanie)" in summary
+    assert "agent.occitanie" not in summary, summary[summary.find("agent.occitanie") - 200:][:300]
