@@ -131,3 +131,32 @@ def test_the_expert_reads_who_asked_for_the_opinion_by_the_persons_name_in_the_m
     summary = text_of(TestClient(app).get(link.split("testserver", 1)[1]).text)
     assert "Demandé par Claire Martin, chargée de mission (Occitanie)" in summary
     assert "agent.occitanie" not in summary, summary[summary.find("agent.occitanie") - 200:][:300]
+
+
+def test_the_portal_shows_the_unread_messages_and_links_to_the_messagerie_as_does_the_notice_email(
+        uow_factory, monkeypatch):
+    from sqlalchemy import select
+    from test_web_messages import post_message
+    from test_web_pages import client_for
+
+    from db import models as m
+
+    world = _world(uow_factory, monkeypatch)
+    did = world.dossier("diagnostic")
+    with uow_factory() as uow:
+        reference = uow.dossier(did).reference
+    app = create_standalone_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
+    officer = client_for(app, "agent.occitanie")
+    assert post_message(officer, did, "Merci de préciser le planning.", thread="applicant").status_code == 303
+    company = signed_in(app, "entreprise.garonne")
+    messagerie = f'href="/ui/dossiers/{did}#messagerie"'
+    for path in ("/ui/portail", f"/ui/portail/dossiers/{reference}"):
+        html = company.get(path).text
+        assert messagerie in html and "1 message non lu" in text_of(html), path
+    with uow_factory() as uow:
+        notice = uow.session.scalar(select(m.Notification.body_text).where(
+            m.Notification.dedupe_key.startswith(f"{reference}:message:"), m.Notification.kind == "message_received"))
+    assert f"Lire le message depuis votre espace en ligne : http://127.0.0.1:8000/ui/portail/dossiers/{reference}" in notice
+    company.get(f"/ui/dossiers/{did}")  # read where the link leads: the badge goes
+    assert "message non lu" not in text_of(company.get("/ui/portail").text)
+    assert messagerie in company.get("/ui/portail").text

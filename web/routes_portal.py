@@ -20,7 +20,7 @@ from db import models as m
 from rules.calendar import paris_date
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
 from services import candidacy_drafts as drafts
-from services import commands
+from services import commands, messages
 from services.people import display_names
 from services.search import in_scope
 from services.storage import MAX_UPLOAD_BYTES
@@ -69,8 +69,9 @@ def home(request: Request, user: Annotated[WebUser, Depends(current_user)]):
         dossiers = [d for d in dossiers if in_scope(user.actor, d, uow.catalogue)]
         asks = {d.id: _asks_count(uow, d) for d in dossiers}
         resume_of = {row["dossier"].id: row["draft"].id for row in draft_rows if row["dossier"] is not None}
+        unread = messages.unread_counts(uow.session, user.actor, [d.id for d in dossiers])
         return render(request, "portal_home.html", title="Mon espace entreprise", calls=calls, drafts=draft_rows,
-                      dossiers=dossiers, asks=asks, steps=drafts.STEP_TITLES, resume_of=resume_of)
+                      dossiers=dossiers, asks=asks, steps=drafts.STEP_TITLES, resume_of=resume_of, unread=unread)
 
 
 def _asks_count(uow, d: m.Dossier) -> int:
@@ -293,8 +294,9 @@ def follow(request: Request, reference: Reference, user: Annotated[WebUser, Depe
         role, person = _holder(d, page, people)
         draft = drafts.draft_of_dossier(uow, d.id)
         pieces = _pieces_context(uow, d)
+        unread = messages.unread_counts(uow.session, user.actor, [d.id]).get(d.id, 0)
         return render(request, "portal_dossier.html", title=f"Mon dossier {d.reference}", holder_role=role,
-                      holder_person=person, draft=draft, today=today, **pieces,
+                      holder_person=person, draft=draft, today=today, unread=unread, **pieces,
                       **{k: v for k, v in page.items() if k != "requests"})
 
 
