@@ -45,9 +45,10 @@ def _pdf_of(size: int) -> bytes:
 
 
 def test_an_oversized_attachment_comes_back_beside_the_message_form_with_the_text_kept(uow_factory, monkeypatch):
-    from api.app import create_app
     from test_web_messages import post_message
     from test_web_pages import client_for
+
+    from api.app import create_app
 
     world = _world(uow_factory, monkeypatch)
     did = world.dossier("diagnostic")
@@ -84,9 +85,10 @@ def test_the_portal_takes_a_piece_of_several_megabytes_and_refuses_one_of_21_bes
 
 def test_a_body_far_over_the_limit_is_refused_with_a_french_page_in_the_workspace_and_json_in_the_api(
         uow_factory, monkeypatch):
-    from api.app import create_app
     from test_web_messages import api_token
     from test_web_pages import client_for
+
+    from api.app import create_app
 
     world = _world(uow_factory, monkeypatch)
     did = world.dossier("diagnostic")
@@ -107,10 +109,10 @@ def test_a_body_far_over_the_limit_is_refused_with_a_french_page_in_the_workspac
 
 def test_the_expert_reads_who_asked_for_the_opinion_by_the_persons_name_in_the_mail_and_on_the_page(
         uow_factory, monkeypatch):
-    from api.app import create_app
     from fastapi.testclient import TestClient
     from test_web_pages import client_for
 
+    from api.app import create_app
     from notifications.fake import InMemorySender
     from services.delivery import deliver
 
