@@ -162,3 +162,21 @@ def test_the_portal_shows_the_unread_messages_and_links_to_the_messagerie_as_doe
     company.get(f"/ui/dossiers/{did}")  # read where the link leads: the badge goes
     assert "message non lu" not in text_of(company.get("/ui/portail").text)
     assert messagerie in company.get("/ui/portail").text
+
+
+def test_a_message_header_does_not_repeat_the_role_a_display_name_already_says(uow_factory, monkeypatch):
+    from test_web_messages import post_message
+    from test_web_pages import client_for
+
+    world = _world(uow_factory, monkeypatch)
+    did = world.dossier("diagnostic")
+    app = create_standalone_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
+    officer = client_for(app, "agent.occitanie")
+    assert post_message(officer, did, "Merci de préciser le planning.", thread="applicant").status_code == 303
+    assert post_message(officer, did, "Point d'étape ?", thread="consultant").status_code == 303
+    page = text_of(officer.get(f"/ui/dossiers/{did}").text)
+    assert "Claire Martin, chargée de mission (Occitanie)" in page
+    assert "(Occitanie) (chargé(e) de mission)" not in page
+    consultant = client_for(app, "cabinet.midi")
+    assert post_message(consultant, did, "Planning envoyé.").status_code == 303
+    assert "Cabinet Midi Conseil (prestataire référencé)" in text_of(officer.get(f"/ui/dossiers/{did}").text)
