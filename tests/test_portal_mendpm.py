@@ -180,3 +180,23 @@ def test_a_message_header_does_not_repeat_the_role_a_display_name_already_says(u
     consultant = client_for(app, "cabinet.midi")
     assert post_message(consultant, did, "Planning envoyé.").status_code == 303
     assert "Cabinet Midi Conseil (prestataire référencé)" in text_of(officer.get(f"/ui/dossiers/{did}").text)
+
+
+def test_a_company_signing_in_lands_on_its_space_unless_it_asked_for_another_page(uow_factory, monkeypatch):
+    from fastapi.testclient import TestClient
+    from web_support import PASSWORD
+
+    world = _world(uow_factory, monkeypatch)
+    did = world.dossier("submitted")
+    app = create_standalone_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
+    for next_, landing in (("", "/ui/portail"), (f"/ui/dossiers/{did}", f"/ui/dossiers/{did}")):
+        client = TestClient(app, follow_redirects=False)
+        page = client.get("/ui/login")
+        signed = client.post("/ui/login", data={"username": "entreprise.garonne", "password": PASSWORD,
+                                                "csrf_token": csrf_of(page.text), "next": next_})
+        assert signed.status_code == 303 and signed.headers["location"] == landing
+        assert client.get("/ui/").headers["location"] == "/ui/portail"
+    officer = TestClient(app, follow_redirects=False)
+    page = officer.get("/ui/login")
+    assert officer.post("/ui/login", data={"username": "agent.occitanie", "password": PASSWORD,
+                                           "csrf_token": csrf_of(page.text)}).headers["location"] == "/ui/dossiers"
