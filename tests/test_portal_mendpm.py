@@ -200,3 +200,28 @@ def test_a_company_signing_in_lands_on_its_space_unless_it_asked_for_another_pag
     page = officer.get("/ui/login")
     assert officer.post("/ui/login", data={"username": "agent.occitanie", "password": PASSWORD,
                                            "csrf_token": csrf_of(page.text)}).headers["location"] == "/ui/dossiers"
+
+
+def test_a_mistyped_step_address_says_in_french_which_steps_there_are(uow_factory, monkeypatch):
+    from portal_support import CALL_OPEN, LOIRE_USER
+    from test_portal_web import _start
+    from web_support import PASSWORD
+
+    from services.clock import FrozenClock
+    from services.users import create_user
+
+    use_fast_passwords(monkeypatch)
+    clock = FrozenClock(CALL_OPEN)
+    seed_users(uow_factory, clock)
+    with uow_factory() as uow:
+        create_user(uow=uow, clock=clock, password=PASSWORD, **LOIRE_USER)
+    app = create_standalone_app(uow_factory=uow_factory, clock=clock, secret_key=SECRET)
+    company = signed_in(app, "entreprise.loire")
+    base = _start(company)
+    page = company.get(f"{base}/etapes/verification")
+    assert page.status_code == 404
+    text = text_of(page.text)
+    assert "Cette étape de la candidature n'existe pas" in text
+    assert "« L'entreprise » (…/etapes/entreprise)" in text and "« Vérification et dépôt » (…/etapes/depot)" in text
+    assert "Champ(s) invalide(s)" not in text and "step" not in text
+    assert company.get(f"{base}/etapes/entreprise").status_code == 200

@@ -34,7 +34,7 @@ from web.routes_dossier import _safe_name, _sniff, refusal_text
 router = APIRouter()
 DraftId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Reference = Annotated[str, Path(max_length=32, pattern=r"^[A-Z0-9-]+$")]
-FORM_STEP = Annotated[str, Path(pattern="^(entreprise|projet|de_minimis)$")]
+StepName = Annotated[str, Path(max_length=40)]
 LIVE_FIELDS = ("siren", "employees", "region", "turnover", "balance_sheet", "equity", "expense", "aid_requested",
                "aid_1_amount", "aid_2_amount", "aid_3_amount")
 
@@ -42,6 +42,14 @@ LIVE_FIELDS = ("siren", "employees", "region", "turnover", "balance_sheet", "equ
 def _company(user: WebUser) -> None:
     if user.role != "applicant":
         raise Forbidden("Le portail est celui des entreprises : votre rôle travaille depuis la file des dossiers.")
+
+
+def _known_step(step: str, steps: tuple[str, ...]) -> str:
+    """A mistyped step's address answers a French page naming the steps there are (404)."""
+    if step not in steps:
+        listed = ", ".join(f"« {drafts.STEP_TITLES[s]} » (…/etapes/{s})" for s in steps)
+        raise HTTPException(404, f"Cette étape de la candidature n'existe pas. Les étapes sont : {listed}.")
+    return step
 
 
 def _error_text(error: drafts.FieldError) -> str:
@@ -155,15 +163,16 @@ def _step_page(request: Request, user: WebUser, draft_id: int, step: str, *, val
 
 
 @router.get("/portail/candidatures/{draft_id}/etapes/{step}")
-def step_form(request: Request, draft_id: DraftId, step: Annotated[str, Path(pattern="^(entreprise|projet|de_minimis|pieces|depot)$")],
-              user: Annotated[WebUser, Depends(current_user)]):
+def step_form(request: Request, draft_id: DraftId, step: StepName, user: Annotated[WebUser, Depends(current_user)]):
     _company(user)
+    _known_step(step, drafts.ALL_STEPS)
     return _step_page(request, user, draft_id, step)
 
 
 @router.post("/portail/candidatures/{draft_id}/etapes/{step}")
-async def step_save(request: Request, draft_id: DraftId, step: FORM_STEP, user: Annotated[WebUser, Depends(writer)]):
+async def step_save(request: Request, draft_id: DraftId, step: StepName, user: Annotated[WebUser, Depends(writer)]):
     _company(user)
+    _known_step(step, drafts.FORM_STEPS)
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     web = request.app.state.web
