@@ -2,7 +2,9 @@
 from the content, harmless names — are `services.files`, shared with the workspace)."""
 from __future__ import annotations
 
+from markupsafe import escape
 from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 
 from api.problems import Problem, response_for_exception
 from services.files import ALLOWED, EXTENSIONS, content_disposition, safe_filename, sniff  # noqa: F401  (the API's routes)
@@ -12,6 +14,12 @@ MIB = 1024 * 1024
 # Room for the multipart envelope around a 20 MiB file; the file itself is checked exactly.
 MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 256 * 1024
 MAX_JSON_REQUEST_BYTES = 2 * MIB
+# The workspace's upload forms (/ui/…/documents, /messages, /pieces) let a body up to twice the
+# file limit through, so that the route's exact check answers with the form, what was typed kept
+# and the refusal beside it (422); beyond that a short French page answers, not JSON.
+WEB_PREFIX = "/ui/"
+WEB_UPLOAD_SUFFIXES = ("/documents", "/messages", "/pieces")
+MAX_WEB_UPLOAD_REQUEST_BYTES = 2 * MAX_UPLOAD_BYTES + 256 * 1024
 
 class BodyLimitMiddleware:
     """Refuses (413) a request body over its limit before the application parses it: from the
@@ -28,7 +36,11 @@ class BodyLimitMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
-        limit = self.upload_limit if scope["path"].rstrip("/").endswith(self.upload_suffix) else self.default_limit
+        path = scope["path"].rstrip("/")
+        if scope["path"].startswith(WEB_PREFIX) and path.endswith(WEB_UPLOAD_SUFFIXES):
+            limit = max(self.upload_limit, MAX_WEB_UPLOAD_REQUEST_BYTES)
+        else:
+            limit = self.upload_limit if path.endswith(self.upload_suffix) else self.default_limit
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None:
@@ -63,12 +75,25 @@ class BodyLimitMiddleware:
                 await self._refuse(scope, receive, send, limit)
 
     def _problem(self, limit: int) -> Problem:
-        return file_too_large() if limit == self.upload_limit else body_too_large(limit)
+        return file_too_large() if limit >= self.upload_limit else body_too_large(limit)
 
     async def _refuse(self, scope, receive, send, limit: int) -> None:
-        response = response_for_exception(self._problem(limit), Request(scope))
+        if scope["path"].startswith(WEB_PREFIX):
+            response: Response = _web_refusal(self._problem(limit))
+        else:
+            response = response_for_exception(self._problem(limit), Request(scope))
         response.headers["connection"] = "close"  # the rest of the body is not read
         await response(scope, receive, send)
+
+
+def _web_refusal(problem: Problem) -> HTMLResponse:
+    """The workspace's answer to a body too large to read: a short French page, a way back."""
+    return HTMLResponse(
+        '<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Envoi refusé — Usine</title></head>'
+        f'<body><main><h1>Envoi refusé : trop volumineux</h1><p>{escape(str(problem.detail))} Rien n\'a été '
+        'enregistré.</p><p>Revenez à la page précédente (bouton « Retour » du navigateur) et choisissez un fichier '
+        'plus petit.</p><p><a href="/ui/">Retour à l\'espace de travail</a></p></main></body></html>',
+        status_code=413)
 
 
 def file_too_large() -> Problem:

@@ -38,6 +38,7 @@ from services.bulk import officer_recipient
 from services.clock import Clock
 from services.commands import Actor, _Command
 from services.outbox import applicant_recipient, dossier_context, enqueue
+from services.people import display_name, display_names
 from services.storage import MAX_UPLOAD_BYTES
 from services.uow import UnitOfWork
 
@@ -359,7 +360,8 @@ def invite_expert(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: in
     enqueue(cmd.session, kind="expert_invitation", dedupe_key=f"{cmd.dossier.reference}:expert:{invitation.id}",
             now=cmd.now, recipient={"role": "expert", "name": name, "email": email},
             context={"dossier": dossier_context(cmd.dossier, cmd.programme), "link": link,
-                     "expires_at": invitation.expires_at.isoformat(), "invited_by": actor.name})
+                     "expires_at": invitation.expires_at.isoformat(),
+                     "invited_by": display_name(cmd.session, actor.name)})
     uow.commit()
     return {"invitation_id": invitation.id, "link": link, "expires_at": invitation.expires_at}
 
@@ -399,11 +401,13 @@ def expert_summary(*, uow: UnitOfWork, clock: Clock, key: str, token: str) -> di
         select(m.Document).where(m.Document.dossier_id == d.id, m.Document.kind.notin_(HIDDEN_FROM_EXPERT))
         .order_by(m.Document.kind, m.Document.version))]
     events = [e for e in history(uow, d.id) if e["command"] not in NOTE_COMMANDS]
-    return {"invitation": inv, "reference": d.reference, "programme": programme.name, "region": programme.region,
+    names = display_names(uow.session, [*(e.get("actor") for e in events),
+                                        *((e.get("data") or {}).get(k) for e in events for k in ("officer", "previous"))])
+    return {"invitation": inv, "invited_by": display_name(uow.session, inv.invited_by), "reference": d.reference, "programme": programme.name, "region": programme.region,
             "company": facts.get("name"), "siren": facts.get("siren"), "employees": facts.get("employees"),
             "activity": facts.get("activity"), "state_label": STATE_LABELS[d.status], "submitted_at": d.submitted_at,
             "consultant": d.consultant, "quotes": d.quotes or {}, "aid": aid_of(d), "documents": documents,
-            "history": [{"at": e["at"], "text": describe(e)} for e in events]}
+            "history": [{"at": e["at"], "text": describe(e, names)} for e in events]}
 
 
 def give_opinion(*, uow: UnitOfWork, clock: Clock, key: str, token: str, opinion, text) -> dict:

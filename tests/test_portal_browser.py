@@ -26,6 +26,9 @@ from web.devserver import ServerThread, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 OFFICER = Actor("agent.pays-de-la-loire", "officer", regions=("Pays de la Loire",))
+# A second account of the same company: the keyboard test's drafts are its own (drafts are per
+# account), so each test of the file stands alone, in any order.
+KEYBOARD_USER = {**LOIRE_USER, "username": "clavier.loire", "display_name": "M. Roy (Loire Composites)"}
 
 
 
@@ -49,6 +52,8 @@ def live(tmp_path_factory):
     seed_users(factory, clock, ("agent.pays-de-la-loire",))
     with factory() as uow:
         create_user(uow=uow, clock=clock, password=PASSWORD, **LOIRE_USER)
+    with factory() as uow:
+        create_user(uow=uow, clock=clock, password=PASSWORD, **KEYBOARD_USER)
     from api.app import create_app
 
     app = create_app(uow_factory=factory, clock=clock, secret_key=SECRET)
@@ -70,10 +75,20 @@ def live(tmp_path_factory):
         get_settings.cache_clear()
 
 
-def _tab(browser, live, request, who: str) -> Tab:  # noqa: F811 - `browser` is the shared fixture
-    tab = Tab(browser, live, request.node.name, who)
-    tab.login("entreprise.loire")
+def _tab(browser, live, request, who: str, username: str = "entreprise.loire") -> Tab:  # noqa: F811
+    tab = Tab(browser, live, request.node.name, who)  # `browser` is the shared fixture
+    tab.login(username)
     return tab
+
+
+def _company_known(live) -> None:
+    """The company is known to the Région (an earlier dossier gave its name): the form's first
+    step fills in its SIREN, name and region."""
+    with live.uow_factory() as uow:
+        if uow.session.scalar(select(m.Company).where(m.Company.siren == LOIRE_USER["siren"])) is None:
+            uow.session.add(m.Company(siren=LOIRE_USER["siren"], name=COMPANY_FORM["name"],
+                                      email=COMPANY_FORM["email"], created_at=live.ids["clock"].now()))
+            uow.commit()
 
 
 def _fill_company(page, values: dict) -> None:
@@ -179,7 +194,8 @@ def test_a_company_files_a_candidacy_then_answers_the_letter_asking_for_a_missin
 
 
 def test_the_first_step_of_the_candidacy_form_with_the_keyboard_alone(browser, live, request):  # noqa: F811
-    tab = _tab(browser, live, request, "clavier")
+    _company_known(live)
+    tab = _tab(browser, live, request, "clavier", username=KEYBOARD_USER["username"])
     page = tab.page
     try:
         tab.goto("/ui/portail")
@@ -188,7 +204,7 @@ def test_the_first_step_of_the_candidacy_form_with_the_keyboard_alone(browser, l
         with page.expect_navigation():
             page.keyboard.press("Enter")
         tab.check()
-        # A draft of the same programme is resumed (the other test's is submitted: a new one here).
+        # This account's own new draft (the other test's account has its own).
         assert re.search(r"/etapes/(entreprise)$", page.url), page.url
         typed = {"employees": "48", "equity": "850 000,00", "first_fy_months": "36"}
         chosen = {"activity": "Industrie", "in_difficulty": "Non", "tax_social_up_to_date": "Oui"}

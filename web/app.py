@@ -105,7 +105,7 @@ NAV = (
 
 
 def home_for(role: str) -> str:
-    return PREFIX + {"head": "/seances", "finance": "/paiements", "auditor": "/audit",
+    return PREFIX + {"applicant": "/portail", "head": "/seances", "finance": "/paiements", "auditor": "/audit",
                      "admin": "/tableau-de-bord"}.get(role, "/dossiers")
 
 

@@ -196,6 +196,19 @@ def person(name, people=None) -> str:
     return (people or {}).get(name, name)
 
 
+def says_role(name: str, role: str | None) -> bool:
+    """Whether a display name already says the role: « Hugo Bernard, chargé de mission
+    (Nouvelle-Aquitaine) » does (« chargé(e) » read as « chargé » or « chargée », « chef(fe) »
+    as « chef » or « cheffe »), « Cabinet Midi Conseil » does not — the role is not repeated."""
+    import re
+
+    label = ROLE_LABELS.get(role or "", role or "")
+    if not label or not name:
+        return False
+    pattern = re.escape(label.lower()).replace(r"\(e\)", "e?").replace(r"\(fe\)", "(?:fe)?")
+    return re.search(pattern, name.lower()) is not None
+
+
 def count(n, singular: str, plural: str | None = None) -> str:
     """« 0 dossier », « 1 dossier », « 4 dossiers »: in French 0 and 1 take the singular."""
     n = n or 0
@@ -221,7 +234,7 @@ def amounts_in_text(text) -> str:
 
 def install(env) -> None:
     env.filters.update({
-        "person": person, "count": count, "amounts_in_text": amounts_in_text,
+        "person": person, "says_role": says_role, "count": count, "amounts_in_text": amounts_in_text,
         "eur": eur, "number": number, "percent": percent, "instant": instant, "instant_iso": instant_iso,
         "local_input": local_input, "day": day, "state_label": state_label, "siren": french.siren,
         # a replay's raw values (discrepancies, differences) in French form

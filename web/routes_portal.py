@@ -20,7 +20,7 @@ from db import models as m
 from rules.calendar import paris_date
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
 from services import candidacy_drafts as drafts
-from services import commands
+from services import commands, messages
 from services.people import display_names
 from services.search import in_scope
 from services.storage import MAX_UPLOAD_BYTES
@@ -34,7 +34,7 @@ from web.routes_dossier import _safe_name, _sniff, refusal_text
 router = APIRouter()
 DraftId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Reference = Annotated[str, Path(max_length=32, pattern=r"^[A-Z0-9-]+$")]
-FORM_STEP = Annotated[str, Path(pattern="^(entreprise|projet|de_minimis)$")]
+StepName = Annotated[str, Path(max_length=40)]
 LIVE_FIELDS = ("siren", "employees", "region", "turnover", "balance_sheet", "equity", "expense", "aid_requested",
                "aid_1_amount", "aid_2_amount", "aid_3_amount")
 
@@ -42,6 +42,14 @@ LIVE_FIELDS = ("siren", "employees", "region", "turnover", "balance_sheet", "equ
 def _company(user: WebUser) -> None:
     if user.role != "applicant":
         raise Forbidden("Le portail est celui des entreprises : votre rôle travaille depuis la file des dossiers.")
+
+
+def _known_step(step: str, steps: tuple[str, ...]) -> str:
+    """A mistyped step's address answers a French page naming the steps there are (404)."""
+    if step not in steps:
+        listed = ", ".join(f"« {drafts.STEP_TITLES[s]} » (…/etapes/{s})" for s in steps)
+        raise HTTPException(404, f"Cette étape de la candidature n'existe pas. Les étapes sont : {listed}.")
+    return step
 
 
 def _error_text(error: drafts.FieldError) -> str:
@@ -61,13 +69,17 @@ def home(request: Request, user: Annotated[WebUser, Depends(current_user)]):
         mine = drafts.drafts_of(uow, user.actor)
         draft_rows = [{"draft": d, "programme": drafts.programme_of(uow, d), "next": drafts.next_step(d),
                        "dossier": uow.session.get(m.Dossier, d.dossier_id) if d.dossier_id else None} for d in mine]
+        # Every dossier of the company, drafts too (one started through the API or by the demo has
+        # no portal draft: it is continued from its pieces page).
         dossiers = list(uow.session.scalars(select(m.Dossier).where(
-            m.Dossier.company_id.in_(select(m.Company.id).where(m.Company.siren == user.actor.siren)),
-            m.Dossier.status != "draft").order_by(m.Dossier.updated_at.desc(), m.Dossier.id.desc()).limit(200)))
+            m.Dossier.company_id.in_(select(m.Company.id).where(m.Company.siren == user.actor.siren)))
+            .order_by(m.Dossier.updated_at.desc(), m.Dossier.id.desc()).limit(200)))
         dossiers = [d for d in dossiers if in_scope(user.actor, d, uow.catalogue)]
         asks = {d.id: _asks_count(uow, d) for d in dossiers}
+        resume_of = {row["dossier"].id: row["draft"].id for row in draft_rows if row["dossier"] is not None}
+        unread = messages.unread_counts(uow.session, user.actor, [d.id for d in dossiers])
         return render(request, "portal_home.html", title="Mon espace entreprise", calls=calls, drafts=draft_rows,
-                      dossiers=dossiers, asks=asks, steps=drafts.STEP_TITLES)
+                      dossiers=dossiers, asks=asks, steps=drafts.STEP_TITLES, resume_of=resume_of, unread=unread)
 
 
 def _asks_count(uow, d: m.Dossier) -> int:
@@ -151,15 +163,16 @@ def _step_page(request: Request, user: WebUser, draft_id: int, step: str, *, val
 
 
 @router.get("/portail/candidatures/{draft_id}/etapes/{step}")
-def step_form(request: Request, draft_id: DraftId, step: Annotated[str, Path(pattern="^(entreprise|projet|de_minimis|pieces|depot)$")],
-              user: Annotated[WebUser, Depends(current_user)]):
+def step_form(request: Request, draft_id: DraftId, step: StepName, user: Annotated[WebUser, Depends(current_user)]):
     _company(user)
+    _known_step(step, drafts.ALL_STEPS)
     return _step_page(request, user, draft_id, step)
 
 
 @router.post("/portail/candidatures/{draft_id}/etapes/{step}")
-async def step_save(request: Request, draft_id: DraftId, step: FORM_STEP, user: Annotated[WebUser, Depends(writer)]):
+async def step_save(request: Request, draft_id: DraftId, step: StepName, user: Annotated[WebUser, Depends(writer)]):
     _company(user)
+    _known_step(step, drafts.FORM_STEPS)
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     web = request.app.state.web
@@ -290,8 +303,9 @@ def follow(request: Request, reference: Reference, user: Annotated[WebUser, Depe
         role, person = _holder(d, page, people)
         draft = drafts.draft_of_dossier(uow, d.id)
         pieces = _pieces_context(uow, d)
+        unread = messages.unread_counts(uow.session, user.actor, [d.id]).get(d.id, 0)
         return render(request, "portal_dossier.html", title=f"Mon dossier {d.reference}", holder_role=role,
-                      holder_person=person, draft=draft, today=today, **pieces,
+                      holder_person=person, draft=draft, today=today, unread=unread, **pieces,
                       **{k: v for k, v in page.items() if k != "requests"})
 
 
