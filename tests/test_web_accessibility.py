@@ -327,7 +327,10 @@ def test_a_person_takes_a_dossier_from_the_queue_and_declares_it_eligible_with_t
         # The search field, typed into; the list follows (htmx) and the dossier's link is reached by Tab.
         tab_to(page, "el => el.id === 'q'")
         page.keyboard.type(reference)
-        page.get_by_role("link", name=reference).wait_for()
+        # htmx answers after a pause in the typing and swaps the list: wait until the filtered list
+        # is in place (its address pushed, no request in flight), or a Tab may land on a row it removes
+        page.wait_for_function("ref => new URLSearchParams(location.search).get('q') === ref"
+                               " && !document.querySelector('.htmx-request')", arg=reference)
         page.locator("#queue-results").get_by_role("link", name=reference).wait_for()
         assert_accessible(page, context="#queue-results", label="la liste mise à jour en place (htmx)")
         tab_to(page, f"el => el.tagName === 'A' && el.textContent.trim() === {reference!r}")
