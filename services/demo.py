@@ -168,16 +168,15 @@ class _Life:
 
         code = f"{prefix}-{t:%G-S%V}"
         with self.uow_factory() as uow:
-            known = uow.session.scalar(select(m.CouncilSession.id).where(m.CouncilSession.code == code))
+            if uow.session.scalar(select(m.CouncilSession.id).where(m.CouncilSession.code == code)) is not None:
+                return code  # planned by an earlier proposal of the week
             programme = uow.catalogue.get(*uow.session.execute(
                 select(m.Dossier.programme_id, m.Dossier.programme_version)
                 .where(m.Dossier.id == self.dossier_id)).one())
-        if known is None:
             council = programme.council
             day = next_working_day(t.date() + timedelta(days=council.session_after_days))
-            with self.uow_factory() as uow:
-                plan_session(uow=uow, clock=self.clock, actor=self.cast.head, code=code, programme_id=programme.id,
-                             session_date=day, agenda_closes_on=day - timedelta(days=council.agenda_closes_days_before))
+            plan_session(uow=uow, clock=self.clock, actor=self.cast.head, code=code, programme_id=programme.id,
+                         session_date=day, agenda_closes_on=day - timedelta(days=council.agenda_closes_days_before))
         return code
 
     def do(self, fn, role: str, **kwargs):
