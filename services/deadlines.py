@@ -35,10 +35,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from db import models as m
+from states.lifecycle import LOAN_STATES
 
 D = m.Dossier
 _TABLE = D.__table__
-LOAN_OWED_STATES = ("in_repayment", "in_default")
 KINDS = ("agenda", "documents", "payment", "repayment", "session")
 _DOSSIERS = "usine.derived.dossiers"      # session.info: {dossier id: the day it changed}
 _PROGRAMMES = "usine.derived.programmes"  # session.info: {programme id: the day a session was added}
@@ -90,7 +90,7 @@ def _candidate_columns(today: date):
         "agenda": case((D.status == "action_plan", next_agenda), else_=None),
         "session": case((D.status == "ready_for_vote", own_session), else_=None),
         "payment": case((D.status.in_(("approved", "in_payment")), D.payment_deadline_on), else_=None),
-        "repayment": case((D.status.in_(LOAN_OWED_STATES), D.loan_next_due_on), else_=None),
+        "repayment": case((D.status.in_(LOAN_STATES), D.loan_next_due_on), else_=None),
     }
 
 
@@ -185,4 +185,4 @@ def backfill(connection, today: date, batch: int = 5000) -> int:
 
 
 __all__ = ["fold", "fold_needle", "search_text_of", "soonest", "refresh", "mark", "mark_programme",
-           "refresh_marked", "roll_agenda_deadlines", "backfill", "KINDS", "LOAN_OWED_STATES"]
+           "refresh_marked", "roll_agenda_deadlines", "backfill", "KINDS"]

@@ -22,8 +22,7 @@ from sqlalchemy import distinct, func, select
 
 from db import models as m
 from rules.money import ZERO
-
-LOAN_STATES = ("in_repayment", "in_default")
+from states.lifecycle import LOAN_STATES
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from rules.money import ZERO, parse_amount
 from services.clock import Clock
 from services.commands import Actor, Outcome, _claims, _close, _Command, _commit, _reason, subsidies_settled
 from services.uow import UnitOfWork
+from states.lifecycle import LOAN_STATES
 
 # The company is told this many days before each due date (SPEC §11.3).
 DUE_NOTICE_DAYS = 15
@@ -71,7 +72,7 @@ def repayment_worklist(session, where, today: date, *, limit: int = 200) -> list
     repayments."""
     dossiers = session.scalars(
         select(m.Dossier).join(m.Company, m.Dossier.company_id == m.Company.id)
-        .where(where, m.Dossier.status.in_(("in_repayment", "in_default")), m.Dossier.loan.is_not(None))
+        .where(where, m.Dossier.status.in_(LOAN_STATES), m.Dossier.loan.is_not(None))
         .order_by(m.Dossier.loan_next_due_on.is_(None), m.Dossier.loan_next_due_on, m.Dossier.id).limit(limit)).all()
     received: dict[int, list[rules.Repayment]] = {d.id: [] for d in dossiers}
     if dossiers:

@@ -21,9 +21,9 @@ from programmes import Catalogue
 from rules.errors import InvalidInput
 from services import keyset
 from services.commands import Actor
-from services.deadlines import LOAN_OWED_STATES, fold_needle
+from services.deadlines import fold_needle
 from services.uow import UnitOfWork
-from states.lifecycle import STATE_LABELS, STATES
+from states.lifecycle import LOAN_STATES, STATE_LABELS, STATES
 
 REGIONAL_ROLES = ("officer", "head", "finance", "auditor")
 SORTS = {
@@ -232,7 +232,7 @@ def next_deadline(dossier: m.Dossier, request_deadline: date | None) -> date | N
     candidates = [request_deadline] if request_deadline else []
     if dossier.status in ("approved", "in_payment") and dossier.payment_deadline_on:
         candidates.append(dossier.payment_deadline_on)
-    if dossier.status in LOAN_OWED_STATES and dossier.loan_next_due_on:
+    if dossier.status in LOAN_STATES and dossier.loan_next_due_on:
         candidates.append(dossier.loan_next_due_on)
     return min(candidates) if candidates else None
 

@@ -56,7 +56,7 @@ from services.clock import Clock
 from services.metrics import observed_sweep
 from services.outbox import applicant_recipient
 from services.uow import UnitOfWork
-from states.lifecycle import EXIT_STATES, OPEN_STATES, fire
+from states.lifecycle import EXIT_STATES, LOAN_STATES, OPEN_STATES, fire
 
 PARTS = ("documents", "lapses", "payment_deadlines", "windows", "agendas", "loans")
 
@@ -607,7 +607,7 @@ def _find_loans(today: date):
         rows = session.execute(
             select(D.id, D.reference, D.programme_id, D.programme_version, D.line, D.status, D.version,
                    D.company_facts, D.loan, D.loan_outstanding, last_seq, last_hash)
-            .where(D.status.in_(("in_repayment", "in_default")), D.loan_next_due_on.is_not(None),
+            .where(D.status.in_(LOAN_STATES), D.loan_next_due_on.is_not(None),
                    D.loan_next_due_on <= due_notice_window(today), D.id > after)
             .order_by(D.id).limit(limit)
         ).all()

@@ -19,7 +19,7 @@ from services.people import display_names
 from services.queries import dossier_summary, history
 from services.search import in_scope
 from services.wording import describe
-from states.lifecycle import FINAL_STATES, allowed_triggers
+from states.lifecycle import FINAL_STATES, LOAN_STATES, allowed_triggers
 from web.messages_view import messages_context
 
 STAGES = (("candidacy", "Candidature"), ("diagnostic", "Diagnostic (phase 1)"), ("vote", "Proposition au vote"),
@@ -237,7 +237,7 @@ def loan_view(session, d: m.Dossier, programme, today: date) -> dict:
     call = next((w for w in programme.windows if w.code and w.code == d.call_code), None)
     loan = loan_figures(session, d)
     due = None
-    if d.loan is not None and d.status in ("in_repayment", "in_default"):
+    if d.loan is not None and d.status in LOAN_STATES:
         due = loan_rules.amount_due(plan_of(d), repayments_of(session, d.id), today)
     return {"line": line if len(programme.dossier_lines) > 1 else None, "call": call, "example": programme.is_example,
             "aid": aid_of(d), "loan": loan, "schedule": schedule_rows(session, d, today), "amount_due": due}

@@ -24,7 +24,7 @@ from services import commands, messages
 from services.people import display_names
 from services.search import in_scope
 from services.storage import MAX_UPLOAD_BYTES
-from states.lifecycle import ROLE_LABELS, STATE_LABELS
+from states.lifecycle import LOAN_STATES, ROLE_LABELS, STATE_LABELS
 from web.app import PREFIX, render
 from web.auth import Forbidden, WebUser, current_user, flash, writer
 from web.dossier_view import dossier_page
@@ -285,7 +285,7 @@ def _holder(d: m.Dossier, page: dict, people: dict) -> tuple[str, str | None]:
         return ROLE_LABELS["head"], None
     if state in ("approved", "in_payment"):
         return (ROLE_LABELS["finance"], None) if pending_claim else (ROLE_LABELS["applicant"], None)
-    if state in ("in_repayment", "in_default"):
+    if state in LOAN_STATES:
         return ROLE_LABELS["applicant"], None
     return ROLE_LABELS["system"], None
 

@@ -21,9 +21,10 @@ depends_on = None
 def upgrade() -> None:
     from db import models as m
     from rules.calendar import paris_date
-    from services.deadlines import LOAN_OWED_STATES, refresh
+    from services.deadlines import refresh
+    from states.lifecycle import LOAN_STATES
 
-    refresh(op.get_bind(), m.Dossier.status.in_(LOAN_OWED_STATES), paris_date(datetime.now(timezone.utc)))
+    refresh(op.get_bind(), m.Dossier.status.in_(LOAN_STATES), paris_date(datetime.now(timezone.utc)))
 
 
 def downgrade() -> None:
