@@ -333,7 +333,14 @@ def test_a_person_takes_a_dossier_from_the_queue_and_declares_it_eligible_with_t
                                " && !document.querySelector('.htmx-request')", arg=reference)
         page.locator("#queue-results").get_by_role("link", name=reference).wait_for()
         assert_accessible(page, context="#queue-results", label="la liste mise à jour en place (htmx)")
+        # Leaving the search field fetches nothing more: a second answer arriving while the person
+        # tabs into the list would replace the link they are on and drop their keyboard focus.
+        reloads: list[str] = []
+        page.on("request", lambda r: reloads.append(r.url) if "/ui/dossiers" in r.url else None)
         tab_to(page, f"el => el.tagName === 'A' && el.textContent.trim() === {reference!r}")
+        page.wait_for_timeout(600)
+        assert reloads == [], f"leaving the search field reloaded the list: {reloads}"
+        assert _active(page) == reference
         with page.expect_navigation():
             page.keyboard.press("Enter")
         tab.check()

@@ -11,6 +11,14 @@
     var heading = region.querySelector("h2, h3");
     if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
   });
+  // A live search field has already updated the list as it was typed into; the `change` it fires
+  // when the person leaves it would fetch the same list again and, arriving while they tab into
+  // it, replace the link they are on and drop their keyboard focus. That request is not made.
+  document.addEventListener("htmx:confirm", function (event) {
+    var trigger = event.detail && event.detail.triggeringEvent;
+    if (trigger && trigger.type === "change" && trigger.target && trigger.target.matches
+        && trigger.target.matches("[data-live-search]")) { event.preventDefault(); }
+  });
   // The claim form: the amount is for an advance, the invoice lines for a balance.
   function syncClaimForm(form) {
     var kind = form.querySelector("input[name=kind]:checked");
