@@ -1,4 +1,4 @@
-"""`usine serve`, `usine sweep`, `usine deliver`, `usine digest`, `usine notifications ...`,
+"""`usine serve`, `usine sweep`, `usine deliver`, `usine digest`, `usine dashboard`, `usine notifications ...`,
 `usine mailbox ...`: the scheduled work, the outbox and the local mailbox, from the command line.
 Registered by `cli.main`."""
 from __future__ import annotations
@@ -106,6 +106,21 @@ def digest_command(at: str = typer.Option(None, "--at", help="Instant ISO 8601 (
     report = queue_daily_digests(uow_factory=default_uow_factory(), clock=_clock(at),
                                  working_days_only=not any_day, include_empty=include_empty)
     _out(report.as_dict())
+
+
+def dashboard_command(at: str = typer.Option(None, "--at", help="Instant ISO 8601 (défaut : maintenant)")):
+    """Recount the dashboard's figures of every programme now (what the `refresh-dashboard` flow
+    does every 15 minutes)."""
+    from rules.french import instant
+    from services.dashboard import refresh
+    from services.runtime import default_uow_factory
+
+    factory = default_uow_factory()
+    report = refresh(uow_factory=factory, clock=_clock(at))
+    with factory() as uow:
+        names = [f"{p.name} ({p.region})" for p in uow.catalogue.all() if p.id in report.programmes]
+    typer.echo(f"Chiffres du tableau de bord recomptés le {instant(report.computed_at)} : "
+               f"{len(names)} programme{'s' if len(names) != 1 else ''}" + (" — " + ", ".join(names) if names else "") + ".")
 
 
 # -- notifications ----------------------------------------------------------------------------------
@@ -481,6 +496,7 @@ def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep_command)
     app.command("deliver")(deliver_command)
     app.command("digest")(digest_command)
+    app.command("dashboard")(dashboard_command)
     app.add_typer(notifications_app, name="notifications")
     app.add_typer(mailbox_app, name="mailbox")
 

@@ -4,6 +4,7 @@ from db import (
     models,  # noqa: F401
     models_audit,  # noqa: F401
     models_auth,  # noqa: F401
+    models_dashboard,  # noqa: F401
     models_messages,  # noqa: F401
     models_oidc,  # noqa: F401
     models_portal,  # noqa: F401

@@ -120,10 +120,10 @@ def test_a_label_of_the_dashboard_says_the_same_number_on_its_card_and_in_the_ta
     table = shown(r'<tr data-kpi="([a-z_]+)">(.*?)</tr>')
     assert cards["aid_dossiers_voted"] == "2 dossiers d'aide votés" and table["aid_dossiers_voted"].startswith(
         "Dossiers d'aide votés 2 ")
-    assert cards["companies_engaged"] == "1 entreprises engagées (2,00 dossiers d'aide par entreprise engagée)"
+    assert cards["companies_engaged"] == "1 entreprise engagée (2,00 dossiers d'aide par entreprise engagée)"
     assert table["companies_engaged"].startswith("Entreprises engagées 1 ")
     assert table["dossiers_per_engaged"].startswith("Dossiers d'aide par entreprise engagée 2,00 ")
-    assert cards["sites_diagnosed"] == "1 sites diagnostiqués" and table["sites_diagnosed"].startswith(
+    assert cards["sites_diagnosed"] == "1 site diagnostiqué" and table["sites_diagnosed"].startswith(
         "Sites diagnostiqués 1 ")
     assert cards["share_with_plan"] == "100 % des entreprises diagnostiquées avec un plan accepté"
     # Every voted dossier, aid or not, is a step of the chart under a label of its own.

@@ -305,7 +305,7 @@ def test_the_dashboard_counts_what_the_regions_publish_and_shows_the_published_f
     assert "2 sites diagnostiqués" in text
     # One company (two sites diagnosed), whose plan the vote accepted; the card says the table's figure.
     assert "100 % des entreprises diagnostiquées avec un plan accepté" in text
-    assert "1 dossiers d'aide votés" in text and "17 500,00 € d'aide votée" in text
+    assert "1 dossier d'aide voté" in text and "17 500,00 € d'aide votée" in text
     assert page.count('role="img"') >= 6 and "<title id=" in page and "<desc id=" in page
     assert "1 171" in text and "1 903" in text and "684" in text and "70 %" in text
 

@@ -1,5 +1,5 @@
 """The programme dashboard: the figures the regions publish, counted from the dossiers and their
-events (read-only, within the user's scope).
+events by `services.dashboard` (stored, recomputed every 15 minutes), shown within the user's scope.
 
 - share of the sites diagnosed (an `accept_diagnostic` event) that handed in an action plan
   (`submit_action_plan`), its own chart with its own label;
@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import case, distinct, func, select
-
-from db import models as m
-from rules.money import ZERO
-from services.kpis import programme_kpis, side_by_side
+from services.dashboard import ProgrammeFigures
+from services.kpis import side_by_side
 from states.lifecycle import STATE_LABELS, STATES
 from web.charts import bar_chart, share_bar
 from web.format import SIZE_LABELS, eur, number, percent
@@ -32,54 +29,16 @@ def programmes_for(actor, catalogue) -> list:
     return [p for p in catalogue.all() if p.region in regions]
 
 
-_MILESTONES = ("accept_diagnostic", "submit_action_plan")
-
-
-def _milestones(session, pid: str) -> dict[str, int]:
-    """Dossiers of the programme with each milestone event: one statement, read from the index
-    on `events.command` (not a scan of every event)."""
-    return dict(session.execute(
-        select(m.Event.command, func.count(distinct(m.Event.dossier_id)))
-        .join(m.Dossier, m.Event.dossier_id == m.Dossier.id)
-        .where(m.Dossier.programme_id == pid, m.Event.command.in_(_MILESTONES))
-        .group_by(m.Event.command)).all())
-
-
-def programme_figures(session, programme) -> dict:
-    pid = programme.id
-    where = m.Dossier.programme_id == pid
-    voted_now = m.Dossier.voted_on.is_not(None)
-    # The dossiers' totals in one pass over the programme's rows (they were ten statements).
-    row = session.execute(select(
-        func.count(), func.count(m.Dossier.voted_on),
-        func.sum(case((voted_now, m.Dossier.aid_total), else_=None)),
-        func.sum(m.Dossier.paid_total), func.sum(m.Dossier.recovered_total),
-        func.count(distinct(m.Dossier.company_id))).where(where)).one()
-    total, voted, aid_voted, paid, recovered, companies = row
-    total, voted, companies = total or 0, voted or 0, companies or 0
-    aid_voted, paid, recovered = aid_voted or ZERO, paid or ZERO, recovered or ZERO
-    by_state = dict(session.execute(select(m.Dossier.status, func.count()).where(where)
-                                    .group_by(m.Dossier.status)).all())
-    milestones = _milestones(session, pid)
-    diagnosed, with_plan = milestones.get("accept_diagnostic", 0), milestones.get("submit_action_plan", 0)
-    per_company = select(m.Dossier.company_id, func.count().label("n")).where(where) \
-        .group_by(m.Dossier.company_id).subquery()
-    buckets = {"1": 0, "2": 0, "3": 0, "4 ou plus": 0}
-    for n, count in session.execute(select(per_company.c.n, func.count()).group_by(per_company.c.n)):
-        buckets["4 ou plus" if n >= 4 else str(n)] += count
-    sizes = dict(session.execute(select(m.Dossier.size_class, func.count()).where(where)
-                                 .group_by(m.Dossier.size_class)).all())
-    share = (Decimal(with_plan) / Decimal(diagnosed)).quantize(Decimal("0.0001")) if diagnosed else None
-    aid_voted = Decimal(aid_voted)
-    net_paid = Decimal(paid) - Decimal(recovered)
+def programme_figures(stored: ProgrammeFigures, programme) -> dict:
+    """What the page shows of a programme's figures as last computed (`services.dashboard`)."""
+    kpis = stored.kpis
     figures = {
-        "programme": programme, "total": total, "by_state": by_state, "diagnosed": diagnosed,
-        "with_plan": with_plan, "share_with_plan": share, "voted": voted, "aid_voted": aid_voted,
-        "net_paid": net_paid, "companies": companies, "per_company": buckets,
-        "sizes": sizes,
+        "programme": programme, "computed_at": stored.computed_at, "total": stored.total,
+        "by_state": stored.by_state, "diagnosed": stored.diagnosed, "with_plan": stored.with_plan,
+        "share_with_plan": stored.share_with_plan, "voted": stored.voted, "aid_voted": stored.aid_voted,
+        "net_paid": stored.net_paid, "companies": stored.companies, "per_company": stored.per_company,
+        "sizes": stored.sizes, "kpis": kpis,
     }
-    kpis = programme_kpis(session, programme)
-    figures["kpis"] = kpis
     # One definition per label (SPEC §11.4, `services.kpis`): the cards, the chart's « Entreprises
     # engagées » step and the table say the same number for the same words.
     figures["engaged"] = kpis.companies_engaged

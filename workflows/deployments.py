@@ -7,7 +7,7 @@ next one does the same work).
 * `python -m workflows.deployments` serves them against the Prefect API of the environment
   (PREFECT_API_URL): what `usine serve` starts. The schedules can be overridden by environment
   variables (USINE_CRON_SWEEP, USINE_CRON_DELIVER, USINE_CRON_DIGEST, USINE_CRON_AUDIT_ANCHOR,
-  USINE_CRON_RETENTION), e.g. "* * * * *" in tests;
+  USINE_CRON_RETENTION, USINE_CRON_DASHBOARD), e.g. "* * * * *" in tests;
 * `prefect.yaml`, the same deployments for a work pool (`prefect deploy --all`, docs/deploy.md),
   is generated: `python -m workflows.deployments --write-prefect-yaml` rewrites it, and
   `tests/test_flows_deployments.py` fails when the committed file differs from what this module
@@ -48,6 +48,9 @@ SCHEDULES: tuple[Schedule, ...] = (
     Schedule("retention_run", "USINE_CRON_RETENTION", "30 3 * * 0", 1,
              "Chaque dimanche à 3 h 30 : RGPD, anonymisation des dossiers clôturés dont la durée de conservation "
              "est échue et suppression de leurs pièces.", "workflows.retention"),
+    Schedule("refresh_dashboard", "USINE_CRON_DASHBOARD", "*/15 * * * *", 1,
+             "Toutes les 15 minutes : recalcul des chiffres du tableau de bord des programmes (la page lit le "
+             "dernier calcul et en donne l'heure)."),
 )
 
 DEPLOYMENT_NAME = "usine"            # served by `usine serve` (prefect.serve)

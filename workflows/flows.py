@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 
 from rules.calendar import paris_date
 from services.clock import FrozenClock
+from services.dashboard import refresh as refresh_dashboard_figures
 from services.delivery import DEFAULT_BATCH_SIZE as DELIVERY_BATCH
 from services.delivery import LEASE as DELIVERY_LEASE
 from services.delivery import deliver
@@ -109,3 +110,16 @@ def daily_digest(at: str | None = None, horizon_days: int = HORIZON_DAYS, delive
             result["delivery"] = deliver_notifications(at=at)
         logger.info("Récapitulatifs : %s", report.as_dict())
         return result
+
+
+@flow(name="refresh-dashboard", description="Recalcul des chiffres du tableau de bord des programmes.")
+def refresh_dashboard(at: str | None = None) -> dict:
+    """Count every programme's dashboard figures and store them (`services.dashboard`): the page
+    reads what this run stored, stamped with its instant."""
+    with observed("refresh-dashboard"):
+        logger = get_run_logger()
+        rt = runtime.current()
+        clock = FrozenClock(runtime.instant(at, rt.clock)) if at else rt.clock
+        report = refresh_dashboard_figures(uow_factory=rt.uow_factory, clock=clock)
+        logger.info("Tableau de bord recalculé : %s", report.as_dict())
+        return report.as_dict()
