@@ -87,8 +87,9 @@ class Idempotency:
         route = f"{request.method} {request.url.path}"[:300]
         return cls(key, actor.name, route, fingerprint_of(payload, request.headers.get("if-match")), clock)
 
-    def vote(self, index: int) -> "Idempotency":
-        """The key of one vote of a bulk vote: the request's key, on the route and the vote's rank."""
+    def item(self, index: int) -> "Idempotency":
+        """The key of one item of a bulk request (a vote of a bulk vote, a dossier of a bulk
+        action): the request's key, on the route and the item's rank."""
         return Idempotency(self.key, self.username, f"{self.route}#{index}"[:300], self.fingerprint, self.clock)
 
     def _find(self, session) -> IdempotencyKey | None:

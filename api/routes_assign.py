@@ -3,13 +3,17 @@ selection — thin shells over `services.assignment` and `services.bulk_actions`
 own unit of work, with its own result."""
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import get_clock, get_uow_factory, require_roles
-from api.problems import problem_responses
+from api.idempotency import HEADER, Idempotency, execute
+from api.problems import Problem, problem_responses
+from api.routes_commands import HEADERS
 from services.assignment import assign_officer
 from services.bulk_actions import MAX_SELECTION, run_bulk
 from services.commands import Actor
@@ -72,23 +76,72 @@ class BulkOut(BaseModel):
 
 @router.post("/dossiers/{dossier_id}/assignment", response_model=AssignOut,
              responses=problem_responses(401, 403, 404, 409, 422),
-             summary="Affecter le dossier à un(e) chargé(e) de mission (le prendre, le transmettre, le router)")
-def assign(dossier_id: DossierRef, body: AssignIn, actor: Annotated[Actor, Depends(require_roles(*ASSIGNERS))],
+             summary="Affecter le dossier à un(e) chargé(e) de mission (le prendre, le transmettre, le router)",
+             openapi_extra={"parameters": HEADERS[1:]})
+def assign(request: Request, dossier_id: DossierRef, body: AssignIn,
+           actor: Annotated[Actor, Depends(require_roles(*ASSIGNERS))],
            uow_factory=Depends(get_uow_factory), clock=Depends(get_clock)):
-    with uow_factory() as uow:
+    def work(uow):
         out = assign_officer(uow=uow, clock=clock, actor=actor, dossier_id=dossier_id, officer=body.officer,
                              note=body.note, expected_version=body.expected_version)
-    return {"dossier_id": out.dossier_id, "reference": out.reference, "state": out.state, "version": out.version,
-            **{k: out.details[k] for k in ("officer", "officer_name", "kind")}}
+        return 200, {"dossier_id": out.dossier_id, "reference": out.reference, "state": out.state,
+                     "version": out.version, **{k: out.details[k] for k in ("officer", "officer_name", "kind")}}, {}
+
+    return execute(request, actor=actor, uow_factory=uow_factory, clock=clock, payload=body.model_dump(),
+                   work=work, dossier_id=dossier_id)
+
+
+class _KeyLedger:
+    """Each dossier's result of a bulk request kept under the request's Idempotency-Key and the
+    dossier's rank (as a bulk vote's votes are): the request sent again is answered, dossier by
+    dossier, from what committed, and runs the others."""
+
+    def __init__(self, idem: Idempotency, uow_factory):
+        self.idem, self.uow_factory = idem, uow_factory
+        self._open: Idempotency | None = None
+
+    def recall(self, uow, index: int) -> dict | None:
+        row = self.idem.item(index)._find(uow.session)
+        if row is None or row.status_code is None:
+            return None
+        if row.fingerprint != self.idem.fingerprint:
+            raise Problem(422, f"La clé « {self.idem.key} » a déjà servi pour une autre requête sur cette ressource.",
+                          rule="idempotency_key_reused", field=HEADER)
+        return json.loads(row.body)
+
+    def open(self, uow, index: int) -> None:
+        self._open = self.idem.item(index)
+        self._open.reserve(uow.session)
+        uow.hold_commit()
+
+    def close(self, uow, index: int, result: dict) -> None:
+        assert self._open is not None
+        self._open.complete(JSONResponse(result))
+        uow.commit_held()
+
+    def refused(self, index: int, result: dict) -> None:
+        self.idem.item(index).record(self.uow_factory, JSONResponse(result))
 
 
 @router.post("/dossiers/bulk", response_model=BulkOut, responses=problem_responses(401, 403, 422),
-             summary="Une action sur une sélection de dossiers : une commande par dossier, un résultat par dossier")
-def bulk(body: BulkIn, actor: Annotated[Actor, Depends(require_roles(*ASSIGNERS))],
+             summary="Une action sur une sélection de dossiers : une commande par dossier, un résultat par dossier",
+             openapi_extra={"parameters": HEADERS[1:]})
+def bulk(request: Request, body: BulkIn, actor: Annotated[Actor, Depends(require_roles(*ASSIGNERS))],
          uow_factory=Depends(get_uow_factory), clock=Depends(get_clock)):
+    """Avec un en-tête `Idempotency-Key`, la même sélection renvoyée (réseau coupé, arrêt du
+    serveur au milieu) n'applique chaque commande qu'une fois : les dossiers déjà traités sont
+    répondus tels qu'ils l'ont été, les autres sont traités."""
+    idem = Idempotency.from_request(request, actor, body.model_dump(mode="json"), clock)
+    if idem is not None:
+        replayed = idem.replay(uow_factory, request)
+        if replayed is not None:
+            return replayed
     versions = {int(k): v for k, v in (body.expected_versions or {}).items() if k.isdigit() and len(k) < 10}
     results = run_bulk(uow_factory, clock, actor, action=body.action, dossier_ids=list(body.dossiers),
                        officer=body.officer, note=body.note, kinds=body.kinds, session=body.session,
-                       versions=versions)
+                       versions=versions, ledger=_KeyLedger(idem, uow_factory) if idem is not None else None)
     done = sum(1 for r in results if r.ok)
-    return {"done": done, "refused": len(results) - done, "items": [r.as_dict() for r in results]}
+    response = JSONResponse({"done": done, "refused": len(results) - done, "items": [r.as_dict() for r in results]})
+    if idem is not None:
+        idem.record(uow_factory, response)
+    return response

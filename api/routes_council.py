@@ -171,7 +171,7 @@ def bulk_vote(request: Request, code: SessionCode, body: Annotated[BulkVoteIn, B
             raise Problem(404, "Séance introuvable.", rule="not_found")
     results = []
     for index, item in enumerate(body.votes):
-        result = _vote(request, code, item, actor, uow_factory, clock, idem.vote(index) if idem is not None else None)
+        result = _vote(request, code, item, actor, uow_factory, clock, idem.item(index) if idem is not None else None)
         if result is None:  # the key already holds the votes of another request
             return problem_response(422, f"La clé « {idem.key} » a déjà servi pour une autre requête sur cette ressource.",
                                     request=request, rule="idempotency_key_reused", field="Idempotency-Key")

@@ -3,13 +3,16 @@ the company and the consultant read and write their own exchange, the agents bot
 reads; annotations are the agents' (and the auditor's, to read) only."""
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import get_clock, get_uow_factory, require_roles, scoped_dossier
-from api.problems import Problem, problem_responses
+from api.idempotency import execute
+from api.problems import problem_responses
+from api.routes_commands import HEADERS
 from services import messages
 from services.commands import Actor
 from services.storage import MAX_UPLOAD_BYTES
@@ -38,18 +41,28 @@ def list_messages(dossier_id: DossierId, actor: Annotated[Actor, Depends(require
 
 
 @router.post("/dossiers/{dossier_id}/messages", status_code=201, responses=problem_responses(401, 403, 404, 409, 413, 422),
-             summary="Écrire un message (pièces jointes : PDF, PNG, JPEG, ODT, DOCX ; 20 Mo au plus chacune)")
-def post_message(dossier_id: DossierId, actor: Annotated[Actor, Depends(require_roles(*WRITERS))],
+             summary="Écrire un message (pièces jointes : PDF, PNG, JPEG, ODT, DOCX ; 20 Mo au plus chacune)",
+             openapi_extra={"parameters": HEADERS[1:]})
+def post_message(request: Request, dossier_id: DossierId, actor: Annotated[Actor, Depends(require_roles(*WRITERS))],
                  body: Annotated[str, Form(description="Le texte du message", max_length=5000)],
                  thread: Annotated[str | None, Form(description="applicant ou consultant (agents)")] = None,
                  attachments: Annotated[list[UploadFile] | None, File(description="Pièces jointes")] = None,
                  uow_factory=Depends(get_uow_factory), clock=Depends(get_clock)):
+    """Avec un en-tête `Idempotency-Key`, un message renvoyé (réseau coupé, double clic) n'est
+    écrit et notifié qu'une fois."""
     files = [messages.Attachment(f.filename or "piece-jointe", f.file.read(MAX_UPLOAD_BYTES + 1))
              for f in attachments or []]
-    with uow_factory() as uow:
+
+    def work(uow):
         dossier = scoped_dossier(dossier_id, actor, uow)
-        return messages.send_message(uow=uow, clock=clock, actor=actor, dossier_id=dossier.id, body=body,
-                                     thread=thread, attachments=files)
+        return 201, messages.send_message(uow=uow, clock=clock, actor=actor, dossier_id=dossier.id, body=body,
+                                          thread=thread, attachments=files), {}
+
+    # What the key's request was: the text, the exchange, each attachment by name and content.
+    payload = {"body": body, "thread": thread,
+               "attachments": [[f.filename, hashlib.sha256(f.content).hexdigest()] for f in files]}
+    return execute(request, actor=actor, uow_factory=uow_factory, clock=clock, payload=payload, work=work,
+                   dossier_id=dossier_id)
 
 
 class AnnotationIn(BaseModel):
@@ -69,12 +82,13 @@ def list_annotations(dossier_id: DossierId,
 
 
 @router.post("/dossiers/{dossier_id}/annotations", status_code=201, responses=problem_responses(401, 403, 404, 422),
-             summary="Annoter le dossier (agents)")
-def post_annotation(dossier_id: DossierId, payload: AnnotationIn,
+             summary="Annoter le dossier (agents)", openapi_extra={"parameters": HEADERS[1:]})
+def post_annotation(request: Request, dossier_id: DossierId, payload: AnnotationIn,
                     actor: Annotated[Actor, Depends(require_roles(*messages.AGENT_ROLES))],
                     uow_factory=Depends(get_uow_factory), clock=Depends(get_clock)):
-    with uow_factory() as uow:
+    def work(uow):
         dossier = scoped_dossier(dossier_id, actor, uow)
-        if dossier is None:  # pragma: no cover - scoped_dossier raises
-            raise Problem(404, "Dossier introuvable.", rule="not_found")
-        return messages.annotate(uow=uow, clock=clock, actor=actor, dossier_id=dossier.id, body=payload.body)
+        return 201, messages.annotate(uow=uow, clock=clock, actor=actor, dossier_id=dossier.id, body=payload.body), {}
+
+    return execute(request, actor=actor, uow_factory=uow_factory, clock=clock, payload=payload.model_dump(),
+                   work=work, dossier_id=dossier_id)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Protocol
+
+from sqlalchemy.exc import IntegrityError
 
 from rules import french
 from rules.errors import ConcurrencyConflict, InvalidInput, NotFound, RuleViolation
@@ -81,17 +84,37 @@ def _done_text(action: str, outcome, params: dict) -> str:
     return f"proposé à la séance {params['session']}" + (f" (aide proposée {french.euros(total)})" if total else "")
 
 
+class ItemLedger(Protocol):
+    """Where a shell keeps each dossier's result of one bulk request, so that the request sent
+    again (the API's `Idempotency-Key`) applies each command once: a dossier whose result is
+    kept is answered from it, the others are run. `open` and `close` are called in the dossier's
+    own unit of work (the result commits with its command); `refused` in a transaction of its own."""
+
+    def recall(self, uow, index: int) -> dict | None: ...
+
+    def open(self, uow, index: int) -> None: ...
+
+    def close(self, uow, index: int, result: dict) -> None: ...
+
+    def refused(self, index: int, result: dict) -> None: ...
+
+
 def run_bulk(uow_factory, clock: Clock, actor: Actor, *, action: str, dossier_ids, officer: str | None = None,
              note: str | None = None, kinds=None, session: str | None = None,
-             versions: dict[int, int] | None = None) -> list[BulkResult]:
+             versions: dict[int, int] | None = None, ledger: ItemLedger | None = None) -> list[BulkResult]:
     """One command per selected dossier, each in its own unit of work, in the order selected."""
     params = _parameters(action, officer=officer, kinds=kinds, session=session)
     ids = _selection(dossier_ids)
     results = []
-    for dossier_id in ids:
+    for index, dossier_id in enumerate(ids):
         reference = None
+        refusal = None
         try:
             with uow_factory() as uow:
+                kept = ledger.recall(uow, index) if ledger is not None else None
+                if kept is not None:
+                    results.append(BulkResult(**kept))
+                    continue
                 try:
                     d = uow.dossier(dossier_id)
                 except NotFound:
@@ -103,6 +126,8 @@ def run_bulk(uow_factory, clock: Clock, actor: Actor, *, action: str, dossier_id
                     continue
                 reference = d.reference
                 expected = (versions or {}).get(dossier_id)
+                if ledger is not None:
+                    ledger.open(uow, index)
                 if action in ("take", "assign"):
                     out = assign_officer(uow=uow, clock=clock, actor=actor, dossier_id=dossier_id,
                                          officer=actor.name if action == "take" else params["officer"],
@@ -113,16 +138,31 @@ def run_bulk(uow_factory, clock: Clock, actor: Actor, *, action: str, dossier_id
                 else:
                     out = commands.propose_for_vote(uow=uow, clock=clock, actor=actor, dossier_id=dossier_id,
                                                     session=params["session"], expected_version=expected)
-            results.append(BulkResult(dossier_id, out.reference, True,
-                                      f"{out.reference} — {_done_text(action, out, params)}",
-                                      state=out.state, version=out.version, details=out.details))
+                result = BulkResult(dossier_id, out.reference, True, f"{out.reference} — {_done_text(action, out, params)}",
+                                    state=out.state, version=out.version, details=out.details)
+                if ledger is not None:
+                    ledger.close(uow, index, result.as_dict())
+            results.append(result)
         except RuleViolation as exc:
-            results.append(BulkResult(dossier_id, reference, False, f"{reference} — refusé : {exc.message}",
-                                      rule=exc.rule, message=exc.message))
+            refusal = BulkResult(dossier_id, reference, False, f"{reference} — refusé : {exc.message}",
+                                 rule=exc.rule, message=exc.message)
         except ConcurrencyConflict as exc:
             results.append(BulkResult(dossier_id, reference, False, f"{reference} — refusé : {exc}",
                                       rule="concurrency", message=str(exc)))
+        except IntegrityError:
+            if ledger is None:
+                raise
+            # The same request, sent twice at once, took this dossier's place in the ledger first.
+            with uow_factory() as uow:
+                kept = ledger.recall(uow, index)
+            results.append(BulkResult(**kept) if kept is not None else BulkResult(
+                dossier_id, reference, False, f"{reference} — refusé : traité en même temps par un autre envoi",
+                rule="concurrency", message="Le dossier a été traité en même temps par un autre envoi."))
+        if refusal is not None:
+            if ledger is not None:
+                ledger.refused(index, refusal.as_dict())
+            results.append(refusal)
     return results
 
 
-__all__ = ["ACTIONS", "BulkResult", "run_bulk", "MAX_SELECTION"]
+__all__ = ["ACTIONS", "BulkResult", "ItemLedger", "run_bulk", "MAX_SELECTION"]

@@ -150,6 +150,30 @@ def test_a_bulk_vote_cut_short_by_a_crash_is_completed_on_retry_each_vote_applie
     assert counts(uow_factory)["events"] == events + 2
 
 
+def test_a_bulk_request_for_pieces_cut_short_by_a_crash_is_completed_on_retry_each_dossier_asked_once(
+        app, sign_in, clock, uow_factory, fault_after_next_commit):
+    from fastapi.testclient import TestClient
+
+    applicant = sign_in(APPLICANT)
+    a, b = submit(applicant, GARONNE), submit(applicant, GARONNE)
+    officer = sign_in(OFFICER)
+    ask = {"action": "request_documents", "dossiers": [a, b], "kinds": ["kbis"]}
+    key = {**officer.headers, "Idempotency-Key": "pieces-kbis-panne"}
+    requests = _events(uow_factory, "request_documents")
+    with TestClient(app, raise_server_exceptions=False) as c:
+        fault_after_next_commit(ProcessDied(), after=True)  # dies once the first dossier committed
+        assert c.post("/dossiers/bulk", json=ask, headers=key).status_code == 500
+        assert _events(uow_factory, "request_documents") == requests + 1
+        retried = c.post("/dossiers/bulk", json=ask, headers=key)
+        again = c.post("/dossiers/bulk", json=ask, headers=key)
+        other = c.post("/dossiers/bulk", json={**ask, "kinds": ["rib"]}, headers=key)
+    assert retried.status_code == 200, retried.text
+    assert (retried.json()["done"], retried.json()["refused"]) == (2, 0)
+    assert again.json() == retried.json() and again.headers["idempotent-replayed"] == "true"
+    assert _events(uow_factory, "request_documents") == requests + 2  # each dossier asked once
+    assert other.status_code == 422 and other.json()["rule"] == "idempotency_key_reused"
+
+
 def test_a_key_an_earlier_version_left_without_its_answer_gets_a_final_answer_not_in_progress(
         sign_in, uow_factory, clock):
     officer = sign_in(OFFICER)

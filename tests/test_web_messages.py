@@ -169,3 +169,52 @@ def test_an_empty_message_is_refused_in_french_naming_the_field_and_the_rule(app
     assert refused.status_code == 422
     assert ("Refusé — règle « saisie invalide » (champ « message ») : Message : le message est vide — écrivez un "
             "texte. Rien n'a été modifié.") in text_of(refused.text)
+
+
+def test_a_message_sent_again_with_its_idempotency_key_is_written_and_notified_once(app, world):
+    did = world.dossier("diagnostic")
+    client, headers = api_token(app, "entreprise.garonne")
+    keyed = {**headers, "Idempotency-Key": "message-bilan-2021"}
+    files = [("attachments", ("bilan-2021.pdf", small_pdf("Bilan 2021"), "application/pdf"))]
+    first = client.post(f"/dossiers/{did}/messages", data={"body": "Voici le bilan."}, files=files, headers=keyed)
+    assert first.status_code == 201, first.text
+    # The network dropped the answer: the company's software sends the same request again.
+    again = client.post(f"/dossiers/{did}/messages", data={"body": "Voici le bilan."}, files=files, headers=keyed)
+    assert (again.status_code, again.json()) == (201, first.json())
+    with world.uow_factory() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(mm.DossierMessage)) == 1
+        assert uow.session.scalar(select(func.count()).select_from(m.Event)
+                                  .where(m.Event.command == "send_message")) == 1
+        assert uow.session.scalar(select(func.count()).select_from(m.Notification)
+                                  .where(m.Notification.kind == "message_received")) <= 1
+    # The same key for another text is refused, naming the header, and writes nothing.
+    other = client.post(f"/dossiers/{did}/messages", data={"body": "Un autre texte."}, headers=keyed)
+    assert other.status_code == 422 and other.json()["rule"] == "idempotency_key_reused"
+    assert other.json()["field"] == "Idempotency-Key"
+    with world.uow_factory() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(mm.DossierMessage)) == 1
+
+
+def test_an_annotation_or_an_assignment_sent_again_with_its_key_applies_once(app, world):
+    did = world.dossier("diagnostic")
+    client, headers = api_token(app, "agent.occitanie")
+    keyed = {**headers, "Idempotency-Key": "note-1"}
+    note = {"body": "Dirigeant injoignable, relancer lundi."}
+    first = client.post(f"/dossiers/{did}/annotations", json=note, headers=keyed)
+    assert first.status_code == 201, first.text
+    assert client.post(f"/dossiers/{did}/annotations", json=note, headers=keyed).json() == first.json()
+    with world.uow_factory() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(mm.DossierAnnotation)) == 1
+    from services.demo_teams import seed_demo_teams
+
+    seed_demo_teams(world.uow_factory, world.clock)  # a second officer, Julien Fabre
+    client, headers = api_token(app, "cheffe.occitanie")
+    keyed = {**headers, "Idempotency-Key": "routage-1"}
+    routed = {"officer": "agent2.occitanie", "note": "Il connaît l'entreprise."}
+    taken = client.post(f"/dossiers/{did}/assignment", json=routed, headers=keyed)
+    assert taken.status_code == 200, taken.text
+    retried = client.post(f"/dossiers/{did}/assignment", json=routed, headers=keyed)
+    assert (retried.status_code, retried.json()) == (200, taken.json())
+    with world.uow_factory() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(m.Event)
+                                  .where(m.Event.dossier_id == did, m.Event.command == "assign_officer")) == 1
