@@ -64,6 +64,10 @@ def test_the_officer_and_the_company_exchange_messages_and_each_unread_badge_cle
     assert "1 message non lu" in text_of(officer.get("/ui/dossiers").text)
     html = officer.get(f"/ui/dossiers/{did}").text
     assert "Voici le bilan." in text_of(html) and "bilan-2021.pdf" in html
+    # The company's name already carries its brackets: its role follows a dash, not a second pair.
+    shown = text_of(html)
+    assert ") (entreprise)" not in shown, shown[max(0, shown.find(") (entreprise)") - 200):shown.find(") (entreprise)") + 40]
+    assert "(Atelier Garonne SAS) — entreprise" in shown
     link = html.split('href="/ui/dossiers/%d/messages/pieces/' % did)[1].split('"')[0]
     assert officer.get(f"/ui/dossiers/{did}/messages/pieces/{link}").content.startswith(b"%PDF-")
     assert "1 message non lu" not in text_of(officer.get("/ui/dossiers").text)

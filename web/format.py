@@ -209,6 +209,19 @@ def says_role(name: str, role: str | None) -> bool:
     return re.search(pattern, name.lower()) is not None
 
 
+def role_after(name: str | None, role: str | None, always: bool = False) -> str:
+    """What follows a person's name in a history or a message header: nothing when the name
+    already says the role (« M. Martin, chargé de mission »), else the role in brackets — after a
+    dash when the name carries brackets already (« Mme Durand (Atelier Garonne SAS) — entreprise »).
+    `always`: the role even when the name says it (the audit trail records the role acted in)."""
+    if not always and says_role(name or "", role):
+        return ""
+    label = ROLE_LABELS.get(role or "", role or "")
+    if not label:
+        return ""
+    return f"— {label}" if "(" in (name or "") else f"({label})"
+
+
 def count(n, singular: str, plural: str | None = None) -> str:
     """« 0 dossier », « 1 dossier », « 4 dossiers »: in French 0 and 1 take the singular."""
     n = n or 0
@@ -234,7 +247,7 @@ def amounts_in_text(text) -> str:
 
 def install(env) -> None:
     env.filters.update({
-        "person": person, "says_role": says_role, "count": count, "amounts_in_text": amounts_in_text,
+        "person": person, "says_role": says_role, "role_after": role_after, "count": count, "amounts_in_text": amounts_in_text,
         "eur": eur, "number": number, "percent": percent, "instant": instant, "instant_iso": instant_iso,
         "local_input": local_input, "day": day, "state_label": state_label, "siren": french.siren,
         # a replay's raw values (discrepancies, differences) in French form
