@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import typer
@@ -216,7 +216,8 @@ def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer
          seed: int = typer.Option(2021, help="Graine du générateur"),
          force: bool = typer.Option(False, help="Ajouter la démo même si la base contient des dossiers"),
          as_of: str = typer.Option(None, "--as-of",
-                                   help="Instant de la démo (ISO 8601) ; défaut : l'horloge de l'espace de travail")):
+                                   help="Instant de la démo (ISO 8601) ; défaut : l'horloge de l'espace de travail"),
+         as_json: bool = typer.Option(False, "--json", help="Le compte rendu complet en JSON (pour les scripts)")):
     """Load the demo: the three programmes and dossiers in every state, played through the services
     up to the demo instant (the workspace's clock unless --as-of says otherwise: no event is ever
     dated after the clock), then anchored (the anchor is appended to $USINE_AUDIT_JOURNAL when set)."""
@@ -251,7 +252,61 @@ def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer
 
     report = load_demo(factory, dossiers=dossiers, seed=seed, journal=os.environ.get("USINE_AUDIT_JOURNAL") or None,
                        as_of=instant)
-    _out(report)
+    if as_json:
+        _out(report)
+        return
+    with factory() as uow:
+        names = {p.id: f"{p.name} ({p.region})" for p in uow.catalogue.all()}
+    typer.echo(demo_summary(report, names))
+
+
+_SWEEP_LINES = (("reminders", "relance(s) de pièces"), ("final_notices", "dernier(s) rappel(s)"),
+                ("lapsed", "dossier(s) devenu(s) caduc(s)"), ("closed_after_deadline", "dossier(s) soldé(s) au délai"),
+                ("window_notices", "avis d'ouverture ou de clôture d'appel"),
+                ("agenda_reminders", "rappel(s) d'ordre du jour"), ("loan_notices", "avis et relances de remboursement"),
+                ("loan_defaults", "défaut(s) de remboursement"))
+
+
+def demo_summary(report: dict, programme_names: dict[str, str]) -> str:
+    """What `usine demo` tells the person who ran it, in French: what was played, as of when, what
+    waits for whom, and how to sign in (`--json` gives the whole report, for scripts)."""
+    from rules import french
+    from states.lifecycle import STATE_LABELS, STATES
+    from web.format import role_after
+
+    n = french.number
+    as_of = french.instant(datetime.fromisoformat(report["as_of"]))
+    lines = [f"Démo chargée au {as_of} : {n(report['dossiers'])} dossiers, {n(report['commands'])} commandes jouées "
+             f"par les services ({n(len(report['refused']))} vie(s) arrêtée(s) par un refus, "
+             f"{n(report['cut_short_by_demo_instant'])} arrêtée(s) par l'instant de la démo).", "",
+             "Dossiers par programme :"]
+    lines += [f"  {programme_names.get(p, p)} : {n(c)}" for p, c in report["by_programme"].items()]
+    # A refusal is a rule that stopped a demo life: said, with the rule's own words.
+    lines += [f"  refus — {programme_names.get(r['programme'], r['programme'])} : {r['message']}" for r in report["refused"]]
+    lines += ["", "Dossiers par état :"]
+    lines += [f"  {STATE_LABELS[s]} : {n(report['by_state'][s])}" for s in STATES if s in report["by_state"]]
+    sweep = report["sweep"]
+    swept = [f"{n(sweep[k])} {label}" for k, label in _SWEEP_LINES if sweep.get(k)]
+    lines += ["", "Balayage des échéances à l'instant de la démo : " + ("; ".join(swept) if swept else "rien à faire") + "."]
+    waiting = report["at_demo_instant"]
+    sessions = waiting["sessions_with_dossiers_to_vote"]
+    if sessions:
+        lines.append("Séances avec des dossiers à voter :")
+        for code, entry in sessions.items():
+            day = french.day(date.fromisoformat(entry["session_date"]))
+            lines.append(f"  {code} du {day} ({'à venir' if entry['upcoming'] else 'tenue'}) : {n(entry['dossiers'])} dossier(s)")
+    lines.append(f"Demandes de paiement en attente du service financier : {n(waiting['pending_payment_claims'])}.")
+    anchored = report["anchor"]
+    lines += ["", f"Historiques ancrés : {n(anchored['dossiers'])} dossiers, {n(anchored['events'])} événements.", "",
+              "Comptes de démonstration (mot de passe commun : « " + (report["users"][0]["password"] if report["users"] else "") + " ») :"]
+    for user in report["users"]:
+        after = role_after(user["display_name"], user["role"])
+        lines.append(f"  {user['username']} — {user['display_name']}" + (f" {after}" if after else ""))
+    if report.get("teams"):
+        lines += ["", "Équipes :"]
+        lines += [f"  {t['name']} ({t['region']}) : " + ", ".join(m["display_name"] for m in t["members"])
+                  for t in report["teams"]]
+    return "\n".join(lines)
 
 
 def register_extensions() -> None:

@@ -50,7 +50,7 @@ def test_make_run_clock_is_a_day_when_the_three_programmes_are_in_the_demo():
 
 def test_the_default_demo_plays_the_three_programmes_up_to_the_workspace_clock(tmp_path):
     workspace = _workspace(tmp_path)
-    done = _usine(workspace, "demo", "--dossiers", "24")
+    done = _usine(workspace, "demo", "--dossiers", "24", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     as_of = datetime.fromisoformat(report["as_of"])
@@ -75,7 +75,7 @@ def test_the_default_demo_plays_the_three_programmes_up_to_the_workspace_clock(t
 
 def test_as_of_takes_the_demo_back_to_occitanies_pathway(tmp_path):
     workspace = _workspace(tmp_path)
-    done = _usine(workspace, "demo", "--dossiers", "24", "--as-of", "2022-06-15T09:00:00+02:00")
+    done = _usine(workspace, "demo", "--dossiers", "24", "--as-of", "2022-06-15T09:00:00+02:00", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["as_of"] == "2022-06-15T09:00:00+02:00"

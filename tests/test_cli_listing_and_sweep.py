@@ -36,7 +36,20 @@ def workspace(tmp_path_factory) -> Path:
     assert _usine(root, "db", "upgrade").returncode == 0
     demo = _usine(root, "demo", "--dossiers", "60")
     assert demo.returncode == 0, demo.stderr
+    (root / "demo.txt").write_text(demo.stdout, "utf-8")
     return root
+
+
+def test_the_demo_tells_in_french_what_it_played_what_waits_and_how_to_sign_in(workspace):
+    said = (workspace / "demo.txt").read_text("utf-8")
+    assert said.startswith("Démo chargée au 15/06/2022 09:00 : ")
+    assert "Parcours régional Industrie du Futur (Occitanie) : " in said
+    assert "instruction de recevabilité : " in said and "Séances avec des dossiers à voter :" in said
+    assert "agent.occitanie — Claire Martin, chargée de mission (Occitanie)\n" in said
+    assert "entreprise.garonne — Mme Durand (Atelier Garonne SAS) — entreprise" in said
+    # No internal ids or English keys: states, programmes and report fields are named in French.
+    for internal in ("eligibility_review", "occitanie-prif", "by_programme", "sweep", '{"', "None"):
+        assert internal not in said, internal
 
 
 def test_listing_note():

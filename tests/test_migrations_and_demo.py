@@ -88,7 +88,7 @@ def test_usine_demo_then_history_reads_like_a_file_note(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", *a], capture_output=True, text=True,  # noqa: E731
                                     cwd=tmp_path, env=env)
     assert run("db", "upgrade").returncode == 0
-    demo = run("demo", "--dossiers", "24")
+    demo = run("demo", "--dossiers", "24", "--json")
     assert demo.returncode == 0, demo.stderr
     assert json.loads(demo.stdout)["by_programme"] == {"occitanie-prif": 24, "pdl-ami-idf-exemple": 8}
     listing = run("dossier", "list", "--state", "closed")
