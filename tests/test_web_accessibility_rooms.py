@@ -9,7 +9,8 @@ tests/test_web_accessibility.py): no serious or critical violation on
   reached by its signed link (and refused for a missing opinion), the pages of a tampered and of an
   expired link;
 - work sharing: the queue's « À moi / À mon équipe / Non affectés » views with their selection
-  checkboxes and action bar (officer and head), the dossier's assignment card, the bulk result page;
+  checkboxes and action bar (officer and head), the dossier's assignment card, the bulk result page,
+  the head's teams page and its refused creation;
 - letters and exports: the dossier's « Courriers et documents », each letter's preview page (officer
   and company), the council session's documents.
 
@@ -159,6 +160,13 @@ def test_a_heads_queue_views_bulk_action_and_its_result_page_pass_axe(browser, r
     c.check("résultat de l'action groupée (un refus)")
     _has(c, "#bulk-results li[data-result='ok']")
     c.check("ordre du jour (documents de la séance)", f"/ui/seances/{SESSION}")
+    c.check("équipes de la région", "/ui/equipes")
+    _has(c, "#new-team-form", "section.team form.add-member")
+    c.page.fill("#nt-name", "Équipe Toulouse – Garonne")  # taken: the refusal beside the form
+    c.page.fill("#nt-code", "occ-doublon")
+    c.tab.submit(c.page.get_by_role("button", name="Créer l'équipe"))
+    c.page.locator("#new-team-error").wait_for()
+    c.check("équipes : création refusée expliquée près du formulaire")
     c.done()
 
 

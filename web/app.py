@@ -62,10 +62,11 @@ def _routers() -> tuple:
         routes_payments,
         routes_portal,
         routes_queue,
+        routes_teams,
     )
     return (routes_auth, routes_queue, routes_dossier, routes_council, routes_payments, routes_audit,
             routes_dashboard, routes_lifecycle, routes_oidc, routes_company, routes_portal, routes_assign,
-            routes_letters, routes_messages, routes_accessibility)
+            routes_letters, routes_messages, routes_accessibility, routes_teams)
 
 
 SECURITY_HEADERS = {
@@ -99,6 +100,7 @@ NAV = (
     ("/seances", "Séances", ("officer", "head", "finance", "auditor")),
     ("/paiements", "Paiements", ("officer", "finance", "auditor")),
     ("/audit", "Audit", ("auditor",)),
+    ("/equipes", "Équipes", ("head", "admin")),
     ("/tableau-de-bord", "Tableau de bord", ("officer", "head", "finance", "auditor", "admin")),
     ("/cycle-de-vie", "Cycle de vie", None),
 )
