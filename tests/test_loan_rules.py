@@ -337,7 +337,8 @@ def test_a_grant_date_no_base_rate_period_covers_is_refused_never_guessed(grante
 
 def test_every_base_rate_period_names_its_official_journal_notice():
     periods = regulations().base_rates.FR
-    assert periods and all(p.oj_reference.startswith("JO C ") and p.valid_until for p in periods)
+    # The C series numbers its acts "C/2024/7101" since October 2023: "JO C, C/…" then.
+    assert periods and all(p.oj_reference.startswith(("JO C ", "JO C, C/")) and p.valid_until for p in periods)
     assert base_rate_period(date(2015, 8, 1), regulations()).percent == D("0.17")
 
 
@@ -363,6 +364,8 @@ def test_the_french_base_rate_periods_never_overlap_so_a_grant_date_has_at_most_
     (date(2020, 1, 20), D("-0.0031"), D("0.0069")),   # 2019/C 416/06, from 1.1.2020: −0,31 %
     (date(2020, 6, 16), D("-0.0022"), D("0.0078")),   # 2020/C 211/08, 1.6.2020–30.6.2020: −0,22 % (golden 12's vote)
     (date(2020, 7, 20), D("-0.0015"), D("0.0085")),   # 2020/C 211/08, from 1.7.2020: −0,15 %
+    (date(2024, 11, 12), D("0.0345"), D("0.0445")),   # C/2024/7101, 1.11.2024–30.11.2024: 3,45 %
+    (date(2024, 12, 16), D("0.0345"), D("0.0445")),   # C/2024/7101, from 1.12.2024: 3,45 %
 ])
 def test_a_loan_granted_in_a_published_period_is_measured_at_that_notice_s_base_rate_plus_the_margin(
         granted_on, base, reference):
@@ -380,9 +383,11 @@ def test_the_june_2020_rate_ends_with_june_and_july_2020_has_the_next_notice_s_r
 
 
 @pytest.mark.parametrize("granted_on", [date(2016, 3, 1), date(2017, 6, 1), date(2018, 10, 1), date(2019, 11, 5),
-                                        date(2020, 2, 17), date(2023, 5, 2), date(2024, 9, 17), date(2026, 1, 15)])
+                                        date(2020, 2, 17), date(2023, 5, 2), date(2024, 9, 17), date(2025, 1, 2),
+                                        date(2026, 1, 15)])
 def test_a_loan_granted_in_a_remaining_gap_of_the_table_is_refused_never_guessed(granted_on):
-    # Gaps no notice was read for (docs/loans.md): 2016–2019, February 2020, 2022–2026.
+    # Gaps no notice was read for (docs/loans.md): 2016–2019, February 2020, 2022 to September 2024,
+    # 2025–2026 (the 3,45 % of C/2024/7101 covers October to December 2024 only).
     with pytest.raises(RuleViolation) as refused:
         loan_gge(D("100000.00"), D("0"), 12, 16, granted_on, regulations())
     assert (refused.value.rule, refused.value.field) == ("reference_rate_unknown", "granted_on")
