@@ -1,5 +1,5 @@
 """The dashboard reads its figures as last counted (`services.dashboard`), not by counting every
-dossier at each view: the page says when they were counted, keeps them until the next count (the
+dossier at each view (and so do the queue's counts by state): the page says when they were counted, keeps them until the next count (the
 `refresh-dashboard` flow every 15 minutes, `usine dashboard`), and counts a programme itself
 only the first time, when nothing is stored yet."""
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from web_support import SECRET, use_fast_passwords
 
+from db import models as m
 from db.models_dashboard import DashboardFigures
 from services.clock import FrozenClock
 from services.dashboard import ProgrammeFigures, count_figures, figures_of, refresh
@@ -136,3 +137,54 @@ def test_stored_figures_read_back_equal_to_what_was_counted_to_the_cent(uow_fact
         pdl = ProgrammeFigures.from_json("pdl-ami-idf-exemple", clock.now(),
                                          uow.session.get(DashboardFigures, "pdl-ami-idf-exemple").figures)
     assert str(pdl.kpis.loans_outstanding) == "400000.00" and str(pdl.kpis.subsidy_voted) == "100000.00"
+
+
+def _chips(page: str) -> tuple[dict[str, int], str]:
+    chips = {state: int(n) for state, n in re.findall(r'href="\?state=([a-z_]+)"[^>]*>[^<]*<strong>(\d+)</strong>', page)}
+    when = re.search(r'<p class="muted" id="counts-when">(.*?)</p>', page, re.S)
+    return chips, " ".join(unescape(when.group(1)).split()) if when else ""
+
+
+def test_the_queue_s_counts_by_state_are_the_dashboard_s_last_count_and_say_when_the_list_staying_live(
+        uow_factory, database_url, monkeypatch):
+    use_fast_passwords(monkeypatch)
+    _play(database_url, "golden-15-naq-pathway", until="accept_diagnostic")
+    clock = FrozenClock(datetime.fromisoformat("2025-10-06T10:00:00+02:00"))
+    refresh(uow_factory=uow_factory, clock=clock)
+    officer = _officer(uow_factory, clock)
+    chips, when = _chips(officer.get("/ui/dossiers").text)
+    with uow_factory() as uow:
+        live = dict(uow.session.execute(select(DashboardFigures.programme_id, DashboardFigures.figures)).all())
+    assert chips == live[NAQ]["by_state"] and sum(chips.values()) >= 1
+    assert when == "Comptés le 06/10/2025 10:00 (recomptés toutes les 15 minutes) ; la liste ci-dessous est à jour."
+
+    _play(database_url, "golden-15-naq-pathway")  # a second company's whole pathway, after the count
+    page = officer.get("/ui/dossiers?closed=1").text
+    assert _chips(page)[0] == chips  # the chips wait for the next count…
+    with uow_factory() as uow:
+        total_now = uow.session.scalar(select(func.count()).select_from(m.Dossier))
+    assert total_now > sum(chips.values())  # …while the dossiers are already more
+    clock.advance(minutes=15)
+    refresh(uow_factory=uow_factory, clock=clock)
+    chips, when = _chips(officer.get("/ui/dossiers").text)
+    assert sum(chips.values()) == total_now and "le 06/10/2025 10:15" in when
+
+
+def test_the_queue_s_first_page_groups_no_dossier_to_count_its_states(uow_factory, database_url, monkeypatch):
+    use_fast_passwords(monkeypatch)
+    _play(database_url, "golden-15-naq-pathway")
+    clock = FrozenClock(datetime.fromisoformat("2025-10-06T10:00:00+02:00"))
+    refresh(uow_factory=uow_factory, clock=clock)
+    officer = _officer(uow_factory, clock)
+    statements: list[str] = []
+    with uow_factory() as uow:
+        engine = uow.session.get_bind()
+    listen = lambda conn, cursor, sql, *a: statements.append(sql)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        assert officer.get("/ui/dossiers").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    grouped = [s for s in statements if "GROUP BY dossiers.status" in s]
+    assert grouped == [], grouped
+    assert any("dashboard_figures" in s for s in statements)

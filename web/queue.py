@@ -10,7 +10,7 @@ A dossier's next deadline, stored on it by the write path (`services.deadlines`)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Mapping
 
 from sqlalchemy import func, select
@@ -18,9 +18,11 @@ from sqlalchemy import func, select
 from db import models as m
 from services import keyset
 from services.assignment import team_officers_clause
+from services.clock import Clock
 from services.commands import Actor
+from services.dashboard import figures_of
 from services.queries import aid_shown
-from services.search import dossier_row, scope_clause, text_matches
+from services.search import REGIONAL_ROLES, dossier_row, scope_clause, text_matches
 from states.lifecycle import STATES
 
 PAGE_SIZE = 50
@@ -187,12 +189,33 @@ def work_queue(uow, actor: Actor, f: QueueFilters, today: date) -> dict:
             if dossiers and has_prev and page > 1 else None}
 
 
-def counts_by_state(uow, actor: Actor) -> dict[str, int]:
+@dataclass(frozen=True)
+class StateCounts:
+    """The chips above the queue: how many dossiers of the scope are in each state, and when they
+    were counted (None: just now)."""
+    by_state: dict[str, int]
+    counted_at: datetime | None
+
+
+def counts_by_state(uow, actor: Actor, clock: Clock) -> StateCounts:
+    """A region's staff see their programmes' counts as last stored by the dashboard's count
+    (`services.dashboard`, every 15 minutes): grouping the region's dossiers by state at each
+    view read them all (786 ms at 1 000 000 dossiers), whatever the page showed. A company's or
+    a consultant's scope is its own few dossiers, counted as they are now."""
+    if actor.role in REGIONAL_ROLES:
+        programmes = list({p.id: p for p in programmes_in_scope(actor, uow.catalogue)}.values())
+        stored = figures_of(uow, programmes, clock)
+        found: dict[str, int] = {}
+        for figures in stored:
+            for state, n in figures.by_state.items():
+                found[state] = found.get(state, 0) + n
+        return StateCounts({s: found[s] for s in STATES if found.get(s)},
+                           min((f.computed_at for f in stored), default=None))
     rows = uow.session.execute(
         select(m.Dossier.status, func.count()).join(m.Company, m.Dossier.company_id == m.Company.id)
         .where(scope_clause(actor, uow.catalogue)).group_by(m.Dossier.status)).all()
-    found = dict(rows)
-    return {s: found[s] for s in STATES if s in found}
+    live = dict(rows)
+    return StateCounts({s: live[s] for s in STATES if s in live}, None)
 
 
 def programmes_in_scope(actor: Actor, catalogue) -> list:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from rules.calendar import paris_date
 from rules.errors import InvalidInput
+from services.dashboard import REFRESH_MINUTES
 from states.lifecycle import STATE_LABELS, STATES
 from web.app import render
 from web.assign_view import queue_bar
@@ -34,7 +35,7 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)]):
             result = work_queue(uow, user.actor, filters, today)
         # The counts by state on the first page only: the pages after it are read by their
         # cursor, and their chips would be the same grouped count read again.
-        counts = counts_by_state(uow, user.actor) if result["page"] == 1 else None
+        counts = counts_by_state(uow, user.actor, web.clock) if result["page"] == 1 else None
         programmes = programmes_in_scope(user.actor, uow.catalogue)
         from services.people import display_names
 
@@ -51,6 +52,7 @@ def queue(request: Request, user: Annotated[WebUser, Depends(current_user)]):
     if result["next_cursor"]:
         pages["next"] = "?" + urlencode({**params, "page": result["page"] + 1, "cursor": result["next_cursor"]})
     return render(request, "queue.html", title="Dossiers", result=result, counts=counts, filters=filters,
+                  refresh_minutes=REFRESH_MINUTES,
                   programmes=programmes, states=[(s, STATE_LABELS[s]) for s in STATES], errors=errors,
                   today=today, pages=pages, calls=calls, lines=lines, people=people,
                   bulk=bulk, assigned_views=list(ASSIGNED_VIEWS.items()),
