@@ -43,9 +43,9 @@ class DossierWrite(NamedTuple):
 @dataclass(frozen=True)
 class Unmatched:
     """The rows whose version was no longer the one read (another writer committed first):
-    nothing was written to them. `count` is exact; `ids` names them (read back after the
-    statement: a row another writer brought to the very version this one would have written
-    is counted but cannot be named)."""
+    nothing was written to them. `count` is exact (the statements' row counts); `ids` names
+    them, read back after the statements (a row another writer brought to the very version and
+    values this one would have written is counted but not named: it holds what was meant)."""
     count: int = 0
     ids: tuple[int, ...] = ()
 
@@ -79,6 +79,18 @@ def _params(write: DossierWrite) -> dict[str, Any]:
     return params
 
 
+def _not_written(connection: Connection, columns: tuple[str, ...], group: list[DossierWrite]) -> list[int]:
+    """The rows of `group` that do not hold what this statement wrote (read back in the same
+    transaction: the rows written hold the new version and the values given). Another writer's
+    commit usually brings the row to the same next version: the version alone cannot tell."""
+    by_id = {w.dossier_id: w for w in group}
+    rows = connection.execute(select(DOSSIERS.c.id, DOSSIERS.c.version, *(DOSSIERS.c[c] for c in columns))
+                              .where(DOSSIERS.c.id.in_(list(by_id)))).all()
+    return sorted(row.id for row in rows
+                  if row.version != by_id[row.id].new_version
+                  or any(getattr(row, c) != by_id[row.id].values[c] for c in columns))
+
+
 def write_dossiers(connection: Connection, writes: Iterable[DossierWrite]) -> Unmatched:
     """Write the dossiers' changes, one statement per set of changed columns; tell which rows
     did not match their version as read (nothing written to those). The caller decides what a
@@ -97,10 +109,7 @@ def write_dossiers(connection: Connection, writes: Iterable[DossierWrite]) -> Un
         result = connection.execute(statement_for(columns), [_params(w) for w in group])
         if result.rowcount != len(group):
             missed += len(group) - result.rowcount
-            wanted = {w.dossier_id: w.new_version for w in group}
-            found = connection.execute(select(DOSSIERS.c.id, DOSSIERS.c.version)
-                                       .where(DOSSIERS.c.id.in_(list(wanted)))).all()
-            missed_ids += sorted(row.id for row in found if row.version != wanted[row.id])
+            missed_ids += _not_written(connection, columns, group)
     return Unmatched(missed, tuple(missed_ids)) if missed else _NONE
 
 

@@ -11,11 +11,12 @@ from sqlalchemy import text, update
 
 from db import models as m
 from services.clock import FrozenClock
+from services.dossier_writes import DossierWrite, write_dossiers
 from services.scenario import run_file
 from services.sweep import sweep
 from tests import dossier_write_guard as guard
-from tests.helpers import SCENARIOS, Life
-from tests.sweep_support import dossier, dossiers_with_open_request
+from tests.helpers import COMPANY, SCENARIOS, Life
+from tests.sweep_support import dossier, dossiers_with_open_request, siren_for
 
 
 def _written(updates) -> set[str]:
@@ -91,3 +92,17 @@ def test_a_change_of_derived_columns_only_is_not_a_state_write(uow_factory, cloc
         conn.execute(update(m.Dossier.__table__).where(m.Dossier.__table__.c.id == dossier_id)
                      .values(next_deadline_kind="session"))
     assert guard.take() == []
+
+
+def test_a_batch_names_the_dossier_another_writer_changed_first_and_writes_the_others(uow_factory, clock, actors):
+    first, second, third = (Life(uow_factory, clock, actors).submit(company={**COMPANY, "siren": siren_for(n)})
+                            .dossier_id for n in (1, 2, 3))
+    with uow_factory() as uow:
+        versions = {d: uow.dossier(d).version for d in (first, second, third)}
+    with uow_factory.engine.begin() as conn:  # a command commits on the second one meanwhile
+        write_dossiers(conn, [DossierWrite(second, versions[second], versions[second] + 1, {"officer": "Autre"})])
+    with uow_factory.engine.begin() as conn:
+        unmatched = write_dossiers(conn, [DossierWrite(d, versions[d], versions[d] + 1, {"status": "lapsed"})
+                                          for d in (third, second, first)])
+    assert (unmatched.count, unmatched.ids) == (1, (second,))
+    assert [dossier(uow_factory, d).status for d in (first, second, third)] == ["lapsed", "submitted", "lapsed"]
