@@ -21,6 +21,7 @@ from db import models as m
 from db.types import Instant
 from rules.calendar import paris_date
 from services import deadlines
+from services.dossier_writes import DossierWrite, write_dossiers
 from services.events import GENESIS, event_row, forget_tips
 from services.outbox import applicant_recipient, dossier_context, notification_row
 
@@ -28,7 +29,6 @@ SYSTEM_ACTOR = ("usine", "system")  # services.commands.SYSTEM
 
 EVENTS = m.Event.__table__
 NOTIFICATIONS = m.Notification.__table__
-DOSSIERS = m.Dossier.__table__
 REQUESTS = m.DocumentRequest.__table__
 
 
@@ -131,24 +131,15 @@ class BatchWriter:
         forget_tips(session)  # tips `load_dossier` read in this transaction are no longer tips
         for dossier_id in self._dossier_changes:
             deadlines.mark(session, dossier_id, paris_date(self.now))
-        executed = 0
-        groups: dict[tuple[str, ...], list[dict]] = {}
-        for dossier_id, values in self._dossier_changes.items():
-            tip = self._tips[dossier_id]
-            params = {"b_id": dossier_id, "b_old": tip.first_version, "b_new": tip.version,
-                      "b_updated": self.now, **{f"b_{k}": v for k, v in values.items()}}
-            groups.setdefault(tuple(sorted(values)), []).append(params)
-        for columns, params in groups.items():
-            # Dossiers in id order: concurrent batches lock rows in the same order.
-            params.sort(key=lambda p: p["b_id"])
-            stmt = (update(DOSSIERS)
-                    .where(DOSSIERS.c.id == bindparam("b_id"), DOSSIERS.c.version == bindparam("b_old"))
-                    .values(version=bindparam("b_new"), updated_at=bindparam("b_updated", type_=Instant()),
-                            **{c: bindparam(f"b_{c}", type_=DOSSIERS.c[c].type) for c in columns}))
-            result = session.execute(stmt, params)
-            executed += 1
-            if result.rowcount != len(params):
-                raise VersionConflict(f"{len(params) - result.rowcount} dossier(s) modifié(s) pendant le traitement")
+        changes = [DossierWrite(dossier_id, self._tips[dossier_id].first_version, self._tips[dossier_id].version,
+                                {"updated_at": self.now, **values})
+                   for dossier_id, values in self._dossier_changes.items()]
+        # The one writer of dossier rows (`services.dossier_writes`): one statement per set of
+        # changed columns, dossiers in id order (concurrent batches lock rows in the same order).
+        unmatched = write_dossiers(session.connection(), changes)
+        executed = len({tuple(sorted(c.values)) for c in changes})
+        if unmatched:
+            raise VersionConflict(f"{unmatched.count} dossier(s) modifié(s) pendant le traitement")
         if self.closed_requests:
             stmt = (update(REQUESTS)
                     .where(REQUESTS.c.dossier_id == bindparam("b_dossier"), REQUESTS.c.status == "open")

@@ -94,6 +94,9 @@ def _candidate_columns(today: date):
     }
 
 
+# Its own writer, outside `services.dossier_writes`: these derived listing columns are neither
+# the dossier's state nor its amounts, and are written without a version (recomputed from what
+# the version-checked write left, in the same transaction).
 _UPDATE = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
            .values(next_deadline_at=bindparam("b_at"), next_deadline_kind=bindparam("b_kind"),
                    search_text=bindparam("b_text")))

@@ -14,11 +14,26 @@ from services.clock import FrozenClock
 from services.commands import Actor
 from services.storage import InMemoryStorage
 from services.uow import unit_of_work_factory
+from tests import dossier_write_guard
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 POSTGRES_URL = os.environ.get("USINE_TEST_POSTGRES_URL")
+
+dossier_write_guard.install()
+
+
+@pytest.fixture(autouse=True)
+def one_writer_of_dossier_states():
+    """Every test fails when a dossier's state or an amount was written by any statement but the
+    one writer's (`services.dossier_writes`; the listener: `tests/dossier_write_guard.py`)."""
+    dossier_write_guard.take()
+    yield
+    rogue = dossier_write_guard.rogue(dossier_write_guard.take())
+    if rogue:
+        pytest.fail("état ou montant d'un dossier écrit hors de services.dossier_writes : "
+                    + "; ".join(f"{sorted(u.columns)} par {u.sql[:200]!r}" for u in rogue), pytrace=False)
 
 
 def pytest_report_header(config):
