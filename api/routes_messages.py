@@ -20,7 +20,7 @@ from services.storage import MAX_UPLOAD_BYTES
 router = APIRouter(tags=["messagerie"])
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 READERS = ("applicant", "consultant", "officer", "head", "finance", "admin", "auditor")
-WRITERS = ("applicant", "consultant", *messages.AGENT_ROLES)
+WRITERS = ("applicant", "consultant", *messages.REGION_WRITER_ROLES)
 
 
 def _view(x: dict) -> dict:
@@ -73,7 +73,7 @@ class AnnotationIn(BaseModel):
 @router.get("/dossiers/{dossier_id}/annotations", responses=problem_responses(401, 403, 404, 422),
             summary="Les annotations internes des agents (jamais visibles de l'entreprise ni du prestataire)")
 def list_annotations(dossier_id: DossierId,
-                     actor: Annotated[Actor, Depends(require_roles(*messages.AGENT_ROLES, "auditor"))],
+                     actor: Annotated[Actor, Depends(require_roles(*messages.REGION_WRITER_ROLES, "auditor"))],
                      uow_factory=Depends(get_uow_factory)):
     with uow_factory() as uow:
         dossier = scoped_dossier(dossier_id, actor, uow)
@@ -84,7 +84,7 @@ def list_annotations(dossier_id: DossierId,
 @router.post("/dossiers/{dossier_id}/annotations", status_code=201, responses=problem_responses(401, 403, 404, 422),
              summary="Annoter le dossier (agents)", openapi_extra={"parameters": HEADERS[1:]})
 def post_annotation(request: Request, dossier_id: DossierId, payload: AnnotationIn,
-                    actor: Annotated[Actor, Depends(require_roles(*messages.AGENT_ROLES))],
+                    actor: Annotated[Actor, Depends(require_roles(*messages.REGION_WRITER_ROLES))],
                     uow_factory=Depends(get_uow_factory), clock=Depends(get_clock)):
     def work(uow):
         dossier = scoped_dossier(dossier_id, actor, uow)

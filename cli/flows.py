@@ -43,9 +43,9 @@ def future_refusal(at: str, instant, now) -> str | None:
     """Why `usine sweep --at` refuses an instant after the workspace clock's now (None: allowed)."""
     if instant <= now:
         return None
-    from rules.calendar import PARIS
+    from rules import french
 
-    return (f"--at {at} est après l'heure de l'espace de travail ({now.astimezone(PARIS):%d/%m/%Y %H:%M:%S}, "
+    return (f"--at {at} est après l'heure de l'espace de travail ({french.instant(now, seconds=True)}, "
             "Europe/Paris) : le balayage écrirait des événements et des lettres datés dans le futur (relances, "
             "caducités, clôtures) ; les actions suivantes, datées de maintenant, passeraient avant eux dans "
             "l'historique des dossiers. Sans --at, le balayage se fait maintenant ; --force pour le faire "
@@ -224,6 +224,8 @@ def mailbox_dir(settings=None) -> Path:
 def _paris(instant) -> str:
     from rules.calendar import PARIS
 
+    # not rules.french.instant: a mail's Date header may carry no offset (a naive instant), which
+    # the French formatter refuses; a listing of the mailbox shows it anyway.
     return f"{instant.astimezone(PARIS):%d/%m/%Y %H:%M:%S}"
 
 

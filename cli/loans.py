@@ -109,7 +109,7 @@ def schedule(dossier: str = typer.Argument(..., help="Référence ou identifiant
     typer.echo(header)
     typer.echo("-" * len(header))
     for i in plan:
-        typer.echo(f"{i.number:>3}  {i.due_on:%d/%m/%Y}  {euros(i.principal):>15}  {euros(i.interest):>13}  "
+        typer.echo(f"{i.number:>3}  {french.day(i.due_on)}  {euros(i.principal):>15}  {euros(i.interest):>13}  "
                    f"{euros(i.amount):>15}  {euros(i.outstanding_after):>16}")
     typer.echo("-" * len(header))
     typer.echo(f"Total : capital {euros(sum((i.principal for i in plan), Decimal('0')))}, intérêts "
@@ -180,7 +180,7 @@ def company(siren: str = typer.Argument(..., help="SIREN de l'entreprise (9 chif
     if Decimal(p["loans_written_off"]):
         typer.echo(f"Prêts passés en perte : {euros(p['loans_written_off'])}")
     dm = p["de_minimis"]
-    typer.echo(f"De minimis au {on:%d/%m/%Y} (règlement {dm['regulation']}) : {euros(dm['used'])} comptés sur "
+    typer.echo(f"De minimis au {french.day(on)} (règlement {dm['regulation']}) : {euros(dm['used'])} comptés sur "
                f"{euros(dm['ceiling'])}, reste {euros(dm['remaining'])}")
 
 

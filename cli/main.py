@@ -224,6 +224,7 @@ def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer
     from sqlalchemy import func, select
 
     from db import models as m
+    from rules import french
     from rules.calendar import PARIS
     from services.demo import load_demo
     from services.runtime import default_clock, default_uow_factory
@@ -239,7 +240,7 @@ def demo(dossiers: int = typer.Option(240, help="Nombre de dossiers à générer
         instant = instant if instant.tzinfo else instant.replace(tzinfo=PARIS)
         if instant > now:
             typer.echo(f"--as-of : la démo ne peut pas être jouée après l'horloge de l'espace de travail "
-                       f"({now.astimezone(PARIS):%d/%m/%Y %H:%M}).", err=True)
+                       f"({french.instant(now)}).", err=True)
             raise typer.Exit(2)
 
     factory = default_uow_factory()

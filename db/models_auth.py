@@ -11,8 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models import Base
 from db.types import Instant
+from states.lifecycle import ROLES as LIFECYCLE_ROLES
 
-ROLES = ("applicant", "consultant", "officer", "head", "finance", "auditor", "admin")
+# A person's roles: the lifecycle's (states.lifecycle.ROLES, their one list) but `system`, which
+# is no one's account (deadlines, reminders).
+ROLES = tuple(r for r in LIFECYCLE_ROLES if r != "system")
 # Roles whose scope is a list of regions (the programmes of those regions).
 REGIONAL_ROLES = ("officer", "head", "finance", "auditor")
 

@@ -39,6 +39,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from rules import french
 from rules.errors import InvalidInput, RuleViolation
 from rules.loans import CENT, DECIMAL_CONTEXT, ZERO, _check_terms, quarter_outstandings
 
@@ -60,12 +61,12 @@ def base_rate_period(on: date, regulations: Regulations, country: str = "FR") ->
     for period in periods:
         if period.covers(on):
             return period
-    last = periods[-1].valid_until.strftime('%d/%m/%Y') if periods and periods[-1].valid_until else "aujourd'hui"
-    known = (f" ({len(periods)} période(s) enregistrée(s), entre le {periods[0].valid_from.strftime('%d/%m/%Y')} "
+    last = french.day(periods[-1].valid_until) if periods and periods[-1].valid_until else "aujourd'hui"
+    known = (f" ({len(periods)} période(s) enregistrée(s), entre le {french.day(periods[0].valid_from)} "
              f"et le {last}, aucune ne couvre ce jour)" if periods else " (aucune période enregistrée)")
     raise RuleViolation(
         "reference_rate_unknown",
-        f"Aucun taux de base de l'UE pour la France n'est enregistré pour le {on.strftime('%d/%m/%Y')}{known} : "
+        f"Aucun taux de base de l'UE pour la France n'est enregistré pour le {french.day(on)}{known} : "
         "l'équivalent-subvention brut du prêt ne peut pas être calculé. Ajoutez la période et sa référence "
         "au Journal officiel dans le fichier des réglementations.",
         field="granted_on")

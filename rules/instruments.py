@@ -18,6 +18,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Callable
 
 from rules.errors import InvalidInput, RuleViolation
+from rules.french import day as fr_day
 from rules.french import percent
 from rules.money import (
     ZERO,
@@ -359,9 +360,9 @@ class ExpenseWindow:
 
     def excludes(self, day: date) -> str | None:
         if self.starts_on is not None and day < self.starts_on:
-            return f"dépense antérieure au {self.starts_on:%d/%m/%Y} (dépôt du dossier)"
+            return f"dépense antérieure au {fr_day(self.starts_on)} (dépôt du dossier)"
         if self.ends_on is not None and day > self.ends_on:
-            return f"dépense postérieure à la date limite du {self.ends_on:%d/%m/%Y}"
+            return f"dépense postérieure à la date limite du {fr_day(self.ends_on)}"
         return None
 
 

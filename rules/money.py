@@ -10,6 +10,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
+from rules import french
 from rules.errors import InvalidInput, RuleViolation
 
 if TYPE_CHECKING:  # the programme's types only: programmes imports rules, not the reverse
@@ -403,7 +404,7 @@ def assess_final_claim(programme: Programme, *, phase: int, invoices: list[Invoi
         claimed += gross
         capped = cents(line.days * min(line.day_rate, cap))
         outside = window.excludes(line.date) if window is not None else (
-            f"dépense postérieure à la date limite du {cutoff.strftime('%d/%m/%Y')}"
+            f"dépense postérieure à la date limite du {french.day(cutoff)}"
             if cutoff is not None and line.date > cutoff else None)
         if outside:
             cutoff_cut += capped
@@ -417,7 +418,7 @@ def assess_final_claim(programme: Programme, *, phase: int, invoices: list[Invoi
                                       f"taux journalier plafonné à {cap} € HT"))
     if cutoff_cut > 0:
         adjustments.append(Adjustment("expense_cutoff", phase, "expense", cutoff_cut,
-                                      f"dépenses après le {cutoff.strftime('%d/%m/%Y')} non éligibles" if cutoff
+                                      f"dépenses après le {french.day(cutoff)} non éligibles" if cutoff
                                       else "dépenses hors de la période d'éligibilité"))
     performed = sum(line.days for line in invoices)
     if performed < min_days:

@@ -58,7 +58,7 @@ HEADER = ("N°", "Échéance", "Capital (€)", "Intérêts (€)", "Montant (�
 def schedule_csv(session, dossier: m.Dossier, today: date | None = None) -> bytes:
     preamble = [EXAMPLE_NOTICE] if _is_example(session, dossier) else []
     preamble.append(f"Échéancier du prêt — dossier {dossier.reference} — {dossier.company_facts.get('name', '')}")
-    rows = [dict(zip(HEADER, (r["number"], f"{r['due_on']:%d/%m/%Y}", _fr(r["principal"]), _fr(r["interest"]),
+    rows = [dict(zip(HEADER, (r["number"], f"{french.day(r['due_on'])}", _fr(r["principal"]), _fr(r["interest"]),
                               _fr(r["amount"]), _fr(r["outstanding_after"]), _fr(r["paid"]), r["status"])))
             for r in schedule_rows(session, dossier, today)]
     return ("\ufeff" + write_csv(HEADER, rows, delimiter=";", preamble=preamble)).encode("utf-8")
@@ -94,7 +94,7 @@ def schedule_pdf(session, dossier: m.Dossier, today: date | None = None) -> byte
     story.append(Spacer(1, 6 * mm))
     data = [list(HEADER)]
     for r in schedule_rows(session, dossier, today):
-        data.append([str(r["number"]), f"{r['due_on']:%d/%m/%Y}", _eur(r["principal"]), _eur(r["interest"]),
+        data.append([str(r["number"]), f"{french.day(r['due_on'])}", _eur(r["principal"]), _eur(r["interest"]),
                      _eur(r["amount"]), _eur(r["outstanding_after"]), _eur(r["paid"]), r["status"]])
     table = Table(data, repeatRows=1)
     table.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 7), ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, select
 
 from db import models as m
+from rules import french
 from rules import loans as rules
 from rules.errors import InvalidInput, NotAllowed
 from rules.money import ZERO, parse_amount
@@ -108,7 +109,7 @@ def disburse_loan(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: in
         if terms is None:
             raise NotAllowed("Aucun prêt n'a été voté pour ce dossier.", field="do")
         if cmd.dossier.loan is not None:
-            raise NotAllowed(f"Le prêt a déjà été versé le {date.fromisoformat(cmd.dossier.loan['disbursed_on']):%d/%m/%Y}.",
+            raise NotAllowed(f"Le prêt a déjà été versé le {french.day(date.fromisoformat(cmd.dossier.loan['disbursed_on']))}.",
                              field="do")
 
     cmd.move("disburse_loan", {"loan_to_disburse": loan_to_disburse})
@@ -134,11 +135,11 @@ def _parse_received_on(raw, today: date, disbursed_on: date) -> date:
     except ValueError:
         raise InvalidInput("received_on", f"received_on : « {raw} » n'est pas une date AAAA-MM-JJ.") from None
     if day > today:
-        raise InvalidInput("received_on", f"received_on : le {day:%d/%m/%Y} est postérieur à aujourd'hui "
-                           f"({today:%d/%m/%Y}) : un remboursement s'enregistre une fois reçu.")
+        raise InvalidInput("received_on", f"received_on : le {french.day(day)} est postérieur à aujourd'hui "
+                           f"({french.day(today)}) : un remboursement s'enregistre une fois reçu.")
     if day < disbursed_on:
-        raise InvalidInput("received_on", f"received_on : le {day:%d/%m/%Y} précède le versement du prêt "
-                           f"({disbursed_on:%d/%m/%Y}).")
+        raise InvalidInput("received_on", f"received_on : le {french.day(day)} précède le versement du prêt "
+                           f"({french.day(disbursed_on)}).")
     return day
 
 

@@ -45,8 +45,9 @@ from services.uow import UnitOfWork
 THREADS = ("applicant", "consultant")
 THREAD_LABELS = {"applicant": "l'entreprise", "consultant": "le prestataire référencé"}
 SIDE_LABELS = {"agent": "la Région", "applicant": "l'entreprise", "consultant": "le prestataire référencé"}
-# Who writes for the Region on a dossier of its scope (an auditor reads only).
-AGENT_ROLES = ("officer", "head", "finance", "admin")
+# Who writes for the Region on a dossier of its scope: the agents but the auditor, who reads only
+# (hence not services.oidc.AGENT_ROLES, the agents an identity provider signs in, auditor included).
+REGION_WRITER_ROLES = ("officer", "head", "finance", "admin")
 INVITER_ROLES = ("officer", "head")
 # The commands of this module: events of the history that change no state and no amount.
 NOTE_COMMANDS = ("send_message", "annotate", "invite_expert", "give_opinion")
@@ -70,7 +71,7 @@ class Attachment:
 
 def side_of(actor: Actor) -> str | None:
     """agent, applicant or consultant; None for who only reads (an auditor) or is no party."""
-    if actor.role in AGENT_ROLES:
+    if actor.role in REGION_WRITER_ROLES:
         return "agent"
     if actor.role in ("applicant", "consultant"):
         return actor.role
@@ -81,7 +82,7 @@ def threads_of(actor: Actor) -> tuple[str, ...]:
     """The threads a person reads: the agents and the auditor both, an outside party its own."""
     if actor.role in ("applicant", "consultant"):
         return (actor.role,)
-    if actor.role in (*AGENT_ROLES, "auditor"):
+    if actor.role in (*REGION_WRITER_ROLES, "auditor"):
         return THREADS
     return ()
 
@@ -289,7 +290,7 @@ def visible_events(events: list[dict], actor: Actor) -> list[dict]:
 # -- annotations ------------------------------------------------------------------------------
 
 def annotate(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, body) -> dict:
-    if actor.role not in AGENT_ROLES:
+    if actor.role not in REGION_WRITER_ROLES:
         raise NotAllowed("Les annotations sont réservées aux agents de la Région.", field="as")
     text = _text(body, "body", "l'annotation")
     cmd = _Command(uow, clock, actor, dossier_id, None)
@@ -304,7 +305,7 @@ def annotate(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, bo
 
 
 def annotations_of(session, actor: Actor, dossier_id: int) -> list[mm.DossierAnnotation]:
-    if actor.role not in (*AGENT_ROLES, "auditor"):
+    if actor.role not in (*REGION_WRITER_ROLES, "auditor"):
         return []
     return list(session.scalars(select(mm.DossierAnnotation).where(mm.DossierAnnotation.dossier_id == dossier_id)
                                 .order_by(mm.DossierAnnotation.id)))
@@ -432,7 +433,7 @@ def give_opinion(*, uow: UnitOfWork, clock: Clock, key: str, token: str, opinion
 
 
 def invitations_of(session, actor: Actor, dossier_id: int) -> list[mm.ExpertInvitation]:
-    if actor.role not in (*AGENT_ROLES, "auditor"):
+    if actor.role not in (*REGION_WRITER_ROLES, "auditor"):
         return []
     return list(session.scalars(select(mm.ExpertInvitation).where(mm.ExpertInvitation.dossier_id == dossier_id)
                                 .order_by(mm.ExpertInvitation.id)))

@@ -33,7 +33,8 @@ from services.clock import Clock
 from services.uow import UnitOfWork
 from services.users import USERNAME_PATTERN, get_user, known_regions
 
-# The roles an OpenID provider may open: the agents'. Companies and consultants keep passwords.
+# The roles an OpenID provider may open: the agents' (the auditor too, who reads only: not
+# services.messages.REGION_WRITER_ROLES). Companies and consultants keep passwords.
 AGENT_ROLES = ("officer", "head", "finance", "auditor", "admin")
 # Not an argon2 hash: `services.users.authenticate` never accepts a password for these accounts.
 NO_LOCAL_PASSWORD = "!oidc-only: no local password"

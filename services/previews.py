@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from db import models as m
 from notifications.rendering import KINDS, RenderedMessage, render
+from rules import french
 from rules.calendar import paris_date
 from rules.errors import InvalidInput
 from rules.money import ZERO
@@ -56,7 +57,7 @@ def _build(uow, kind: str, dossier: m.Dossier, clock: Clock) -> tuple[dict, dict
         if req is None:
             raise PreviewUnavailable(kind, "aucune demande de pièces n'a été faite pour ce dossier.")
         if kind == "dossier_lapsed":
-            return letter | {"reason": f"pièces demandées non fournies au {req.lapse_on:%d/%m/%Y}",
+            return letter | {"reason": f"pièces demandées non fournies au {french.day(req.lapse_on)}",
                              "lapsed_on": req.lapse_on.isoformat()}, applicant
         steps = [s for s in programme.reminders.steps
                  if s.kind == kind or kind == "documents_requested"]

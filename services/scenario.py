@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from db.engine import create_schema
+from db.models_auth import ROLES as PERSON_ROLES
 from programmes import Catalogue, default_catalogue
 from rules.errors import ConcurrencyConflict, RuleViolation
 from services import commands, loans, pathways
@@ -18,10 +19,9 @@ from services.clock import FrozenClock
 from services.queries import adjustments_of, aid_of, notification_counts
 from services.sweep import sweep
 from services.uow import unit_of_work_factory
-from states.lifecycle import ROLES as LIFECYCLE_ROLES
 
-# The roles a scenario step may act as: the lifecycle's, but for the automatic one (`system`).
-ROLES = tuple(r for r in LIFECYCLE_ROLES if r != "system")
+# The roles a scenario step may act as: a person's (db.models_auth.ROLES), never `system`.
+ROLES = PERSON_ROLES
 STEP_KEYS = {"at", "as", "do", "with", "expect", "note", "comment", "dossier"}
 EXPECT_KEYS = {"state", "refused", "aid", "paid", "notifications", "adjustments", "events", "history_verified",
                "call", "loan", "dossiers"}

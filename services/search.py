@@ -17,6 +17,7 @@ from datetime import date
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, tuple_
 
 from db import models as m
+from db.models_auth import REGIONAL_ROLES  # the roles whose accounts carry regions (one list)
 from programmes import Catalogue
 from rules.errors import InvalidInput
 from services import keyset
@@ -25,7 +26,6 @@ from services.deadlines import fold_needle
 from services.uow import UnitOfWork
 from states.lifecycle import LOAN_STATES, STATE_LABELS, STATES
 
-REGIONAL_ROLES = ("officer", "head", "finance", "auditor")
 SORTS = {
     "id": m.Dossier.id, "reference": m.Dossier.reference, "state": m.Dossier.status,
     "submitted_at": m.Dossier.submitted_at, "updated_at": m.Dossier.updated_at,

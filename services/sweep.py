@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from db import models as m
 from db.models_auth import User
 from programmes import Programme
+from rules import french
 from rules.calendar import deadline, paris_date
 from rules.errors import RuleViolation
 from rules.money import ZERO
@@ -311,7 +312,7 @@ def _apply_lapses(run: _Run):
             if row.dossier_id in done:
                 continue  # its other open requests lapse with it
             programme = catalogue.get(row.programme_id, row.programme_version)
-            reason = f"pièces demandées non fournies au {row.lapse_on:%d/%m/%Y}"
+            reason = f"pièces demandées non fournies au {french.day(row.lapse_on)}"
             try:
                 # `commands.lapse`: move, close the open requests, one event, the letter.
                 state_after = _fire(fired, row.status, "lapse")

@@ -59,7 +59,7 @@ def _csv_cell(value, kind: Kind) -> str:
     if kind == "money":
         return french.number(Decimal(value), 2, grouping=False)
     if kind == "date":
-        return f"{value:%d/%m/%Y}"
+        return french.day(value.date() if isinstance(value, datetime) else value)
     return str(value)
 
 
@@ -175,7 +175,7 @@ def ods_bytes(columns: Sequence[Column], rows: Iterable[Sequence], *, title: str
             elif c.kind == "date":
                 d = value.date() if isinstance(value, datetime) else value
                 cell = TableCell(valuetype="date", datevalue=d.isoformat(), stylename=date_style)
-                cell.addElement(P(text=f"{d:%d/%m/%Y}"))
+                cell.addElement(P(text=french.day(d)))
                 tr.addElement(cell)
             elif c.kind == "int":
                 cell = TableCell(valuetype="float", value=str(int(value)))

@@ -284,3 +284,62 @@ RULE_LABELS = {
     "assignment_dossier_finished": "dossier terminé", "handover_note_missing": "note de transmission",
     "team_taken": "équipe déjà existante",
 }
+
+
+# The title of a refusal (an API problem's `title`, RFC 9457) by rule id, and by HTTP status when
+# the refusal names no rule. A title says what went wrong (« Plafond d'avance dépassé »); the rule's
+# name above says which rule it is (« plafond des avances »): two readings, side by side here, and
+# tests/test_wording.py checks that every rule id the code raises has its title.
+STATUS_TITLES = {
+    400: "Requête invalide", 401: "Authentification requise", 403: "Action non autorisée",
+    404: "Ressource introuvable", 405: "Méthode non autorisée", 406: "Format de réponse non disponible",
+    409: "Conflit", 413: "Contenu trop volumineux", 415: "Type de contenu refusé",
+    422: "Demande refusée", 429: "Trop de requêtes", 500: "Erreur interne", 503: "Service indisponible",
+}
+RULE_TITLES = {
+    "invalid_input": "Données invalides", "not_allowed": "Action non permise", "conflict": "Version périmée",
+    "not_found": "Ressource introuvable", "unauthenticated": "Authentification requise",
+    "forbidden_role": "Rôle non autorisé", "read_only_role": "Rôle en lecture seule",
+    "invalid_grant": "Identifiants refusés", "file_too_large": "Fichier trop volumineux",
+    "body_too_large": "Contenu trop volumineux",
+    "file_type": "Type de fichier refusé", "idempotency_key_reused": "Clé d'idempotence déjà utilisée",
+    "idempotency_answer_lost": "Réponse non conservée", "outcome_unknown": "Issue inconnue",
+    "siren_checksum": "SIREN invalide", "window_closed": "Aucun appel ouvert",
+    "before_first_event": "Le dossier n'existait pas encore",
+    "documents_missing": "Pièces manquantes", "size": "Taille d'entreprise non éligible",
+    "first_fy": "Premier exercice trop court", "region": "Région non éligible",
+    "in_difficulty": "Entreprise en difficulté", "tax_social": "Obligations fiscales et sociales",
+    "activity": "Activité non éligible", "day_minimum": "Durée minimale non atteinte",
+    "day_maximum": "Durée maximale dépassée", "advance_cap": "Plafond d'avance dépassé",
+    "expense_cutoff": "Dépense hors délai", "payment_deadline": "Délai de paiement expiré",
+    "de_minimis": "Plafond de minimis atteint", "agenda_closed": "Ordre du jour clos",
+    "session_not_held": "Séance pas encore tenue", "session_in_past": "Séance à planifier à l'avance",
+    "session_not_working_day": "Séance un jour non ouvré", "agenda_after_session": "Ordre du jour clos après la séance",
+    "session_code_taken": "Code de séance déjà pris", "pieces_unreviewed": "Pièces de candidature à examiner",
+    "unknown_command": "Commande inconnue", "unknown_programme": "Programme inconnu",
+    "username_taken": "Identifiant déjà pris", "password_policy": "Mot de passe refusé",
+    "text_forbidden_character": "Caractère interdit", "office_package_invalid": "Document bureautique invalide",
+    "office_package_too_large": "Archive trop volumineuse une fois décompressée",
+    "office_package_macro": "Document bureautique avec macros ou exécutable",
+    "overpayment": "Remboursement supérieur au montant dû", "plan_not_approved": "Plan de progrès non approuvé",
+    "action_not_in_plan": "Action absente du plan", "action_covered": "Action déjà couverte",
+    "reference_rate_unknown": "Taux de référence inconnu", "unknown_line": "Ligne d'aide inconnue",
+    "loan_cap": "Plafond du prêt", "subsidy_cap": "Plafond de la subvention",
+    "signin_locked": "Connexion bloquée pour l'instant", "signin_rate_limited": "Trop de tentatives de connexion",
+    "signin_busy": "Trop de connexions en cours",
+    # work sharing (rules.assignment, services.assignment)
+    "assignee_not_officer": "Affectation à un agent non chargé de mission de la région",
+    "assignment_dossier_finished": "Dossier terminé", "assignment_not_yours": "Dossier d'un ou une autre",
+    "assignment_taken": "Dossier déjà affecté", "assignment_unchanged": "Affectation inchangée",
+    "handover_note_missing": "Note de transmission manquante", "team_taken": "Équipe déjà existante",
+    # experts' links (services.messages), letters, previews, retention
+    "link_invalid": "Lien non valide", "link_used": "Lien déjà utilisé", "link_expired": "Lien expiré",
+    "convention_not_required": "Convention non requise", "preview_unavailable": "Aperçu indisponible",
+    "retention_history_not_verified": "Historique non vérifié",
+    # identity provider accounts (services.oidc), identifiers, programmes, loans, listings, health
+    "oidc_agents_only": "Connexion réservée aux agents", "oidc_account_linked": "Compte déjà rattaché",
+    "oidc_email_taken": "Adresse déjà enregistrée", "siret_checksum": "SIRET invalide",
+    "programme_figure_unknown": "Chiffre du programme inconnu", "programme_changed": "Version de programme modifiée",
+    "repayment_order": "Remboursements hors ordre", "bad_cursor": "Curseur de pagination invalide",
+    "database_unavailable": "Base de données indisponible", "not_ready": "Service pas encore prêt",
+}

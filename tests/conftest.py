@@ -116,3 +116,13 @@ def actors():
         "consultant": Actor("Cabinet Midi Conseil", "consultant"),
         "auditor": Actor("Contrôle régional", "auditor"),
     }
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The session's one Chromium (tests/browser_support.py); each test opens its own contexts.
+    Launched only when a browser test asks for it."""
+    from browser_support import chromium
+
+    with chromium() as launched:
+        yield launched

@@ -72,29 +72,25 @@ def test_a_siren_reads_grouped_on_the_pages_and_stays_raw_in_the_links(uow_facto
 
 
 def test_the_amounts_table_of_an_aid_dossier_fits_its_card_at_1280_pixels(uow_factory, database_url, monkeypatch,
-                                                                          tmp_path):
-    from playwright.sync_api import sync_playwright
-
+                                                                          tmp_path, browser):
     client = _officer(uow_factory, database_url, monkeypatch)
     page_html = client.get(f"/ui/dossiers/{_aid_dossier(uow_factory)}").text
     assert 'id="money-by-instrument"' in page_html  # the table of a line with instruments
     css = client.get("/ui/static/usine.css").text
     page_html = page_html.replace('<link rel="stylesheet" href="/ui/static/usine.css">', f"<style>{css}</style>")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_content(page_html, wait_until="domcontentloaded")
-            fit = page.evaluate("""() => {
-                const wrap = document.querySelector('#montants .table-wrap');
-                const card = document.querySelector('#montants').getBoundingClientRect();
-                const total = document.querySelector('#aid-total').getBoundingClientRect();
-                return {scroll: wrap.scrollWidth, width: wrap.clientWidth,
-                        inside: total.right <= card.right};
-            }""")
-            page.locator("#montants").screenshot(path=str(tmp_path / "montants.png"))
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # `browser`: the session's Chromium
+    try:
+        page.set_content(page_html, wait_until="domcontentloaded")
+        fit = page.evaluate("""() => {
+            const wrap = document.querySelector('#montants .table-wrap');
+            const card = document.querySelector('#montants').getBoundingClientRect();
+            const total = document.querySelector('#aid-total').getBoundingClientRect();
+            return {scroll: wrap.scrollWidth, width: wrap.clientWidth,
+                    inside: total.right <= card.right};
+        }""")
+        page.locator("#montants").screenshot(path=str(tmp_path / "montants.png"))
+    finally:
+        page.close()
     # « Total de l'aide » and its amount are read without scrolling sideways.
     assert fit["scroll"] <= fit["width"], fit
     assert fit["inside"], fit

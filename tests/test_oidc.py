@@ -7,11 +7,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-from pathlib import Path
+from contextlib import ExitStack
 from types import SimpleNamespace
 
 import httpx
 import pytest
+from browser_support import SHOTS, live_server
 from oidc_support import ACCOUNTS, Provider, oidc_env, query_of, walk_sign_in, with_query
 from sqlalchemy import func, select
 from web_support import DEMO_NOW, SECRET, World, seed_users, use_fast_passwords
@@ -24,14 +25,10 @@ from services import oidc as oidc_service
 from services.clock import FrozenClock
 from services.users import authenticate, disable_user, get_user
 from web.app import create_standalone_app
-from web.devserver import ServerThread, free_port
+from web.devserver import free_port
 
 pytestmark = pytest.mark.xdist_group("oidc")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -80,19 +77,16 @@ def _columns(row):
 def workspace(uow_factory, provider, app_port, monkeypatch):
     """start(**USINE_OIDC_overrides) → a Workspace served on the port registered at the provider."""
     use_fast_passwords(monkeypatch)
-    servers: list[ServerThread] = []
+    with ExitStack() as servers:
+        def start(**overrides) -> Workspace:
+            oidc_env(monkeypatch, provider.issuer, **overrides)
+            world = World(uow_factory)
+            seed_users(uow_factory, world.clock)
+            app = create_standalone_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
+            server = servers.enter_context(live_server(app, port=app_port))
+            return Workspace(server.url, uow_factory, world, provider.issuer)
 
-    def start(**overrides) -> Workspace:
-        oidc_env(monkeypatch, provider.issuer, **overrides)
-        world = World(uow_factory)
-        seed_users(uow_factory, world.clock)
-        app = create_standalone_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
-        servers.append(ServerThread(app, port=app_port).start())
-        return Workspace(servers[-1].url, uow_factory, world, provider.issuer)
-
-    yield start
-    for server in servers:
-        server.stop()
+        yield start
 
 
 @pytest.fixture
@@ -270,7 +264,7 @@ def test_the_sign_in_page_offers_the_provider_only_when_one_is_configured(worksp
 
     monkeypatch.delenv("USINE_OIDC_ISSUER")
     bare = create_standalone_app(uow_factory=ws.uow_factory, clock=ws.world.clock, secret_key=SECRET)
-    with ServerThread(bare) as server:
+    with live_server(bare) as server:
         with httpx.Client(timeout=15) as other:
             page = other.get(server.url + "/ui/login").text
             assert "Se connecter avec" not in page and 'name="password"' in page
@@ -310,21 +304,6 @@ def test_an_address_bound_to_one_provider_identity_opens_nothing_under_another(u
         with pytest.raises(oidc_service.OidcRefused) as unverified:
             oidc_service.sign_in(uow=uow, clock=clock, issuer=issuer, claims={**claims, "email_verified": False})
     assert unverified.value.rule == "oidc_email_unverified"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    try:
-        yield chromium
-    finally:
-        chromium.close()
-        pw.stop()
 
 
 @pytest.mark.browser
@@ -430,7 +409,7 @@ def test_a_sign_in_the_person_cancels_at_the_provider_or_a_provider_out_of_reach
 
     oidc_env(monkeypatch, f"http://127.0.0.1:{free_tcp_port}", label="Connexion régionale")
     unreachable = create_standalone_app(uow_factory=ws.uow_factory, clock=ws.world.clock, secret_key=SECRET)
-    with ServerThread(unreachable) as server, httpx.Client(timeout=15) as other:
+    with live_server(unreachable) as server, httpx.Client(timeout=15) as other:
         assert "Se connecter avec Connexion régionale" in other.get(server.url + "/ui/login").text
         down = other.get(server.url + "/ui/oidc/connexion")
         assert down.status_code == 503

@@ -1,5 +1,5 @@
 """The applicant portal in a real browser (Debian's Chromium, Playwright; the harness of
-tests/test_web_browser.py): a Pays de la Loire company files a candidacy from nothing to
+tests/browser_support.py): a Pays de la Loire company files a candidacy from nothing to
 submitted — a step first refused for a bad SIREN and corrected, the pieces uploaded —, then opens
 the link of the letter asking for a missing piece from the local mailbox (the SMTP sink of
 `usine serve`, the letters really sent over SMTP) and answers it. And the form's first step with
@@ -10,27 +10,23 @@ import re
 
 import pytest
 from a11y_support import assert_focus_visible, tab_to
+from browser_support import Live, Tab, live_server, served_database
 from portal_support import CALL_OPEN, COMPANY_FORM, LOIRE_USER, PDL
 from sqlalchemy import select
-from test_web_browser import Live, Tab, browser  # noqa: F401 - the browser fixture, shared
-from web_support import PASSWORD, SECRET, browser_database, seed_users, small_pdf, use_fast_passwords
+from web_support import PASSWORD, SECRET, seed_users, small_pdf
 
 from db import models as m
-from db.engine import create_schema, make_engine
 from services import commands
 from services.clock import ShiftedClock
 from services.commands import Actor
-from services.uow import unit_of_work_factory
 from services.users import create_user
-from web.devserver import ServerThread, free_port
+from web.devserver import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 OFFICER = Actor("agent.pays-de-la-loire", "officer", regions=("Pays de la Loire",))
 # A second account of the same company: the keyboard test's drafts are its own (drafts are per
 # account), so each test of the file stands alone, in any order.
 KEYBOARD_USER = {**LOIRE_USER, "username": "clavier.loire", "display_name": "M. Roy (Loire Composites)"}
-
-
 
 
 @pytest.fixture(scope="module")
@@ -40,43 +36,35 @@ def live(tmp_path_factory):
     from notifications.sink import MailboxSink
     from services.config import get_settings
 
-    patch = pytest.MonkeyPatch()
-    use_fast_passwords(patch)
-    tmp = tmp_path_factory.mktemp("portal")
-    url, cleanup = browser_database(tmp, "portal")
-    engine = make_engine(url)
-    create_schema(engine)
-    engine.dispose()
-    factory = unit_of_work_factory(url, storage_dir=str(tmp / "documents"))
-    clock = ShiftedClock(CALL_OPEN)
-    seed_users(factory, clock, ("agent.pays-de-la-loire",))
-    with factory() as uow:
-        create_user(uow=uow, clock=clock, password=PASSWORD, **LOIRE_USER)
-    with factory() as uow:
-        create_user(uow=uow, clock=clock, password=PASSWORD, **KEYBOARD_USER)
-    from api.app import create_app
-
-    app = create_app(uow_factory=factory, clock=clock, secret_key=SECRET)
-    port = free_port("127.0.0.1")
-    patch.setenv("USINE_PUBLIC_URL", f"http://127.0.0.1:{port}")
-    get_settings.cache_clear()
-    server = ServerThread(app, port=port).start()
-    sink = MailboxSink(tmp / "mailbox", port=free_port("127.0.0.1")).start()
     try:
-        state = Live(server.url, factory)
-        state.ids.update(clock=clock, sink=sink)
-        yield state
-    finally:
-        sink.stop()
-        server.stop()
-        factory.engine.dispose()
-        cleanup()
-        patch.undo()
+        with served_database(tmp_path_factory, "portal") as db:
+            factory = db.uow_factory
+            clock = ShiftedClock(CALL_OPEN)
+            seed_users(factory, clock, ("agent.pays-de-la-loire",))
+            with factory() as uow:
+                create_user(uow=uow, clock=clock, password=PASSWORD, **LOIRE_USER)
+            with factory() as uow:
+                create_user(uow=uow, clock=clock, password=PASSWORD, **KEYBOARD_USER)
+            from api.app import create_app
+
+            app = create_app(uow_factory=factory, clock=clock, secret_key=SECRET)
+            port = free_port("127.0.0.1")
+            db.patch.setenv("USINE_PUBLIC_URL", f"http://127.0.0.1:{port}")
+            get_settings.cache_clear()
+            with live_server(app, port=port) as server:
+                sink = MailboxSink(db.tmp / "mailbox", port=free_port("127.0.0.1")).start()
+                try:
+                    state = Live(server.url, factory)
+                    state.ids.update(clock=clock, sink=sink)
+                    yield state
+                finally:
+                    sink.stop()
+    finally:  # the settings read with the patched environment are not kept
         get_settings.cache_clear()
 
 
-def _tab(browser, live, request, who: str, username: str = "entreprise.loire") -> Tab:  # noqa: F811
-    tab = Tab(browser, live, request.node.name, who)  # `browser` is the shared fixture
+def _tab(browser, live, request, who: str, username: str = "entreprise.loire") -> Tab:
+    tab = Tab(browser, live, request.node.name, who)  # `browser`: the session's Chromium (tests/conftest.py)
     tab.login(username)
     return tab
 
@@ -98,7 +86,7 @@ def _fill_company(page, values: dict) -> None:
         page.locator(f"#f-{name}").select_option(values[name])
 
 
-def test_a_company_files_a_candidacy_then_answers_the_letter_asking_for_a_missing_piece(browser, live, request):  # noqa: F811
+def test_a_company_files_a_candidacy_then_answers_the_letter_asking_for_a_missing_piece(browser, live, request):
     tab = _tab(browser, live, request, "entreprise")
     page = tab.page
     try:
@@ -193,7 +181,7 @@ def test_a_company_files_a_candidacy_then_answers_the_letter_asking_for_a_missin
     assert not tab.errors
 
 
-def test_the_first_step_of_the_candidacy_form_with_the_keyboard_alone(browser, live, request):  # noqa: F811
+def test_the_first_step_of_the_candidacy_form_with_the_keyboard_alone(browser, live, request):
     _company_known(live)
     tab = _tab(browser, live, request, "clavier", username=KEYBOARD_USER["username"])
     page = tab.page

@@ -1,5 +1,5 @@
 """Accessibility of the web workspace in a real browser (Debian's Chromium via Playwright, as
-tests/test_web_browser.py): axe-core (tests/a11y_support.py, pinned by tests/a11y/package-lock.json)
+tests/browser_support.py): axe-core (tests/a11y_support.py, pinned by tests/a11y/package-lock.json)
 finds no serious or critical violation on any kind of page, for each role that sees it — sign-in,
 queue, dossier pages in several states and programmes with their action forms, a refused form,
 lifecycle chart, council sessions and agenda, payment claims, company pathway, dashboard, audit,
@@ -7,13 +7,14 @@ error pages, password page, the accessibility statement — and a person does a 
 the keyboard alone, the focus visible on each step."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
 from a11y_support import assert_accessible, assert_focus_visible, tab_to
+from browser_support import SERVER_ERROR_TEXT, Live, Tab, live_server, served_database
 from sqlalchemy import select
-from test_web_browser import SERVER_ERROR_TEXT, Live, Tab, browser  # noqa: F401 - the shared browser fixture
-from web_support import PASSWORD, SECRET, World, browser_database, use_fast_passwords
+from web_support import PASSWORD, SECRET, World
 
 from db import models as m
 from db.engine import create_schema, make_engine
@@ -22,64 +23,45 @@ from services.clock import ShiftedClock
 from services.demo import DEMO_NOW, load_demo
 from services.uow import unit_of_work_factory
 from web.app import create_standalone_app
-from web.devserver import ServerThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 
+@contextmanager
 def _serve(tmp_path_factory, suffix: str, as_of: datetime, world_states: tuple[str, ...] = (), **demo):
     """A demo database played to `as_of` (plus, for Occitanie in 2022, World dossiers brought to
     the given states), served by uvicorn with a clock after everything written."""
-    patch = pytest.MonkeyPatch()
-    use_fast_passwords(patch)
-    tmp = tmp_path_factory.mktemp(suffix)
-    url, cleanup = browser_database(tmp, suffix)
-    engine = make_engine(url)
-    create_schema(engine)
-    engine.dispose()
-    factory = unit_of_work_factory(url, storage_dir=str(tmp / "documents"))
-    load_demo(factory, as_of=as_of, **demo)
-    ids: dict = {}
-    start = as_of
-    if world_states:
-        world = World(factory)
-        for state in world_states:
-            ids[state] = world.dossier(state, session="CP-A11Y")
-        start = world.clock.now()
-    app = create_standalone_app(uow_factory=factory, clock=ShiftedClock(start + timedelta(minutes=5)),
-                                secret_key=SECRET)
-    server = ServerThread(app).start()
-
-    def stop():
-        server.stop()
-        factory.engine.dispose()
-        cleanup()
-        patch.undo()
-
-    return Live(server.url, factory, ids), stop
+    with served_database(tmp_path_factory, suffix) as db:
+        factory = db.uow_factory
+        load_demo(factory, as_of=as_of, **demo)
+        ids: dict = {}
+        start = as_of
+        if world_states:
+            world = World(factory)
+            for state in world_states:
+                ids[state] = world.dossier(state, session="CP-A11Y")
+            start = world.clock.now()
+        app = create_standalone_app(uow_factory=factory, clock=ShiftedClock(start + timedelta(minutes=5)),
+                                    secret_key=SECRET)
+        with live_server(app) as server:
+            yield Live(server.url, factory, ids)
 
 
 @pytest.fixture(scope="module")
 def occitanie(tmp_path_factory):
     """Occitanie's pathway alive (15/06/2022): a small demo, and dossiers in each working state."""
-    live, stop = _serve(tmp_path_factory, "a11y_occ", DEMO_NOW, dossiers=14, seed=3, pdl=0,
-                        world_states=("submitted", "eligibility_review", "diagnostic", "action_plan",
-                                      "ready_for_vote", "approved", "claimed"))
-    try:
+    with _serve(tmp_path_factory, "a11y_occ", DEMO_NOW, dossiers=14, seed=3, pdl=0,
+                world_states=("submitted", "eligibility_review", "diagnostic", "action_plan",
+                              "ready_for_vote", "approved", "claimed")) as live:
         yield live
-    finally:
-        stop()
 
 
 @pytest.fixture(scope="module")
 def regions_2025(tmp_path_factory):
     """15/06/2025: Pays de la Loire loans in repayment and default, Nouvelle-Aquitaine pathways."""
-    live, stop = _serve(tmp_path_factory, "a11y_2025", datetime(2025, 6, 15, 9, 0, tzinfo=PARIS),
-                        dossiers=4, seed=5, pdl=12, naq_companies=6)
-    try:
+    with _serve(tmp_path_factory, "a11y_2025", datetime(2025, 6, 15, 9, 0, tzinfo=PARIS),
+                dossiers=4, seed=5, pdl=12, naq_companies=6) as live:
         yield live
-    finally:
-        stop()
 
 
 class Checker:
@@ -135,7 +117,7 @@ def _dossier_in(live: Live, *states: str, programme: str | None = None) -> int:
     return _first(live, q)
 
 
-def test_the_pages_a_visitor_sees_before_signing_in_pass_axe(browser, occitanie, request):  # noqa: F811
+def test_the_pages_a_visitor_sees_before_signing_in_pass_axe(browser, occitanie, request):
     c = Checker(browser, occitanie, request, None)
     c.check("connexion", "/ui/login")
     c.page.get_by_label("Identifiant", exact=True).fill("agent.occitanie")
@@ -149,7 +131,7 @@ def test_the_pages_a_visitor_sees_before_signing_in_pass_axe(browser, occitanie,
     c.done()
 
 
-def test_an_officers_pages_pass_axe_in_every_working_state(browser, occitanie, request):  # noqa: F811
+def test_an_officers_pages_pass_axe_in_every_working_state(browser, occitanie, request):
     ids = occitanie.ids
     c = Checker(browser, occitanie, request, "agent.occitanie")
     c.check("file de travail", "/ui/dossiers")
@@ -182,7 +164,7 @@ def test_an_officers_pages_pass_axe_in_every_working_state(browser, occitanie, r
     c.done()
 
 
-def test_a_heads_pages_pass_axe(browser, occitanie, request):  # noqa: F811
+def test_a_heads_pages_pass_axe(browser, occitanie, request):
     c = Checker(browser, occitanie, request, "cheffe.occitanie")
     c.check("séances et planification", "/ui/seances")
     c.check("ordre du jour et vote groupé", "/ui/seances/CP-A11Y")
@@ -192,7 +174,7 @@ def test_a_heads_pages_pass_axe(browser, occitanie, request):  # noqa: F811
     c.done()
 
 
-def test_finances_pages_pass_axe(browser, occitanie, request):  # noqa: F811
+def test_finances_pages_pass_axe(browser, occitanie, request):
     c = Checker(browser, occitanie, request, "finances.occitanie")
     c.check("demandes de paiement", "/ui/paiements")
     claim = _first(occitanie, select(m.PaymentClaim.id).where(m.PaymentClaim.dossier_id == occitanie.ids["claimed"]))
@@ -202,7 +184,7 @@ def test_finances_pages_pass_axe(browser, occitanie, request):  # noqa: F811
     c.done()
 
 
-def test_an_auditors_pages_pass_axe(browser, occitanie, request):  # noqa: F811
+def test_an_auditors_pages_pass_axe(browser, occitanie, request):
     closed = _dossier_in(occitanie, "closed")
     c = Checker(browser, occitanie, request, "audit.occitanie")
     c.check("audit", "/ui/audit")
@@ -218,7 +200,7 @@ def test_an_auditors_pages_pass_axe(browser, occitanie, request):  # noqa: F811
     c.done()
 
 
-def test_an_applicants_and_a_consultants_pages_pass_axe(browser, occitanie, request):  # noqa: F811
+def test_an_applicants_and_a_consultants_pages_pass_axe(browser, occitanie, request):
     ids = occitanie.ids
     applicant = Checker(browser, occitanie, request, "entreprise.garonne")
     applicant.check("mes dossiers", "/ui/dossiers")
@@ -233,7 +215,7 @@ def test_an_applicants_and_a_consultants_pages_pass_axe(browser, occitanie, requ
     consultant.done()
 
 
-def test_loan_and_pathway_pages_of_the_other_regions_pass_axe(browser, regions_2025, request):  # noqa: F811
+def test_loan_and_pathway_pages_of_the_other_regions_pass_axe(browser, regions_2025, request):
     live = regions_2025
     finance = Checker(browser, live, request, "finances.pays-de-la-loire")
     finance.check("dossier en remboursement (formulaire)", f"/ui/dossiers/{_dossier_in(live, 'in_repayment')}")
@@ -255,7 +237,7 @@ def test_loan_and_pathway_pages_of_the_other_regions_pass_axe(browser, regions_2
     officer.done()
 
 
-def test_the_sign_in_page_with_an_identity_provider_and_its_refusal_pass_axe(browser, tmp_path, monkeypatch, request):  # noqa: F811
+def test_the_sign_in_page_with_an_identity_provider_and_its_refusal_pass_axe(browser, tmp_path, monkeypatch, request):
     """With ProConnect configured: the sign-in page's provider button, and the refusal page when the
     provider does not answer (an issuer on a loopback port where nothing listens)."""
     from web.devserver import free_port
@@ -269,20 +251,19 @@ def test_the_sign_in_page_with_an_identity_provider_and_its_refusal_pass_axe(bro
     engine.dispose()
     factory = unit_of_work_factory(url, storage_dir=str(tmp_path / "documents"))
     app = create_standalone_app(uow_factory=factory, clock=ShiftedClock(DEMO_NOW), secret_key=SECRET)
-    server = ServerThread(app).start()
     try:
-        c = Checker(browser, Live(server.url, factory), request, None)
-        c.check("connexion avec ProConnect", "/ui/login")
-        with c.page.expect_navigation():
-            c.page.get_by_role("link", name="Se connecter avec ProConnect").click()
-        assert "ne répond pas" in c.page.inner_text("#oidc-refused-message")
-        # The one answer ≥ 500 expected here: 503, the provider is down.
-        assert [e.split(" ", 2)[:2] for e in c.tab.errors] == [["503", "GET"]]
-        c.tab.errors.clear()
-        c.check("connexion refusée par le fournisseur d'identité")
-        c.done()
+        with live_server(app) as server:
+            c = Checker(browser, Live(server.url, factory), request, None)
+            c.check("connexion avec ProConnect", "/ui/login")
+            with c.page.expect_navigation():
+                c.page.get_by_role("link", name="Se connecter avec ProConnect").click()
+            assert "ne répond pas" in c.page.inner_text("#oidc-refused-message")
+            # The one answer ≥ 500 expected here: 503, the provider is down.
+            assert [e.split(" ", 2)[:2] for e in c.tab.errors] == [["503", "GET"]]
+            c.tab.errors.clear()
+            c.check("connexion refusée par le fournisseur d'identité")
+            c.done()
     finally:
-        server.stop()
         factory.engine.dispose()
 
 
@@ -291,7 +272,7 @@ def _active(page) -> str:
 
 
 def test_a_person_takes_a_dossier_from_the_queue_and_declares_it_eligible_with_the_keyboard_only(
-        browser, occitanie, request):  # noqa: F811
+        browser, occitanie, request):
     did = occitanie.ids["eligibility_review"]
     reference = occitanie.reference(did)
     tab = Tab(browser, occitanie, request.node.name, "clavier")
@@ -371,7 +352,7 @@ def test_a_person_takes_a_dossier_from_the_queue_and_declares_it_eligible_with_t
     assert occitanie.state(did) == "diagnostic"
 
 
-def test_the_check_fails_on_a_field_without_a_label_and_names_the_element(browser):  # noqa: F811
+def test_the_check_fails_on_a_field_without_a_label_and_names_the_element(browser):
     """The helper itself: a page with an unlabelled field and an image without text fails, the
     message naming each rule and the element's selector; a minor problem alone does not fail."""
     context = browser.new_context(locale="fr-FR")

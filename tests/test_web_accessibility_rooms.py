@@ -20,23 +20,20 @@ from __future__ import annotations
 import re
 
 import pytest
+from browser_support import Live, live_server, served_database
 from portal_support import COMPANY_FORM
 from sqlalchemy import select
 from test_portal_browser import OFFICER, _fill_company
 from test_portal_browser import live as portal  # noqa: F401 - the portal's server, its fixture
 from test_web_accessibility import Checker
-from test_web_browser import Live, browser  # noqa: F401 - the shared browser fixture
-from web_support import SECRET, World, browser_database, seed_users, small_pdf, use_fast_passwords
+from web_support import SECRET, World, seed_users, small_pdf
 
 from db import models as m
-from db.engine import create_schema, make_engine
 from notifications.fake import InMemorySender
 from services import commands, messages
 from services.delivery import deliver
 from services.demo_teams import seed_demo_teams
-from services.uow import unit_of_work_factory
 from web.app import create_standalone_app
-from web.devserver import ServerThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 SESSION = "CP-ROOMS"
@@ -47,38 +44,26 @@ def rooms(tmp_path_factory):
     """Occitanie's dossiers played through the services (World): some submitted and not assigned,
     one in diagnostic (a message to the company and one to the consultant), one proposed for vote at CP-ROOMS, one voted (its letters), one with a payment claim;
     the demo teams; served with the world's frozen clock, moved by the tests (an expert's link expires)."""
-    patch = pytest.MonkeyPatch()
-    use_fast_passwords(patch)
-    tmp = tmp_path_factory.mktemp("a11y_rooms")
-    url, cleanup = browser_database(tmp, "a11y_rooms")
-    engine = make_engine(url)
-    create_schema(engine)
-    engine.dispose()
-    factory = unit_of_work_factory(url, storage_dir=str(tmp / "documents"))
-    world = World(factory)
-    seed_users(factory, world.clock)
-    seed_demo_teams(factory, world.clock)
-    ids = {"submitted": [world.dossier("submitted") for _ in range(3)],
-           "finished": world.dossier("submitted"),
-           "diagnostic": world.dossier("diagnostic"),
-           "ready_for_vote": world.dossier("ready_for_vote", session=SESSION),
-           "approved": world.dossier("approved", session=SESSION),
-           "claimed": world.dossier("claimed", session=SESSION)}
-    world.run(commands.declare_ineligible, "agent.occitanie", dossier_id=ids["finished"], reason="Hors périmètre.")
-    for thread in ("applicant", "consultant"):  # one unread message each for the company and the consultant
-        world.run(messages.send_message, "agent.occitanie", dossier_id=ids["diagnostic"], thread=thread,
-                  body="Bonjour, le diagnostic avance-t-il comme prévu ?")
-    app = create_standalone_app(uow_factory=factory, clock=world.clock, secret_key=SECRET)
-    server = ServerThread(app).start()
-    try:
-        live = Live(server.url, factory, ids)
-        live.clock = world.clock  # type: ignore[attr-defined]
-        yield live
-    finally:
-        server.stop()
-        factory.engine.dispose()
-        cleanup()
-        patch.undo()
+    with served_database(tmp_path_factory, "a11y_rooms") as db:
+        factory = db.uow_factory
+        world = World(factory)
+        seed_users(factory, world.clock)
+        seed_demo_teams(factory, world.clock)
+        ids = {"submitted": [world.dossier("submitted") for _ in range(3)],
+               "finished": world.dossier("submitted"),
+               "diagnostic": world.dossier("diagnostic"),
+               "ready_for_vote": world.dossier("ready_for_vote", session=SESSION),
+               "approved": world.dossier("approved", session=SESSION),
+               "claimed": world.dossier("claimed", session=SESSION)}
+        world.run(commands.declare_ineligible, "agent.occitanie", dossier_id=ids["finished"], reason="Hors périmètre.")
+        for thread in ("applicant", "consultant"):  # one unread message each for the company and the consultant
+            world.run(messages.send_message, "agent.occitanie", dossier_id=ids["diagnostic"], thread=thread,
+                      body="Bonjour, le diagnostic avance-t-il comme prévu ?")
+        app = create_standalone_app(uow_factory=factory, clock=world.clock, secret_key=SECRET)
+        with live_server(app) as server:
+            live = Live(server.url, factory, ids)
+            live.clock = world.clock  # type: ignore[attr-defined]
+            yield live
 
 
 def _has(c: Checker, *selectors: str) -> None:
@@ -96,7 +81,7 @@ def _letter_previews(c: Checker, did: int, who: str) -> int:
     return len(links)
 
 
-def test_an_officers_pages_of_messages_work_sharing_and_letters_pass_axe(browser, rooms, request):  # noqa: F811
+def test_an_officers_pages_of_messages_work_sharing_and_letters_pass_axe(browser, rooms, request):
     ids = rooms.ids
     c = Checker(browser, rooms, request, "agent.occitanie")
     for view in ("", "?assigned=me", "?assigned=team", "?assigned=none"):
@@ -136,7 +121,7 @@ def test_an_officers_pages_of_messages_work_sharing_and_letters_pass_axe(browser
     auditor.done()
 
 
-def test_a_heads_queue_views_bulk_action_and_its_result_page_pass_axe(browser, rooms, request):  # noqa: F811
+def test_a_heads_queue_views_bulk_action_and_its_result_page_pass_axe(browser, rooms, request):
     ids = rooms.ids
     c = Checker(browser, rooms, request, "cheffe.occitanie")
     for view in ("", "?assigned=team", "?assigned=none", "?closed=1&assigned=none"):
@@ -170,7 +155,7 @@ def test_a_heads_queue_views_bulk_action_and_its_result_page_pass_axe(browser, r
     c.done()
 
 
-def test_the_companys_and_the_consultants_messages_and_letters_pass_axe(browser, rooms, request):  # noqa: F811
+def test_the_companys_and_the_consultants_messages_and_letters_pass_axe(browser, rooms, request):
     ids = rooms.ids
     company = Checker(browser, rooms, request, "entreprise.garonne")
     company.check("mes dossiers (messages non lus)", "/ui/dossiers")
@@ -205,7 +190,7 @@ def test_the_companys_and_the_consultants_messages_and_letters_pass_axe(browser,
     consultant.done()
 
 
-def test_the_experts_opinion_page_by_its_signed_link_and_its_refusals_pass_axe(browser, rooms, request):  # noqa: F811
+def test_the_experts_opinion_page_by_its_signed_link_and_its_refusals_pass_axe(browser, rooms, request):
     did = rooms.ids["ready_for_vote"]
     officer = Checker(browser, rooms, request, "agent.occitanie")
     for name, email in (("Mme Lenoir", "lenoir@expert.example"), ("M. Roux", "roux@expert.example")):

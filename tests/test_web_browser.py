@@ -8,167 +8,54 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
+from browser_support import DOCS_SHOTS, Live, Tab, live_server, served_database
 from sqlalchemy import func, select
-from web_support import PASSWORD, SECRET, World, browser_database, small_pdf, use_fast_passwords
+from web_support import PASSWORD, SECRET, World, small_pdf
 
 from db import models as m
-from db.engine import create_schema, make_engine
 from rules.calendar import PARIS
 from services import commands
 from services.clock import ShiftedClock
-from services.uow import unit_of_work_factory
-from web.devserver import ServerThread, prepare_demo
+from web.devserver import prepare_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "artifacts" / "screenshots"
-DOCS_SHOTS = ROOT / "docs" / "screenshots"
-SERVER_ERROR_TEXT = ("Erreur du serveur", "Internal Server Error")
-
-
-@dataclass
-class Live:
-    url: str
-    uow_factory: object
-    ids: dict = field(default_factory=dict)
-
-    def scalar(self, query):
-        with self.uow_factory() as uow:
-            return uow.session.scalar(query)
-
-    def state(self, dossier_id: int) -> str:
-        return self.scalar(select(m.Dossier.status).where(m.Dossier.id == dossier_id))
-
-    def reference(self, dossier_id: int) -> str:
-        return self.scalar(select(m.Dossier.reference).where(m.Dossier.id == dossier_id))
-
-
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    patch = pytest.MonkeyPatch()
-    use_fast_passwords(patch)
-    tmp = tmp_path_factory.mktemp("web")
-    url, cleanup = browser_database(tmp, "main")
-    engine = make_engine(url)
-    create_schema(engine)
-    engine.dispose()
-    factory = unit_of_work_factory(url, storage_dir=str(tmp / "documents"))
-    prepare_demo(factory, dossiers=60, seed=1)
-    world = World(factory)
-    ids = {"walk": world.dossier("submitted"), "claimed": world.dossier("claimed"),
-           "showcase": world.dossier("claimed", session="CP-2022-06-15")}
-    # Two dossiers on the agenda of a session sitting today (the demo's own are still to come:
-    # a vote waits for its session's day).
-    ids["to_vote"] = [world.dossier("ready_for_vote", session="CP-2022-06-15") for _ in range(2)]
-    with factory() as uow:
-        pieces = uow.session.scalars(select(m.Document.id).where(m.Document.dossier_id == ids["showcase"])).all()
-    for piece in pieces:
-        world.run(commands.review_document, "agent.occitanie", dossier_id=ids["showcase"], document_id=piece,
-                  decision="accepted")
-    world.run(commands.pay, "finances.occitanie", dossier_id=ids["showcase"])
-    world.run(commands.claim_payment, "entreprise.garonne",
-              dossier_id=ids["showcase"], phase=2, kind="advance", amount="6000.00")
-    # The service clock runs on from there, in real time (events get distinct instants).
-    clock = ShiftedClock(world.clock.now() + timedelta(minutes=5))
-    try:
-        from api.app import create_app
-        app = create_app(uow_factory=factory, clock=clock, secret_key=SECRET)
-        if not any(getattr(r, "path", None) == "/ui" for r in app.routes):  # API built without the workspace
-            from web.app import mount_web
-            mount_web(app, uow_factory=factory, clock=clock)
-    except ImportError:
-        from web.app import create_standalone_app
-        app = create_standalone_app(uow_factory=factory, clock=clock, secret_key=SECRET)
-    server = ServerThread(app).start()
-    try:
-        yield Live(server.url, factory, ids)
-    finally:
-        server.stop()
-        factory.engine.dispose()
-        cleanup()
-        patch.undo()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    try:
-        yield chromium
-    finally:
-        chromium.close()
-        pw.stop()
-
-
-class Tab:
-    """One signed-in person in their own browser context; records every server error seen."""
-
-    def __init__(self, browser, live: Live, test_name: str, who: str, viewport=(1366, 900)):
-        self.live = live
-        self.name = f"{test_name}-{who}"
-        self.context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris",
-                                           viewport={"width": viewport[0], "height": viewport[1]})
-        self.context.set_default_timeout(15000)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.shots = 0
-        self.page.on("response", lambda r: self.errors.append(f"{r.status} {r.request.method} {r.url}")
-                     if r.status >= 500 else None)
-
-    def check(self) -> None:
-        body = self.page.inner_text("body")
-        for marker in SERVER_ERROR_TEXT:
-            if marker in body:
-                self.errors.append(f"page shows « {marker} » at {self.page.url}")
-        assert not self.errors, self.errors
-
-    def goto(self, path: str) -> None:
-        self.page.goto(self.live.url + path)
-        self.check()
-
-    def submit(self, locator) -> None:
-        """Click a button that posts a form and wait for the page it leads to."""
-        with self.page.expect_navigation():
-            locator.click()
-        self.check()
-
-    def shot(self, label: str, *, full_page: bool = True) -> Path:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        self.shots += 1
-        path = SHOTS / f"{self.name}-{self.shots:02d}-{label}.png"
-        self.page.screenshot(path=str(path), full_page=full_page)
-        return path
-
-    def login(self, username: str) -> None:
-        self.goto("/ui/login")
-        self.page.get_by_label("Identifiant", exact=True).fill(username)
-        self.page.get_by_label("Mot de passe", exact=True).fill(PASSWORD)
-        self.submit(self.page.get_by_role("button", name="Se connecter"))
-        assert "/ui/login" not in self.page.url
-
-    def flash(self) -> str:
-        return self.page.inner_text("#flashes")
-
-    def state(self) -> str:
-        return self.page.inner_text("#dossier-state")
-
-    def close(self) -> None:
-        self.context.close()
+    with served_database(tmp_path_factory, "web") as db:
+        factory = db.uow_factory
+        prepare_demo(factory, dossiers=60, seed=1)
+        world = World(factory)
+        ids = {"walk": world.dossier("submitted"), "claimed": world.dossier("claimed"),
+               "showcase": world.dossier("claimed", session="CP-2022-06-15")}
+        # Two dossiers on the agenda of a session sitting today (the demo's own are still to come:
+        # a vote waits for its session's day).
+        ids["to_vote"] = [world.dossier("ready_for_vote", session="CP-2022-06-15") for _ in range(2)]
+        with factory() as uow:
+            pieces = uow.session.scalars(select(m.Document.id).where(m.Document.dossier_id == ids["showcase"])).all()
+        for piece in pieces:
+            world.run(commands.review_document, "agent.occitanie", dossier_id=ids["showcase"], document_id=piece,
+                      decision="accepted")
+        world.run(commands.pay, "finances.occitanie", dossier_id=ids["showcase"])
+        world.run(commands.claim_payment, "entreprise.garonne",
+                  dossier_id=ids["showcase"], phase=2, kind="advance", amount="6000.00")
+        # The service clock runs on from there, in real time (events get distinct instants).
+        clock = ShiftedClock(world.clock.now() + timedelta(minutes=5))
+        try:
+            from api.app import create_app
+            app = create_app(uow_factory=factory, clock=clock, secret_key=SECRET)
+            if not any(getattr(r, "path", None) == "/ui" for r in app.routes):  # API built without the workspace
+                from web.app import mount_web
+                mount_web(app, uow_factory=factory, clock=clock)
+        except ImportError:
+            from web.app import create_standalone_app
+            app = create_standalone_app(uow_factory=factory, clock=clock, secret_key=SECRET)
+        with live_server(app) as server:
+            yield Live(server.url, factory, ids)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Work sharing in a real browser (Debian's Chromium through Playwright, the harness of
-tests/test_web_browser.py): the head ticks ten dossiers of the queue's « Non affectés », assigns
+tests/browser_support.py): the head ticks ten dossiers of the queue's « Non affectés », assigns
 them to a colleague in one action and reads ten result lines; then a selection mixing dossiers
 that may be assigned and one that may not (a finished dossier) — the refusal is that dossier's
 line only, and nothing of it was written. No JavaScript is needed: the checkboxes belong to the
@@ -7,69 +7,36 @@ action bar's form (`form="bulk-form"`)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
+from browser_support import Live, Tab, live_server, served_database
 from sqlalchemy import func, select
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, Live, Tab
-from web_support import SECRET, World, browser_database, seed_users, use_fast_passwords
+from web_support import SECRET, World, seed_users
 
 from db import models as m
-from db.engine import create_schema, make_engine
 from services import commands
 from services.clock import ShiftedClock
 from services.demo_teams import seed_demo_teams
-from services.uow import unit_of_work_factory
-from web.devserver import ServerThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 COLLEAGUE = "Julien Fabre, chargé de mission (Occitanie)"
 
 
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    patch = pytest.MonkeyPatch()
-    use_fast_passwords(patch)
-    tmp = tmp_path_factory.mktemp("assign")
-    url, cleanup = browser_database(tmp, "assign")
-    engine = make_engine(url)
-    create_schema(engine)
-    engine.dispose()
-    factory = unit_of_work_factory(url)
-    world = World(factory)
-    seed_users(factory, world.clock)
-    seed_demo_teams(factory, world.clock)
-    ids = {"ten": [world.dossier("submitted") for _ in range(10)],
-           "two": [world.dossier("submitted") for _ in range(2)], "finished": world.dossier("submitted")}
-    world.run(commands.declare_ineligible, "agent.occitanie", dossier_id=ids["finished"], reason="Hors périmètre.")
-    clock = ShiftedClock(world.clock.now() + timedelta(minutes=5))
-    from web.app import create_standalone_app
+    with served_database(tmp_path_factory, "assign") as db:
+        factory = db.uow_factory
+        world = World(factory)
+        seed_users(factory, world.clock)
+        seed_demo_teams(factory, world.clock)
+        ids = {"ten": [world.dossier("submitted") for _ in range(10)],
+               "two": [world.dossier("submitted") for _ in range(2)], "finished": world.dossier("submitted")}
+        world.run(commands.declare_ineligible, "agent.occitanie", dossier_id=ids["finished"], reason="Hors périmètre.")
+        clock = ShiftedClock(world.clock.now() + timedelta(minutes=5))
+        from web.app import create_standalone_app
 
-    server = ServerThread(create_standalone_app(uow_factory=factory, clock=clock, secret_key=SECRET)).start()
-    try:
-        yield Live(server.url, factory, ids)
-    finally:
-        server.stop()
-        factory.engine.dispose()
-        cleanup()
-        patch.undo()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    try:
-        yield chromium
-    finally:
-        chromium.close()
-        pw.stop()
+        with live_server(create_standalone_app(uow_factory=factory, clock=clock, secret_key=SECRET)) as server:
+            yield Live(server.url, factory, ids)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Letters and exports in a real browser (Debian's Chromium via Playwright, the harness of
-`tests/test_web_browser.py`): an officer downloads a dossier's decision letter as PDF from the
+`tests/browser_support.py`): an officer downloads a dossier's decision letter as PDF from the
 dossier page and its text is read back; the queue exported as XLSX holds the screen's rows, same
 references, same order."""
 from __future__ import annotations
@@ -9,47 +9,32 @@ from datetime import timedelta
 
 import openpyxl
 import pytest
+from browser_support import Live, Tab, live_server, served_database
 from pypdf import PdfReader
-from test_web_browser import Live, Tab, browser  # noqa: F401 - the shared browser fixture
-from web_support import SECRET, World, browser_database, seed_users, use_fast_passwords
+from web_support import SECRET, World, seed_users
 
-from db.engine import create_schema, make_engine
 from services.clock import ShiftedClock
-from services.uow import unit_of_work_factory
 from web.app import create_standalone_app
-from web.devserver import ServerThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 
 @pytest.fixture(scope="module")
 def live_letters(tmp_path_factory):
-    patch = pytest.MonkeyPatch()
-    use_fast_passwords(patch)
-    tmp = tmp_path_factory.mktemp("letters")
-    url, cleanup = browser_database(tmp, "letters")
-    engine = make_engine(url)
-    create_schema(engine)
-    engine.dispose()
-    factory = unit_of_work_factory(url, storage_dir=str(tmp / "documents"))
-    world = World(factory)
-    seed_users(factory, world.clock)
-    ids = {"approved": world.dossier("approved")}
-    for target in ("submitted", "ready_for_vote", "diagnostic", "eligibility_review"):
-        world.dossier(target)
-    app = create_standalone_app(uow_factory=factory, clock=ShiftedClock(world.clock.now() + timedelta(minutes=5)),
-                                secret_key=SECRET)
-    server = ServerThread(app).start()
-    try:
-        yield Live(server.url, factory, ids)
-    finally:
-        server.stop()
-        factory.engine.dispose()
-        cleanup()
-        patch.undo()
+    with served_database(tmp_path_factory, "letters") as db:
+        factory = db.uow_factory
+        world = World(factory)
+        seed_users(factory, world.clock)
+        ids = {"approved": world.dossier("approved")}
+        for target in ("submitted", "ready_for_vote", "diagnostic", "eligibility_review"):
+            world.dossier(target)
+        app = create_standalone_app(uow_factory=factory, clock=ShiftedClock(world.clock.now() + timedelta(minutes=5)),
+                                    secret_key=SECRET)
+        with live_server(app) as server:
+            yield Live(server.url, factory, ids)
 
 
-def test_an_officer_downloads_the_decision_letter_as_pdf_from_the_dossier_page(browser, live_letters, request):  # noqa: F811
+def test_an_officer_downloads_the_decision_letter_as_pdf_from_the_dossier_page(browser, live_letters, request):
     did = live_letters.ids["approved"]
     reference = live_letters.reference(did)
     officer = Tab(browser, live_letters, request.node.name, "agent")
@@ -72,7 +57,7 @@ def test_an_officer_downloads_the_decision_letter_as_pdf_from_the_dossier_page(b
     assert not officer.errors
 
 
-def test_the_queue_exported_as_xlsx_holds_the_screens_rows_in_the_screens_order(browser, live_letters, request):  # noqa: F811
+def test_the_queue_exported_as_xlsx_holds_the_screens_rows_in_the_screens_order(browser, live_letters, request):
     officer = Tab(browser, live_letters, request.node.name, "agent")
     try:
         officer.login("agent.occitanie")

@@ -4,79 +4,56 @@ loan from its dossier page; the head of service writes off a dossier in default;
 Nouvelle-Aquitaine company page (a demo played to June 2025) shows its aid dossiers."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from browser_support import Live, Tab, live_server, served_database
 from sqlalchemy import func, select
-from test_web_browser import Live, Tab, browser  # noqa: F401 - the shared browser fixture
-from web_support import SECRET, browser_database, use_fast_passwords
+from web_support import SECRET
 
 from db import models as m
-from db.engine import create_schema, make_engine
 from rules.calendar import PARIS
 from rules.loans import amount_due
 from services.clock import ShiftedClock
 from services.demo import DEMO_NOW, load_demo
 from services.loans import plan_of, repayments_of
-from services.uow import unit_of_work_factory
 from web.app import create_standalone_app
-from web.devserver import ServerThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 
-
-
+@contextmanager
 def _serve(tmp_path_factory, suffix: str, as_of: datetime, **demo):
-    patch = pytest.MonkeyPatch()
-    use_fast_passwords(patch)
-    tmp = tmp_path_factory.mktemp(suffix)
-    url, cleanup = browser_database(tmp, suffix)
-    engine = make_engine(url)
-    create_schema(engine)
-    engine.dispose()
-    factory = unit_of_work_factory(url, storage_dir=str(tmp / "documents"))
-    load_demo(factory, as_of=as_of, **demo)
-    app = create_standalone_app(uow_factory=factory, clock=ShiftedClock(as_of + timedelta(minutes=5)),
-                                secret_key=SECRET)
-    server = ServerThread(app).start()
-
-    def stop():
-        server.stop()
-        factory.engine.dispose()
-        cleanup()
-        patch.undo()
-
-    return Live(server.url, factory), stop
+    with served_database(tmp_path_factory, suffix) as db:
+        load_demo(db.uow_factory, as_of=as_of, **demo)
+        app = create_standalone_app(uow_factory=db.uow_factory, clock=ShiftedClock(as_of + timedelta(minutes=5)),
+                                    secret_key=SECRET)
+        with live_server(app) as server:
+            yield Live(server.url, db.uow_factory)
 
 
 @pytest.fixture(scope="module")
 def live_pdl(tmp_path_factory):
-    live, stop = _serve(tmp_path_factory, "pdl", DEMO_NOW, dossiers=12, seed=5, pdl=28)
-    try:
+    with _serve(tmp_path_factory, "pdl", DEMO_NOW, dossiers=12, seed=5, pdl=28) as live:
         yield live
-    finally:
-        stop()
 
 
 @pytest.fixture(scope="module")
 def live_naq(tmp_path_factory):
-    live, stop = _serve(tmp_path_factory, "naq", datetime(2025, 6, 15, 9, 0, tzinfo=PARIS),
-                        dossiers=4, seed=5, pdl=0, naq_companies=10)
-    try:
+    with _serve(tmp_path_factory, "naq", datetime(2025, 6, 15, 9, 0, tzinfo=PARIS),
+                dossiers=4, seed=5, pdl=0, naq_companies=10) as live:
         yield live
-    finally:
-        stop()
 
 
-def _tab(browser, live, request, username):  # noqa: F811
+def _tab(browser, live, request, username):
     tab = Tab(browser, live, request.node.name, username.split(".")[0])
     tab.login(username)
     return tab
 
 
-def test_finance_records_a_repayment_on_a_pays_de_la_loire_loan(browser, live_pdl, request):  # noqa: F811
+def test_finance_records_a_repayment_on_a_pays_de_la_loire_loan(browser, live_pdl, request):
     today = DEMO_NOW.date()
     with live_pdl.uow_factory() as uow:
         owing = [(d.id, amount_due(plan_of(d), repayments_of(uow.session, d.id), today))
@@ -110,7 +87,7 @@ def test_finance_records_a_repayment_on_a_pays_de_la_loire_loan(browser, live_pd
     assert not finance.errors
 
 
-def test_the_head_writes_off_a_dossier_in_default(browser, live_pdl, request):  # noqa: F811
+def test_the_head_writes_off_a_dossier_in_default(browser, live_pdl, request):
     did = live_pdl.scalar(select(m.Dossier.id).where(m.Dossier.status == "in_default").order_by(m.Dossier.id))
     head = _tab(browser, live_pdl, request, "chef.pays-de-la-loire")
     try:
@@ -127,7 +104,7 @@ def test_the_head_writes_off_a_dossier_in_default(browser, live_pdl, request):  
     assert live_pdl.scalar(select(m.Dossier.written_off).where(m.Dossier.id == did)) > 0
 
 
-def test_a_nouvelle_aquitaine_company_page_shows_its_aid_dossiers(browser, live_naq, request):  # noqa: F811
+def test_a_nouvelle_aquitaine_company_page_shows_its_aid_dossiers(browser, live_naq, request):
     with live_naq.uow_factory() as uow:
         plan_id, n = uow.session.execute(select(m.Dossier.plan_id, func.count()).where(m.Dossier.plan_id.is_not(None))
                                          .group_by(m.Dossier.plan_id).order_by(func.count().desc(), m.Dossier.plan_id)).first()

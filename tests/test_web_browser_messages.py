@@ -7,49 +7,34 @@ sees it; once the link is past its delay, it gets a French page and nothing is w
 from __future__ import annotations
 
 import pytest
+from browser_support import Live, Tab, live_server, served_database
 from sqlalchemy import func, select
-from test_web_browser import Live, Tab, browser  # noqa: F401 - the shared browser fixture
-from web_support import SECRET, World, browser_database, seed_users, small_pdf, use_fast_passwords
+from web_support import SECRET, World, seed_users, small_pdf
 
 from db import models as m
-from db.engine import create_schema, make_engine
 from notifications.fake import InMemorySender
 from services.delivery import deliver
-from services.uow import unit_of_work_factory
 from web.app import create_standalone_app
-from web.devserver import ServerThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 
 @pytest.fixture(scope="module")
 def live_messages(tmp_path_factory):
-    patch = pytest.MonkeyPatch()
-    use_fast_passwords(patch)
-    tmp = tmp_path_factory.mktemp("messages")
-    url, cleanup = browser_database(tmp, "messages")
-    engine = make_engine(url)
-    create_schema(engine)
-    engine.dispose()
-    factory = unit_of_work_factory(url, storage_dir=str(tmp / "documents"))
-    world = World(factory)
-    seed_users(factory, world.clock, ("agent.occitanie", "entreprise.garonne", "cabinet.midi", "cheffe.occitanie"))
-    ids = {"dossier": world.dossier("diagnostic")}
-    # The world's own clock (frozen, moved by the test): the expert's link is made to expire.
-    app = create_standalone_app(uow_factory=factory, clock=world.clock, secret_key=SECRET)
-    server = ServerThread(app).start()
-    try:
-        live = Live(server.url, factory, ids)
-        live.clock = world.clock  # type: ignore[attr-defined]
-        yield live
-    finally:
-        server.stop()
-        factory.engine.dispose()
-        cleanup()
-        patch.undo()
+    with served_database(tmp_path_factory, "messages") as db:
+        factory = db.uow_factory
+        world = World(factory)
+        seed_users(factory, world.clock, ("agent.occitanie", "entreprise.garonne", "cabinet.midi", "cheffe.occitanie"))
+        ids = {"dossier": world.dossier("diagnostic")}
+        # The world's own clock (frozen, moved by the test): the expert's link is made to expire.
+        app = create_standalone_app(uow_factory=factory, clock=world.clock, secret_key=SECRET)
+        with live_server(app) as server:
+            live = Live(server.url, factory, ids)
+            live.clock = world.clock  # type: ignore[attr-defined]
+            yield live
 
 
-def _tab(browser, live, request, username):  # noqa: F811
+def _tab(browser, live, request, username):
     tab = Tab(browser, live, request.node.name, username.split(".")[0] if username else "expert")
     if username:
         tab.login(username)
@@ -69,7 +54,7 @@ def _events(live) -> int:
 
 
 def test_an_officer_and_the_company_exchange_messages_and_an_expert_answers_by_the_mailed_link(
-        browser, live_messages, request, tmp_path):  # noqa: F811
+        browser, live_messages, request, tmp_path):
     live, did = live_messages, live_messages.ids["dossier"]
     pdf = tmp_path / "bilan-2021.pdf"
     pdf.write_bytes(small_pdf("Bilan 2021"))

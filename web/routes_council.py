@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from db import models as m
+from rules import french
 from rules.calendar import paris_date
 from rules.errors import RuleViolation
 from services import commands, council
@@ -111,8 +112,8 @@ async def plan(request: Request, user: Annotated[WebUser, Depends(writer)]):
         planned = await run_in_threadpool(work)
     except RuleViolation as exc:
         return _sessions_page(request, user, plan_error=refusal_text(exc), plan_values=values, status=422)
-    flash(request, "success", f"Séance {planned.code} planifiée le {planned.session_date:%d/%m/%Y} ; "
-                              f"ordre du jour ouvert jusqu'au {planned.agenda_closes_on:%d/%m/%Y}.")
+    flash(request, "success", f"Séance {planned.code} planifiée le {french.day(planned.session_date)} ; "
+                              f"ordre du jour ouvert jusqu'au {french.day(planned.agenda_closes_on)}.")
     return RedirectResponse(f"{PREFIX}/seances", status_code=303)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
+from rules import french
 from rules.calendar import paris_date
 from services import letters as letters_service
 from services.council_documents import AGENDA_COLUMNS, agenda_pdf, agenda_rows, agenda_table, deliberations_pdf
@@ -106,7 +107,7 @@ def session_deliberations_pdf(request: Request, code: SessionCode, user: Annotat
 def session_agenda_export(request: Request, code: SessionCode, fmt: Fmt,
                           user: Annotated[WebUser, Depends(current_user)]):
     s, rows, example = _session(request, user, code)
-    title = f"Ordre du jour de la séance {s.code} du {s.session_date:%d/%m/%Y} — {s.programme_name}"
+    title = f"Ordre du jour de la séance {s.code} du {french.day(s.session_date)} — {s.programme_name}"
     if example:
         title = "Programme d'exemple — chiffres non officiels — " + title
     content = b"".join(export_file(fmt, AGENDA_COLUMNS, agenda_table(rows), title=title, sheet="Ordre du jour"))

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from db import models as m
 from programmes import Catalogue, Programme, default_catalogue
+from rules import french
 from rules import loans as loan_rules
 from rules.calendar import PARIS, add_months, paris_date
 from rules.calendar import deadline as _deadline
@@ -490,7 +491,7 @@ class _Fold:
             held = date_of(self.session_date)
             if _paris_day(e.at) < held:
                 self.flag(e, "session_not_held", _paris_day(e.at).isoformat(), self.session_date,
-                          f"vote enregistré avant le jour de la séance {self.session} ({held:%d/%m/%Y})")
+                          f"vote enregistré avant le jour de la séance {self.session} ({french.day(held)})")
         else:
             self.session_date = None
         self.session = d.get("session")
