@@ -34,7 +34,7 @@ from api.schemas import (
 )
 from services import commands, loans
 from services.commands import Actor
-from states.lifecycle import SHAPES, TRANSITIONS
+from states import lifecycle
 
 router = APIRouter(tags=["commandes"])
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Identifiant du dossier")]
@@ -49,11 +49,10 @@ HEADERS = [
 
 
 def roles_of(*triggers: str) -> tuple[str, ...]:
-    """The roles the lifecycle lets send these triggers, on any line shape."""
+    """The roles the lifecycle's machines let send these triggers, on any line shape."""
     out: list[str] = []
-    for spec in TRANSITIONS:
-        if spec.trigger in triggers:
-            out += [r for r in spec.roles if r not in out and r != "system"]
+    for trigger in triggers:
+        out += [r for r in lifecycle.roles_of(trigger) if r not in out and r != "system"]
     return tuple(out)
 
 
@@ -65,8 +64,8 @@ SHAPE_LABELS = {"diagnostic": "avec diagnostic (Occitanie, diagnostic Nouvelle-A
 def shapes_of(*triggers: str) -> tuple[str, ...]:
     """The line shapes whose lifecycle has these triggers (a dossier of another shape is refused,
     409 `not_allowed`)."""
-    found = {shape for spec in TRANSITIONS if spec.trigger in triggers for shape in spec.shapes}
-    return tuple(shape for shape in SHAPES if shape in found)
+    found = {shape for trigger in triggers for shape in lifecycle.shapes_of(trigger)}
+    return tuple(shape for shape in lifecycle.SHAPES if shape in found)
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from notifications.rendering import DOCUMENT_LABELS
 from rules.documents import CONSULTANT_NEED_TO_KNOW, piece_visible
 from services import commands
 from services.commands import CONSULTANT_KINDS, Actor
-from states.lifecycle import TRANSITIONS
+from states.lifecycle import roles_of
 
 router = APIRouter(tags=["pièces"])
 DOSSIER_READERS = ("applicant", "consultant", "officer", "head", "finance", "auditor")
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 # Who files pieces: the lifecycle says (applicant, consultant, and officers for pieces received by post).
-UPLOADERS = tuple(r for t in TRANSITIONS if t.trigger == "provide_documents" for r in t.roles if r != "system")
+UPLOADERS = tuple(r for r in roles_of("provide_documents") if r != "system")
 DocumentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 

@@ -54,7 +54,7 @@ def states(format: str = typer.Option("mermaid", "--format", help="mermaid ou js
         typer.echo(lifecycle.mermaid())
     elif format == "json":
         _out([{"trigger": t.trigger, "source": list(t.source), "dest": t.dest, "roles": list(t.roles),
-               "guards": list(t.guards), "label": t.label} for t in lifecycle.TRANSITIONS])
+               "guards": list(t.guards), "label": t.label} for t in lifecycle.rows()])
     else:
         typer.echo("--format : mermaid ou json", err=True)
         raise typer.Exit(2)

@@ -1,17 +1,24 @@
-"""The lifecycle of a dossier (SPEC §3), declared once as data.
+"""The lifecycle of a dossier (SPEC §3), declared once as data and run as one `transitions`
+machine per programme line shape.
 
 `TRANSITIONS` is the only place where a state change is allowed: each row names the trigger,
 the source states, the destination (None = the command keeps the state), the roles that may
-fire it and the guards it must pass. Guards are *named*: the service layer provides, for each
-name, a check that raises a `RuleViolation` carrying its rule id, so a refusal always names the
-rule and changes nothing (the `transitions` library evaluates conditions before it moves)."""
+fire it, the guards it must pass and the line shapes it belongs to. Each shape's machine is built
+from its rows (`MACHINES`); each of its transitions carries its row (`LifecycleTransition.spec`),
+the role check and the guards are its conditions. Guards are *named*: the service layer provides,
+for each name, a check that raises a `RuleViolation` carrying its rule id, so a refusal always
+names the rule and changes nothing (the library evaluates conditions before it moves).
+
+Everything else asks the machines, never the table: `fire` (the commands), `allowed_triggers`
+(the pages' buttons, the API's `allowed_commands`), `roles_of` / `shapes_of` (the API's role
+and shape tables), `destinations`, `edges` and `rows` (the state charts, `usine states`, the
+audit replay)."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, cast
 
-from transitions import Machine, MachineError
+from transitions import Machine, MachineError, Transition
 
 from rules.errors import NotAllowed
 
@@ -129,11 +136,38 @@ def _roles_named(roles) -> str:
     return ", ".join(ROLE_LABELS.get(r, r) for r in roles)
 
 
-def transitions_of(shape: str) -> tuple[TransitionSpec, ...]:
-    """The rows of one line shape's machine."""
-    return tuple(t for t in TRANSITIONS if shape in t.shapes)
-
 Guard = Callable[[], None]
+
+
+class LifecycleTransition(Transition):
+    """A transition of a line's machine, carrying its row of `TRANSITIONS` (roles, guards, label):
+    the role check when it fires, the role tables of the API, the pages' buttons and the charts
+    all read this one object."""
+
+    def __init__(self, source, dest, conditions=None, unless=None, before=None, after=None, prepare=None, *,
+                 spec: TransitionSpec):
+        super().__init__(source, dest, conditions, unless, before, after, prepare)
+        self.spec = spec
+
+    @property
+    def trigger(self) -> str:
+        return self.spec.trigger
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return self.spec.roles
+
+    @property
+    def guards(self) -> tuple[str, ...]:
+        return self.spec.guards
+
+    @property
+    def label(self) -> str:
+        return self.spec.label or self.spec.trigger
+
+
+class LifecycleMachine(Machine):
+    transition_cls = LifecycleTransition
 
 
 class _Status:
@@ -143,18 +177,16 @@ class _Status:
         self.state = state
 
 
-def _role_condition(spec: TransitionSpec):
-    def condition(event) -> bool:
-        role = event.kwargs["role"]
-        if role not in spec.roles:
-            raise NotAllowed(
-                f"Le rôle « {ROLE_LABELS.get(role, role)} » ne peut pas faire « {TRIGGER_LABELS[spec.trigger]} » "
-                f"(rôles autorisés : {_roles_named(spec.roles)}).",
-                field="as",
-            )
-        return True
-
-    return condition
+def _role_condition(event) -> bool:
+    role = event.kwargs["role"]
+    spec = event.transition.spec
+    if role not in spec.roles:
+        raise NotAllowed(
+            f"Le rôle « {ROLE_LABELS.get(role, role)} » ne peut pas faire « {TRIGGER_LABELS[spec.trigger]} » "
+            f"(rôles autorisés : {_roles_named(spec.roles)}).",
+            field="as",
+        )
+    return True
 
 
 def _guard_condition(name: str):
@@ -167,37 +199,88 @@ def _guard_condition(name: str):
     return condition
 
 
-def _machine_rows(shape: str) -> list[dict]:
-    rows = []
-    for spec in transitions_of(shape):
-        rows.append({
-            "trigger": spec.trigger,
-            "source": list(spec.source),
-            "dest": spec.dest,
-            "conditions": [_role_condition(spec)] + [_guard_condition(g) for g in spec.guards],
-        })
-    return rows
+def _build(shape: str) -> LifecycleMachine:
+    rows = [{"trigger": spec.trigger, "source": list(spec.source), "dest": spec.dest, "spec": spec,
+             "conditions": [_role_condition] + [_guard_condition(g) for g in spec.guards]}
+            for spec in TRANSITIONS if shape in spec.shapes]
+    return LifecycleMachine(model=None, states=list(STATES), transitions=rows, initial="draft",
+                            auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
 
 
-_ROWS = {shape: _machine_rows(shape) for shape in SHAPES}
-_SHAPE_TRIGGERS = {shape: frozenset(t.trigger for t in transitions_of(shape)) for shape in SHAPES}
-# One machine per line shape and thread, holding one status object for good: firing sets that
-# object's state and calls the trigger (~7 µs), where adding and removing a model per call cost
-# ~60 µs and building a Machine ~0.4 ms. A thread-local machine needs no lock.
-_local = threading.local()
+# One machine per line shape, built once, without a model: `fire` hands the event a fresh status
+# holder (Event.trigger takes the model as an argument), so no model is ever added or removed
+# (~60 µs each) and the machines hold no per-dossier state: every thread may fire on them, and
+# every question below is answered from them. The dossier itself is not the model: `fire` is
+# given a state (by the commands, the sweeps and the checks that try a move before making it),
+# and the dossier's status is written in one place only, `services.commands` (see
+# tests/test_lifecycle_and_programmes.py), after the whole command has passed. Measured: ~9 µs a
+# fire, as with the thread-local machine and status pair this replaced.
+MACHINES: dict[str, LifecycleMachine] = {shape: _build(shape) for shape in SHAPES}
+_ROW_ORDER = {id(spec): i for i, spec in enumerate(TRANSITIONS)}
 
 
-def _machine(shape: str) -> tuple[Machine, "_Status"]:
-    held = getattr(_local, "held", None)
-    if held is None:
-        held = _local.held = {}
-    pair = held.get(shape)
-    if pair is None:
-        status = _Status("draft")
-        machine = Machine(model=status, states=list(STATES), transitions=_ROWS[shape], initial="draft",
-                          auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
-        pair = held[shape] = (machine, status)
-    return pair
+def machine(shape: str) -> LifecycleMachine:
+    """The machine of one line shape (`programmes.Line.shape`)."""
+    return MACHINES[shape]
+
+
+def _shapes(shape: str | None) -> tuple[str, ...]:
+    if shape is None:
+        return SHAPES
+    return (shape,) if shape in MACHINES else ()
+
+
+def edges(shape: str | None = None) -> list[LifecycleTransition]:
+    """Every transition of one shape's machine (or of all of them, each (trigger, source, dest)
+    once), in the order of the declaration: for charts, tables and the replay. `dest` None: the
+    command keeps the state."""
+    seen: dict[tuple, LifecycleTransition] = {}
+    for s in _shapes(shape):
+        for t in cast(list[LifecycleTransition], MACHINES[s].get_transitions()):
+            seen.setdefault((t.trigger, t.source, t.dest), t)
+    return sorted(seen.values(), key=lambda t: (_ROW_ORDER[id(t.spec)], t.spec.source.index(t.source)))
+
+
+def rows(shape: str | None = None) -> list[TransitionSpec]:
+    """The declared rows the machines carry (one shape's, or all), in their order: for the
+    lifecycle's table (page, `usine states --format json`)."""
+    return list({id(t.spec): t.spec for t in edges(shape)}.values())
+
+
+def _from(trigger: str, state: str, shape: str) -> list[LifecycleTransition]:
+    events = MACHINES[shape].events
+    return cast(list[LifecycleTransition], list(events[trigger].transitions.get(state, ()))) if trigger in events else []
+
+
+def allowed_triggers(state: str, role: str | None = None, shape: str | None = None) -> list[str]:
+    """Triggers the machines have from `state` (for `role`, and on a line `shape`, when given) —
+    for the pages' buttons and the API."""
+    found = set()
+    for s in _shapes(shape):
+        for trigger in MACHINES[s].get_triggers(state):
+            if role is None or any(role in t.roles for t in _from(trigger, state, s)):
+                found.add(trigger)
+    return [t for t in TRIGGERS if t in found]
+
+
+def roles_of(trigger: str, shape: str | None = None) -> tuple[str, ...]:
+    """The roles that may fire `trigger` from some state (on one line shape, or on any)."""
+    out: list[str] = []
+    for t in edges(shape):
+        if t.trigger == trigger:
+            out += [r for r in t.roles if r not in out]
+    return tuple(out)
+
+
+def shapes_of(trigger: str) -> tuple[str, ...]:
+    """The line shapes whose machine has `trigger`."""
+    return tuple(s for s in SHAPES if trigger in MACHINES[s].events)
+
+
+def destinations(trigger: str, state: str, shape: str) -> tuple[str | None, ...]:
+    """Where `trigger` from `state` leads on this line shape (None: the state stays), in the
+    order the machine tries them; () when it does not exist from there."""
+    return tuple(t.dest for t in _from(trigger, state, shape))
 
 
 def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | None = None,
@@ -213,13 +296,13 @@ def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | N
         raise NotAllowed(f"État inconnu : « {state} ».")
     if shape not in SHAPES:
         raise NotAllowed(f"Forme de parcours inconnue : « {shape} ».")
-    if trigger not in _SHAPE_TRIGGERS[shape]:
+    events = MACHINES[shape].events
+    if trigger not in events:
         raise NotAllowed(f"« {TRIGGER_LABELS[trigger]} » n'existe pas dans ce parcours (dossier sans cette étape).",
                          field="do")
-    machine, status = _machine(shape)
-    machine.set_state(state, model=status)
+    status = _Status(state)
     try:
-        moved = getattr(status, trigger)(role=role, guards=guards or {})
+        moved = events[trigger].trigger(status, role=role, guards=guards or {})
     except MachineError:
         raise NotAllowed(
             f"« {TRIGGER_LABELS[trigger]} » n'est pas possible dans l'état « {STATE_LABELS.get(state, state)} ».",
@@ -230,32 +313,20 @@ def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | N
     return status.state
 
 
-def allowed_triggers(state: str, role: str | None = None, shape: str | None = None) -> list[str]:
-    """Triggers that exist from `state` (and for `role`, and on a line `shape`, when given) —
-    for UIs and the API."""
-    out = []
-    for spec in (TRANSITIONS if shape is None else transitions_of(shape)):
-        if state in spec.source and (role is None or role in spec.roles) and spec.trigger not in out:
-            out.append(spec.trigger)
-    return out
-
-
+# Drawn from the machines' edges rather than by transitions' own GraphMachine(graph_engine=
+# "mermaid"): that one opens with a YAML title block (not `stateDiagram-v2`), colours the
+# model's current state as active (a chart of the lifecycle has none), has no [*] start and end,
+# draws every command that keeps the state as a self-loop on each of its states, and graphs one
+# machine where `usine states` shows the three shapes together.
 def mermaid(shape: str | None = None) -> str:
     """The state chart in Mermaid syntax (`usine states --format mermaid`), of every shape or one."""
     lines = ["stateDiagram-v2", "    [*] --> draft"]
-    seen = set()
-    for spec in (TRANSITIONS if shape is None else transitions_of(shape)):
-        for src in spec.source:
-            dest = spec.dest
-            if dest is None:
-                continue
-            if spec.trigger in ("withdraw", "lapse") and src != "draft":
-                continue
-            key = (src, dest, spec.trigger)
-            if key in seen:
-                continue
-            seen.add(key)
-            lines.append(f"    {src} --> {dest}: {spec.trigger}")
+    for t in edges(shape):
+        if t.dest is None:
+            continue
+        if t.trigger in ("withdraw", "lapse") and t.source != "draft":
+            continue
+        lines.append(f"    {t.source} --> {t.dest}: {t.trigger}")
     lines.append("    note right of draft: withdraw / lapse possible from every non-final state")
     for final in sorted(FINAL_STATES):
         lines.append(f"    {final} --> [*]")

@@ -186,3 +186,65 @@ def test_a_fourth_region_is_a_data_file_and_a_call_overlapping_another_is_refuse
     with pytest.raises(ProgrammeFileError) as bad:
         Catalogue(tmp_path)
     assert bad.value.field == "windows" and "chevauchent" in bad.value.reason
+
+
+# Every guard passes: what is left is the machine's own refusal (no such command here, wrong role).
+_EVERY_GUARD_PASSES = {g: (lambda: None) for spec in TRANSITIONS for g in spec.guards}
+
+
+def _fired(state: str, role: str, shape: str) -> dict[str, str]:
+    """What the machine of this line shape lets `role` fire from `state`: trigger -> new state."""
+    out = {}
+    for trigger in lifecycle.TRIGGERS:
+        try:
+            out[trigger] = fire(state, trigger, role=role, guards=_EVERY_GUARD_PASSES, shape=shape)
+        except NotAllowed:
+            continue
+    return out
+
+
+def test_the_commands_a_page_offers_a_role_are_exactly_those_the_machine_lets_it_fire():
+    for shape in lifecycle.SHAPES:
+        for state in STATES:
+            for role in lifecycle.ROLES:
+                fired = _fired(state, role, shape)
+                assert lifecycle.allowed_triggers(state, role, shape) == list(fired), (shape, state, role)
+                for trigger, after in fired.items():
+                    assert (lifecycle.destinations(trigger, state, shape)[0] or state) == after
+
+
+def test_the_roles_and_line_shapes_the_api_publishes_for_a_command_are_those_the_machines_accept():
+    from api.routes_commands import COMMANDS, shapes_of
+    from api.routes_documents import UPLOADERS
+
+    def accepted(trigger: str) -> tuple[set[str], set[str]]:
+        roles, shapes = set(), set()
+        for shape in lifecycle.SHAPES:
+            for state in STATES:
+                for role in lifecycle.ROLES:
+                    if trigger in _fired(state, role, shape):
+                        roles.add(role)
+                        shapes.add(shape)
+        return roles - {"system"}, shapes
+
+    for name, spec in COMMANDS.items():
+        trigger = "vote_approved" if name == "record_vote" else name
+        roles, shapes = accepted(trigger)
+        assert set(spec.roles) == roles, name
+        assert set(shapes_of(trigger)) == shapes, name
+    assert set(UPLOADERS) == accepted("provide_documents")[0] == {"applicant", "consultant", "officer"}
+
+
+def test_every_arrow_of_the_state_charts_is_a_move_the_machine_makes():
+    from web.statechart import transitions_table
+
+    for shape in (None, *lifecycle.SHAPES):
+        arrows = [line.strip() for line in lifecycle.mermaid(shape).splitlines() if "-->" in line and "[*]" not in line]
+        assert arrows
+        for arrow in arrows:
+            source, rest = arrow.split(" --> ")
+            dest, trigger = rest.split(": ")
+            assert any(_fired(source, role, s).get(trigger) == dest
+                       for s in ((shape,) if shape else lifecycle.SHAPES) for role in lifecycle.ROLES), arrow
+    assert [row["trigger"] for row in transitions_table()] == [spec.trigger for spec in TRANSITIONS]
+    assert "instruction --> ready_for_vote: propose_for_vote" not in lifecycle.mermaid("diagnostic")

@@ -12,7 +12,7 @@ from db import models as m
 from services.assignment import officers_for
 from services.bulk_actions import ACTIONS
 from services.commands import DOCUMENT_KINDS
-from states.lifecycle import FINAL_STATES, TRANSITIONS
+from states.lifecycle import FINAL_STATES, roles_of
 
 ASSIGNING_ROLES = ("officer", "head")
 
@@ -40,7 +40,7 @@ def queue_bar(uow, user, programmes, today: date) -> dict | None:
         select(m.CouncilSession.code, m.CouncilSession.session_date, m.CouncilSession.agenda_closes_on)
         .where(m.CouncilSession.programme_id.in_(ids), m.CouncilSession.agenda_closes_on >= today)
         .order_by(m.CouncilSession.session_date, m.CouncilSession.code))) if ids else []
-    may = {t.trigger for t in TRANSITIONS if user.role in t.roles}  # the lifecycle says who requests, who proposes
+    # The lifecycle's machines say who requests pieces, who proposes for a vote.
     return {"officers": officers_for(uow, user.actor.regions), "kinds": DOCUMENT_KINDS, "actions": ACTIONS,
-            "role": user.role, "can_request": "request_documents" in may,
-            "sessions": sessions if "propose_for_vote" in may else []}
+            "role": user.role, "can_request": user.role in roles_of("request_documents"),
+            "sessions": sessions if user.role in roles_of("propose_for_vote") else []}

@@ -1,13 +1,13 @@
-"""The state chart of `states.lifecycle`, drawn as SVG from its declaration (the edges come from
-`TRANSITIONS`; only where each state sits on the page is chosen here), and the same lifecycle as
-an accessible table."""
+"""The state chart of `states.lifecycle`, drawn as SVG from its machines (the edges are
+`lifecycle.edges()`, the transitions the machines fire; only where each state sits on the page is
+chosen here), and the same lifecycle as an accessible table (`lifecycle.rows()`)."""
 from __future__ import annotations
 
 from html import escape
 
 from markupsafe import Markup
 
-from states.lifecycle import EXIT_STATES, FINAL_STATES, OPEN_STATES, STATE_LABELS, TRANSITIONS, WORKING_STATES
+from states.lifecycle import EXIT_STATES, FINAL_STATES, OPEN_STATES, STATE_LABELS, WORKING_STATES, edges, rows
 from web.format import ROLE_LABELS
 
 GUARD_LABELS = {
@@ -79,38 +79,38 @@ def state_chart_svg() -> Markup:
     seen = set()
     labelled = set()
     left_bends = 0
-    for t in TRANSITIONS:
+    for t in edges():
         if t.dest is None or t.trigger in EVERYWHERE:
             continue
-        for src in t.source:
-            key = (src, t.dest)
-            if key in seen:
-                continue
-            seen.add(key)
-            sx, sy = _box(src)
-            dx, dy = _box(t.dest)
-            label = t.label or t.trigger
-            if LAYOUT[src][0] == LAYOUT[t.dest][0] and LAYOUT[t.dest][1] == LAYOUT[src][1] + 1:
-                x = sx + BOX_W / 2
-                out.append(f'<line x1="{x}" y1="{sy + BOX_H}" x2="{x}" y2="{dy - 2}" stroke="#1a1a1a" '
-                           f'stroke-width="1.5" marker-end="url(#arrow)"/>')
-                out.append(_label(x + 8, sy + BOX_H + (ROW - BOX_H) / 2 + 4, label))
-            elif LAYOUT[src][0] == LAYOUT[t.dest][0]:
-                # Skipping rows in the same column: a curve on the left.
-                left_bends += 1
-                bulge = sx - 40 - 28 * left_bends
-                y1, y2 = sy + BOX_H / 2, dy + BOX_H / 2
-                out.append(f'<path d="M{sx},{y1} C{bulge},{y1} {bulge},{y2} {dx - 2},{y2}" fill="none" '
-                           f'stroke="#1a1a1a" stroke-width="1.5" marker-end="url(#arrow)"/>')
-                out.append(_label(bulge + 10, (y1 + y2) / 2 + 4, label, "end"))
-            else:
-                x1, y1 = sx + BOX_W, sy + BOX_H / 2
-                x2, y2 = dx - 2, dy + BOX_H / 2
-                out.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#1a1a1a" stroke-width="1.5" '
-                           f'marker-end="url(#arrow)"/>')
-                if (t.trigger, t.dest) not in labelled:  # one label per action, on its first edge
-                    labelled.add((t.trigger, t.dest))
-                    out.append(_label(x1 + (x2 - x1) * 0.3, y1 + (y2 - y1) * 0.3 - 6, label))
+        src = t.source
+        key = (src, t.dest)
+        if key in seen:
+            continue
+        seen.add(key)
+        sx, sy = _box(src)
+        dx, dy = _box(t.dest)
+        label = t.label
+        if LAYOUT[src][0] == LAYOUT[t.dest][0] and LAYOUT[t.dest][1] == LAYOUT[src][1] + 1:
+            x = sx + BOX_W / 2
+            out.append(f'<line x1="{x}" y1="{sy + BOX_H}" x2="{x}" y2="{dy - 2}" stroke="#1a1a1a" '
+                       f'stroke-width="1.5" marker-end="url(#arrow)"/>')
+            out.append(_label(x + 8, sy + BOX_H + (ROW - BOX_H) / 2 + 4, label))
+        elif LAYOUT[src][0] == LAYOUT[t.dest][0]:
+            # Skipping rows in the same column: a curve on the left.
+            left_bends += 1
+            bulge = sx - 40 - 28 * left_bends
+            y1, y2 = sy + BOX_H / 2, dy + BOX_H / 2
+            out.append(f'<path d="M{sx},{y1} C{bulge},{y1} {bulge},{y2} {dx - 2},{y2}" fill="none" '
+                       f'stroke="#1a1a1a" stroke-width="1.5" marker-end="url(#arrow)"/>')
+            out.append(_label(bulge + 10, (y1 + y2) / 2 + 4, label, "end"))
+        else:
+            x1, y1 = sx + BOX_W, sy + BOX_H / 2
+            x2, y2 = dx - 2, dy + BOX_H / 2
+            out.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#1a1a1a" stroke-width="1.5" '
+                       f'marker-end="url(#arrow)"/>')
+            if (t.trigger, t.dest) not in labelled:  # one label per action, on its first edge
+                labelled.add((t.trigger, t.dest))
+                out.append(_label(x1 + (x2 - x1) * 0.3, y1 + (y2 - y1) * 0.3 - 6, label))
     # Withdraw and lapse: from every non-final state, drawn once from a note.
     nx, ny = COL_X[1], TOP + 4 * ROW + 20
     out.append(f'<rect x="{nx}" y="{ny}" width="{BOX_W + 40}" height="{BOX_H + 16}" fill="#fff8e1" stroke="#8a6d00" '
@@ -147,13 +147,13 @@ def _sources(source: tuple[str, ...]) -> list[str]:
 
 
 def transitions_table() -> list[dict]:
-    rows = []
-    for t in TRANSITIONS:
-        rows.append({
+    table = []
+    for t in rows():
+        table.append({
             "trigger": t.trigger, "label": t.label or t.trigger,
             "sources": _sources(t.source),
             "dest": STATE_LABELS[t.dest] if t.dest else "inchangé",
             "roles": [ROLE_LABELS.get(r, r) for r in t.roles],
             "guards": [GUARD_LABELS.get(g, g) for g in t.guards],
         })
-    return rows
+    return table

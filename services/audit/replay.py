@@ -33,18 +33,17 @@ from rules.instruments import ExpenseWindow, assess_line_claim, validate_invoice
 from rules.money import InvoiceLine, aid_figures, assess_final_claim, check_advance
 from services.audit.records import EventRecord, iso, load_events_for_replay
 from services.wording import fr_day, fr_instant
-from states.lifecycle import STATE_LABELS, TRANSITIONS
+from states.lifecycle import SHAPES, STATE_LABELS, edges
 
 ZERO = Decimal("0.00")
 REPLAY_VERSION = "1"
 
-# The lifecycle as a lookup table, built from the one declaration in `states/`:
-# (trigger, source state, line shape) -> (destination or None, roles allowed).
+# The lifecycle as a lookup table, built from the machines of `states.lifecycle` (the transition
+# each tries first): (trigger, source state, line shape) -> (destination or None, roles allowed).
 _ALLOWED: dict[tuple[str, str, str], tuple[str | None, tuple[str, ...]]] = {}
-for _t in TRANSITIONS:
-    for _source in _t.source:
-        for _shape in _t.shapes:
-            _ALLOWED.setdefault((_t.trigger, _source, _shape), (_t.dest, _t.roles))
+for _shape in SHAPES:
+    for _t in edges(_shape):
+        _ALLOWED.setdefault((_t.trigger, _t.source, _shape), (_t.dest, _t.roles))
 
 
 @lru_cache(maxsize=4096)
