@@ -62,17 +62,20 @@ PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
 def runner_deployments():
     """RunnerDeployments for `prefect.serve` (the flows imported by module path, so the runner
     finds them from any working directory)."""
-    import importlib
-
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
+    from workflows import audit_anchor, flows, retention
+
+    modules = {module.__name__: module for module in (flows, audit_anchor, retention)}
+
     out = []
     for schedule in SCHEDULES:
-        # A schedule names its flow by module path (the entrypoint prefect.yaml records): a path
-        # that does not import is an error of the table, never skipped.
-        flow = getattr(importlib.import_module(schedule.module), schedule.flow)
+        # The scheduled flows live in these modules (the module paths prefect.yaml's entrypoints
+        # record): a schedule naming another module, or a flow its module lacks, is an error of
+        # the table, never skipped.
+        flow = getattr(modules[schedule.module], schedule.flow)
         limit = (ConcurrencyLimitConfig(limit=schedule.concurrency,
                                         collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
                  if schedule.concurrency else None)
