@@ -278,8 +278,8 @@ def demo_summary(report: dict, programme_names: dict[str, str]) -> str:
     n = french.number
     as_of = french.instant(datetime.fromisoformat(report["as_of"]))
     lines = [f"Démo chargée au {as_of} : {n(report['dossiers'])} dossiers, {n(report['commands'])} commandes jouées "
-             f"par les services ({n(len(report['refused']))} vie(s) arrêtée(s) par un refus, "
-             f"{n(report['cut_short_by_demo_instant'])} arrêtée(s) par l'instant de la démo).", "",
+             f"par les services ({n(len(report['refused']))} dossier(s) arrêté(s) en route par un refus des règles, "
+             f"{n(report['cut_short_by_demo_instant'])} encore en cours à l'instant de la démo).", "",
              "Dossiers par programme :"]
     lines += [f"  {programme_names.get(p, p)} : {n(c)}" for p, c in report["by_programme"].items()]
     # A refusal is a rule that stopped a demo life: said, with the rule's own words.
@@ -298,7 +298,8 @@ def demo_summary(report: dict, programme_names: dict[str, str]) -> str:
             lines.append(f"  {code} du {day} ({'à venir' if entry['upcoming'] else 'tenue'}) : {n(entry['dossiers'])} dossier(s)")
     lines.append(f"Demandes de paiement en attente du service financier : {n(waiting['pending_payment_claims'])}.")
     anchored = report["anchor"]
-    lines += ["", f"Historiques ancrés : {n(anchored['dossiers'])} dossiers, {n(anchored['events'])} événements.", "",
+    lines += ["", f"Historiques scellés pour l'audit (ancrage) : {n(anchored['dossiers'])} dossiers, "
+              f"{n(anchored['events'])} événements.", "",
               "Comptes de démonstration (mot de passe commun : « " + (report["users"][0]["password"] if report["users"] else "") + " ») :"]
     for user in report["users"]:
         after = role_after(user["display_name"], user["role"])
@@ -307,6 +308,13 @@ def demo_summary(report: dict, programme_names: dict[str, str]) -> str:
         lines += ["", "Équipes :"]
         lines += [f"  {t['name']} ({t['region']}) : " + ", ".join(m["display_name"] for m in t["members"])
                   for t in report["teams"]]
+        # The colleagues the teams seeded have accounts too, with the same password.
+        listed = {u["username"] for u in report["users"]}
+        colleagues = {m["username"]: m["display_name"] for t in report["teams"] for m in t["members"]
+                      if m["username"] not in listed}
+        if colleagues:
+            lines += ["", "Comptes des collègues des équipes (même mot de passe) :"]
+            lines += [f"  {username} — {name}" for username, name in sorted(colleagues.items())]
     return "\n".join(lines)
 
 

@@ -11,9 +11,10 @@ them and says who belongs; the queue's « À mon équipe » reads them."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, delete, false, or_, select
+from sqlalchemy import ColumnElement, delete, false, select
 
 from db import models as m
 from db.models_auth import User
@@ -118,19 +119,28 @@ def _team(session, code: str) -> Team:
     return team
 
 
+def _folded(text: str) -> str:
+    """A team name as people tell names apart: « Équipe Nord » and « equipe  nord » are one."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", plain.casefold()).split())
+
+
 def create_team(*, uow: UnitOfWork, clock: Clock, actor: Actor, code: str, name: str, region: str) -> TeamView:
     if not isinstance(code, str) or not TEAM_CODE.match(code):
-        raise InvalidInput("code", "code : 2 à 40 caractères parmi a-z, 0-9 et « - » (ex. « occ-est »).")
+        raise InvalidInput("team_code", "code court : 2 à 40 caractères parmi a-z, 0-9 et « - » (ex. « occ-nord »).")
     if not isinstance(name, str) or not name.strip() or len(name) > 120:
-        raise InvalidInput("name", "name : le nom de l'équipe (120 caractères au plus).")
-    name = check_text(name, "name").strip()
+        raise InvalidInput("team_name", "nom de l'équipe : 120 caractères au plus, non vide.")
+    name = check_text(name, "team_name").strip()
     known = sorted({p.region for p in uow.catalogue.all()})
     if region not in known:
-        raise InvalidInput("region", f"region : région inconnue « {region} » (connues : {', '.join(known)}).")
+        raise InvalidInput("region", f"région inconnue « {region} » (connues : {', '.join(known)}).")
     _may_manage(actor, region)
     session = uow.session
-    if session.scalar(select(Team.id).where(or_(Team.code == code, (Team.region == region) & (Team.name == name)))):
-        raise RuleViolation("team_taken", f"Une équipe « {code} » ou « {name} » existe déjà.", field="code")
+    if session.scalar(select(Team.id).where(Team.code == code)):
+        raise RuleViolation("team_taken", f"Le code court « {code} » est déjà celui d'une équipe.", field="team_code")
+    same = [n for n in session.scalars(select(Team.name).where(Team.region == region)) if _folded(n) == _folded(name)]
+    if same:
+        raise RuleViolation("team_taken", f"La région {region} a déjà une équipe « {same[0]} ».", field="team_name")
     session.add(Team(code=code, name=name, region=region, created_at=clock.now(), created_by=actor.name))
     uow.commit()
     return team_view(uow, code)

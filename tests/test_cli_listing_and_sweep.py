@@ -47,6 +47,9 @@ def test_the_demo_tells_in_french_what_it_played_what_waits_and_how_to_sign_in(w
     assert "instruction de recevabilité : " in said and "Séances avec des dossiers à voter :" in said
     assert "agent.occitanie — Claire Martin, chargée de mission (Occitanie)\n" in said
     assert "entreprise.garonne — Mme Durand (Atelier Garonne SAS) — entreprise" in said
+    # The teams' colleagues sign in too: their accounts are said, under the same password.
+    assert "Comptes des collègues des équipes (même mot de passe) :\n" in said
+    assert "  agent2.occitanie — Julien Fabre, chargé de mission (Occitanie)\n" in said
     # No internal ids or English keys: states, programmes and report fields are named in French.
     for internal in ("eligibility_review", "occitanie-prif", "by_programme", "sweep", '{"', "None"):
         assert internal not in said, internal

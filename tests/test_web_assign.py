@@ -186,3 +186,20 @@ def test_an_officer_requests_the_same_pieces_for_a_selection_and_the_head_is_not
     with world.uow_factory() as uow:
         assert uow.session.scalar(select(func.count()).select_from(m.DocumentRequest)) == 2
     assert "Demander ces pièces" not in client_for(app, "cheffe.occitanie").get("/ui/dossiers").text
+
+
+def test_what_the_service_did_by_itself_is_signed_usine_automatique_once_in_the_history(world, app):
+    did = world.dossier("submitted")
+    with world.uow_factory() as uow:
+        commands.lapse(uow=uow, clock=world.clock, dossier_id=did, reason="Pièces non reçues dans le délai.")
+    shown = text_of(client_for(app, "agent.occitanie").get(f"/ui/dossiers/{did}").text)
+    assert "Usine (automatique)" in shown
+    assert "usine (Usine (automatique))" not in shown and "Usine (automatique) (Usine (automatique))" not in shown
+
+
+def test_an_empty_queue_says_that_finished_dossiers_are_hidden_and_how_to_see_them(world, app):
+    client = client_for(app, "agent.occitanie")
+    shown = text_of(client.get("/ui/dossiers?q=introuvable-zz").text)
+    assert "Aucun dossier ne correspond à ces filtres. Les dossiers terminés" in shown
+    assert "cochez « Inclure les dossiers terminés »" in shown
+    assert "Les dossiers terminés" not in text_of(client.get("/ui/dossiers?q=introuvable-zz&closed=1").text)

@@ -56,7 +56,13 @@ def test_a_refused_team_is_explained_beside_its_form_and_nothing_is_written(app,
     taken = client.post("/ui/equipes", data={"csrf_token": csrf_of(page.text), "name": "Doublon",
                                              "code": "occ-est", "region": "Occitanie"})
     assert taken.status_code == 422
-    assert 'id="new-team-error"' in taken.text and "existe déjà" in text_of(taken.text)
+    assert 'id="new-team-error"' in taken.text
+    assert "(champ « code court ») : Le code court « occ-est » est déjà celui d'une équipe." in text_of(taken.text)
+    same_name = client.post("/ui/equipes", data={"csrf_token": csrf_of(page.text), "name": "equipe toulouse - GARONNE",
+                                                 "code": "occ-toulouse2", "region": "Occitanie"})
+    assert same_name.status_code == 422  # the same name but for case, accents and dashes
+    assert ("(champ « nom de l'équipe ») : La région Occitanie a déjà une équipe « Équipe Toulouse – Garonne »."
+            in text_of(same_name.text))
     assert 'value="Doublon"' in taken.text  # the form keeps what was typed
     other_region = client.post("/ui/equipes", data={"csrf_token": csrf_of(page.text), "name": "Équipe Nantes",
                                                     "code": "pdl-nantes", "region": "Pays de la Loire"})
@@ -80,7 +86,9 @@ def test_officers_and_other_regions_heads_cannot_compose_a_region_s_teams(app, w
     assert "Équipe Toulouse – Garonne" not in text_of(page.text)
     refused = head_pdl.post("/ui/equipes/occ-est/membres",
                             data={"csrf_token": csrf_of(page.text), "username": "agent2.pays-de-la-loire"})
-    assert refused.status_code == 422
+    assert refused.status_code == 422  # said above the teams, the Occitanie team not being shown
+    assert 'id="teams-error"' in refused.text
+    assert "Les équipes de la région Occitanie relèvent de son ou sa chef(fe) de service" in text_of(refused.text)
     assert "agent2.pays-de-la-loire" not in members_of(world, "occ-est")
     assert head_pdl.post("/ui/equipes/inconnue/membres",
                          data={"csrf_token": csrf_of(page.text), "username": "x"}).status_code == 404

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from rules import french
 from rules.calendar import PARIS
 from rules.french import NBSP
+from services.bulk import SYSTEM_ACTOR
 from services.wording import (  # noqa: F401
     CLAIM_KIND_LABELS,
     KIND_LABELS,
@@ -48,6 +49,8 @@ FIELD_LABELS = {
     "body": "message", "attachments": "pièces jointes", "thread": "échange", "expert_name": "nom de l'expert",
     "expert_email": "courriel de l'expert", "expert_kind": "qualité de l'expert", "opinion": "avis",
     "text": "motivation", "lien": "lien",
+    # the teams page (services.assignment)
+    "team_code": "code court", "team_name": "nom de l'équipe",
 }
 
 
@@ -193,6 +196,8 @@ def person(name, people=None) -> str:
     `services.people.display_names`), else the name as recorded (a consultant's firm)."""
     if not name:
         return "—"
+    if name == SYSTEM_ACTOR[0]:  # the scheduled work's own account: « Usine (automatique) »
+        return ROLE_LABELS["system"]
     return (people or {}).get(name, name)
 
 
@@ -217,6 +222,8 @@ def role_after(name: str | None, role: str | None, always: bool = False) -> str:
     if not always and says_role(name or "", role):
         return ""
     label = ROLE_LABELS.get(role or "", role or "")
+    if label and name == label:  # « Usine (automatique) », not « Usine (automatique) (Usine (automatique)) »
+        return ""
     if not label:
         return ""
     return f"— {label}" if "(" in (name or "") else f"({label})"

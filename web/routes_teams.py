@@ -50,7 +50,9 @@ def _teams_page(request: Request, user: WebUser, *, error: str | None = None, er
         members = {u for u, _ in t.members}
         items.append({"team": t, "candidates": [o for o in officers if t.region in o["regions"]
                                                 and o["username"] not in members]})
-    return render(request, "teams.html", title="Équipes", items=items, regions=regions, error=error,
+    # A refusal about a team the page does not show (another region's) is said above the teams.
+    shown_at = {"nouvelle-equipe"} | {f"equipe-{t.code}" for t in teams}
+    return render(request, "teams.html", title="Équipes", items=items, regions=regions, error=error, shown_at=shown_at,
                   error_at=error_at, values=values or {}, status=status)
 
 
