@@ -1,5 +1,5 @@
 """SQLAlchemy 2 models. The dossier's `status` column is written only by
-`services.commands._move` from the lifecycle of `states/` — nowhere else."""
+`services.commands.base._move` from the lifecycle of `states/` — nowhere else."""
 from __future__ import annotations
 
 from datetime import date, datetime
