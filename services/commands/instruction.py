@@ -178,6 +178,8 @@ def submit_action_plan(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_i
 
 
 
+# -- the aid from recorded rule inputs (the estimate here, the proposal and the vote in council.py) --
+
 def _prior_de_minimis(session, dossier: m.Dossier) -> list[PriorAid]:
     """The applicant's attestation for this dossier plus every aid Usine granted under de minimis
     to the single undertaking (the SIREN and its declared linked companies)."""
