@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models. The dossier's `status` is assigned only by `services.commands._move`,
+"""SQLAlchemy 2 models. The dossier's `status` is assigned only by `services.commands.base._move`,
 from the lifecycle of `states/`, and a dossier's row (its state, its amounts) is written only by
 `services.dossier_writes.write_dossiers` — nowhere else (`tests/dossier_write_guard.py`)."""
 from __future__ import annotations

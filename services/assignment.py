@@ -23,7 +23,8 @@ from rules.assignment import NOTE_MAX, Assignee, check_assignment
 from rules.errors import InvalidInput, NotAllowed, NotFound, RuleViolation
 from rules.text import check_text
 from services.clock import Clock
-from services.commands import Actor, Outcome, _Command, _commit
+from services.commands import Actor, Outcome
+from services.commands.base import _Command, _commit
 from services.people import display_name
 from services.uow import UnitOfWork
 from states.lifecycle import FINAL_STATES, STATE_LABELS

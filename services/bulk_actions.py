@@ -17,7 +17,8 @@ from rules.errors import ConcurrencyConflict, InvalidInput, NotFound, RuleViolat
 from services import commands
 from services.assignment import assign_officer
 from services.clock import Clock
-from services.commands import Actor, _list_of_kinds
+from services.commands import Actor
+from services.commands.base import _list_of_kinds
 from services.search import in_scope
 from services.wording import KIND_LABELS
 

@@ -36,6 +36,8 @@ from rules.text import check_text
 from services import commands
 from services.clock import Clock
 from services.commands import Actor
+from services.commands import candidacy as candidacy_commands
+from services.commands import documents as document_commands
 from services.uow import UnitOfWork
 
 FORM_STEPS = ("entreprise", "projet", "de_minimis")
@@ -341,7 +343,7 @@ def start_draft(*, uow: UnitOfWork, clock: Clock, actor: Actor, programme_id: st
         programme = uow.catalogue.latest(programme_id)
     except Exception:
         raise InvalidInput("programme", "programme : programme inconnu.", rule="unknown_programme") from None
-    commands._window_open(programme, today)()  # the lifecycle's own guard of submit_candidacy
+    candidacy_commands._window_open(programme, today)()  # the lifecycle's own guard of submit_candidacy
     call = programme.call_on(today)
     existing = next((d for d in drafts_of(uow, actor) if d.programme_id == programme.id), None)
     if existing is not None:
@@ -428,7 +430,7 @@ def submit_draft(*, uow: UnitOfWork, clock: Clock, actor: Actor, draft_id: int) 
         raise NotAllowed("Cette candidature est déjà déposée.", field="step")
     dossier = uow.dossier(draft.dossier_id)
     programme = uow.catalogue.get(dossier.programme_id, dossier.programme_version)
-    commands._documents_complete(uow.session, dossier, programme.documents.candidacy, "la candidature")()
+    document_commands._documents_complete(uow.session, dossier, programme.documents.candidacy, "la candidature")()
     draft.submitted_at = clock.now()
     draft.updated_at = draft.submitted_at
     uow.hold_commit()  # the draft marked submitted commits with the command, or neither does

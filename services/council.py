@@ -13,7 +13,8 @@ from rules.council import check_session_plan
 from rules.errors import InvalidInput, NotAllowed, RuleViolation
 from rules.text import check_text
 from services.clock import Clock
-from services.commands import Actor, _commit
+from services.commands import Actor
+from services.commands.base import _commit
 from services.uow import UnitOfWork
 
 PLANNERS = ("head",)

@@ -15,7 +15,9 @@ from rules import loans as rules
 from rules.errors import InvalidInput, NotAllowed
 from rules.money import ZERO, parse_amount
 from services.clock import Clock
-from services.commands import Actor, Outcome, _claims, _close, _Command, _commit, _reason, subsidies_settled
+from services.commands import Actor, Outcome, subsidies_settled
+from services.commands.base import _Command, _commit, _reason
+from services.commands.payments import _claims, _close
 from services.uow import UnitOfWork
 from states.lifecycle import LOAN_STATES
 

@@ -36,7 +36,8 @@ from rules.errors import InvalidInput, NotAllowed, RuleViolation
 from rules.text import check_text
 from services.bulk import officer_recipient
 from services.clock import Clock
-from services.commands import Actor, _Command
+from services.commands import Actor
+from services.commands.base import _Command
 from services.outbox import applicant_recipient, dossier_context, enqueue
 from services.people import display_name, display_names
 from services.storage import MAX_UPLOAD_BYTES

@@ -16,18 +16,9 @@ from rules.errors import InvalidInput, RuleViolation
 from rules.instruments import check_request_days, parse_request
 from rules.money import ZERO
 from services.clock import Clock
-from services.commands import (
-    _COMPANY_BY_SIREN,
-    Actor,
-    Outcome,
-    _commit,
-    _move,
-    _prior_de_minimis,
-    check_scope,
-    compute_from_inputs,
-    insert_dossier,
-    rule_inputs,
-)
+from services.commands import Actor, Outcome, check_scope, compute_from_inputs, insert_dossier, rule_inputs
+from services.commands.base import _COMPANY_BY_SIREN, _commit, _move
+from services.commands.instruction import _prior_de_minimis
 from services.events import append_event
 from services.outbox import applicant_recipient, dossier_context, enqueue
 from services.uow import UnitOfWork

@@ -129,7 +129,7 @@ def test_the_replay_flags_a_vote_recorded_before_its_sessions_day(life, uow_fact
     """A database written before the rule existed: the auditor's replay names the early vote."""
     _to_action_plan(life)
     life.at("2021-03-25T09:00:00+01:00").do("propose_for_vote", "officer", session="CP-2021-04")  # sits 08/04
-    monkeypatch.setattr("services.commands.check_session_held", lambda *a: None)
+    monkeypatch.setattr("services.commands.council.check_session_held", lambda *a: None)
     life.at("2021-04-01T14:00:00+02:00").do("record_vote", "head", session="CP-2021-04", outcome="approved",
                                             deliberation="CP/2021-04/17")
     with uow_factory() as uow:

@@ -108,7 +108,7 @@ def test_the_status_is_assigned_in_one_place_only():
             for line in path.read_text("utf-8").splitlines():
                 if assignment.search(line):
                     found.append((str(path.relative_to(root)), line.strip()))
-    assert found == [("services/commands.py", "dossier.status = after")]
+    assert found == [("services/commands/base.py", "dossier.status = after")]
 
 
 def test_the_state_chart_prints_as_mermaid():

@@ -300,7 +300,8 @@ class _Fold:
     def _candidacy(self, e, d) -> None:
         import hashlib
 
-        from services.commands import Actor, _placeholder_content
+        from services.commands import Actor
+        from services.commands.documents import _placeholder_content
 
         self.programme_key = e.programme
         self.company = d.get("company")
