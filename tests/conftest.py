@@ -118,10 +118,12 @@ def actors():
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """The session's one Chromium (tests/browser_support.py); each test opens its own contexts.
-    Launched only when a browser test asks for it."""
+    """One Chromium per test module (tests/browser_support.py); each test opens its own contexts.
+    Launched only when a browser test asks for it. Not per session: Playwright's sync API keeps an
+    event loop running in the thread while it is open, and every later test of the worker that
+    runs asyncio (`asyncio.run`, Prefect's sync-compatible calls) would find it and fail."""
     from browser_support import chromium
 
     with chromium() as launched:
