@@ -77,12 +77,16 @@ __all__ = [
     "amount_due",
     "apply_repayment",
     "arrears_steps",
+    "default_cured",
     "early_repayment_amount",
     "in_default",
+    "loan_figures",
     "loan_status",
     "quarter_outstandings",
     "schedule",
+    "schedule_of",
     "undisbursed_status",
+    "voted_loan_terms",
 ]
 
 CENT = Decimal("0.01")
@@ -535,3 +539,43 @@ def arrears_steps(plan: Sequence[Instalment], payments: Iterable[Repayment], as_
 def in_default(plan: Sequence[Instalment], payments: Iterable[Repayment], as_of: date) -> bool:
     """Whether some instalment is still unpaid on its due date + 60 calendar days."""
     return any(s.step == "default" for s in arrears_steps(plan, payments, as_of))
+
+
+# -- a dossier's loan, from its vote record and its disbursement ------------------------------------
+
+def voted_loan_terms(voted: dict | None) -> dict | None:
+    """The loan terms a vote record grants (`rules.instruments.LoanTerms.as_dict()` on its line,
+    with the line's `phase`), the first line that has one; None when no loan was voted."""
+    for line in (voted or {}).get("lines", []):
+        if line.get("loan"):
+            return line["loan"] | {"phase": line["phase"]}
+    return None
+
+
+def schedule_of(loan: dict) -> tuple[Instalment, ...]:
+    """The schedule of a disbursed loan, from the terms and day kept with it (`principal`,
+    `annual_rate`, `disbursed_on`, `deferral_months`, `instalments`)."""
+    return schedule(Decimal(loan["principal"]), Decimal(loan["annual_rate"]), date.fromisoformat(loan["disbursed_on"]),
+                    loan["deferral_months"], loan["instalments"])
+
+
+def loan_figures(voted: dict | None, plan: Sequence[Instalment] | None, payments: Iterable[Repayment],
+                 written_off: Decimal | None) -> dict | None:
+    """The loan as SCENARIOS.md reports it (principal, disbursed, repaid, interest_paid,
+    outstanding, instalments, next_due): None when no loan was voted; the voted principal, nothing
+    disbursed, while `plan` is None (not disbursed); once written off, nothing more is due and the
+    amount written off is said."""
+    if plan is None:
+        terms = voted_loan_terms(voted)
+        return undisbursed_status(Decimal(terms["principal"])).as_dict() if terms else None
+    figures = loan_status(plan, payments).as_dict()
+    if written_off is not None:
+        figures |= {"next_due": None, "written_off": str(_cents(Decimal(written_off)))}
+    return figures
+
+
+def default_cured(plan: Sequence[Instalment], payments: Iterable[Repayment], on: date) -> bool:
+    """A loan in default is back up to date once no instalment is in default any more and
+    nothing is due on that day."""
+    history = list(payments)
+    return not in_default(plan, history, on) and amount_due(plan, history, on) == ZERO

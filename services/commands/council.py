@@ -3,13 +3,12 @@ rejected, adjourned) — the session lookup and the amounts frozen at the grant 
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 from db import models as m
-from rules.calendar import add_months, deadline
 from rules.council import check_session_held
 from rules.errors import InvalidInput, NotAllowed, RuleViolation
 from rules.money import AidBreakdown
+from rules.settlement import de_minimis_granted, payment_deadline
 from rules.text import check_text
 from services import deadlines
 from services.clock import Clock
@@ -135,24 +134,15 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
         cmd.dossier.aid_total = breakdown.subsidy_total
         cmd.dossier.deliberation = deliberation
         cmd.dossier.voted_on = cmd.today
-        cutoff = expense_window(cmd.programme, cmd.dossier).ends_on
-        months = cmd.programme.money.payment_deadline_months
-        if cutoff is not None and months is not None:
-            cmd.dossier.payment_deadline_on = deadline(add_months(cutoff, months), 0,
-                                                       shift_to_working_day=cmd.programme.reminders.shift_to_working_day)
-        for line in breakdown.lines:
-            counted = []
-            if line.legal_basis == "de_minimis" and line.aid > 0:
-                counted.append(line.aid)
-            # A loan counts at its gross grant equivalent, never at its nominal (SPEC §11.3).
-            if line.loan and line.loan["legal_basis"] == "de_minimis" and line.loan.get("gge"):
-                gge = Decimal(line.loan["gge"]["gge"])
-                if gge > 0:
-                    counted.append(gge)
-            for amount in counted:
-                cmd.session.add(m.DeMinimisAid(siren=cmd.dossier.company_facts["siren"], dossier_id=cmd.dossier.id,
-                                               source="usine", granted_on=cmd.today, amount=amount,
-                                               regulation=breakdown.de_minimis_regulation))
+        due = payment_deadline(expense_window(cmd.programme, cmd.dossier).ends_on,
+                               cmd.programme.money.payment_deadline_months,
+                               shift_to_working_day=cmd.programme.reminders.shift_to_working_day)
+        if due is not None:
+            cmd.dossier.payment_deadline_on = due
+        for amount in de_minimis_granted(cmd.dossier.voted):
+            cmd.session.add(m.DeMinimisAid(siren=cmd.dossier.company_facts["siren"], dossier_id=cmd.dossier.id,
+                                           source="usine", granted_on=cmd.today, amount=amount,
+                                           regulation=breakdown.de_minimis_regulation))
         aid = breakdown.as_dict()
         data |= {"rule_inputs": found["inputs"], "voted": breakdown.to_record(),
                  "payment_deadline_on": cmd.dossier.payment_deadline_on.isoformat() if cmd.dossier.payment_deadline_on else None}

@@ -6,7 +6,8 @@ from decimal import Decimal
 
 from db import models as m
 from programmes import Programme
-from rules.calendar import add_months, paris_date
+from rules import settlement
+from rules.calendar import paris_date
 from rules.errors import InvalidInput, NotAllowed, RuleViolation
 from rules.instruments import ExpenseWindow, assess_line_claim, validate_invoice_kinds
 from rules.money import ZERO, assess_final_claim, check_advance, parse_amount
@@ -16,25 +17,17 @@ from services.uow import UnitOfWork
 
 
 def _voted_line(dossier: m.Dossier, phase: int) -> dict:
-    lines = (dossier.voted or {}).get("lines", [])
-    for line in lines:
-        if line["phase"] == phase:
-            return line
-    # A dossier of one line may call it 1 (a Nouvelle-Aquitaine aid dossier carries out the
-    # programme's line 2 but has one phase of its own).
-    if phase == 1 and len(lines) == 1:
-        return lines[0]
-    raise InvalidInput("phase", f"phase : la phase {phase} n'a pas été votée pour ce dossier.")
+    line = settlement.voted_line(dossier.voted, phase)
+    if line is None:
+        raise InvalidInput("phase", f"phase : la phase {phase} n'a pas été votée pour ce dossier.")
+    return line
 
 
 def expense_window(programme: Programme, dossier: m.Dossier) -> ExpenseWindow:
-    """The days an expense of the dossier counts: the programme's fixed cut-off, or from the
-    dossier's submission (an aid dossier's opening) to N months after its vote."""
-    months = programme.money.expense_window_months_after_vote
-    if months is not None:
-        ends = add_months(dossier.voted_on, months) if dossier.voted_on else None
-        return ExpenseWindow(paris_date(dossier.submitted_at), ends)
-    return ExpenseWindow(None, programme.money.expense_cutoff)
+    """The days an expense of the dossier counts (`rules.settlement.expense_window`)."""
+    return settlement.expense_window(months_after_vote=programme.money.expense_window_months_after_vote,
+                                     expense_cutoff=programme.money.expense_cutoff,
+                                     submitted_on=paris_date(dossier.submitted_at), voted_on=dossier.voted_on)
 
 
 def _claims(session, dossier_id: int) -> list[m.PaymentClaim]:
@@ -132,25 +125,20 @@ def pay(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, claim_i
 
     cmd.move("pay", {"claim_pending": claim_pending})
     claim = pending[0]
-    net_before = _net_paid(cmd.session, cmd.dossier.id, claim.phase)
-    voted_aid = Decimal(_voted_line(cmd.dossier, claim.phase)["aid"])
-    if claim.kind == "advance":
-        amount = claim.amount_claimed
-    else:
-        amount = Decimal(claim.assessment["justified_aid"]) - net_before
-    # Never more than voted for the phase, whatever happened before.
-    amount = min(amount, voted_aid - net_before)
-    recovery = None
-    if amount >= 0:
+    due = settlement.payment_due(
+        kind=claim.kind, claimed=claim.amount_claimed,
+        justified_aid=Decimal(claim.assessment["justified_aid"]) if claim.kind != "advance" else None,
+        voted_aid=Decimal(_voted_line(cmd.dossier, claim.phase)["aid"]),
+        net_paid_before=_net_paid(cmd.session, cmd.dossier.id, claim.phase))
+    amount, recovery = due.amount, due.recovery
+    if recovery is None:
         cmd.session.add(m.Payment(dossier_id=cmd.dossier.id, claim_id=claim.id, phase=claim.phase, kind=claim.kind,
                                   amount=amount, paid_at=cmd.now))
         cmd.dossier.paid_total = cmd.dossier.paid_total + amount
     else:
-        recovery = -amount
         cmd.session.add(m.RecoveryOrder(dossier_id=cmd.dossier.id, claim_id=claim.id, phase=claim.phase,
                                         amount=recovery, issued_at=cmd.now))
         cmd.dossier.recovered_total = cmd.dossier.recovered_total + recovery
-        amount = ZERO
     claim.status = "paid"
     claim.paid_at = cmd.now
     net_paid = cmd.dossier.paid_total - cmd.dossier.recovered_total
@@ -174,29 +162,20 @@ def pay(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int, claim_i
 
 
 def subsidies_settled(dossier: m.Dossier, claims: list[m.PaymentClaim]) -> bool:
-    """Every voted phase's final claim paid — on a line with instruments, every line whose
-    subsidy is not zero (a loan-only line has no claim to make)."""
-    record = dossier.voted or {}
-    lines = record.get("lines", [])
-    if record.get("by_instrument"):
-        lines = [line for line in lines if Decimal(line["aid"]) > 0]
-    finals_paid = {c.phase for c in claims if c.kind == "final" and c.status == "paid"}
-    return {line["phase"] for line in lines} <= finals_paid
+    """Every voted phase's final claim paid (`rules.settlement.subsidies_settled`)."""
+    return settlement.subsidies_settled(dossier.voted, {c.phase for c in claims if c.kind == "final" and c.status == "paid"})
 
 
 def loan_settled(dossier: m.Dossier) -> bool:
-    """No loan voted, or the loan disbursed and its principal repaid."""
-    voted_loan = any(line.get("loan") for line in (dossier.voted or {}).get("lines", []))
-    if not voted_loan:
-        return True
-    return dossier.loan is not None and dossier.loan_outstanding == 0
+    """No loan voted, or the loan disbursed and its principal repaid (`rules.settlement.loan_settled`)."""
+    return settlement.loan_settled(dossier.voted, dossier.loan_outstanding if dossier.loan is not None else None)
 
 
 def _close(cmd: _Command, *, reason: str, loan: dict | None = None) -> None:
     """Close the dossier and send the closing letter; `loan` (the loan's figures at closing, as
     `services.loans.loan_figures` gives them) puts the loan's own balance in the letter."""
     net_paid = cmd.dossier.paid_total - cmd.dossier.recovered_total
-    remainder = max((cmd.dossier.aid_total or ZERO) - net_paid, ZERO)
+    remainder = settlement.cancelled_remainder(cmd.dossier.aid_total, net_paid)
     cmd.dossier.cancelled_remainder = remainder
     cmd.dossier.closed_at = cmd.now
     cmd.notify("dossier_closed", "closed", aid_total=str(cmd.dossier.aid_total or ZERO), paid_total=str(net_paid),
