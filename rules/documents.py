@@ -1,10 +1,31 @@
-"""The review of a stage's pieces (pure): before a dossier is declared eligible, a programme may
-require every candidacy piece examined and accepted (`Documents.reviewed_before_eligibility`)."""
+"""The pieces of a dossier (pure): the review of a stage's pieces — before a dossier is declared
+eligible, a programme may require every candidacy piece examined and accepted
+(`Documents.reviewed_before_eligibility`) —, the deadlines of a request for pieces (its lapse,
+its reminders) and who sees which piece."""
 from __future__ import annotations
 
+from datetime import date
+from functools import lru_cache
 from typing import Iterable, Mapping
 
+from rules.calendar import deadline
 from rules.errors import RuleViolation
+
+# -- the deadlines of a request for pieces ----------------------------------------------------------
+# Remembered: the audit replay of a long history asks the same few days again and again.
+
+@lru_cache(maxsize=4096)
+def request_lapses_on(requested_on: date, *, lapse_after_days: int, shift_to_working_day: bool) -> date:
+    """The day a request for pieces lapses (the dossier with it) when they are not all provided:
+    the programme's days after the request (`Reminders.lapse_after_days`), moved to the next
+    working day when the programme says so."""
+    return deadline(requested_on, lapse_after_days, shift_to_working_day=shift_to_working_day)
+
+
+@lru_cache(maxsize=4096)
+def reminder_due_on(requested_on: date, after_days: int, *, shift_to_working_day: bool) -> date:
+    """The day a reminder step (`after_days` after the request) of a request for pieces is due."""
+    return deadline(requested_on, after_days, shift_to_working_day=shift_to_working_day)
 
 
 def check_pieces_reviewed(latest: Mapping[str, str], kinds: Iterable[str], labels: Mapping[str, str]) -> None:

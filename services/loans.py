@@ -5,7 +5,6 @@ commit); the schedule and the allocation are the pure rules of `rules.loans`."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
 
 from sqlalchemy import bindparam, select
 
@@ -29,22 +28,13 @@ _REPAYMENTS = (select(m.Repayment.amount, m.Repayment.received_on)
 
 
 def voted_loan(dossier: m.Dossier) -> dict | None:
-    """The loan terms the council voted (rules.instruments.LoanTerms.as_dict()), or None."""
-    for line in (dossier.voted or {}).get("lines", []):
-        if line.get("loan"):
-            return line["loan"] | {"phase": line["phase"]}
-    return None
-
-
-def plan_from_terms(loan: dict) -> tuple[rules.Instalment, ...]:
-    """The schedule of a disbursed loan, from the terms and date kept on its dossier."""
-    return rules.schedule(Decimal(loan["principal"]), Decimal(loan["annual_rate"]),
-                          date.fromisoformat(loan["disbursed_on"]), loan["deferral_months"], loan["instalments"])
+    """The loan terms the council voted (`rules.loans.voted_loan_terms`), or None."""
+    return rules.voted_loan_terms(dossier.voted)
 
 
 def plan_of(dossier: m.Dossier) -> tuple[rules.Instalment, ...]:
-    """The schedule drawn at disbursement (its terms and date are on the dossier)."""
-    return plan_from_terms(dossier.loan)
+    """The schedule drawn at disbursement (`rules.loans.schedule_of`: its terms and date are on the dossier)."""
+    return rules.schedule_of(dossier.loan)
 
 
 def repayments_of(session, dossier_id: int) -> list[rules.Repayment]:
@@ -57,13 +47,8 @@ def loan_figures(session, dossier: m.Dossier) -> dict | None:
     """The loan as SCENARIOS.md reports it: principal, disbursed, repaid, interest_paid,
     outstanding, instalments, next_due — None when the dossier has no loan voted."""
     if dossier.loan is None:
-        terms = voted_loan(dossier)
-        return rules.undisbursed_status(Decimal(terms["principal"])).as_dict() if terms else None
-    figures = rules.loan_status(plan_of(dossier), repayments_of(session, dossier.id)).as_dict()
-    if dossier.written_off is not None:
-        # Written off: nothing more is due; what was outstanding is the amount written off.
-        figures |= {"next_due": None, "written_off": str(dossier.written_off)}
-    return figures
+        return rules.loan_figures(dossier.voted, None, (), None)
+    return rules.loan_figures(dossier.voted, plan_of(dossier), repayments_of(session, dossier.id), dossier.written_off)
 
 
 def repayment_worklist(session, where, today: date, *, limit: int = 200) -> list[dict]:
@@ -173,8 +158,7 @@ def record_repayment(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id:
             "interest": str(result.interest), "early_repayment": result.early_repayment,
             "allocations": [a.as_dict() for a in result.allocations], "outstanding": str(result.status.outstanding)}
     history = [*before, result.repayment]
-    if cmd.dossier.status == "in_default" and not rules.in_default(plan, history, cmd.today) \
-            and rules.amount_due(plan, history, cmd.today) == ZERO:
+    if cmd.dossier.status == "in_default" and rules.default_cured(plan, history, cmd.today):
         cmd.move("cure_default")
         data["default_cured"] = True
     if result.status.repaid_in_full and subsidies_settled(cmd.dossier, _claims(cmd.session, cmd.dossier.id)):

@@ -40,7 +40,8 @@ from db import models as m
 from db.models_auth import User
 from programmes import Programme
 from rules import french
-from rules.calendar import deadline, paris_date
+from rules.calendar import paris_date
+from rules.documents import reminder_due_on
 from rules.errors import RuleViolation
 from rules.money import ZERO
 from services import deadlines
@@ -204,7 +205,7 @@ def _programme_key(row) -> str:
 def latest_start_for(today: date, days: int, shift: bool) -> date:
     """The latest request day whose step of `days` is due by `today` (deadline(day) <= today)."""
     day = today - timedelta(days=days)
-    while deadline(day, days, shift_to_working_day=shift) > today:
+    while reminder_due_on(day, days, shift_to_working_day=shift) > today:
         day -= timedelta(days=1)
     return day
 
@@ -626,7 +627,7 @@ def _find_loans(today: date):
 
 def _apply_loans(run: _Run):
     from rules import loans as loan_rules
-    from services.loans import due_notice_window, head_of_service_recipient, plan_from_terms
+    from services.loans import due_notice_window, head_of_service_recipient
 
     def apply(catalogue, items, writer: BatchWriter) -> None:
         fired: dict = {}
@@ -634,7 +635,7 @@ def _apply_loans(run: _Run):
             programme = catalogue.get(row.programme_id, row.programme_version)
             shape = programme.line(row.line).shape
             try:
-                plan = plan_from_terms(row.loan)
+                plan = loan_rules.schedule_of(row.loan)
                 payments = [loan_rules.Repayment(a, d) for a, d in repaid]
                 steps = loan_rules.arrears_steps(plan, payments, run.today)
                 status = loan_rules.loan_status(plan, payments)

@@ -12,8 +12,7 @@ from sqlalchemy import select
 from db import models as m
 from notifications.rendering import DOCUMENT_LABELS
 from programmes import Programme
-from rules.calendar import deadline
-from rules.documents import check_pieces_reviewed
+from rules.documents import check_pieces_reviewed, request_lapses_on
 from rules.errors import InvalidInput, NotAllowed, RuleViolation
 from rules.text import check_text
 from services.clock import Clock
@@ -126,7 +125,8 @@ def request_documents(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id
     kinds = _list_of_kinds(kinds, "kinds")
     cmd.move("request_documents")
     r = cmd.programme.reminders
-    lapse_on = deadline(cmd.today, r.lapse_after_days, shift_to_working_day=r.shift_to_working_day)
+    lapse_on = request_lapses_on(cmd.today, lapse_after_days=r.lapse_after_days,
+                                 shift_to_working_day=r.shift_to_working_day)
     request_id = cmd.session.execute(_INSERT_REQUEST, {
         "dossier_id": cmd.dossier.id, "kinds": kinds, "requested_by": actor.name, "requested_at": cmd.now,
         "requested_on": cmd.today, "lapse_on": lapse_on, "status": "open"}).scalar_one()
