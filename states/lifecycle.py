@@ -11,8 +11,8 @@ names the rule and changes nothing (the library evaluates conditions before it m
 
 Everything else asks the machines, never the table: `fire` (the commands), `allowed_triggers`
 (the pages' buttons, the API's `allowed_commands`), `roles_of` / `shapes_of` (the API's role
-and shape tables), `destinations`, `edges` and `rows` (the state charts, `usine states`, the
-audit replay)."""
+and shape tables), `destinations`, `edges` and `rows` (the state charts, `usine states`). The
+audit replay fires too, with the recorded role and `GUARDS_PASSED`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -283,6 +283,30 @@ def destinations(trigger: str, state: str, shape: str) -> tuple[str | None, ...]
     return tuple(t.dest for t in _from(trigger, state, shape))
 
 
+class _GuardsPassed(Mapping[str, Guard]):
+    """Every named guard, taken as passed: for a move already made and recorded."""
+
+    def __getitem__(self, name: str) -> Guard:
+        return _passed
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _passed() -> None:
+    return None
+
+
+# The guards of a recorded move: the audit replay (services.audit.replay) fires the recorded
+# trigger with the recorded role through the same machines as the commands, the guards' checks
+# (reads of the tables the replay does not read) taken as passed — it re-checks their figures on
+# its own, from the events.
+GUARDS_PASSED: Mapping[str, Guard] = _GuardsPassed()
+
+
 def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | None = None,
          shape: str = "diagnostic") -> str:
     """The state after `trigger` fired from `state` by `role` on a dossier of this line shape,
@@ -302,7 +326,7 @@ def fire(state: str, trigger: str, *, role: str, guards: Mapping[str, Guard] | N
                          field="do")
     status = _Status(state)
     try:
-        moved = events[trigger].trigger(status, role=role, guards=guards or {})
+        moved = events[trigger].trigger(status, role=role, guards={} if guards is None else guards)
     except MachineError:
         raise NotAllowed(
             f"« {TRIGGER_LABELS[trigger]} » n'est pas possible dans l'état « {STATE_LABELS.get(state, state)} ».",

@@ -16,7 +16,6 @@ import gc
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, Iterable
 
 from sqlalchemy import select
@@ -25,31 +24,28 @@ from db import models as m
 from programmes import Catalogue, Programme, default_catalogue
 from rules import french
 from rules import loans as loan_rules
-from rules.calendar import PARIS, add_months, paris_date
-from rules.calendar import deadline as _deadline
+from rules.calendar import PARIS, paris_date
+from rules.documents import reminder_due_on, request_lapses_on
 from rules.eligibility import CompanyFacts, check_eligibility
-from rules.errors import InvalidInput, RuleViolation
+from rules.errors import InvalidInput, NotAllowed, RuleViolation
 from rules.instruments import ExpenseWindow, assess_line_claim, validate_invoice_kinds
 from rules.money import InvoiceLine, aid_figures, assess_final_claim, check_advance
+from rules.settlement import (
+    cancelled_remainder,
+    de_minimis_granted,
+    expense_window,
+    loan_settled,
+    payment_deadline,
+    payment_due,
+    subsidies_settled,
+    voted_line,
+)
 from services.audit.records import EventRecord, iso, load_events_for_replay
 from services.wording import fr_day, fr_instant
-from states.lifecycle import SHAPES, STATE_LABELS, edges
+from states.lifecycle import GUARDS_PASSED, STATE_LABELS, fire
 
 ZERO = Decimal("0.00")
 REPLAY_VERSION = "1"
-
-# The lifecycle as a lookup table, built from the machines of `states.lifecycle` (the transition
-# each tries first): (trigger, source state, line shape) -> (destination or None, roles allowed).
-_ALLOWED: dict[tuple[str, str, str], tuple[str | None, tuple[str, ...]]] = {}
-for _shape in SHAPES:
-    for _t in edges(_shape):
-        _ALLOWED.setdefault((_t.trigger, _t.source, _shape), (_t.dest, _t.roles))
-
-
-@lru_cache(maxsize=4096)
-def deadline(start, days: int, *, shift_to_working_day: bool = True):
-    """`rules.calendar.deadline`, remembered: a history asks the same few dates again and again."""
-    return _deadline(start, days, shift_to_working_day=shift_to_working_day)
 
 
 _PARIS_DAYS: dict[tuple, object] = {}
@@ -143,16 +139,17 @@ _MOVES: dict[tuple, tuple] = {}
 
 def _lifecycle_move(e: EventRecord, state: str, data: dict, shape: str) -> tuple:
     """What the lifecycle says of a recorded state change: () when it allows it, else the
-    problems as (recorded, recomputed, detail)."""
+    problems as (recorded, recomputed, detail). Each recorded trigger is fired through the
+    machines of `states.lifecycle` (`fire`, as the commands do), by the recorded role, the
+    guards taken as passed (`GUARDS_PASSED`: their figures are re-checked by the handlers)."""
     problems = []
     for trigger in _triggers(e):
-        allowed = _ALLOWED.get((trigger, state, shape))
-        if allowed is None or e.role not in allowed[1]:
-            why = ("interdit depuis cet état" if allowed is None else f"interdit au rôle « {e.role} »")
+        try:
+            state = fire(state, trigger, role=e.role, guards=GUARDS_PASSED, shape=shape)
+        except NotAllowed as refusal:
             problems.append((f"{e.state_before} → {e.state_after}", None,
-                             f"« {trigger} » {why} (« {state} ») selon le cycle de vie"))
+                             f"« {trigger} » depuis « {state} » refusé par le cycle de vie : {refusal.message}"))
             return tuple(problems)
-        state = allowed[0] or state
     if state != e.state_after:
         problems.append((e.state_after, state,
                          f"l'événement enregistre l'état « {e.state_after} », le cycle de vie donne « {state} »"))
@@ -229,12 +226,6 @@ class _Fold:
             self.flag(e, check, recorded, recomputed, detail)
             return False
         return True
-
-    def _voted_line(self, phase: int) -> dict | None:
-        for line in (self.voted or {}).get("lines", []):
-            if line["phase"] == phase:
-                return line
-        return None
 
     def _net_paid(self, phase: int) -> Decimal:
         paid = sum((Decimal(p["amount"]) for p in self.payments if p["phase"] == phase), ZERO)
@@ -358,7 +349,8 @@ class _Fold:
             self.compare(e, "requested_on", d["requested_on"], _paris_day(e.at).isoformat(),
                          "jour de la demande (Europe/Paris)")
             self.compare(e, "lapse_on", d["lapse_on"],
-                         deadline(_paris_day(e.at), r.lapse_after_days, shift_to_working_day=r.shift_to_working_day).isoformat(),
+                         request_lapses_on(_paris_day(e.at), lapse_after_days=r.lapse_after_days,
+                                           shift_to_working_day=r.shift_to_working_day).isoformat(),
                          f"date de caducité : J+{r.lapse_after_days} (jour ouvré)")
 
     def on_provide_documents(self, e, d) -> None:
@@ -505,23 +497,14 @@ class _Fold:
             self.payment_deadline_on = d.get("payment_deadline_on")
             programme = self.programme(e)
             if programme is not None:
-                cutoff, months = self._window(programme).ends_on, programme.money.payment_deadline_months
-                due = None
-                if cutoff is not None and months is not None:
-                    due = deadline(add_months(cutoff, months), 0,
-                                   shift_to_working_day=programme.reminders.shift_to_working_day).isoformat()
-                self.compare(e, "payment_deadline_on", d.get("payment_deadline_on"), due,
+                due = payment_deadline(self._window(programme).ends_on, programme.money.payment_deadline_months,
+                                       shift_to_working_day=programme.reminders.shift_to_working_day)
+                self.compare(e, "payment_deadline_on", d.get("payment_deadline_on"), due.isoformat() if due else None,
                              "date limite de demande de solde (date limite des dépenses + délai du programme)")
-            for line in (self.voted or {}).get("lines", []):
-                regulation = (self.voted or {}).get("de_minimis_regulation")
-                if line.get("legal_basis") == "de_minimis" and Decimal(line["aid"]) > 0:
-                    self.de_minimis_granted.append({"granted_on": today.isoformat(), "amount": line["aid"],
-                                                    "regulation": regulation})
-                loan = line.get("loan")
-                if loan and loan.get("legal_basis") == "de_minimis" and loan.get("gge") \
-                        and Decimal(loan["gge"]["gge"]) > 0:
-                    self.de_minimis_granted.append({"granted_on": today.isoformat(), "amount": _s(Decimal(loan["gge"]["gge"])),
-                                                    "regulation": regulation})
+            regulation = (self.voted or {}).get("de_minimis_regulation")
+            for amount in de_minimis_granted(self.voted):
+                self.de_minimis_granted.append({"granted_on": today.isoformat(), "amount": _s(amount),
+                                                "regulation": regulation})
         elif outcome == "rejected":
             self.deliberation = d.get("deliberation")
             self.closed_at = self.at_iso
@@ -529,18 +512,9 @@ class _Fold:
             self.proposal = {**(self.proposal or {}), "adjourned": True}
 
     def _window(self, programme) -> ExpenseWindow:
-        months = programme.money.expense_window_months_after_vote
-        if months is not None:
-            ends = add_months(date_of(self.voted_on), months) if self.voted_on else None
-            return ExpenseWindow(_paris_day(self.submitted_at), ends)
-        return ExpenseWindow(None, programme.money.expense_cutoff)
-
-    def _voted_line_alias(self, phase) -> dict | None:
-        line = self._voted_line(phase)
-        lines = (self.voted or {}).get("lines", [])
-        if line is None and phase == 1 and len(lines) == 1:
-            return lines[0]
-        return line
+        return expense_window(months_after_vote=programme.money.expense_window_months_after_vote,
+                              expense_cutoff=programme.money.expense_cutoff, submitted_on=_paris_day(self.submitted_at),
+                              voted_on=date_of(self.voted_on) if self.voted_on else None)
 
     def on_claim_payment(self, e, d) -> None:
         phase, kind = d.get("phase"), d.get("kind")
@@ -550,7 +524,7 @@ class _Fold:
                  "claimed_at": self.at_iso, "paid_at": None}
         self.claims[claim["claim_id"]] = claim
         programme = self.programme(e)
-        line = self._voted_line_alias(phase)
+        line = voted_line(self.voted, phase)
         if programme is None:
             return
         if line is None:
@@ -590,19 +564,13 @@ class _Fold:
             self.flag(e, "claim_unknown", d.get("claim_id"), None, "paiement d'une demande absente de l'historique")
             return
         phase = claim["phase"]
-        line = self._voted_line(phase)
-        net_before = self._net_paid(phase)
-        voted_aid = Decimal(line["aid"]) if line else ZERO
-        if claim["kind"] == "advance":
-            amount = Decimal(claim["amount_claimed"])
-        else:
-            amount = Decimal((claim["assessment"] or {}).get("justified_aid", "0")) - net_before
-        amount = min(amount, voted_aid - net_before)
-        recovery = None
-        if amount < 0:
-            recovery, amount = -amount, ZERO
-        self.compare(e, "pay.amount", d.get("amount"), _s(amount), f"montant payé (phase {phase}, {claim['kind']})")
-        self.compare(e, "pay.recovery", d.get("recovery"), _s(recovery), "ordre de reversement")
+        line = voted_line(self.voted, phase)
+        advance = claim["kind"] == "advance"
+        due = payment_due(kind=claim["kind"], claimed=Decimal(claim["amount_claimed"]) if advance else ZERO,
+                          justified_aid=None if advance else Decimal((claim["assessment"] or {}).get("justified_aid", "0")),
+                          voted_aid=Decimal(line["aid"]) if line else ZERO, net_paid_before=self._net_paid(phase))
+        self.compare(e, "pay.amount", d.get("amount"), _s(due.amount), f"montant payé (phase {phase}, {claim['kind']})")
+        self.compare(e, "pay.recovery", d.get("recovery"), _s(due.recovery), "ordre de reversement")
         recorded_amount = _money(d.get("amount")) or ZERO
         recorded_recovery = _money(d.get("recovery"))
         if recorded_recovery is not None:
@@ -622,36 +590,28 @@ class _Fold:
             self._close(e)
 
     def _subsidies_settled(self) -> bool:
-        voted = self.voted or {}
-        lines = voted.get("lines", [])
-        if voted.get("by_instrument"):
-            lines = [ln for ln in lines if Decimal(ln["aid"]) > 0]
-        finals_paid = {c["phase"] for c in self.claims.values() if c["kind"] == "final" and c["status"] == "paid"}
-        return bool(voted.get("lines")) and {ln["phase"] for ln in lines} <= finals_paid
+        return subsidies_settled(self.voted, {c["phase"] for c in self.claims.values()
+                                              if c["kind"] == "final" and c["status"] == "paid"})
 
     def _loan_settled(self) -> bool:
-        voted_loan = any(ln.get("loan") for ln in (self.voted or {}).get("lines", []))
-        return not voted_loan or (self.loan is not None and self._loan_status().outstanding == 0)
+        outstanding = None
+        if self.loan is not None and loan_rules.voted_loan_terms(self.voted) is not None:
+            outstanding = self._loan_status().outstanding
+        return loan_settled(self.voted, outstanding)
 
     def _plan(self):
-        loan = self.loan
-        return loan_rules.schedule(Decimal(loan["principal"]), Decimal(loan["annual_rate"]),
-                                   date_of(loan["disbursed_on"]), loan["deferral_months"], loan["instalments"])
+        return loan_rules.schedule_of(self.loan)
 
     def _loan_status(self):
         return loan_rules.loan_status(self._plan(), self.repayments)
 
     def _loan_figures(self) -> dict | None:
-        if self.loan is None:
-            return _undisbursed(self.voted)
-        figures = self._loan_status().as_dict()
-        if self.written_off is not None:
-            figures |= {"next_due": None, "written_off": _s(self.written_off)}
-        return figures
+        return loan_rules.loan_figures(self.voted, None if self.loan is None else self._plan(), self.repayments,
+                                       self.written_off)
 
     def on_disburse_loan(self, e, d) -> None:
         self.loan = d.get("loan")
-        voted = next((ln.get("loan") for ln in (self.voted or {}).get("lines", []) if ln.get("loan")), None)
+        voted = loan_rules.voted_loan_terms(self.voted)
         if voted is None or self.loan is None:
             self.flag(e, "loan_unknown", None, None, "versement d'un prêt que l'historique ne vote pas")
             return
@@ -696,8 +656,7 @@ class _Fold:
         self._close(e)
 
     def _close(self, e) -> Decimal:
-        net = self.paid_total - self.recovered_total
-        self.cancelled_remainder = max((self.aid_total or ZERO) - net, ZERO)
+        self.cancelled_remainder = cancelled_remainder(self.aid_total, self.paid_total - self.recovered_total)
         self.closed_at = self.at_iso
         return self.cancelled_remainder
 
@@ -753,8 +712,8 @@ class _Fold:
         programme = self.programme(e)
         if programme is not None:
             r = programme.reminders
-            due = deadline(date_of(req["requested_on"]), d.get("after_days") or 0,
-                           shift_to_working_day=r.shift_to_working_day)
+            due = reminder_due_on(date_of(req["requested_on"]), d.get("after_days") or 0,
+                                  shift_to_working_day=r.shift_to_working_day)
             self.compare(e, "remind.due", True, _paris_day(e.at) >= due, f"relance J+{d.get('after_days')} due le {fr_day(due)}")
 
     # -- the result ----------------------------------------------------------------------------
@@ -783,13 +742,6 @@ def date_of(value: str):
     from datetime import date
 
     return date.fromisoformat(value)
-
-
-def _undisbursed(voted: dict | None) -> dict | None:
-    for line in (voted or {}).get("lines", []):
-        if line.get("loan"):
-            return loan_rules.undisbursed_status(Decimal(line["loan"]["principal"])).as_dict()
-    return None
 
 
 def build_state(*, reference, programme, status, company, size_class, consultant, officer, quotes, proposal,
@@ -845,7 +797,8 @@ def _outlook(req: dict, programme_key: str | None, catalogue: Catalogue, as_of: 
     for step in r.steps:
         if step.after_days not in sent:
             out["next_reminder"] = {"after_days": step.after_days, "kind": step.kind,
-                                    "on": deadline(start, step.after_days, shift_to_working_day=r.shift_to_working_day).isoformat()}
+                                    "on": reminder_due_on(start, step.after_days,
+                                                          shift_to_working_day=r.shift_to_working_day).isoformat()}
             break
     if as_of is not None:
         out["days_left"] = (date_of(req["lapse_on"]) - paris_date(as_of)).days
