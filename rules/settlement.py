@@ -31,6 +31,20 @@ def voted_line(voted: dict | None, phase: int) -> dict | None:
     return None
 
 
+def invoices_in_days(voted: dict | None, phase: int) -> bool:
+    """Whether a final claim's invoices are days × day rate (consulting) rather than amounts
+    (investment): always on a dossier voted by phases; on a line with instruments, as its expense
+    is counted (`expense_kind` "days") — the first line's when the phase named was not voted."""
+    record = voted or {}
+    if not record.get("by_instrument"):
+        return True
+    line = voted_line(record, phase)
+    if line is None:
+        lines = record.get("lines", [])
+        return bool(lines) and lines[0].get("expense_kind") == "days"
+    return line.get("expense_kind") == "days"
+
+
 @dataclass(frozen=True)
 class PaymentDue:
     """What paying a claim gives: an amount paid (zero or more), or a recovery order."""

@@ -29,11 +29,12 @@ from rules.documents import reminder_due_on, request_lapses_on
 from rules.eligibility import CompanyFacts, check_eligibility
 from rules.errors import InvalidInput, NotAllowed, RuleViolation
 from rules.instruments import ExpenseWindow, assess_line_claim, validate_invoice_kinds
-from rules.money import InvoiceLine, aid_figures, assess_final_claim, check_advance
+from rules.money import aid_figures, assess_final_claim, check_advance
 from rules.settlement import (
     cancelled_remainder,
     de_minimis_granted,
     expense_window,
+    invoices_in_days,
     loan_settled,
     payment_deadline,
     payment_due,
@@ -541,12 +542,12 @@ class _Fold:
                 self.flag(e, "advance_cap", d.get("amount"), exc.rule, exc.message)
         else:
             try:
+                invoices = validate_invoice_kinds(d.get("invoices") or [],
+                                                  consulting=invoices_in_days(self.voted, phase))
                 if (self.voted or {}).get("by_instrument"):
-                    invoices = validate_invoice_kinds(d.get("invoices") or [], consulting=line.get("expense_kind") == "days")
                     recomputed = assess_line_claim(programme, size_class=self.size_class, voted_line=line,
                                                    invoices=invoices, window=self._window(programme)).to_record()
                 else:
-                    invoices = [InvoiceLine.parse(raw, f"invoices[{i}]") for i, raw in enumerate(d.get("invoices") or [])]
                     recomputed = assess_final_claim(programme, phase=phase, invoices=invoices,
                                                     voted_aid=Decimal(line["aid"]),
                                                     voted_expense=Decimal(line["eligible_expense"]),

@@ -52,16 +52,9 @@ def claim_payment(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: in
         raise InvalidInput("kind", "kind : « advance » ou « final ».")
     claims = _claims(cmd.session, cmd.dossier.id)
     parsed_amount = parse_amount(amount, "amount", allow_zero=False) if kind == "advance" else None
-    voted_lines = (cmd.dossier.voted or {}).get("lines", [])
     by_instrument = bool((cmd.dossier.voted or {}).get("by_instrument"))
     if kind == "final":
-        consulting = True
-        if by_instrument:
-            try:
-                consulting = _voted_line(cmd.dossier, phase).get("expense_kind") == "days"
-            except InvalidInput:
-                consulting = bool(voted_lines) and voted_lines[0].get("expense_kind") == "days"
-        lines = validate_invoice_kinds(invoices, consulting=consulting)
+        lines = validate_invoice_kinds(invoices, consulting=settlement.invoices_in_days(cmd.dossier.voted, phase))
     found: dict = {}
 
     def payment_deadline_open() -> None:
