@@ -109,6 +109,8 @@ class _FoldedTextMatch(ColumnElement[bool]):
     trigram index answers it; SQLite takes the FTS5 lookup. Both are bound (and so cached) alike."""
     type = Boolean()
     inherit_cache = True
+    # a condition as it is, not « … = 1 » (SQLite has no boolean type): the planner takes the IN
+    _is_implicitly_boolean = True
     _traverse_internals = [("like", InternalTraversal.dp_clauseelement),
                            ("fts", InternalTraversal.dp_clauseelement)]
 
