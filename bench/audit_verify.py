@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -149,7 +150,10 @@ def main() -> None:
     run = subprocess.run([sys.executable, "-m", "cli.main", "audit", "verify"], env=env, capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     cli_seconds = time.perf_counter() - t
-    print(f"`usine audit verify` (CLI, process start included): exit {run.returncode} — {cli_seconds:.2f} s")
+    # The CLI is this process's only child: its high-water mark is the command's own peak memory.
+    cli_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"`usine audit verify` (CLI, process start included): exit {run.returncode} — {cli_seconds:.2f} s, "
+          f"peak RSS {cli_rss_mb:,.0f} MB")
     print(run.stdout.strip().splitlines()[0] if run.stdout else run.stderr[-500:])
     print(f"target < 20 s: {'met' if cli_seconds < 20 else 'NOT met'}")
     factory.engine.dispose()

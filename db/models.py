@@ -294,3 +294,39 @@ class Event(Base):
 # "trusted" since PostgreSQL 13 (the database's owner may create it).
 event.listen(Dossier.__table__, "before_create",
              DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
+
+
+# SQLite's search index (docs/performance.md, Search): an FTS5 table with the `trigram` tokenizer
+# (SQLite ≥ 3.34) over `dossiers.search_text`, external-content (it stores only the index; its
+# rowid is the dossier's id), kept exact by triggers on `dossiers` — whatever writes the column
+# (`services.deadlines.refresh`, the migrations' backfill, a bench's INSERT … SELECT, a delete).
+# PostgreSQL answers the same search from its GIN trigram index: nothing of this there.
+# Migration 0220 creates the same objects (its own frozen copy of these statements;
+# tests/test_search_fts.py compares the two).
+SEARCH_FTS_TABLE = "dossiers_fts"
+SEARCH_FTS_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS dossiers_fts USING fts5("
+    "search_text, content='dossiers', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER IF NOT EXISTS dossiers_fts_insert AFTER INSERT ON dossiers BEGIN "
+    "INSERT INTO dossiers_fts(rowid, search_text) VALUES (new.id, new.search_text); END",
+    "CREATE TRIGGER IF NOT EXISTS dossiers_fts_delete AFTER DELETE ON dossiers BEGIN "
+    "INSERT INTO dossiers_fts(dossiers_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text); END",
+    "CREATE TRIGGER IF NOT EXISTS dossiers_fts_update AFTER UPDATE OF id, search_text ON dossiers "
+    "WHEN old.id IS NOT new.id OR old.search_text IS NOT new.search_text BEGIN "
+    "INSERT INTO dossiers_fts(dossiers_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text); "
+    "INSERT INTO dossiers_fts(rowid, search_text) VALUES (new.id, new.search_text); END",
+)
+for _statement in SEARCH_FTS_DDL:
+    event.listen(Dossier.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+event.listen(Dossier.__table__, "before_drop", DDL("DROP TABLE IF EXISTS dossiers_fts").execute_if(dialect="sqlite"))
+
+
+def is_search_fts_table(name: str | None) -> bool:
+    """The FTS table and its shadow tables (`dossiers_fts_data`, `_idx`, `_docsize`, `_config`):
+    SQLite's own objects, which the models do not declare (a schema comparison leaves them out)."""
+    return bool(name) and (name == SEARCH_FTS_TABLE or str(name).startswith(SEARCH_FTS_TABLE + "_"))
+
+
+def include_in_schema_comparison(name: str | None, type_: str, parent_names) -> bool:
+    """`include_name` of Alembic's comparison (autogenerate, the schema tests): all but the FTS tables."""
+    return not (type_ == "table" and is_search_fts_table(name))

@@ -7,14 +7,30 @@ never loads what it may not show:
 - consultant: the dossiers assigned to it (`Dossier.consultant`);
 - any other role (admin, system): nothing.
 
-Text search binds its input as a parameter and escapes LIKE wildcards: a search string is only
-ever text to look for."""
+Text search binds its input as a parameter and escapes LIKE wildcards and FTS5 syntax: a search
+string is only ever text to look for."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, tuple_
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    and_,
+    bindparam,
+    column,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    true,
+    tuple_,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from db import models as m
 from db.models_auth import REGIONAL_ROLES  # the roles whose accounts carry regions (one list)
@@ -83,14 +99,57 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# The shortest search the trigram index answers: a shorter one has no trigram (the LIKE scan).
+FTS_MIN_CHARS = 3
+_FTS = table(m.SEARCH_FTS_TABLE, column("rowid"))
+
+
+class _FoldedTextMatch(ColumnElement[bool]):
+    """The same search written for each database: PostgreSQL (and any other) takes the LIKE, its
+    trigram index answers it; SQLite takes the FTS5 lookup. Both are bound (and so cached) alike."""
+    type = Boolean()
+    inherit_cache = True
+    # a condition as it is, not « … = 1 » (SQLite has no boolean type): the planner takes the IN
+    _is_implicitly_boolean = True
+    _traverse_internals = [("like", InternalTraversal.dp_clauseelement),
+                           ("fts", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, like: ColumnElement[bool], fts: ColumnElement[bool]) -> None:
+        self.like, self.fts = like, fts
+
+
+@compiles(_FoldedTextMatch)
+def _compile_like(element: _FoldedTextMatch, compiler, **kw) -> str:
+    return compiler.process(element.like, **kw)
+
+
+@compiles(_FoldedTextMatch, "sqlite")
+def _compile_fts(element: _FoldedTextMatch, compiler, **kw) -> str:
+    return compiler.process(element.fts, **kw)
+
+
+def fts_phrase(needle: str) -> str:
+    """The needle as one FTS5 string (a phrase): between double quotes, a double quote doubled;
+    whatever it holds (`*`, `OR`, `NEAR`, `-`, `:`, `^`, parentheses) is then text to find. With
+    the trigram tokenizer a phrase matches where the text contains it."""
+    return '"' + needle.replace('"', '""') + '"'
+
+
 def text_matches(q: str) -> ColumnElement[bool]:
     """The dossiers whose reference, company name, SIREN, consultant or officer contains the
-    text, case and accents ignored: one LIKE on the folded `Dossier.search_text` (written by
-    `services.deadlines`), which PostgreSQL answers from its trigram index."""
+    text, case and accents ignored, in the folded `Dossier.search_text` (written by
+    `services.deadlines`): one LIKE, which PostgreSQL answers from its trigram index; on SQLite
+    the FTS5 trigram table (`dossiers_fts`) when the text has 3 characters or more, the LIKE
+    scan otherwise."""
     needle = fold_needle(q)
     if not needle:
         return true()
-    return m.Dossier.search_text.like(f"%{escape_like(needle)}%", escape="\\")
+    like = m.Dossier.search_text.like(f"%{escape_like(needle)}%", escape="\\")
+    if len(needle) < FTS_MIN_CHARS:
+        return like
+    fts = m.Dossier.id.in_(select(_FTS.c.rowid).where(
+        literal_column(m.SEARCH_FTS_TABLE).op("MATCH")(bindparam("fts_phrase", fts_phrase(needle), unique=True))))
+    return _FoldedTextMatch(like, fts)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 
 from db.engine import make_engine
 from db.migrate import upgrade
-from db.models import Base
+from db.models import Base, include_in_schema_comparison
 
 POSTGRES_URL = os.environ.get("USINE_TEST_POSTGRES_URL")
 MINE = {"users", "idempotency_keys"}
@@ -54,7 +54,8 @@ def test_upgrading_an_empty_database_creates_the_users_and_idempotency_tables_as
         uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("idempotency_keys")}
         assert ("key", "username", "route") in uniques
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": include_in_schema_comparison}),
+                                Base.metadata)
         assert [d for d in diff if _touches_mine(d)] == []
     finally:
         engine.dispose()

@@ -12,7 +12,7 @@ import db.all_models  # noqa: F401
 from db import models as m
 from db.engine import make_engine
 from db.migrate import upgrade
-from db.models import Base
+from db.models import Base, include_in_schema_comparison
 from services.audit.verify import verify_dossier
 from services.demo import load_demo
 from states.lifecycle import STATES
@@ -28,6 +28,7 @@ def _empty_database(database_url):
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         else:
+            conn.execute(text("DROP TABLE IF EXISTS dossiers_fts"))
             for table in reversed(Base.metadata.sorted_tables):
                 conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}"'))
     return engine
@@ -37,7 +38,8 @@ def test_the_migrations_build_exactly_the_models_schema(database_url):
     engine = _empty_database(database_url)
     upgrade(database_url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": include_in_schema_comparison}),
+                                Base.metadata)
     engine.dispose()
     assert diff == []
     # and the test fixtures get their schema back for the next tests

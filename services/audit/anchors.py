@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
@@ -61,9 +62,15 @@ class AnchorResult:
                 "prev_hash": self.prev_hash, "dossiers": self.dossiers, "events": self.events, "changed": self.changed}
 
 
+def _digest_line(ref: str, seq: int, h: str) -> bytes:
+    return f"{ref}\t{seq}\t{h}\n".encode("utf-8")
+
+
 def delta_digest(heads: list[tuple[str, int, str]]) -> str:
-    lines = "".join(f"{ref}\t{seq}\t{h}\n" for ref, seq, h in sorted(heads))
-    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256()
+    for ref, seq, h in sorted(heads):
+        digest.update(_digest_line(ref, seq, h))
+    return digest.hexdigest()
 
 
 def anchor_hash(*, seq: int, anchored_at: datetime, dossiers: int, events: int, changed: int, digest: str,
@@ -88,6 +95,28 @@ _ANCHORED_HEADS = text(
     "      GROUP BY dossier_reference) l "
     "  ON l.dossier_reference = a.dossier_reference AND l.anchor_seq = a.anchor_seq "
     "LEFT JOIN events e ON e.dossier_id = a.dossier_id AND e.seq = a.seq")
+
+
+def _heads_by_anchor(conn) -> Iterator[tuple[int, int, str]]:
+    """(anchor seq, heads it recorded, their `delta_digest`) for every anchor, from the heads read
+    in the digest's own order — reference, seq, hash, compared as Python compares strings
+    (code points: PostgreSQL's "C" collation) — so that no anchor's heads are held at once."""
+    reference = AuditAnchorHead.dossier_reference
+    if conn.dialect.name == "postgresql":
+        reference = reference.collate("C")
+    heads = conn.execution_options(stream_results=True, yield_per=20000).execute(
+        select(AuditAnchorHead.anchor_seq, AuditAnchorHead.dossier_reference, AuditAnchorHead.seq, AuditAnchorHead.hash)
+        .order_by(AuditAnchorHead.anchor_seq, reference, AuditAnchorHead.seq, AuditAnchorHead.hash))
+    current, count, digest = None, 0, hashlib.sha256()
+    for anchor_seq, ref, seq, h in heads:
+        if anchor_seq != current:
+            if current is not None:
+                yield current, count, digest.hexdigest()
+            current, count, digest = anchor_seq, 0, hashlib.sha256()
+        count += 1
+        digest.update(_digest_line(ref, seq, h))
+    if current is not None:
+        yield current, count, digest.hexdigest()
 
 
 def _anchored_problems(rows, anchored_on: dict[int, datetime]) -> list[dict]:
@@ -231,17 +260,16 @@ def check_anchors(conn, *, only_reference: str | None = None, dossier_id: int | 
         prev = a.hash
     anchored_on = {a.seq: a.anchored_at for a in anchors}
     if only_reference is None and dossier_id is None:
-        by_anchor: dict[int, list[tuple[str, int, str]]] = {}
-        for r in session.execute(select(AuditAnchorHead.anchor_seq, AuditAnchorHead.dossier_reference,
-                                        AuditAnchorHead.seq, AuditAnchorHead.hash)):
-            by_anchor.setdefault(r[0], []).append((r[1], r[2], r[3]))
+        recorded = dict(((seq, (changed, digest)) for seq, changed, digest in _heads_by_anchor(conn)))
         for a in anchors:
-            heads = by_anchor.get(a.seq, [])
-            if len(heads) != a.changed or delta_digest(heads) != a.delta_digest:
+            changed, digest = recorded.get(a.seq, (0, delta_digest([])))
+            if changed != a.changed or digest != a.delta_digest:
                 anchor_problem("anchor_heads_altered", a.seq,
-                               f"ancre n°{a.seq} : {a.changed} tête(s) de dossier ancrée(s), {len(heads)} retrouvée(s) "
+                               f"ancre n°{a.seq} : {a.changed} tête(s) de dossier ancrée(s), {changed} retrouvée(s) "
                                f"ou modifiée(s) — des dossiers ancrés ont été effacés de l'ancre")
-        rows = session.execute(_ANCHORED_HEADS).all()
+        # Streamed: one head at a time, unless the journal check needs them all at once.
+        streamed = conn.execution_options(stream_results=True, yield_per=20000).execute(_ANCHORED_HEADS)
+        rows = streamed.all() if journal is not None else streamed
     else:
         rows = [r for r in session.execute(_ANCHORED_HEADS).all()
                 if r[0] == only_reference or (only_reference is None and r[1] == dossier_id)]

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import orjson
 from sqlalchemy import select
@@ -356,21 +356,71 @@ def _event_sql(dossier_id: int | None) -> tuple[str, dict]:
     return sql + " ORDER BY dossier_id, seq", params
 
 
+# Dossier rows are read by id in batches of this many, beside the events' ordered cursor: the
+# check holds one batch and one dossier's events, never the whole table.
+FACTS_BATCH = 5000
+
+
+def _dossier_facts(conn, dossier_id: int | None) -> Iterator[DossierFacts]:
+    """The dossiers rows in id order, by keyset (no OFFSET), FACTS_BATCH at a time."""
+    last: int | None = None
+    while True:
+        q = (select(m.Dossier.id, m.Dossier.reference, m.Dossier.status, m.Dossier.paid_total,
+                    m.Dossier.recovered_total, m.Dossier.updated_at, m.Dossier.version)
+             .order_by(m.Dossier.id).limit(FACTS_BATCH))
+        if dossier_id is not None:
+            q = q.where(m.Dossier.id == dossier_id)
+        if last is not None:
+            q = q.where(m.Dossier.id > last)
+        rows = conn.execute(q).all()
+        for r in rows:
+            yield DossierFacts(r.id, r.reference, r.status, r.paid_total - r.recovered_total, r.updated_at, r.version)
+        if len(rows) < FACTS_BATCH:
+            return
+        last = rows[-1].id
+
+
+class _RowsById:
+    """The dossiers rows, walked in id order beside the events (ordered by dossier id too)."""
+
+    def __init__(self, rows: Iterator[DossierFacts]):
+        self._rows = rows
+        self._head = next(rows, None)
+
+    def before(self, dossier_id: int) -> Iterator[DossierFacts]:
+        while self._head is not None and self._head.id < dossier_id:
+            yield self._head
+            self._head = next(self._rows, None)
+
+    def take(self, dossier_id: int) -> DossierFacts | None:
+        if self._head is not None and self._head.id == dossier_id:
+            facts, self._head = self._head, next(self._rows, None)
+            return facts
+        return None
+
+    def rest(self) -> Iterator[DossierFacts]:
+        return self.before(2**63)
+
+
 def verify_database(engine, *, dossier_id: int | None = None, anchors: bool = True,
                     journal: str | None = None) -> AuditReport:
-    """Every dossier's chain, the dossiers against their histories, and the anchored heads."""
+    """Every dossier's chain, the dossiers against their histories, and the anchored heads.
+
+    One ordered pass over the events merged with the dossiers read by id: memory holds one
+    dossier's history and one batch of rows, whatever the size of the database."""
     started = time.perf_counter()
     problems: list[dict] = []
     with engine.connect() as conn:
-        q = select(m.Dossier.id, m.Dossier.reference, m.Dossier.status, m.Dossier.paid_total,
-                   m.Dossier.recovered_total, m.Dossier.updated_at, m.Dossier.version)
-        if dossier_id is not None:
-            q = q.where(m.Dossier.id == dossier_id)
-        dossiers = {r.id: DossierFacts(r.id, r.reference, r.status, r.paid_total - r.recovered_total, r.updated_at,
-                                       r.version)
-                    for r in conn.execute(q)}
-        seen: set[int] = set()
-        seen_refs: dict[str, int] = {}
+        rows = _RowsById(_dossier_facts(conn, dossier_id))
+        dossiers_seen = 0
+        the_dossier: DossierFacts | None = None  # with `dossier_id`: its row, for the anchors
+
+        def without_events(facts: DossierFacts) -> None:
+            nonlocal dossiers_seen
+            dossiers_seen += 1
+            problems.append({"dossier": facts.reference, "dossier_id": facts.id, "problem": "removed", "seq": None,
+                             "detail": "le dossier existe mais n'a plus aucun événement"})
+
         count = 0
         sql, params = _event_sql(dossier_id)
         if engine.dialect.name == "sqlite":
@@ -380,9 +430,13 @@ def verify_database(engine, *, dossier_id: int | None = None, anchors: bool = Tr
             cursor = conn.execution_options(stream_results=True, yield_per=20000).exec_driver_sql(sql, params)
 
         def flush(did: int, group: list[EventRecord], valid: list[bool]) -> None:
-            facts = dossiers.get(did)
-            seen.add(did)
-            seen_refs[group[-1].dossier_reference] = group[-1].seq
+            nonlocal dossiers_seen, the_dossier
+            for skipped in rows.before(did):  # rows no event reached
+                without_events(skipped)
+            facts = rows.take(did)
+            dossiers_seen += 1
+            if facts is not None:
+                the_dossier = facts
             result = Verification(did, facts.reference if facts else group[0].dossier_reference)
             if facts is None:
                 result.fail("dossier_removed", None, f"le dossier {result.reference} a des événements mais plus de ligne dossier")
@@ -413,18 +467,17 @@ def verify_database(engine, *, dossier_id: int | None = None, anchors: bool = Tr
             count += 1
         if group:
             flush(current, group, valid)
-        for did, facts in dossiers.items():
-            if did not in seen:
-                problems.append({"dossier": facts.reference, "dossier_id": did, "problem": "removed", "seq": None,
-                                 "detail": "le dossier existe mais n'a plus aucun événement"})
+        for skipped in rows.rest():
+            the_dossier = the_dossier or skipped
+            without_events(skipped)
         anchor_report: dict = {"checked": False}
         if anchors:
             from services.audit.anchors import check_anchors
 
-            only = dossiers[dossier_id].reference if dossier_id is not None and dossier_id in dossiers else None
+            only = the_dossier.reference if dossier_id is not None and the_dossier is not None else None
             anchor_report, anchor_problems = check_anchors(conn, only_reference=only, dossier_id=dossier_id,
                                                            journal=journal)
             problems += anchor_problems
     problems.sort(key=lambda p: (p.get("dossier") or "", p.get("seq") if p.get("seq") is not None else 10**12))
-    return AuditReport(not problems, len(seen | set(dossiers)), count, problems, anchor_report,
+    return AuditReport(not problems, dossiers_seen, count, problems, anchor_report,
                        time.perf_counter() - started)
