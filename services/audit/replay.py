@@ -24,6 +24,7 @@ from db import models as m
 from programmes import Catalogue, Programme, default_catalogue
 from rules import french
 from rules import loans as loan_rules
+from rules import settlement as settlement_rules
 from rules.calendar import PARIS, paris_date
 from rules.documents import reminder_due_on, request_lapses_on
 from rules.eligibility import CompanyFacts, check_eligibility
@@ -767,7 +768,7 @@ def build_state(*, reference, programme, status, company, size_class, consultant
         "amounts": {
             "aid": aid, "aid_total": _s(aid_total), "paid_total": _s(paid_total),
             "recovered_total": _s(recovered_total), "net_paid": _s(net),
-            "remaining": None if aid_total is None or closed_at else _s(max(aid_total - net, ZERO)),
+            "remaining": None if aid_total is None or closed_at else _s(settlement_rules.cancelled_remainder(aid_total, net)),
             "cancelled_remainder": _s(cancelled_remainder),
         },
         "payment_deadline_on": payment_deadline_on,
