@@ -360,6 +360,7 @@ def test_the_french_base_rate_periods_never_overlap_so_a_grant_date_has_at_most_
 
 @pytest.mark.parametrize(("granted_on", "base", "reference"), [
     (date(2010, 3, 15), D("0.0124"), D("0.0224")),    # 2010/C 85/05, 1.1.2010–31.3.2010: 1,24 %
+    (date(2015, 2, 27), D("0.0034"), D("0.0134")),    # 2014/C 465/15, from 1.1.2015, closed 28.2.2015: 0,34 %
     (date(2015, 12, 10), D("0.0017"), D("0.0117")),   # 2015/C 333/03, from 1.11.2015: 0,17 %
     (date(2020, 1, 20), D("-0.0031"), D("0.0069")),   # 2019/C 416/06, from 1.1.2020: −0,31 %
     (date(2020, 6, 16), D("-0.0022"), D("0.0078")),   # 2020/C 211/08, 1.6.2020–30.6.2020: −0,22 % (golden 12's vote)
@@ -382,12 +383,14 @@ def test_the_june_2020_rate_ends_with_june_and_july_2020_has_the_next_notice_s_r
     assert base_rate_period(date(2020, 7, 1), regs).oj_reference.startswith("JO C 211 du 25.6.2020")
 
 
-@pytest.mark.parametrize("granted_on", [date(2016, 3, 1), date(2017, 6, 1), date(2018, 10, 1), date(2019, 11, 5),
+@pytest.mark.parametrize("granted_on", [date(2014, 12, 31), date(2015, 3, 1), date(2015, 6, 30),
+                                        date(2016, 3, 1), date(2017, 6, 1), date(2018, 10, 1), date(2019, 11, 5),
                                         date(2020, 2, 17), date(2023, 5, 2), date(2024, 9, 17), date(2025, 1, 2),
                                         date(2026, 1, 15)])
 def test_a_loan_granted_in_a_remaining_gap_of_the_table_is_refused_never_guessed(granted_on):
-    # Gaps no notice was read for (docs/loans.md): 2016–2019, February 2020, 2022 to September 2024,
-    # 2025–2026 (the 3,45 % of C/2024/7101 covers October to December 2024 only).
+    # Gaps no notice was read for (docs/loans.md): 2014, March to June 2015 (the 0,34 % of
+    # 2014/C 465/15 ends on the eve of the 1.3.2015 notice), 2016–2019, February 2020, 2022 to
+    # September 2024, 2025–2026 (the 3,45 % of C/2024/7101 covers October to December 2024 only).
     with pytest.raises(RuleViolation) as refused:
         loan_gge(D("100000.00"), D("0"), 12, 16, granted_on, regulations())
     assert (refused.value.rule, refused.value.field) == ("reference_rate_unknown", "granted_on")
