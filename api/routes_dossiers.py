@@ -13,6 +13,7 @@ from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.schemas import CandidacyIn, ClaimOut, CommandOut, DossierOut, DossierPage, EventOut
 from db import models as m
+from programmes import EXAMPLE_NOTICE
 from rules.errors import InvalidInput
 from rules.identifiers import InvalidIdentifier, validate_siren
 from services import commands
@@ -21,7 +22,7 @@ from services.loans import loan_figures
 from services.messages import visible_events
 from services.queries import dossier_summary, history
 from services.search import SORTS, DossierQuery, search_dossiers
-from services.wording import EXAMPLE_NOTICE, describe
+from services.wording import describe
 from states.lifecycle import STATE_LABELS, STATES, allowed_triggers
 
 router = APIRouter(tags=["dossiers"])

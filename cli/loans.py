@@ -38,7 +38,7 @@ def _dossier(uow, key: str):
 
 
 def _header(uow, dossier) -> None:
-    from services.wording import EXAMPLE_NOTICE
+    from programmes import EXAMPLE_NOTICE
 
     programme = uow.catalogue.get(dossier.programme_id, dossier.programme_version)
     if programme.is_example:
@@ -141,11 +141,11 @@ def repay(dossier: str = typer.Argument(..., help="Référence ou identifiant du
 
 def company(siren: str = typer.Argument(..., help="SIREN de l'entreprise (9 chiffres)")):
     """A company's pathway: every dossier, its state, aid, paid, loan outstanding, and de minimis."""
+    from programmes import EXAMPLE_NOTICE
     from rules.calendar import paris_date
     from rules.errors import RuleViolation
     from services.pathways import company_pathway
     from services.runtime import default_clock, default_uow_factory
-    from services.wording import EXAMPLE_NOTICE
 
     on = paris_date(default_clock().now())
     try:

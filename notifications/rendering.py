@@ -194,12 +194,8 @@ def _to_decimal(value: Any) -> Decimal:
     return french.as_decimal(value)
 
 
-def euros(value: Any) -> str:
-    """"17500.00" or Decimal("17500") -> "17 500,00 €" (U+00A0 as separator and before €).
-
-    Rounded half up to the cent, in Decimal throughout: ``rules.french.euros``.
-    """
-    return french.euros(value)
+# "17500.00" or Decimal("17500") -> "17 500,00 €", rounded half up in Decimal: the one formatter.
+euros = french.euros
 
 
 def _as_date(value: Any) -> date:
@@ -294,6 +290,7 @@ def _invalid(name: str, value: Any) -> str:
 # Exposed for callers that format outside templates (e.g. a web page showing an amount).
 FILTERS: Mapping[str, Callable[..., str]] = {
     "euros": euros,
+    "de": french.of_name,
     "date_fr": date_fr,
     "datetime_fr": datetime_fr,
     "document_label": document_label,

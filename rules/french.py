@@ -104,6 +104,25 @@ def euros(value: object) -> str:
     return _euros(round_cents(value))
 
 
+DASH = "—"
+
+
+def shown_euros(value: object) -> str:
+    """An amount as a page, a letter, a PDF or a journal line shows it: ``euros`` of the amount,
+    « — » when there is none (None or ""), and the value as it is when it is not an amount at all.
+
+    Lenient where ``euros`` is strict because what is shown comes from stored facts and from the
+    services (the odd float of a KPI average, read through ``str`` so that it keeps the digits it
+    prints): a page must render a malformed historical fact, not fail on it."""
+    if value is None or value == "":
+        return DASH
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    return _euros(round_cents(amount)) if amount.is_finite() else str(value)
+
+
 @lru_cache(maxsize=8192)
 def _number(rounded: Decimal, decimals: int, grouping: bool) -> str:
     pattern = ("#,##0" if grouping else "0") + ("." + "0" * decimals if decimals else "")
@@ -134,6 +153,19 @@ def percent(rate: object, decimals: int | None = None) -> str:
     points = as_decimal(rate) * 100
     points = points.quantize(Decimal(1).scaleb(-(2 if decimals is None else decimals)), rounding=ROUND_HALF_UP)
     return _percent(points if points else abs(points), decimals)
+
+
+_ELIDING = frozenset("aeiouyàâäéèêëîïôöùûüœæAEIOUYÀÂÄÉÈÊËÎÏÔÖÙÛÜŒÆ")
+
+
+def of_name(name: str) -> str:
+    """« de » before a name, elided before a vowel: « de Léa Moreau », « d'Atelier Garonne ».
+
+    A name beginning with h keeps « de »: whether its h is mute (« d'Hélène ») or aspirated
+    (« de Hoche Industrie ») cannot be told from the spelling, and « de » is never wrong
+    enough to mislead."""
+    stripped = name.strip()
+    return f"d'{stripped}" if stripped[:1] in _ELIDING else f"de {stripped}"
 
 
 def _paris(value: datetime) -> datetime:

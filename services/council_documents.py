@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from db import models as m
 from notifications.rendering import siren
+from programmes import EXAMPLE_NOTICE
 from rules import french
 from services.pdf_style import styles, table, text
 from services.search import dossier_row, scope_clause
@@ -82,7 +83,7 @@ def _head(s, title: str, example: bool) -> list:
     st = styles()
     story = []
     if example:
-        story.append(Paragraph(text("Programme d'exemple — chiffres non officiels"), st["bad"]))
+        story.append(Paragraph(text(EXAMPLE_NOTICE), st["bad"]))
     story.append(Paragraph(text(title), st["title"]))
     story.append(Paragraph(text(f"Programme « {s.programme_name} » — séance du {french.long_date(s.session_date)} ; "
                                 f"ordre du jour clos le {french.long_date(s.agenda_closes_on)}."), st["body"]))

@@ -9,13 +9,14 @@ from datetime import date
 from decimal import Decimal
 
 from db import models as m
+from programmes import EXAMPLE_NOTICE
 from rules import french
 from rules import loans as rules
 from rules.money import ZERO
 from services.csv_export import write_csv
 from services.loans import plan_of, repayments_of
 
-EXAMPLE_NOTICE = "Programme d'exemple — chiffres non officiels"
+
 def _fr(amount: Decimal) -> str:
     """A spreadsheet cell: « 1234,50 » (decimal comma, no grouping, so that it stays a number)."""
     return french.number(amount, 2, grouping=False)
@@ -64,10 +65,6 @@ def schedule_csv(session, dossier: m.Dossier, today: date | None = None) -> byte
     return ("\ufeff" + write_csv(HEADER, rows, delimiter=";", preamble=preamble)).encode("utf-8")
 
 
-def _eur(amount: Decimal) -> str:
-    return french.euros(amount)
-
-
 def schedule_pdf(session, dossier: m.Dossier, today: date | None = None) -> bytes:
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
@@ -88,14 +85,14 @@ def schedule_pdf(session, dossier: m.Dossier, today: date | None = None) -> byte
                            styles["Normal"]))
     if loan:
         story.append(Paragraph(
-            f"Capital {_eur(Decimal(loan['principal']))}, taux annuel {french.percent(loan['annual_rate'], 2)}, "
+            f"Capital {french.euros(Decimal(loan['principal']))}, taux annuel {french.percent(loan['annual_rate'], 2)}, "
             f"versé le {french.day(date.fromisoformat(loan['disbursed_on']))}, différé {loan['deferral_months']} mois, "
             f"{loan['instalments']} échéances trimestrielles de capital.", styles["Normal"]))
     story.append(Spacer(1, 6 * mm))
     data = [list(HEADER)]
     for r in schedule_rows(session, dossier, today):
-        data.append([str(r["number"]), f"{french.day(r['due_on'])}", _eur(r["principal"]), _eur(r["interest"]),
-                     _eur(r["amount"]), _eur(r["outstanding_after"]), _eur(r["paid"]), r["status"]])
+        data.append([str(r["number"]), f"{french.day(r['due_on'])}", french.euros(r["principal"]), french.euros(r["interest"]),
+                     french.euros(r["amount"]), french.euros(r["outstanding_after"]), french.euros(r["paid"]), r["status"]])
     table = Table(data, repeatRows=1)
     table.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 7), ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
                                ("ALIGN", (2, 1), (6, -1), "RIGHT"), ("GRID", (0, 0), (-1, -1), 0.25, colors.grey)]))

@@ -8,8 +8,9 @@ import re
 from datetime import date, datetime
 from decimal import Decimal
 
-from notifications.rendering import DOCUMENT_LABELS, euros
+from notifications.rendering import DOCUMENT_LABELS
 from rules import french
+from rules.french import shown_euros
 
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
@@ -78,13 +79,6 @@ def fr_value_pair(value, other):
     return text
 
 
-def _eur(value) -> str:
-    try:
-        return "—" if value in (None, "") else euros(value)
-    except (TypeError, ValueError):
-        return str(value)
-
-
 KIND_LABELS = DOCUMENT_LABELS
 
 
@@ -150,23 +144,23 @@ def _describe(e: dict, names: dict) -> str:
         size = SIZE_LABELS.get(d.get("size_class"), d.get("size_class"))
         if d.get("request") is not None:  # an aid line of SPEC §11: amounts estimated, no quote
             total = ((d.get("estimate") or {}).get("total"))
-            return f"Déclaré éligible ({size})" + (f" ; aide estimée {_eur(total)}." if total else ".")
+            return f"Déclaré éligible ({size})" + (f" ; aide estimée {shown_euros(total)}." if total else ".")
         p = d.get("phase1") or {}
         return (f"Déclaré éligible ({size}) ; prestataire "
-                f"{d.get('consultant')} ; phase 1 : {p.get('days')} j × {_eur(p.get('day_rate'))}.")
+                f"{d.get('consultant')} ; phase 1 : {p.get('days')} j × {shown_euros(p.get('day_rate'))}.")
     if c == "open_aid_dossier":
         actions = ", ".join(f"n°{n}" for n in d.get("actions") or [])
         total = (d.get("estimate") or {}).get("total")
         return (f"Dossier d'aide ouvert depuis le plan du dossier {d.get('plan')} (actions {actions})"
-                + (f" ; aide estimée {_eur(total)}." if total else "."))
+                + (f" ; aide estimée {shown_euros(total)}." if total else "."))
     if c == "disburse_loan":
         loan = d.get("loan") or {}
-        return (f"Prêt versé : {_eur(loan.get('principal'))} le {fr_day(loan.get('disbursed_on'))}, "
+        return (f"Prêt versé : {shown_euros(loan.get('principal'))} le {fr_day(loan.get('disbursed_on'))}, "
                 f"{d.get('instalments')} échéances, première le {fr_day(d.get('first_due_on'))}.")
     if c == "record_repayment":
-        text = (f"Remboursement reçu le {fr_day(d.get('received_on'))} : {_eur(d.get('amount'))} "
-                f"(capital {_eur(d.get('principal'))}, intérêts {_eur(d.get('interest'))}) ; "
-                f"capital restant dû {_eur(d.get('outstanding'))}")
+        text = (f"Remboursement reçu le {fr_day(d.get('received_on'))} : {shown_euros(d.get('amount'))} "
+                f"(capital {shown_euros(d.get('principal'))}, intérêts {shown_euros(d.get('interest'))}) ; "
+                f"capital restant dû {shown_euros(d.get('outstanding'))}")
         if d.get("early_repayment"):
             text += " — remboursement anticipé total"
         if d.get("default_cured"):
@@ -179,9 +173,9 @@ def _describe(e: dict, names: dict) -> str:
         return f"{what[:1].upper()}{what[1:]} : échéance n°{d.get('instalment')} du {fr_day(d.get('due_on'))}."
     if c == "declare_default":
         return (f"Défaut de remboursement : échéance n°{d.get('instalment')} du {fr_day(d.get('due_on'))} impayée "
-                f"({_eur(d.get('unpaid'))}).")
+                f"({shown_euros(d.get('unpaid'))}).")
     if c == "write_off":
-        return f"Prêt passé en perte : {_eur(d.get('written_off'))} ; dossier clôturé."
+        return f"Prêt passé en perte : {shown_euros(d.get('written_off'))} ; dossier clôturé."
     if c == "declare_ineligible":
         return "Déclaré irrecevable."
     if c == "accept_diagnostic":
@@ -189,14 +183,14 @@ def _describe(e: dict, names: dict) -> str:
     if c == "submit_action_plan" and d.get("actions") is not None:  # a progress plan (Nouvelle-Aquitaine)
         actions = d["actions"]
         budget = sum((Decimal(str(a.get("budget") or "0")) for a in actions), Decimal("0"))
-        return f"Plan de progrès déposé : {len(actions)} action(s), budget total {_eur(budget)}."
+        return f"Plan de progrès déposé : {len(actions)} action(s), budget total {shown_euros(budget)}."
     if c == "submit_action_plan":
         p = d.get("phase2") or {}
-        return f"Plan d'action déposé — phase 2 : {p.get('days')} j × {_eur(p.get('day_rate'))}."
+        return f"Plan d'action déposé — phase 2 : {p.get('days')} j × {shown_euros(p.get('day_rate'))}."
     if c == "propose_for_vote":
         total = (d.get("proposal") or {}).get("total")
         when = f" du {fr_day(d['session_date'])}" if d.get("session_date") else ""
-        return f"Proposé à la séance {d.get('session')}{when} — aide proposée {_eur(total)}."
+        return f"Proposé à la séance {d.get('session')}{when} — aide proposée {shown_euros(total)}."
     if c == "record_vote":
         outcome = OUTCOME_LABELS.get(d.get("outcome"), d.get("outcome"))
         total = (d.get("voted") or {}).get("total")
@@ -204,19 +198,19 @@ def _describe(e: dict, names: dict) -> str:
         if d.get("deliberation"):
             text += f" (délibération {d['deliberation']})"
         if total:
-            text += f", aide votée {_eur(total)}"
+            text += f", aide votée {shown_euros(total)}"
         return text + "."
     if c == "claim_payment":
         if d.get("kind") == "advance":
-            return f"Demande d'avance de la phase {d.get('phase')} : {_eur(d.get('amount'))}."
+            return f"Demande d'avance de la phase {d.get('phase')} : {shown_euros(d.get('amount'))}."
         assessment = d.get("assessment") or {}
         return (f"Demande de solde de la phase {d.get('phase')} : {len(d.get('invoices') or [])} ligne(s) de facture, "
-                f"dépense éligible {_eur(assessment.get('eligible_expense'))}.")
+                f"dépense éligible {shown_euros(assessment.get('eligible_expense'))}.")
     if c == "pay":
         kind = CLAIM_KIND_LABELS.get(d.get("kind"), d.get("kind"))
-        text = f"Paiement ({kind}) de la phase {d.get('phase')} : {_eur(d.get('amount'))}"
+        text = f"Paiement ({kind}) de la phase {d.get('phase')} : {shown_euros(d.get('amount'))}"
         if d.get("recovery"):
-            text += f" ; ordre de reversement de {_eur(d['recovery'])}"
+            text += f" ; ordre de reversement de {shown_euros(d['recovery'])}"
         if d.get("closed"):
             text += " — dossier soldé et clôturé"
         return text + "."
@@ -227,7 +221,7 @@ def _describe(e: dict, names: dict) -> str:
     if c == "withdraw":
         return "Abandon par l'entreprise."
     if c == "close":
-        return f"Clôture ({d.get('cause')}) ; reliquat annulé {_eur(d.get('cancelled_remainder'))}."
+        return f"Clôture ({d.get('cause')}) ; reliquat annulé {shown_euros(d.get('cancelled_remainder'))}."
     if c == "assign_officer":  # work sharing (services.assignment): the state never changes
         officer, previous = d["officer"], d.get("previous")
         who = names.get(officer, officer)
@@ -250,7 +244,6 @@ def _describe(e: dict, names: dict) -> str:
 
 # Said by every page, letter, export and CLI output of a dossier under an example programme
 # (SPEC §11: programme status `example`).
-EXAMPLE_NOTICE = "Programme d'exemple — chiffres non officiels"
 
 
 # The rules' French names, as every page, letter and document names them (one list).

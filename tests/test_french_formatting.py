@@ -19,7 +19,7 @@ def _channels():
     from cli import loans as cli_loans
     from notifications.rendering import FILTERS
     from rules import loans as rules_loans
-    from services import loan_exports, wording
+    from services import wording
     from web import format as web_format
 
     env = Environment()
@@ -28,8 +28,8 @@ def _channels():
         "web page": lambda v: env.from_string("{{ amount | eur }}").render(amount=v),
         "letter": FILTERS["euros"],
         "CLI": cli_loans.euros,
-        "loan schedule PDF": loan_exports._eur,
-        "auditor's PDF and history": wording._eur,
+        "loan schedule PDF": french.euros,
+        "auditor's PDF and history": wording.shown_euros,
         "domain message": rules_loans._euros,
     }
 
@@ -99,3 +99,21 @@ def test_days_and_instants_are_written_on_the_paris_calendar():
 def test_an_instant_without_a_time_zone_is_refused_rather_than_guessed():
     with pytest.raises(ValueError):
         french.instant(datetime(2021, 3, 31, 23, 30))
+
+
+def test_a_page_shows_a_dash_for_no_amount_and_a_malformed_stored_amount_as_it_was_written():
+    assert french.shown_euros(None) == french.shown_euros("") == "—"
+    assert french.shown_euros("douze") == "douze"
+    assert french.shown_euros(Decimal("17500")) == f"17{NBSP}500,00{NBSP}€"
+
+
+@pytest.mark.parametrize(("name", "written"), [
+    ("Atelier Garonne", "d'Atelier Garonne"),
+    ("Éclair Usinage", "d'Éclair Usinage"),
+    ("Léa Moreau", "de Léa Moreau"),
+    ("Hoche Industrie", "de Hoche Industrie"),
+])
+def test_a_letter_elides_de_before_a_name_that_begins_with_a_vowel(name, written):
+    from notifications.rendering import FILTERS
+
+    assert FILTERS["de"](name) == written

@@ -23,6 +23,7 @@ from jinja2 import StrictUndefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from programmes import EXAMPLE_NOTICE
 from web import accessibility
 from web import format as fmt
 from web.auth import (
@@ -86,6 +87,7 @@ def make_templates() -> Jinja2Templates:
     env.lstrip_blocks = True
     fmt.install(env)
     env.globals["PREFIX"] = PREFIX
+    env.globals["EXAMPLE_NOTICE"] = EXAMPLE_NOTICE  # « Programme d'exemple — chiffres non officiels », one wording
     from web.messages_view import unread_for_page
 
     env.globals["messages_unread"] = unread_for_page  # the queue's unread badges (partials/messages_*)

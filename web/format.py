@@ -113,12 +113,8 @@ def number(value, decimals: int = 0) -> str:
     return str(value) if d is None or not d.is_finite() else french.number(d, decimals)
 
 
-def eur(value) -> str:
-    """Decimal euros (never float) as « 17 500,00 € », rounded half up: ``rules.french.euros``."""
-    if value is None or value == "":
-        return "—"
-    d = _decimal(value)
-    return str(value) if d is None or not d.is_finite() else french.euros(d)
+# The one display of an amount (« — » when none), shared with the letters, the PDF and the journal.
+eur = french.shown_euros
 
 
 def percent(value, decimals: int = 0) -> str:

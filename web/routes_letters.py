@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
+from programmes import EXAMPLE_NOTICE
 from rules import french
 from rules.calendar import paris_date
 from services import letters as letters_service
@@ -109,7 +110,7 @@ def session_agenda_export(request: Request, code: SessionCode, fmt: Fmt,
     s, rows, example = _session(request, user, code)
     title = f"Ordre du jour de la séance {s.code} du {french.day(s.session_date)} — {s.programme_name}"
     if example:
-        title = "Programme d'exemple — chiffres non officiels — " + title
+        title = f"{EXAMPLE_NOTICE} — {title}"
     content = b"".join(export_file(fmt, AGENDA_COLUMNS, agenda_table(rows), title=title, sheet="Ordre du jour"))
     return Response(content, media_type=MEDIA_TYPES[fmt], headers=_attachment(f"ordre-du-jour-{s.code}.{fmt}"))
 

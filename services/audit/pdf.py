@@ -10,7 +10,8 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer
 
-from notifications.rendering import DOCUMENT_LABELS, euros
+from notifications.rendering import DOCUMENT_LABELS
+from rules.french import shown_euros
 from services.pdf_style import fonts as _fonts
 from services.pdf_style import short as _short
 from services.pdf_style import styles as _styles
@@ -30,10 +31,6 @@ from states.lifecycle import ROLE_LABELS, STATE_LABELS
 def _when(iso: str | None) -> str:
     """An instant as a French reader reads it: 25/03/2021 09:00, Paris time."""
     return fr_instant(iso)
-
-
-def _eur(value) -> str:
-    return "—" if value in (None, "") else euros(value)
 
 
 def _mono(value: str | None, st) -> Paragraph:
@@ -101,8 +98,8 @@ def render_pdf(export: dict) -> bytes:
     rows = [["", "Montant"]]
     if aid:
         for key in sorted(k for k in aid if k != "total"):
-            rows.append([f"Aide {basis} — phase {key.replace('phase', '')}", _eur(aid[key])])
-        rows.append([f"Aide {basis} — total", _eur(amounts.get("aid_total") if voted else aid.get("total"))])
+            rows.append([f"Aide {basis} — phase {key.replace('phase', '')}", shown_euros(aid[key])])
+        rows.append([f"Aide {basis} — total", shown_euros(amounts.get("aid_total") if voted else aid.get("total"))])
     else:
         rows.append(["Aide", "—"])
     if voted or vote.get("deliberation"):
@@ -110,20 +107,20 @@ def render_pdf(export: dict) -> bytes:
         rows.append(["Délibération", f"{vote.get('deliberation') or '—'}{on}"])
     elif aid:
         rows.append(["Séance proposée", f"{state.get('session') or '—'} (pas encore votée)"])
-    rows += [["Total versé", _eur(amounts.get("paid_total"))],
-             ["Reversements (titres de recettes)", _eur(amounts.get("recovered_total"))],
-             ["Net payé", _eur(amounts.get("net_paid"))],
-             ["Reste à payer", _eur(amounts.get("remaining"))],
-             ["Reliquat annulé", _eur(amounts.get("cancelled_remainder"))],
+    rows += [["Total versé", shown_euros(amounts.get("paid_total"))],
+             ["Reversements (titres de recettes)", shown_euros(amounts.get("recovered_total"))],
+             ["Net payé", shown_euros(amounts.get("net_paid"))],
+             ["Reste à payer", shown_euros(amounts.get("remaining"))],
+             ["Reliquat annulé", shown_euros(amounts.get("cancelled_remainder"))],
              ["Date limite de demande de solde", fr_day(state.get("payment_deadline_on"))]]
     story.append(_table(rows, [80 * mm, 60 * mm], st))
     if state["payments"] or state["recoveries"]:
         story.append(Spacer(1, 4))
         rows = [["Date", "Phase", "Nature", "Montant"]]
         for p in state["payments"]:
-            rows.append([_when(p["paid_at"]), str(p["phase"]), "avance" if p["kind"] == "advance" else "solde", _eur(p["amount"])])
+            rows.append([_when(p["paid_at"]), str(p["phase"]), "avance" if p["kind"] == "advance" else "solde", shown_euros(p["amount"])])
         for r in state["recoveries"]:
-            rows.append([_when(r["issued_at"]), str(r["phase"]), "ordre de reversement", _eur(r["amount"])])
+            rows.append([_when(r["issued_at"]), str(r["phase"]), "ordre de reversement", shown_euros(r["amount"])])
         story.append(_table(rows, [35 * mm, 15 * mm, 40 * mm, 35 * mm], st))
     rec = replay["recomputation"]
     story.append(Spacer(1, 4))

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from db import models as m
 from programmes import Programme
 from programmes.letters import missing_pieces
+from rules import french
 from rules.calendar import paris_date
 from rules.de_minimis import PriorAid
 from rules.eligibility import CompanyFacts
@@ -65,10 +66,10 @@ def _window_open(programme: Programme, today: date) -> Callable[[], None]:
             ordered = sorted(programme.windows, key=lambda w: w.opens_on)
             # Name the calls around the day rather than every call of every year.
             nearest = [w for w in ordered if w.closes_on < today][-1:] + [w for w in ordered if w.opens_on > today][:1]
-            windows = ", ".join(f"{(w.code + ' ') if w.code else ''}{w.opens_on:%d/%m/%Y}–{w.closes_on:%d/%m/%Y}"
+            windows = ", ".join(f"{(w.code + ' ') if w.code else ''}{french.day(w.opens_on)}–{french.day(w.closes_on)}"
                                 for w in nearest) or "aucune"
             raise RuleViolation("window_closed",
-                                f"Aucun appel à manifestation d'intérêt ouvert le {today:%d/%m/%Y} "
+                                f"Aucun appel à manifestation d'intérêt ouvert le {french.day(today)} "
                                 f"pour {programme.name} (fenêtres : {windows}).", field="at")
     return guard
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from db import models as m
+from rules import french
 from rules.council import check_session_held
 from rules.errors import InvalidInput, NotAllowed, RuleViolation
 from rules.money import AidBreakdown
@@ -63,7 +64,7 @@ def propose_for_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id:
     def agenda_open() -> None:
         if cmd.today > council.agenda_closes_on:
             raise RuleViolation("agenda_closed", f"L'ordre du jour de la séance {council.code} est clos depuis le "
-                                f"{council.agenda_closes_on:%d/%m/%Y}.", field="session")
+                                f"{french.day(council.agenda_closes_on)}.", field="session")
 
     def amounts_within_caps() -> None:
         found["inputs"] = rule_inputs(cmd.dossier, prior, council.session_date)
@@ -110,7 +111,7 @@ def record_vote(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: int,
                                            or council.session_date <= adjourning.session_date):
                 raise NotAllowed(
                     f"Le dossier a été ajourné par la séance « {adjourning.code} » du "
-                    f"{adjourning.session_date:%d/%m/%Y} : il est voté à une séance suivante.", field="session")
+                    f"{french.day(adjourning.session_date)} : il est voté à une séance suivante.", field="session")
 
     def session_held() -> None:
         check_session_held(council.code, council.session_date, cmd.today)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from db import models as m
 from programmes import Programme
-from rules import settlement
+from rules import french, settlement
 from rules.calendar import paris_date
 from rules.errors import InvalidInput, NotAllowed, RuleViolation
 from rules.instruments import ExpenseWindow, assess_line_claim, validate_invoice_kinds
@@ -60,7 +60,7 @@ def claim_payment(*, uow: UnitOfWork, clock: Clock, actor: Actor, dossier_id: in
     def payment_deadline_open() -> None:
         due = cmd.dossier.payment_deadline_on
         if due is not None and cmd.today > due:
-            raise RuleViolation("payment_deadline", f"Le délai de demande de paiement a expiré le {due:%d/%m/%Y}.",
+            raise RuleViolation("payment_deadline", f"Le délai de demande de paiement a expiré le {french.day(due)}.",
                                 field="at")
 
     def claim_valid() -> None:
