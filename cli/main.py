@@ -41,8 +41,11 @@ def db_upgrade(url: str = typer.Option(None, help="URL SQLAlchemy (défaut : USI
         # The workspace's clock (a demo's lives in 2022): a version is not recorded after the
         # dossiers that were submitted under it.
         added = sync_programmes(uow=uow, clock=default_clock())
+        # People read names, not the files' keys (« occitanie-prif@3 »).
+        named = {p.key: f"{p.name} (version {p.version})" for p in uow.catalogue.all()}
     factory.engine.dispose()
-    typer.echo(f"Base à jour : {target}" + (f" — programmes enregistrés : {', '.join(added)}" if added else ""))
+    typer.echo(f"Base à jour : {target}"
+               + (f" — programmes enregistrés : {' ; '.join(named[key] for key in added)}" if added else ""))
 
 
 @app.command("states")

@@ -20,7 +20,7 @@ def sync_programmes(*, uow: UnitOfWork, clock) -> list[str]:
                                                loaded_at=clock.now()))
             added.append(p.key)
         elif row.content_hash != p.content_hash:
-            raise ValueError(f"{p.key} : le fichier a changé depuis son enregistrement ; une modification "
+            raise ValueError(f"« {p.name} » (version {p.version}) : le fichier a changé depuis son enregistrement ; une modification "
                              f"de programme est une nouvelle version (version = {p.version + 1}).")
     uow.commit()
     return added

@@ -89,7 +89,11 @@ def test_usine_demo_then_history_reads_like_a_file_note(tmp_path):
            "USINE_CLOCK_START": "2022-06-15T09:00:00+02:00"}  # Occitanie's demo day: its pathway alive
     run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", *a], capture_output=True, text=True,  # noqa: E731
                                     cwd=tmp_path, env=env)
-    assert run("db", "upgrade").returncode == 0
+    upgraded = run("db", "upgrade")
+    assert upgraded.returncode == 0
+    # the programmes recorded are named as people know them, not by their files' keys
+    assert "Parcours régional Industrie du Futur (version 1)" in upgraded.stdout
+    assert "occitanie-prif" not in upgraded.stdout
     demo = run("demo", "--dossiers", "24", "--json")
     assert demo.returncode == 0, demo.stderr
     assert json.loads(demo.stdout)["by_programme"] == {"occitanie-prif": 24, "pdl-ami-idf-exemple": 8}

@@ -296,3 +296,18 @@ def test_a_company_follows_its_loan_schedule_and_the_repayment_due(uow_factory, 
     assert len(re.findall(r"<tr><th scope=\"row\">\d+</th>", page.text.split('id="portal-schedule"')[1])) == instalments
     said = text_of(page.text)
     assert f"Remboursement dû ce jour : {eur(due)}".replace("\u00a0", " ") in said and "en remboursement" in said
+
+
+def test_a_withdrawn_dossier_is_held_by_no_one_on_the_companys_page(uow_factory, monkeypatch):
+    use_fast_passwords(monkeypatch)
+    world = World(uow_factory)
+    seed_users(uow_factory, world.clock)
+    did = world.dossier("submitted")
+    world.run(commands.withdraw, "entreprise.garonne", dossier_id=did, reason="Projet reporté d'un an.")
+    with uow_factory() as uow:
+        reference = uow.dossier(did).reference
+    app = create_standalone_app(uow_factory=uow_factory, clock=world.clock, secret_key=SECRET)
+    page = signed_in(app, "entreprise.garonne").get(f"/ui/portail/dossiers/{reference}")
+    holder = text_of(page.text.split('id="portal-holder">', 1)[1].split("</dd>", 1)[0])
+    assert holder == "personne — le dossier est terminé"
+    assert "Usine (automatique)" not in text_of(page.text)

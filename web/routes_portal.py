@@ -287,7 +287,12 @@ def _holder(d: m.Dossier, page: dict, people: dict) -> tuple[str, str | None]:
         return (ROLE_LABELS["finance"], None) if pending_claim else (ROLE_LABELS["applicant"], None)
     if state in LOAN_STATES:
         return ROLE_LABELS["applicant"], None
-    return ROLE_LABELS["system"], None
+    # A closed, rejected, withdrawn or lapsed dossier waits for no one: not « Usine (automatique) »,
+    # which would read as if something were still to happen.
+    return NOBODY_HOLDS, None
+
+
+NOBODY_HOLDS = "personne — le dossier est terminé"
 
 
 @router.get("/portail/dossiers/{reference}")
