@@ -26,12 +26,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from db.models_auth import REGIONAL_ROLES, User
+from db.models_auth import User
 from db.models_oidc import OidcIdentity
 from rules.errors import InvalidInput, NotFound, RuleViolation
 from services.clock import Clock
 from services.uow import UnitOfWork
-from services.users import USERNAME_PATTERN, get_user, known_regions
+from services.users import USERNAME_PATTERN, checked_regions, get_user
 
 # The roles an OpenID provider may open: the agents' (the auditor too, who reads only: not
 # services.messages.REGION_WRITER_ROLES). Companies and consultants keep passwords.
@@ -139,20 +139,6 @@ def identity_view(identity: OidcIdentity) -> dict:
             "last_sign_in_at": identity.last_sign_in_at.isoformat() if identity.last_sign_in_at else None}
 
 
-def _check_regions(uow: UnitOfWork, role: str, regions) -> list[str]:
-    regions = list(dict.fromkeys(regions or []))
-    if role in REGIONAL_ROLES:
-        if not regions:
-            raise InvalidInput("regions", f"regions : au moins une région pour le rôle « {role} ».")
-        known = known_regions(uow)
-        for i, r in enumerate(regions):
-            if r not in known:
-                raise InvalidInput(f"regions[{i}]", f"regions[{i}] : région inconnue « {r} » (connues : {', '.join(known)}).")
-    elif regions:
-        raise InvalidInput("regions", f"regions : le rôle « {role} » n'a pas de régions.")
-    return regions
-
-
 def register_identity(*, uow: UnitOfWork, clock: Clock, email: str, username: str | None = None,
                       role: str | None = None, regions=None, display_name: str | None = None) -> dict:
     """Register an agent's e-mail address for the provider's sign-in: linked to the existing
@@ -179,7 +165,7 @@ def register_identity(*, uow: UnitOfWork, clock: Clock, email: str, username: st
             raise InvalidInput("role", "role : obligatoire pour une adresse sans compte (aucun rôle par défaut).")
         if role not in AGENT_ROLES:
             raise InvalidInput("role", f"role : « {role} » n'est pas l'un de {', '.join(AGENT_ROLES)}.")
-        regions = _check_regions(uow, role, regions)
+        regions = checked_regions(uow, role, regions)
         if display_name is not None:
             display_name = display_name.strip()
             if not display_name or len(display_name) > 200:

@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -45,23 +45,29 @@ from starlette.concurrency import run_in_threadpool
 
 from db.models_auth import SigninFailure, User
 from services import users as users_service
+from services.config import Settings
 
 INVALID_MESSAGE = "Identifiant ou mot de passe incorrect, ou compte désactivé."
 
 
+def _configured(name: str):
+    # The defaults are the settings' (services.config, USINE_SIGNIN_*): written once, there.
+    return Settings.model_fields[f"signin_{name}"].default
+
+
 @dataclass(frozen=True)
 class SigninPolicy:
-    free_failures: int = 5
-    delay_base_seconds: float = 1.0
-    lock_after: int = 10
-    lock_seconds: int = 900
-    failure_window_seconds: int = 3600
-    per_address: str = "30/minute"
-    concurrency: int = 2
-    max_waiting: int = 64
-    queue_wait_seconds: float = 1.0
-    refusal_delay_seconds: float = 1.0
-    nice: int = 10
+    free_failures: int = _configured("free_failures")
+    delay_base_seconds: float = _configured("delay_base_seconds")
+    lock_after: int = _configured("lock_after")
+    lock_seconds: int = _configured("lock_seconds")
+    failure_window_seconds: int = _configured("failure_window_seconds")
+    per_address: str = _configured("per_address")
+    concurrency: int = _configured("concurrency")
+    max_waiting: int = _configured("max_waiting")
+    queue_wait_seconds: float = _configured("queue_wait_seconds")
+    refusal_delay_seconds: float = _configured("refusal_delay_seconds")
+    nice: int = _configured("nice")
 
     @classmethod
     def from_settings(cls, settings=None) -> "SigninPolicy":
@@ -69,12 +75,7 @@ class SigninPolicy:
             from services.config import get_settings
 
             settings = get_settings()
-        policy = cls(free_failures=settings.signin_free_failures, delay_base_seconds=settings.signin_delay_base_seconds,
-                     lock_after=settings.signin_lock_after, lock_seconds=settings.signin_lock_seconds,
-                     failure_window_seconds=settings.signin_failure_window_seconds,
-                     per_address=settings.signin_per_address, concurrency=settings.signin_concurrency,
-                     max_waiting=settings.signin_max_waiting, queue_wait_seconds=settings.signin_queue_wait_seconds,
-                     refusal_delay_seconds=settings.signin_refusal_delay_seconds, nice=settings.signin_nice)
+        policy = cls(**{f.name: getattr(settings, f"signin_{f.name}") for f in fields(cls)})
         policy.validate()
         return policy
 

@@ -153,6 +153,22 @@ def known_regions(uow: UnitOfWork) -> list[str]:
     return sorted({p.region for p in uow.catalogue.all()})
 
 
+def checked_regions(uow: UnitOfWork, role: str, regions) -> list[str]:
+    """The regions of an account of ``role``, without repeats: at least one, each known, for a
+    regional role; none for the others. Shared by local accounts and OpenID sign-ins."""
+    regions = list(dict.fromkeys(regions or []))
+    if role in REGIONAL_ROLES:
+        if not regions:
+            raise InvalidInput("regions", f"regions : au moins une région pour le rôle « {role} ».")
+        known = known_regions(uow)
+        for i, r in enumerate(regions):
+            if r not in known:
+                raise InvalidInput(f"regions[{i}]", f"regions[{i}] : région inconnue « {r} » (connues : {', '.join(known)}).")
+    elif regions:
+        raise InvalidInput("regions", f"regions : le rôle « {role} » n'a pas de régions.")
+    return regions
+
+
 def _check_password(password) -> str:
     if not isinstance(password, str) or not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX):
         raise InvalidInput("password", f"password : de {PASSWORD_MIN} à {PASSWORD_MAX} caractères.", rule="password_policy")
@@ -173,16 +189,7 @@ def create_user(*, uow: UnitOfWork, clock: Clock, username: str, password: str, 
     if role not in ROLES:
         raise InvalidInput("role", f"role : « {role} » n'est pas l'un de {', '.join(ROLES)}.")
     _check_password(password)
-    regions = list(dict.fromkeys(regions or []))
-    if role in REGIONAL_ROLES:
-        if not regions:
-            raise InvalidInput("regions", f"regions : au moins une région pour le rôle « {role} ».")
-        known = known_regions(uow)
-        for i, r in enumerate(regions):
-            if r not in known:
-                raise InvalidInput(f"regions[{i}]", f"regions[{i}] : région inconnue « {r} » (connues : {', '.join(known)}).")
-    elif regions:
-        raise InvalidInput("regions", f"regions : le rôle « {role} » n'a pas de régions.")
+    regions = checked_regions(uow, role, regions)
     if role == "applicant":
         try:
             siren = validate_siren(siren if siren is not None else "")

@@ -41,6 +41,17 @@ def scoped_dossier(uow, actor, dossier_id: int) -> m.Dossier:
     return d
 
 
+def dossier_or_404(uow, actor, dossier_id: int) -> m.Dossier:
+    """``scoped_dossier`` for a page or a download: one 404 whether the dossier does not exist or
+    is another region's (a page must not tell the two apart)."""
+    from fastapi import HTTPException
+
+    try:
+        return scoped_dossier(uow, actor, dossier_id)
+    except OutOfScope:
+        raise HTTPException(404, "Dossier introuvable.") from None
+
+
 def _checklist(programme, documents: list[m.Document], state: str) -> tuple[list[dict], list[dict]]:
     by_kind: dict[str, list[m.Document]] = defaultdict(list)
     for doc in sorted(documents, key=lambda x: (x.kind, x.version)):

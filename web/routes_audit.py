@@ -19,7 +19,7 @@ from services.search import in_scope
 from services.wording import describe
 from web.app import PREFIX, render
 from web.auth import Forbidden, WebUser, current_user
-from web.dossier_view import OutOfScope, scoped_dossier
+from web.dossier_view import dossier_or_404
 
 router = APIRouter()
 
@@ -106,10 +106,7 @@ def replay(request: Request, dossier_id: Annotated[int, Path(ge=1, le=2**31 - 1)
     web = request.app.state.web
     instant, error = parse_instant(at)
     with web.uow_factory() as uow:
-        try:
-            d = scoped_dossier(uow, user.actor, dossier_id)
-        except OutOfScope:
-            raise HTTPException(404, "Dossier introuvable.") from None
+        d = dossier_or_404(uow, user.actor, dossier_id)
         events = history(uow, d.id)
         from services.people import display_names
 

@@ -19,7 +19,7 @@ from services.storage import MAX_UPLOAD_BYTES
 from states.lifecycle import STATE_LABELS
 from web.app import PREFIX, render
 from web.auth import Forbidden, WebUser, current_user, flash, writer
-from web.dossier_view import OutOfScope, dossier_page, scoped_dossier
+from web.dossier_view import OutOfScope, dossier_or_404, dossier_page
 from web.format import KIND_LABELS, RULE_LABELS, eur, field_label, plain_message
 from web.messages_view import mark_seen
 
@@ -167,10 +167,7 @@ def run_command(web, user: WebUser, dossier_id: int, fn: Callable, kwargs: dict,
     Returns (outcome, None) or (None, the refusal's text)."""
     try:
         with web.uow_factory() as uow:
-            try:
-                scoped_dossier(uow, user.actor, dossier_id)
-            except OutOfScope:
-                raise HTTPException(404, "Dossier introuvable.") from None
+            dossier_or_404(uow, user.actor, dossier_id)
             outcome = fn(uow=uow, clock=web.clock, actor=user.actor, dossier_id=dossier_id,
                          expected_version=expected_version, **kwargs)
         return outcome, None
@@ -313,10 +310,7 @@ def download(request: Request, dossier_id: DossierId, document_id: Annotated[int
              user: Annotated[WebUser, Depends(current_user)]):
     web = request.app.state.web
     with web.uow_factory() as uow:
-        try:
-            scoped_dossier(uow, user.actor, dossier_id)
-        except OutOfScope:
-            raise HTTPException(404, "Dossier introuvable.") from None
+        dossier_or_404(uow, user.actor, dossier_id)
         doc = uow.session.get(m.Document, document_id)
         if doc is None or doc.dossier_id != dossier_id:
             raise HTTPException(404, "Pièce introuvable.")
@@ -346,10 +340,7 @@ def schedule_download(request: Request, dossier_id: DossierId, fmt: Annotated[st
     web = request.app.state.web
     today = paris_date(web.clock.now())
     with web.uow_factory() as uow:
-        try:
-            d = scoped_dossier(uow, user.actor, dossier_id)
-        except OutOfScope:
-            raise HTTPException(404, "Dossier introuvable.") from None
+        d = dossier_or_404(uow, user.actor, dossier_id)
         if d.loan is None:
             raise HTTPException(404, "Ce dossier n'a pas de prêt versé, donc pas d'échéancier.")
         if fmt == "csv":

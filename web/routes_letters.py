@@ -17,7 +17,7 @@ from services.council_documents import AGENDA_COLUMNS, agenda_pdf, agenda_rows, 
 from services.table_exports import MEDIA_TYPES, Column, export_file
 from web.app import render
 from web.auth import WebUser, current_user
-from web.dossier_view import OutOfScope, scoped_dossier
+from web.dossier_view import dossier_or_404
 from web.routes_council import SessionCode, _readers, _scoped_session, session_view
 from web.routes_dossier import DossierId
 
@@ -35,10 +35,7 @@ def _attachment(name: str) -> dict:
 def _letter(request: Request, user: WebUser, dossier_id: int, slug: str):
     web = request.app.state.web
     with web.uow_factory() as uow:
-        try:
-            d = scoped_dossier(uow, user.actor, dossier_id)
-        except OutOfScope:
-            raise HTTPException(404, "Dossier introuvable.") from None
+        d = dossier_or_404(uow, user.actor, dossier_id)
         try:
             letter = letters_service.dossier_letter(uow, d, slug, web.clock)
         except letters_service.ConventionNotRequired:

@@ -15,7 +15,7 @@ from services import messages
 from services.storage import MAX_UPLOAD_BYTES
 from web.app import PREFIX, render
 from web.auth import WebUser, check_csrf, current_user, flash, writer
-from web.dossier_view import OutOfScope, scoped_dossier
+from web.dossier_view import dossier_or_404
 from web.routes_dossier import _refused_form, _text, _typed, refusal_text
 
 router = APIRouter()
@@ -28,10 +28,7 @@ def _run(web, user: WebUser, dossier_id: int, fn, **kwargs):
     (None, the refusal in French)."""
     try:
         with web.uow_factory() as uow:
-            try:
-                scoped_dossier(uow, user.actor, dossier_id)
-            except OutOfScope:
-                raise HTTPException(404, "Dossier introuvable.") from None
+            dossier_or_404(uow, user.actor, dossier_id)
             return fn(uow=uow, clock=web.clock, actor=user.actor, dossier_id=dossier_id, **kwargs), None
     except RuleViolation as exc:
         return None, refusal_text(exc)
@@ -68,10 +65,7 @@ def attachment(request: Request, dossier_id: DossierId, attachment_id: Annotated
 
     web = request.app.state.web
     with web.uow_factory() as uow:
-        try:
-            scoped_dossier(uow, user.actor, dossier_id)
-        except OutOfScope:
-            raise HTTPException(404, "Dossier introuvable.") from None
+        dossier_or_404(uow, user.actor, dossier_id)
         found = messages.attachment_for(uow.session, user.actor, dossier_id, attachment_id)
         if found is None:
             raise HTTPException(404, "Pièce jointe introuvable.")
