@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from db import models as m
 from notifications.rendering import KINDS, RenderedMessage, render
-from rules import french
+from rules import french, settlement
 from rules.calendar import paris_date
 from rules.errors import InvalidInput
 from rules.money import ZERO
@@ -108,7 +108,7 @@ def _build(uow, kind: str, dossier: m.Dossier, clock: Clock) -> tuple[dict, dict
         aid_total = dossier.aid_total or ZERO
         loan = loan_figures(session, dossier) if dossier.loan is not None else None
         return letter | {"aid_total": str(aid_total), "paid_total": str(net),
-                         "cancelled_remainder": str(max(aid_total - net, ZERO)), "closed_on": today.isoformat(),
+                         "cancelled_remainder": str(settlement.cancelled_remainder(dossier.aid_total, net)), "closed_on": today.isoformat(),
                          **({"loan": loan} if loan else {})}, applicant
     if kind == "daily_digest":
         from services.digest import officer_deadlines

@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from db import models as m
 from db.models_auth import User
 from programmes import Programme
-from rules import french
+from rules import french, settlement
 from rules.calendar import paris_date
 from rules.documents import reminder_due_on
 from rules.errors import RuleViolation
@@ -364,7 +364,7 @@ def _apply_payment_deadlines(run: _Run):
             programme = catalogue.get(row.programme_id, row.programme_version)
             net_paid = row.paid_total - row.recovered_total
             aid_total = row.aid_total or ZERO
-            remainder = max(aid_total - net_paid, ZERO)
+            remainder = settlement.cancelled_remainder(row.aid_total, net_paid)  # the command's rule
             try:
                 # `commands.close_after_payment_deadline`: move, `_close` (the letter), one event.
                 state_after = _fire(fired, row.status, "close")

@@ -74,7 +74,9 @@ SHARED = [
     ("the loan settled", "rules.settlement.loan_settled",
      "_Fold._loan_settled", [("services/commands/payments.py", "loan_settled")]),
     ("the remainder cancelled at closing", "rules.settlement.cancelled_remainder",
-     "_Fold._close", [("services/commands/payments.py", "_close")]),
+     "_Fold._close", [("services/commands/payments.py", "_close"),
+                      ("services/sweep.py", "_apply_payment_deadlines"),  # the set-based closing
+                      ("services/previews.py", "_build")]),  # the letter previewed
     ("a lifecycle move", "states.lifecycle.fire",
      "_lifecycle_move", [("services/commands/base.py", "_move")]),
     ("the expense window", "rules.settlement.expense_window",
@@ -127,7 +129,7 @@ def _min_max_of_a_difference(path: str) -> list[int]:
 
 
 @pytest.mark.parametrize("path", [REPLAY, "services/commands/payments.py", "services/commands/exits.py",
-                                  "services/loans.py"])
+                                  "services/loans.py", "services/sweep.py", "services/previews.py"])
 def test_no_payment_cap_or_closing_remainder_is_computed_outside_the_rules(path):
     assert _min_max_of_a_difference(path) == [], f"{path}: min/max of a difference — use rules.settlement"
 
