@@ -355,7 +355,9 @@ class LoanOut(Out):
     next_due: NextDueOut | None
 
 
-class DossierRow(Out):
+class _DossierIdentity(Out):
+    """What a listing row and a dossier's detail both say of it, first and in this order."""
+
     id: int
     reference: str
     programme: str
@@ -368,6 +370,9 @@ class DossierRow(Out):
     version: int
     officer: str | None
     consultant: str | None
+
+
+class DossierRow(_DossierIdentity):
     aid_total: str | None
     paid: str
     next_deadline: str | None
@@ -400,19 +405,7 @@ class DocumentRequestOut(Out):
     status: str
 
 
-class DossierOut(Out):
-    id: int
-    reference: str
-    programme: str
-    programme_version: int
-    region: str | None
-    company: str
-    siren: str
-    state: str
-    state_label: str
-    version: int
-    officer: str | None
-    consultant: str | None
+class DossierOut(_DossierIdentity):
     size_class: str | None
     aid: dict[str, str] | None
     paid: str

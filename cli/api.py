@@ -65,6 +65,7 @@ def users_add(
 def users_list(role: str = typer.Option(None, "--role"), as_json: bool = typer.Option(False, "--json")):
     """List the users (never their password hashes)."""
     from services.users import list_users
+    from states.lifecycle import ROLE_LABELS
 
     with _factory()() as uow:
         users = list_users(uow, role=role)
@@ -73,39 +74,37 @@ def users_list(role: str = typer.Option(None, "--role"), as_json: bool = typer.O
         return
     for u in users:
         scope = ", ".join(u["regions"]) or u["siren"] or u["consultant"] or "—"
-        typer.echo(f"{u['username']:<28} {u['role']:<11} {'actif' if u['active'] else 'désactivé':<10} {scope}"
+        typer.echo(f"{u['username']:<28} {ROLE_LABELS.get(u['role'], u['role']):<22} {'actif' if u['active'] else 'désactivé':<10} {scope}"
                    f"  ({u['display_name']})")
+
+
+def _switch(change, username: str, done: str) -> None:
+    from rules.errors import NotFound
+
+    try:
+        with _factory()() as uow:
+            user = change(uow=uow, clock=_clock(), username=username)
+    except NotFound:
+        typer.echo(f"Utilisateur inconnu : {username}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{user['username']} : {done}")
 
 
 @users_app.command("disable")
 def users_disable(username: str):
     """Disable a user: it can no longer sign in and its tokens stop working at once."""
-    from rules.errors import NotFound
     from services.users import disable_user
 
-    try:
-        with _factory()() as uow:
-            user = disable_user(uow=uow, clock=_clock(), username=username)
-    except NotFound:
-        typer.echo(f"Utilisateur inconnu : {username}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"{user['username']} : désactivé")
+    _switch(disable_user, username, "désactivé")
 
 
 @users_app.command("enable")
 def users_enable(username: str):
     """Re-enable a disabled user: it signs in again with its password (its earlier tokens and
     sessions stay ended)."""
-    from rules.errors import NotFound
     from services.users import enable_user
 
-    try:
-        with _factory()() as uow:
-            user = enable_user(uow=uow, clock=_clock(), username=username)
-    except NotFound:
-        typer.echo(f"Utilisateur inconnu : {username}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"{user['username']} : réactivé")
+    _switch(enable_user, username, "réactivé")
 
 
 @users_app.command("passwd")

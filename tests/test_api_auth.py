@@ -207,6 +207,10 @@ def test_usine_users_add_list_and_disable_from_the_command_line(uow_factory, clo
     assert [u["username"] for u in json.loads(listed.output)] == ["paul.finance"]
     assert runner.invoke(cli_app, ["users", "disable", "paul.finance"]).exit_code == 0
     assert json.loads(runner.invoke(cli_app, ["users", "list", "--json"]).output)[0]["active"] is False
+    shown = runner.invoke(cli_app, ["users", "list"]).output  # people read the role's name, not its key
+    assert "service financier" in shown and "désactivé" in shown and " finance " not in shown
+    assert runner.invoke(cli_app, ["users", "enable", "paul.finance"]).output.strip() == "paul.finance : réactivé"
+    assert runner.invoke(cli_app, ["users", "enable", "personne"]).exit_code == 1
 
 
 def test_usine_users_add_asks_the_password_twice_in_french_until_both_entries_agree(uow_factory, clock,
