@@ -242,9 +242,6 @@ def _describe(e: dict, names: dict) -> str:
     return c
 
 
-# Said by every page, letter, export and CLI output of a dossier under an example programme
-# (SPEC §11: programme status `example`).
-
 
 # The rules' French names, as every page, letter and document names them (one list).
 RULE_LABELS = {
