@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
+from services.body_limit import BodyTooLarge
 from services.wording import RULE_TITLES, STATUS_TITLES
 
 log = logging.getLogger("usine.api")
@@ -104,6 +105,9 @@ def response_for_exception(exc: Exception, request: Request | None = None) -> JS
     if isinstance(exc, Problem):
         return problem_response(exc.status_code, str(exc.detail), request=request, rule=exc.rule, field=exc.field,
                                 title=exc.title, headers=exc.headers, **exc.extensions)
+    if isinstance(exc, BodyTooLarge):  # a body cut while it streamed in (services.body_limit)
+        r = exc.refusal
+        return problem_response(r.status, r.detail, request=request, rule=r.rule, field=r.field)
     if isinstance(exc, RuleViolation):
         details = {k: v for k, v in (exc.details or {}).items() if k not in ("type", "title", "status", "detail")}
         return problem_response(status_for_violation(exc), exc.message, request=request, rule=exc.rule,
@@ -185,7 +189,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        if isinstance(exc, Problem):
+        if isinstance(exc, (Problem, BodyTooLarge)):
             return response_for_exception(exc, request)
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "Erreur")
         if exc.status_code == 400:

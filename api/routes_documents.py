@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from api.deps import etag, get_clock, get_uow_factory, parse_if_match, require_roles, scoped_dossier
-from api.files import ALLOWED, MAX_UPLOAD_BYTES, content_disposition, file_too_large, safe_filename, sniff
+from api.files import file_too_large
 from api.idempotency import execute
 from api.problems import Problem, problem_responses
 from api.schemas import DocumentKind, DocumentOut, UploadOut
@@ -20,6 +20,8 @@ from notifications.rendering import DOCUMENT_LABELS
 from rules.documents import CONSULTANT_NEED_TO_KNOW, piece_visible
 from services import commands
 from services.commands import CONSULTANT_KINDS, Actor
+from services.files import ALLOWED, content_disposition, safe_filename, sniff
+from services.storage import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
 from states.lifecycle import roles_of
 
 router = APIRouter(tags=["pièces"])
@@ -50,7 +52,7 @@ def list_documents(dossier_id: DossierId, actor: Annotated[Actor, Depends(requir
 
 @router.post("/dossiers/{dossier_id}/documents", status_code=201, response_model=UploadOut,
              responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
-             summary="Déposer un fichier (PDF, JPEG, PNG, ODT, DOCX ; 20 Mo au plus)",
+             summary=f"Déposer un fichier (PDF, JPEG, PNG, ODT, DOCX ; {MAX_UPLOAD_MB} Mo au plus)",
              openapi_extra={"requestBody": {"content": {"multipart/form-data": {"example": {
                  "kind": "diagnostic_report", "file": "%PDF-1.7 … (contenu du fichier)"}}}}})
 def upload_document(request: Request, dossier_id: DossierId,

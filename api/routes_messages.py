@@ -15,7 +15,7 @@ from api.problems import problem_responses
 from api.routes_commands import HEADERS
 from services import messages
 from services.commands import Actor
-from services.storage import MAX_UPLOAD_BYTES
+from services.storage import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
 
 router = APIRouter(tags=["messagerie"])
 DossierId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -41,7 +41,7 @@ def list_messages(dossier_id: DossierId, actor: Annotated[Actor, Depends(require
 
 
 @router.post("/dossiers/{dossier_id}/messages", status_code=201, responses=problem_responses(401, 403, 404, 409, 413, 422),
-             summary="Écrire un message (pièces jointes : PDF, PNG, JPEG, ODT, DOCX ; 20 Mo au plus chacune)",
+             summary=f"Écrire un message (pièces jointes : PDF, PNG, JPEG, ODT, DOCX ; {MAX_UPLOAD_MB} Mo au plus chacune)",
              openapi_extra={"parameters": HEADERS[1:]})
 def post_message(request: Request, dossier_id: DossierId, actor: Annotated[Actor, Depends(require_roles(*WRITERS))],
                  body: Annotated[str, Form(description="Le texte du message", max_length=5000)],

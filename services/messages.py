@@ -40,7 +40,7 @@ from services.commands import Actor
 from services.commands.base import _Command
 from services.outbox import applicant_recipient, dossier_context, enqueue
 from services.people import display_name, display_names
-from services.storage import MAX_UPLOAD_BYTES
+from services.storage import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
 from services.uow import UnitOfWork
 
 THREADS = ("applicant", "consultant")
@@ -114,7 +114,7 @@ def _checked_attachments(attachments: Iterable[Attachment]) -> list[dict]:
         name = a.filename or "piece-jointe"
         if len(a.content) > MAX_UPLOAD_BYTES:
             raise RuleViolation("file_too_large", f"{field} : la pièce jointe « {name} » dépasse la taille maximale "
-                                f"des fichiers ({MAX_UPLOAD_BYTES // (1024 * 1024)} Mo au plus).", field="attachments")
+                                f"des fichiers ({MAX_UPLOAD_MB} Mo au plus).", field="attachments")
         if not a.content:
             raise InvalidInput("attachments", f"{field} : la pièce jointe « {name} » est vide.")
         content_type = sniff(a.content)

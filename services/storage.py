@@ -7,8 +7,11 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-# The largest piece accepted, whichever shell receives it (the API and the web workspace).
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MIB = 1024 * 1024
+# The largest piece accepted, whichever shell receives it (the API and the web workspace): the one
+# place the limit is defined; `services.body_limit` derives the request limits from it.
+MAX_UPLOAD_BYTES = 20 * MIB
+MAX_UPLOAD_MB = MAX_UPLOAD_BYTES // MIB  # « 20 Mo » in the messages
 
 
 class Storage(Protocol):

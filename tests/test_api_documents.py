@@ -11,8 +11,8 @@ import pytest
 from api_support import *  # noqa: F401,F403  (fixtures)
 from api_support import APPLICANT, CONSULTANT, GARONNE, OFFICER, PDF, counts, submit
 
-from api.files import safe_filename, sniff
 from rules.errors import RuleViolation
+from services.files import safe_filename, sniff
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 40
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from office_files import CONTENT_TYPES, docx, fake_docx, odt, zip_bomb_docx, zip_of
 from sqlalchemy import select
 
-from api.files import sniff
 from db import models as m
 from rules.errors import RuleViolation
+from services.files import sniff
 from services.office_package import DOCX, MAX_ENTRIES, ODT, inspect_package
 
 VBA = ('<Override PartName="/word/vbaProject.bin" ContentType="application/vnd.ms-office.vbaProject"/>')

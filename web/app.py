@@ -24,6 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from programmes import EXAMPLE_NOTICE
+from services.body_limit import BodyLimitMiddleware, html_refusal
+from services.storage import MAX_UPLOAD_MB
 from web import accessibility
 from web import format as fmt
 from web.auth import (
@@ -88,6 +90,7 @@ def make_templates() -> Jinja2Templates:
     fmt.install(env)
     env.globals["PREFIX"] = PREFIX
     env.globals["EXAMPLE_NOTICE"] = EXAMPLE_NOTICE  # « Programme d'exemple — chiffres non officiels », one wording
+    env.globals["MAX_UPLOAD_MB"] = MAX_UPLOAD_MB  # the forms' « 20 Mo au plus », from the one limit
     from web.messages_view import unread_for_page
 
     env.globals["messages_unread"] = unread_for_page  # the queue's unread badges (partials/messages_*)
@@ -269,11 +272,8 @@ def create_standalone_app(*, uow_factory=None, clock=None, secret_key: str | Non
         uow_factory = uow_factory or runtime.default_uow_factory()
         clock = clock or runtime.default_clock()
     app = FastAPI(title="Usine — espace de travail", docs_url=None, redoc_url=None, openapi_url=None)
-    try:
-        from api.files import BodyLimitMiddleware
-    except ImportError:  # pragma: no cover - the API room is not installed
-        BodyLimitMiddleware = None
-    if BodyLimitMiddleware is not None:
-        app.add_middleware(BodyLimitMiddleware)
+    # Mounted in the API app, the workspace is under the API's body limit; built alone, under the
+    # same limits with its own answer, the French page.
+    app.add_middleware(BodyLimitMiddleware, refuse=html_refusal)
     mount_web(app, uow_factory=uow_factory, clock=clock, secret_key=secret_key, signin_policy=signin_policy)
     return app

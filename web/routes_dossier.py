@@ -15,7 +15,7 @@ from rules.calendar import paris_date
 from rules.documents import check_piece_visible
 from rules.errors import ConcurrencyConflict, NotFound, RuleViolation
 from services import commands, loans
-from services.storage import MAX_UPLOAD_BYTES
+from services.storage import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
 from states.lifecycle import STATE_LABELS
 from web.app import PREFIX, render
 from web.auth import Forbidden, WebUser, current_user, flash, writer
@@ -272,7 +272,7 @@ async def upload(request: Request, dossier_id: DossierId, user: Annotated[WebUse
         return refuse("Refusé — aucun fichier choisi (champ « fichier »). Rien n'a été modifié.")
     content = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(content) > MAX_UPLOAD_BYTES:
-        return refuse("Refusé — fichier trop volumineux : 20 Mo au plus (champ « fichier »).")
+        return refuse(f"Refusé — fichier trop volumineux : {MAX_UPLOAD_MB} Mo au plus (champ « fichier »).")
     if not content:
         return refuse("Refusé — le fichier est vide (champ « fichier »). Rien n'a été modifié.")
     try:

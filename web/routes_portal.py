@@ -23,7 +23,7 @@ from services import candidacy_drafts as drafts
 from services import commands, messages
 from services.people import display_names
 from services.search import in_scope
-from services.storage import MAX_UPLOAD_BYTES
+from services.storage import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
 from states.lifecycle import LOAN_STATES, ROLE_LABELS, STATE_LABELS
 from web.app import PREFIX, render
 from web.auth import Forbidden, WebUser, current_user, flash, writer
@@ -328,7 +328,7 @@ def _pieces_page(request: Request, user: WebUser, reference: str, *, error: str 
         programme = uow.catalogue.get(d.programme_id, d.programme_version)
         return render(request, "portal_pieces.html", status=status, title=f"Pièces du dossier {d.reference}", d=d,
                       programme=programme, draft=drafts.draft_of_dossier(uow, d.id), error=error,
-                      error_kind=error_kind, max_mb=MAX_UPLOAD_BYTES // (1024 * 1024), **_pieces_context(uow, d))
+                      error_kind=error_kind, **_pieces_context(uow, d))
 
 
 @router.post("/portail/dossiers/{reference}/pieces")
@@ -355,7 +355,7 @@ async def upload(request: Request, reference: Reference, user: Annotated[WebUser
         return await refuse(f"Refusé — aucun fichier choisi (champ « {label} »). Rien n'a été modifié.")
     content = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(content) > MAX_UPLOAD_BYTES:
-        return await refuse(f"Refusé — fichier trop volumineux : {MAX_UPLOAD_BYTES // (1024 * 1024)} Mo au plus "
+        return await refuse(f"Refusé — fichier trop volumineux : {MAX_UPLOAD_MB} Mo au plus "
                       f"(champ « {label} », règle « {RULE_LABELS['file_too_large']} »).")
     if not content:
         return await refuse(f"Refusé — le fichier est vide (champ « {label} »). Rien n'a été modifié.")
