@@ -66,6 +66,17 @@ def test_the_workspace_built_alone_answers_with_its_french_page(uow_factory):
     assert "Envoi refusé : trop volumineux" in r.text and "Contenu trop volumineux : 2 Mo au plus" in r.text
 
 
+def test_a_streamed_body_over_the_limit_gets_the_same_french_page_not_an_error(uow_factory):
+    # No Content-Length (chunked): the limit is met while the form is being read.
+    from web.app import create_standalone_app
+
+    client = TestClient(create_standalone_app(uow_factory=uow_factory, clock=_clock(), secret_key="s" * 32),
+                        raise_server_exceptions=False)
+    r = client.post("/ui/login", content=_chunks(3 * MIB), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
+    assert "Contenu trop volumineux : 2 Mo au plus" in r.text
+
+
 def _clock():
     from services import runtime
 

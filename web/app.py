@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import StrictUndefined
+from starlette.datastructures import URL, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -193,6 +194,33 @@ def _same_site_ui(request: Request, url: str) -> bool:
     return parts.netloc == request.url.netloc and parts.path.startswith(PREFIX + "/")
 
 
+class SecurityHeadersMiddleware:
+    """Pure ASGI: adds SECURITY_HEADERS (and `no-store` outside the static files) to every answer.
+
+    Not `@app.middleware("http")`: Starlette's BaseHTTPMiddleware wraps an exception raised while
+    the body is read — the body limit's refusal of a streamed body — so the catch-all answered 500
+    instead of the limit's 413 page."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        static = URL(scope=scope).path.startswith(PREFIX + "/static/")
+
+        async def with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if not static:
+                    headers.setdefault("cache-control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def _demo_clock(clock) -> bool:
     from services.clock import SystemClock
 
@@ -219,14 +247,7 @@ def build_web_app(*, uow_factory, clock, secret_key: str, secure_cookie: bool | 
     web_app.add_middleware(SessionMiddleware, secret_key=session_key(secret_key), session_cookie=SESSION_COOKIE,
                            max_age=SESSION_MAX_AGE, path=PREFIX, same_site="lax", https_only=secure_cookie)
 
-    @web_app.middleware("http")
-    async def _headers(request: Request, call_next):
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not request.url.path.startswith(PREFIX + "/static/"):
-            response.headers.setdefault("cache-control", "no-store")
-        return response
+    web_app.add_middleware(SecurityHeadersMiddleware)
 
     from web.routes_oidc import configure_oidc
 
