@@ -55,7 +55,10 @@ class CouncilSession(Base):
 class Dossier(Base):
     __tablename__ = "dossiers"
     __table_args__ = (
-        Index("ix_dossiers_programme_status", "programme_id", "status"),
+        # A programme's dossiers in one state, in the queue's order (the queue filtered by state);
+        # its first two columns serve the counts by programme and state.
+        Index("ix_dossiers_programme_status_queue", "programme_id", "status", "next_deadline_at", "submitted_at",
+              "id"),
         # The queue, soonest stored deadline first (`services.deadlines`); the listings' sorts
         # and filters (docs/performance.md).
         Index("ix_dossiers_queue", "next_deadline_at", "submitted_at", "id"),

@@ -71,7 +71,16 @@ def read_page(session, stmt, keys: list[Key], values: list | None, forward: bool
     """The page's rows in the sort's order, and whether more rows lie beyond it (in the
     direction read). `stmt` is the filtered SELECT, without ORDER BY or LIMIT."""
     rows: list = []
-    for where, order in segments(keys, values, forward):
+    parts = segments(keys, values, forward)
+    if (len(parts) == 2 and values is None and forward and not keys[0].descending
+            and session.get_bind().dialect.name == "postgresql"):
+        # The first page on PostgreSQL: one statement. Its B-tree indexes keep NULLs last when
+        # ascending, so « ORDER BY first NULLS LAST, … » is still one index read in order — and
+        # a page the first segment does not fill (a search, a small scope) reads the dossiers
+        # without a first key in the same statement instead of filtering the scope a second time
+        # (a second trigram lookup, for a search). SQLite keeps NULLs first in its indexes: two.
+        parts = [(true(), [keys[0].column.asc().nulls_last(), *_ordered(keys[1:], True)])]
+    for where, order in parts:
         rows += session.scalars(stmt.where(where).order_by(*order).limit(limit + 1 - len(rows))).all()
         if len(rows) > limit:
             break

@@ -18,7 +18,9 @@ from web import queue as web_queue
 from web.queue import QueueFilters, work_queue
 
 # ix_dossiers_officer_queue: « À moi » and « Non affectés » (work sharing) read in the queue's order.
-QUEUE_INDEXES = {"ix_dossiers_queue", "ix_dossiers_programme_queue", "ix_dossiers_officer_queue"}
+# ix_dossiers_programme_status_queue: the queue filtered by one state (migration 0230).
+QUEUE_INDEXES = {"ix_dossiers_queue", "ix_dossiers_programme_queue", "ix_dossiers_officer_queue",
+                 "ix_dossiers_programme_status_queue"}
 
 
 @pytest.fixture

@@ -228,7 +228,8 @@ def test_the_migration_builds_the_models_fts_objects_and_indexes_the_existing_ro
         conn.exec_driver_sql("DROP TABLE dossiers_fts")
     engine.dispose()
     command.stamp(alembic_config(sqlite_only), "0210_dashboard_figures")
-    upgrade(sqlite_only)
+    # up to 0220 only: the later migrations' objects are already there (the models built them)
+    upgrade(sqlite_only, "0220_sqlite_search_fts")
     assert_index_exact(sqlite_only)
     assert _found(world, "causse") == {three["laiterie"]}
 
