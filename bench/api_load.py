@@ -20,6 +20,11 @@
    each command cost the API's processes, PostgreSQL's and the driver (from /proc, over the
    timed phase).
 
+`--server gunicorn` serves the same app with gunicorn `--reuse-port` over uvicorn workers set up as
+api.server's (`bench.gunicorn_worker`; gunicorn is the `bench` extra); `--compare` runs both,
+`--rounds` times each, alternately on one database, and prints them side by side
+(docs/performance.md, "Supervisor vs gunicorn").
+
 Bounded: at most 4 commands per dossier, `--max-seconds` of driving, loopback only."""
 from __future__ import annotations
 
