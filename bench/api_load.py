@@ -20,11 +20,17 @@
    each command cost the API's processes, PostgreSQL's and the driver (from /proc, over the
    timed phase).
 
+`--server gunicorn` serves the same app with gunicorn `--reuse-port` over uvicorn workers set up as
+api.server's (`bench.gunicorn_worker`; gunicorn is the `bench` extra); `--compare` runs both,
+`--rounds` times each, alternately on one database, and prints them side by side
+(docs/performance.md, "Supervisor vs gunicorn").
+
 Bounded: at most 4 commands per dossier, `--max-seconds` of driving, loopback only."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import random
@@ -161,13 +167,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(url: str, folder: Path, port: int, workers: int) -> subprocess.Popen:
+SERVERS = ("ours", "gunicorn")
+
+
+def gunicorn_command(*, port: int, workers: int) -> list[str]:
+    """gunicorn over uvicorn workers set up as api.server's (`bench.gunicorn_worker`), on the app
+    factory `usine api` serves, `--reuse-port` (gunicorn's one listening socket, shared by its
+    workers), keep-alive and graceful stop as uvicorn's defaults and api.server's."""
+    from api.server import APP, STOP_TIMEOUT_SECONDS
+
+    return [sys.executable, "-m", "gunicorn", f"{APP}()", "--worker-class", "bench.gunicorn_worker.UsineUvicornWorker",
+            "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--reuse-port", "--keep-alive", "5",
+            "--graceful-timeout", str(STOP_TIMEOUT_SECONDS), "--log-level", "warning"]
+
+
+def start_server(url: str, folder: Path, port: int, workers: int, server: str = "ours") -> subprocess.Popen:
     env = {**os.environ, "USINE_DATABASE_URL": url, "USINE_STORAGE_DIR": str(folder / "documents"),
            "USINE_SECRET_KEY": secrets.token_hex(32), "USINE_CLOCK_START": CLOCK_START,
            "USINE_VAR_DIR": str(folder), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    from api.server import api_command
+    if server == "gunicorn":
+        # api.server's supervisor gives its workers one metrics directory (prometheus-client's
+        # multiprocess mode); gunicorn's workers get one too, so that both pay the same per request.
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics = Path(tempfile.mkdtemp(prefix="metrics-", dir=folder))
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
+        cmd = gunicorn_command(port=port, workers=workers)
+    else:
+        from api.server import api_command
 
-    cmd = api_command(host="127.0.0.1", port=port, workers=workers, log_level="warning", access_log=False)
+        cmd = api_command(host="127.0.0.1", port=port, workers=workers, log_level="warning", access_log=False)
     return subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent)
 
 
@@ -177,7 +205,7 @@ def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 60) -> No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"uvicorn s'est arrêté (code {server.returncode})")
+            raise SystemExit(f"le serveur s'est arrêté (code {server.returncode})")
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                 return
@@ -187,50 +215,68 @@ def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 60) -> No
     raise SystemExit("l'API ne répond pas")
 
 
-def run(args) -> dict:
+def measure(args, url: str, folder: Path, ids: list[int], server_kind: str) -> dict:
+    """One timed run: the server started on `ids`' database, the driver in its own process, the server stopped."""
+    dossier_file = folder / f"dossiers-{ids[0]}.json"
+    dossier_file.write_text(json.dumps(ids))
+    port = free_port()
     load_before = os.getloadavg()[0]
+    server = start_server(url, folder, port, args.workers, server_kind)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, server)
+        driver = subprocess.run(
+            [sys.executable, "-m", "bench.api_load", "--drive", base, "--dossier-file", str(dossier_file),
+             "--officers", str(args.officers), "--max-seconds", str(args.max_seconds),
+             "--contention", str(args.contention), "--seed", str(args.seed), "--server-pid", str(server.pid),
+             "--client", args.client],
+            capture_output=True, text=True, timeout=args.max_seconds + 120,
+            cwd=Path(__file__).resolve().parent.parent)
+        if driver.returncode != 0:
+            raise SystemExit(f"driver failed:\n{driver.stderr}")
+        result = json.loads(driver.stdout)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    result.update(server=server_kind, load_average_before=round(load_before, 2))
+    return result
+
+
+def run(args) -> dict:
+    """Prepare the database, then one run of `--server`, or with `--compare` `--rounds` runs of
+    each server on the same database (each run on dossiers of its own, the order alternating
+    from one round to the next so that neither always runs first)."""
+    load_before = os.getloadavg()[0]
+    plan = [(r, kind) for r in range(args.rounds) for kind in (SERVERS if r % 2 == 0 else SERVERS[::-1])] \
+        if args.compare else [(0, args.server)]
     with tempfile.TemporaryDirectory(prefix="usine-bench-") as tmp:
         folder = Path(tmp)
         url = prepare_database(args.postgres, folder)
         t0 = time.perf_counter()
-        ids = seed(url, folder, args.dossiers + args.floor_dossiers, args.officers)
+        ids = seed(url, folder, args.dossiers * len(plan) + args.floor_dossiers, args.officers)
         load_seconds = time.perf_counter() - t0
-        floor = service_floor(url, folder, ids[args.dossiers:]) if args.floor_dossiers else None
-        ids = ids[:args.dossiers]
-        (folder / "dossiers.json").write_text(json.dumps(ids))
-        port = free_port()
-        server = start_server(url, folder, port, args.workers)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(base, server)
-            driver = subprocess.run(
-                [sys.executable, "-m", "bench.api_load", "--drive", base, "--dossier-file", str(folder / "dossiers.json"),
-                 "--officers", str(args.officers), "--max-seconds", str(args.max_seconds),
-                 "--contention", str(args.contention), "--seed", str(args.seed), "--server-pid", str(server.pid),
-                 "--client", args.client],
-                capture_output=True, text=True, timeout=args.max_seconds + 120,
-                cwd=Path(__file__).resolve().parent.parent)
-            if driver.returncode != 0:
-                raise SystemExit(f"driver failed:\n{driver.stderr}")
-            result = json.loads(driver.stdout)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        result.update(database="postgresql" if args.postgres else "sqlite", uvicorn_workers=args.workers,
+        floor = service_floor(url, folder, ids[args.dossiers * len(plan):]) if args.floor_dossiers else None
+        runs = []
+        for k, (round_, kind) in enumerate(plan):
+            result = measure(args, url, folder, ids[k * args.dossiers:(k + 1) * args.dossiers], kind)
+            runs.append({**result, "round": round_ + 1})
+        common = dict(database="postgresql" if args.postgres else "sqlite", uvicorn_workers=args.workers,
                       dossiers=args.dossiers, load_seconds=round(load_seconds, 1), service_floor=floor,
                       cpus=os.cpu_count(), load_average_before=round(load_before, 2))
-        return result
+        if not args.compare:
+            return {**runs[0], **common}
+        return {**common, "runs": runs, "officers": args.officers}
 
 
 # -- the driver (second process) ------------------------------------------------------------------
 
-def cpu_seconds_by_part(server_pid: int | None) -> dict[str, float]:
-    """CPU time spent so far (user + system, from /proc) by the API's processes (the uvicorn
-    supervisor and its workers), the PostgreSQL server's processes, and this driver: read at the
-    start and the end of the timed phase, it says where each command's CPU went on this machine."""
+def cpu_seconds_by_process(server_pid: int | None) -> dict[int, tuple[str, float]]:
+    """CPU time spent so far (user + system, from /proc) by each process of the API (the
+    supervisor and its workers: `server_pid` and its descendants) and of the PostgreSQL server,
+    with the part it counts for."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     used: dict[int, float] = {}
@@ -255,13 +301,26 @@ def cpu_seconds_by_part(server_pid: int | None) -> dict[str, float]:
             pid = parents.get(pid, 1)
         return False
 
-    out = {"api": 0.0, "postgresql": 0.0}
+    out: dict[int, tuple[str, float]] = {}
     for pid, seconds in used.items():
         if server_pid and under(pid, server_pid):
-            out["api"] += seconds
+            out[pid] = ("api", seconds)
         elif names[pid].startswith("postgres"):
-            out["postgresql"] += seconds
-    out["driver"] = time.process_time()
+            out[pid] = ("postgresql", seconds)
+    return out
+
+
+def cpu_seconds_between(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+                        driver_seconds: float) -> dict[str, float]:
+    """Where the timed phase's CPU went: by part, each process's time since the first reading
+    (a process started meanwhile: all of its time). A process that ended meanwhile is left out
+    — subtracting its first reading made a negative PostgreSQL share whenever another job's
+    backends ended during a run. PostgreSQL's share is every backend of the server, the
+    bench's and any other job's on the machine."""
+    out = {"api": 0.0, "postgresql": 0.0}
+    for pid, (part, seconds) in after.items():
+        out[part] += seconds - (before[pid][1] if pid in before else 0.0)
+    out["driver"] = driver_seconds
     return out
 
 
@@ -435,7 +494,7 @@ async def drive(base: str, ids: list[int], officers: int, max_seconds: float, co
             r = await client.get(f"/dossiers/{d}", headers=tokens[0])
             state[d]["version"] = r.json()["version"]
         shares = [[d for k, d in enumerate(ids) if k % officers == i] for i in range(officers)]
-        cpu_before = cpu_seconds_by_part(server_pid)
+        cpu_before, driver_before = cpu_seconds_by_process(server_pid), time.process_time()
         started = time.perf_counter()
         deadline = started + max_seconds
         spread: list[int] = []
@@ -492,7 +551,8 @@ async def drive(base: str, ids: list[int], officers: int, max_seconds: float, co
 
         await asyncio.gather(*(officer(i) for i in range(officers)))
         seconds = time.perf_counter() - started
-        cpu_after = cpu_seconds_by_part(server_pid)
+        cpu = cpu_seconds_between(cpu_before, cpu_seconds_by_process(server_pid),
+                                  time.process_time() - driver_before)
         counting.cancel()
 
     def pct(values: list[float], p: float) -> float | None:
@@ -512,8 +572,8 @@ async def drive(base: str, ids: list[int], officers: int, max_seconds: float, co
             "mean_ms": round(1000 * statistics.fmean(latencies), 1) if latencies else None,
             "dossiers_finished": sum(1 for d in ids if state[d]["state"] not in NEXT), "client": client_kind,
             "connections_by_worker": spread,
-            "cpu_ms_per_command": {part: round(1000 * (cpu_after[part] - cpu_before[part]) / max(1, len(latencies)), 2)
-                                   for part in cpu_after}}
+            "cpu_ms_per_command": {part: round(1000 * seconds / max(1, len(latencies)), 2)
+                                   for part, seconds in cpu.items()}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -529,6 +589,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--floor-dossiers", type=int, default=50, help="dossiers avancés directement par les services (plancher)")
     p.add_argument("--client", choices=("lean", "httpx"), default="lean",
                    help="client HTTP du pilote : lean (asyncio, HTTP/1.1, peu de CPU) ou httpx")
+    p.add_argument("--server", choices=SERVERS, default="ours",
+                   help="ours : api.server (un socket SO_REUSEPORT par worker) ; gunicorn : gunicorn --reuse-port "
+                        "sur des workers uvicorn (extra « bench »)")
+    p.add_argument("--compare", action="store_true",
+                   help="les deux serveurs sur la même base, --rounds passes chacun, ordre alterné ; un tableau")
+    p.add_argument("--rounds", type=int, default=2, help="avec --compare : passes par serveur")
     p.add_argument("--drive", help=argparse.SUPPRESS)
     p.add_argument("--dossier-file", help=argparse.SUPPRESS)
     p.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
@@ -540,6 +606,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not (1 <= args.dossiers <= 20_000 and 1 <= args.officers <= 64 and 0 < args.max_seconds <= 600):
         raise SystemExit("bornes : 1–20 000 dossiers, 1–64 agents, 600 s au plus")
+    if not 1 <= args.rounds <= 20 or (args.compare and args.dossiers * 2 * args.rounds > 40_000):
+        raise SystemExit("bornes : 1–20 passes, 40 000 dossiers en tout")
+    if (args.compare or args.server == "gunicorn") and importlib.util.find_spec("gunicorn") is None:
+        raise SystemExit("gunicorn manque : pip install -e '.[bench]' (l'extra « bench » de pyproject.toml)")
     if args.workers is None:
         # One a core: in one interleaved series on 2 cores, 2 workers gave 280–416 commands/s
         # (median 339, 15 runs) and 4 gave 239–397 (median 306, 15 runs); with a socket a worker,
@@ -547,7 +617,19 @@ def main(argv: list[str] | None = None) -> None:
         args.workers = (os.cpu_count() or 1) if args.postgres else 1
     result = run(args)
     print(json.dumps(result, ensure_ascii=False, indent=2))
-    print(f"\n{result['database']}, {result['uvicorn_workers']} worker(s) uvicorn, {result['officers']} agents, "
+    if args.compare:
+        print_comparison(result)
+    else:
+        print_run(result)
+    if result["service_floor"]:
+        f = result["service_floor"]
+        print(f"plancher (services en direct, séquentiel, sans HTTP) : {f['commands_per_second']} commandes/s, "
+              f"{f['ms_per_command']} ms par commande, dont {f['cpu_ms_per_command']} ms de CPU Python")
+
+
+def print_run(result: dict) -> None:
+    print(f"\n{result['database']}, {result['uvicorn_workers']} worker(s) uvicorn ({result['server']}), "
+          f"{result['officers']} agents, "
           f"{result['dossiers']} dossiers : {result['commands_per_second']} commandes/s "
           f"(dont {result['applied_per_second']}/s appliquées), p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
           f"409 attendus {result['expected_409']}, autres erreurs {result['errors']}")
@@ -555,11 +637,35 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU par commande : API {cpu['api']} ms, PostgreSQL {cpu['postgresql']} ms, pilote {cpu['driver']} ms "
           f"(sur {result['cpus']} cœurs)")
     print("connexions des agents par worker : " + ("/".join(map(str, result["connections_by_worker"])) or "—"))
-    if result["service_floor"]:
-        f = result["service_floor"]
-        print(f"plancher (services en direct, séquentiel, sans HTTP) : {f['commands_per_second']} commandes/s, "
-              f"{f['ms_per_command']} ms par commande, dont {f['cpu_ms_per_command']} ms de CPU Python")
 
+
+def print_comparison(result: dict) -> None:
+    """One table, a line a run, then each server's median over its rounds."""
+    print(f"\n{result['database']}, {result['uvicorn_workers']} worker(s), {result['officers']} agents, "
+          f"{result['dossiers']} dossiers par passe, {result['cpus']} cœurs")
+    head = (f"{'tour':>4} {'serveur':<9} {'cmd/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU API':>8} {'CPU PG':>7} "
+            f"{'CPU pil.':>8} {'erreurs':>7} {'connexions':>10} {'charge':>6}")
+    print(head)
+    print("-" * len(head))
+    for r in result["runs"]:
+        cpu = r["cpu_ms_per_command"]
+        print(f"{r['round']:>4} {r['server']:<9} {r['commands_per_second']:>7} {r['p50_ms']:>7} {r['p99_ms']:>7} "
+              f"{cpu['api']:>8} {cpu['postgresql']:>7} {cpu['driver']:>8} {r['errors']:>7} "
+              f"{'/'.join(map(str, r['connections_by_worker'])) or '—':>10} {r['load_average_before']:>6}")
+    print("-" * len(head))
+    for kind in SERVERS:
+        mine = [r for r in result["runs"] if r["server"] == kind]
+        if not mine:
+            continue
+
+        def med(key, part=None, mine=mine):
+            return round(statistics.median(r[key][part] if part else r[key] for r in mine), 2)
+
+        print(f"{'méd.':>4} {kind:<9} {med('commands_per_second'):>7} {med('p50_ms'):>7} {med('p99_ms'):>7} "
+              f"{med('cpu_ms_per_command', 'api'):>8} {med('cpu_ms_per_command', 'postgresql'):>7} "
+              f"{med('cpu_ms_per_command', 'driver'):>8}")
+    print("(CPU : ms par commande, depuis /proc ; charge : moyenne sur 1 min avant la passe ; « ours » : "
+          "api.server, « gunicorn » : bench.gunicorn_worker)")
 
 if __name__ == "__main__":
     main()
